@@ -1,0 +1,1 @@
+//! goro-netpoll

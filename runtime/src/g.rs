@@ -1,0 +1,232 @@
+//! G: a goroutine. A stackful coroutine (corosensei) with its identity,
+//! status, wait reason and park token.
+//!
+//! A G is shared as `Arc<G>`: run queues hold it as a raw `Arc` pointer,
+//! waiters hold an `Unparker` (a clone), and the runtime's registry holds one
+//! reference until the G exits, so that shutdown can find parked Gs.
+//!
+//! The coroutine itself (`co`) is touched only by the M that runs the G, or
+//! by the thread that shuts the runtime down once every M has exited.
+
+use std::cell::{Cell, UnsafeCell};
+use std::fmt;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use corosensei::{Coroutine, Yielder};
+
+use crate::sched::Sched;
+use crate::stack::Stack;
+
+/// Why a G gives its M back to the scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Switch {
+    /// `yield_now`: back to the tail of the local queue.
+    Yield,
+    /// Time slice used up at a preemption point: to the global queue (Go's
+    /// `gopreempt_m`).
+    Preempt,
+    /// Waiting: see `park.rs`.
+    Park,
+}
+
+pub(crate) type Co = Coroutine<(), Switch, (), Stack>;
+pub(crate) type GYielder = Yielder<(), Switch>;
+
+/// The state of a G, as Go's `_Grunnable`, `_Grunning`, ...
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum GStatus {
+    Runnable = 0,
+    Running = 1,
+    Waiting = 2,
+    Syscall = 3,
+    Dead = 4,
+}
+
+impl GStatus {
+    pub(crate) fn from_u8(v: u8) -> GStatus {
+        match v {
+            0 => GStatus::Runnable,
+            1 => GStatus::Running,
+            2 => GStatus::Waiting,
+            3 => GStatus::Syscall,
+            _ => GStatus::Dead,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GStatus::Runnable => "runnable",
+            GStatus::Running => "running",
+            GStatus::Waiting => "waiting",
+            GStatus::Syscall => "syscall",
+            GStatus::Dead => "dead",
+        }
+    }
+}
+
+/// Why a G is waiting; the strings are Go's, as a goroutine dump shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum WaitReason {
+    None = 0,
+    ChanReceive,
+    ChanSend,
+    ChanReceiveNilChan,
+    ChanSendNilChan,
+    Select,
+    SelectNoCases,
+    Sleep,
+    IoWait,
+    Syscall,
+    Semacquire,
+    MutexLock,
+    RwLockRead,
+    RwLockWrite,
+    CondWait,
+    WaitGroupWait,
+    Join,
+    Future,
+    Park,
+}
+
+impl WaitReason {
+    pub(crate) fn from_u8(v: u8) -> WaitReason {
+        use WaitReason::*;
+        const ALL: [WaitReason; 19] = [
+            None,
+            ChanReceive,
+            ChanSend,
+            ChanReceiveNilChan,
+            ChanSendNilChan,
+            Select,
+            SelectNoCases,
+            Sleep,
+            IoWait,
+            Syscall,
+            Semacquire,
+            MutexLock,
+            RwLockRead,
+            RwLockWrite,
+            CondWait,
+            WaitGroupWait,
+            Join,
+            Future,
+            Park,
+        ];
+        ALL.get(v as usize).copied().unwrap_or(None)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use WaitReason::*;
+        match self {
+            None => "",
+            ChanReceive => "chan receive",
+            ChanSend => "chan send",
+            ChanReceiveNilChan => "chan receive (nil chan)",
+            ChanSendNilChan => "chan send (nil chan)",
+            Select => "select",
+            SelectNoCases => "select (no cases)",
+            Sleep => "sleep",
+            IoWait => "IO wait",
+            Syscall => "syscall",
+            Semacquire => "semacquire",
+            MutexLock => "sync.Mutex.Lock",
+            RwLockRead => "sync.RWMutex.RLock",
+            RwLockWrite => "sync.RWMutex.Lock",
+            CondWait => "sync.Cond.Wait",
+            WaitGroupWait => "sync.WaitGroup.Wait",
+            Join => "goroutine join",
+            Future => "future",
+            Park => "park",
+        }
+    }
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// Park token states (see park.rs).
+pub(crate) const PARK_EMPTY: u8 = 0;
+pub(crate) const PARK_NOTIFIED: u8 = 1;
+pub(crate) const PARK_PARKED: u8 = 2;
+
+pub struct G {
+    pub(crate) id: u64,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) sched: Arc<Sched>,
+    pub(crate) status: AtomicU8,
+    pub(crate) wait_reason: AtomicU8,
+    /// Nanoseconds since the runtime's epoch when the G last parked.
+    pub(crate) wait_since: AtomicU64,
+    pub(crate) park: AtomicU8,
+    /// Registry slot: `shard << 32 | index`.
+    pub(crate) slot: AtomicU64,
+    pub(crate) spawn_site: &'static Location<'static>,
+    pub(crate) stack_size: usize,
+    /// The guard page `[lo, hi)`, for the stack-overflow handler.
+    pub(crate) guard: (usize, usize),
+    pub(crate) co: UnsafeCell<Option<Co>>,
+    pub(crate) yielder: Cell<*const GYielder>,
+}
+
+// SAFETY: `co` and `yielder` are touched only by the single M running the G
+// (a G runs on one M at a time; handing it over goes through run queues with
+// Release/Acquire), or by the shutdown thread after every M has exited.
+// Every other field is immutable or atomic.
+unsafe impl Send for G {}
+// SAFETY: as above.
+unsafe impl Sync for G {}
+
+impl G {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub fn status(&self) -> GStatus {
+        GStatus::from_u8(self.status.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_status(&self, s: GStatus) {
+        self.status.store(s as u8, Ordering::Relaxed);
+    }
+
+    pub fn wait_reason(&self) -> WaitReason {
+        WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
+    }
+}
+
+/// What `goro::current()` tells about the running G.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoroutineInfo {
+    id: u64,
+    name: Option<String>,
+}
+
+impl GoroutineInfo {
+    pub(crate) fn of(g: &G) -> Self {
+        GoroutineInfo {
+            id: g.id,
+            name: g.name.as_ref().map(|s| s.to_string()),
+        }
+    }
+
+    /// The G's id, unique in the process (Go's `goid`).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The name given with `Builder::name`.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}

@@ -1,0 +1,232 @@
+//! The user's view of a G: `go`, `Builder`, `JoinHandle`, `yield_now`,
+//! `current`.
+//!
+//! A G's body is wrapped in a panic boundary: a panic is caught where the G
+//! starts, handed to whoever joins it, and the M goes on running other Gs.
+
+use std::io;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use crate::g::{GoroutineInfo, Switch, WaitReason};
+use crate::m;
+use crate::park::{self, Unparker};
+use crate::sched::Sched;
+
+/// Spawns a G on the current runtime (the global one when called outside
+/// any runtime) and returns its handle. Like `std::thread::spawn`, panics if
+/// the G cannot be created (no memory for its stack).
+#[track_caller]
+pub fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let site = Location::caller();
+    let sched = m::current_sched().unwrap_or_else(crate::runtime::global_sched);
+    spawn_on(&sched, f, None, None, site).unwrap_or_else(|e| panic!("goro::go: {e}"))
+}
+
+/// Configures a G before spawning it, as `std::thread::Builder` does a thread.
+#[derive(Debug, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the G; the name shows in `current()`, dumps and overflow reports.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Usable stack bytes (rounded up to pages). Memory is committed only
+    /// as the G touches it.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns the G on the current runtime (the global one outside any).
+    #[track_caller]
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let site = Location::caller();
+        let sched = m::current_sched().unwrap_or_else(crate::runtime::global_sched);
+        spawn_on(&sched, f, self.name, self.stack_size, site)
+    }
+
+    /// Spawns the G on `rt`.
+    #[track_caller]
+    pub fn spawn_on<F, T>(self, rt: &crate::Runtime, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_on(
+            rt.sched(),
+            f,
+            self.name,
+            self.stack_size,
+            Location::caller(),
+        )
+    }
+}
+
+pub(crate) fn spawn_on<F, T>(
+    sched: &Arc<Sched>,
+    f: F,
+    name: Option<String>,
+    stack_size: Option<usize>,
+    site: &'static Location<'static>,
+) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let inner = Arc::new(JoinInner {
+        state: Mutex::new(JoinState {
+            result: None,
+            waiter: None,
+        }),
+    });
+    let completer = Completer(Some(inner.clone()));
+    let body = move || {
+        let completer = completer;
+        let r = catch_unwind(AssertUnwindSafe(f));
+        if let Err(e) = r {
+            if m::force_unwinding() {
+                // The runtime is unwinding this parked G at shutdown: let
+                // corosensei's unwind reach the coroutine root.
+                resume_unwind(e);
+            }
+            completer.complete(Err(e));
+        } else {
+            completer.complete(r);
+        }
+    };
+    let g = sched.newproc(body, name, stack_size, site)?;
+    Ok(JoinHandle {
+        inner,
+        id: g.id,
+        _t: PhantomData,
+    })
+}
+
+struct JoinState<T> {
+    result: Option<thread::Result<T>>,
+    waiter: Option<Unparker>,
+}
+
+struct JoinInner<T> {
+    state: Mutex<JoinState<T>>,
+}
+
+/// Delivers a G's result; if dropped unused (the G was dropped at runtime
+/// shutdown before finishing), delivers an error instead.
+struct Completer<T>(Option<Arc<JoinInner<T>>>);
+
+impl<T> Completer<T> {
+    fn complete(mut self, r: thread::Result<T>) {
+        if let Some(inner) = self.0.take() {
+            deliver(&inner, r);
+        }
+    }
+}
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            let msg: &'static str =
+                "goroutine was dropped before it finished (its runtime shut down)";
+            deliver(&inner, Err(Box::new(msg)));
+        }
+    }
+}
+
+fn deliver<T>(inner: &JoinInner<T>, r: thread::Result<T>) {
+    let waiter = {
+        let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.result = Some(r);
+        st.waiter.take()
+    };
+    if let Some(w) = waiter {
+        w.unpark_owned();
+    }
+}
+
+/// An owned permission to join a G (wait for it to finish and take its
+/// result). Dropping it detaches the G.
+pub struct JoinHandle<T> {
+    inner: Arc<JoinInner<T>>,
+    id: u64,
+    _t: PhantomData<T>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the G to finish: parks the calling G, or blocks the calling
+    /// thread outside a G. `Err` holds the G's panic payload.
+    pub fn join(self) -> thread::Result<T> {
+        loop {
+            {
+                let mut st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(r) = st.result.take() {
+                    return r;
+                }
+                st.waiter = Some(park::current_unparker());
+            }
+            park::park(WaitReason::Join);
+        }
+    }
+
+    /// Whether the G has finished (returned or panicked).
+    pub fn is_finished(&self) -> bool {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .result
+            .is_some()
+    }
+
+    /// The id of the G.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl<T> std::fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+    }
+}
+
+/// Yields the M to other runnable Gs (Go's `runtime.Gosched`); the G goes to
+/// the tail of its P's queue. Outside a G, yields the OS thread.
+pub fn yield_now() {
+    if m::in_goroutine() {
+        m::switch_out(Switch::Yield);
+    } else {
+        thread::yield_now();
+    }
+}
+
+/// The running G's id and name. Panics outside a G.
+pub fn current() -> GoroutineInfo {
+    try_current().expect("goro::current() called outside a goroutine")
+}
+
+/// The running G's id and name, or `None` on a plain thread.
+pub fn try_current() -> Option<GoroutineInfo> {
+    m::current_g().map(|g| GoroutineInfo::of(&g))
+}

@@ -1,0 +1,48 @@
+//! goro-runtime: Go's G/M/P scheduler for Rust.
+//!
+//! Gs (stackful coroutines) run on Ms (OS threads) that hold Ps (logical
+//! processors, `procs` of them) with local run queues; a global queue, work
+//! stealing, spinning Ms, per-P timers and a monitor thread (sysmon) complete
+//! the picture. `sched.rs` opens with the design; ARCHITECTURE.md maps the
+//! modules.
+//!
+//! ```
+//! let sum = goro_runtime::run(|| {
+//!     let hs: Vec<_> = (0..10u64).map(|i| goro_runtime::go(move || i * i)).collect();
+//!     hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(sum, 285);
+//! ```
+
+mod g;
+mod goroutine;
+mod m;
+mod p;
+mod park;
+mod policy;
+mod poller;
+pub mod runq;
+mod runtime;
+mod sched;
+mod signal;
+mod stack;
+mod stats;
+mod sysmon;
+mod timer;
+
+/// Atomics used by the lock-free run queue; the loom model swaps in loom's.
+pub(crate) mod atomic {
+    pub use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+}
+
+pub use g::{GStatus, GoroutineInfo, WaitReason};
+pub use goroutine::{current, go, try_current, yield_now, Builder, JoinHandle};
+pub use m::{in_goroutine, preempt_point};
+pub use park::{current_unparker, park, park_until, Unparker};
+pub use policy::{Policy, Retake, Spinning, Steal};
+pub use poller::{ParkPoller, Poller};
+pub use runtime::{
+    default_procs, run, stats, GoroutineState, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE,
+};
+pub use stats::{PStats, Stats};
+pub use timer::{add_timer, sleep, sleep_until, TimerAction, TimerHandle};

@@ -1,0 +1,191 @@
+//! M: an OS worker thread, and the thread-local context that tells runtime
+//! code which M, P and G it is running on.
+//!
+//! Every worker thread runs `mstart`: it installs its [`MCtx`] in a
+//! thread-local and loops in `schedule()` until the runtime shuts down.
+//!
+//! Thread-locals and stackful coroutines: a G may park on one M and resume on
+//! another, so the thread-local context must be read again after every
+//! switch. LLVM may cache the address of a thread-local within a function, so
+//! every accessor here is `#[inline(never)]` and returns the *value* read,
+//! never a reference. No runtime code holds a `&MCtx` across a park.
+//! User code in a G should do the same: a `thread_local!` read before a
+//! channel operation may belong to another thread after it.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+
+use crate::g::{Switch, G};
+use crate::sched::{Sched, NO_P};
+use crate::stats::Counters;
+
+/// An M as the rest of the runtime sees it: something to hand a P to and
+/// wake.
+pub(crate) struct M {
+    pub id: usize,
+    pub thread: OnceLock<Thread>,
+    /// A P handed to this M while it was parked (`NO_P` if none).
+    pub nextp: AtomicUsize,
+    /// Whether the handed P comes with the spinning role.
+    pub next_spinning: AtomicBool,
+}
+
+impl M {
+    pub fn new(id: usize) -> M {
+        M {
+            id,
+            thread: OnceLock::new(),
+            nextp: AtomicUsize::new(NO_P),
+            next_spinning: AtomicBool::new(false),
+        }
+    }
+
+    pub fn wake(&self) {
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+}
+
+/// The per-thread state of a running M; lives on the M's own stack.
+pub(crate) struct MCtx {
+    pub sched: Arc<Sched>,
+    pub m: Arc<M>,
+    /// Index of the held P, or `NO_P`.
+    pub p: Cell<usize>,
+    pub spinning: Cell<bool>,
+    /// The G running on this M (null on the scheduler stack).
+    pub curg: Cell<*const G>,
+    pub rng: Cell<u64>,
+}
+
+impl MCtx {
+    pub fn rand(&self) -> u32 {
+        // xorshift64*
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.sched.ps[self.p.get()].counters
+    }
+}
+
+thread_local! {
+    static CTX: Cell<*const MCtx> = const { Cell::new(std::ptr::null()) };
+    static FORCE_UNWIND: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The current M's context, or null on a plain thread.
+#[inline(never)]
+pub(crate) fn ctx_ptr() -> *const MCtx {
+    CTX.with(|c| c.get())
+}
+
+pub(crate) fn set_ctx(c: *const MCtx) {
+    CTX.with(|x| x.set(c));
+}
+
+/// The running G, or null.
+#[inline(never)]
+pub(crate) fn current_g_ptr() -> *const G {
+    let c = ctx_ptr();
+    if c.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: a non-null CTX points to the MCtx on this thread's M stack,
+    // alive for as long as the thread runs `mstart`.
+    unsafe { (*c).curg.get() }
+}
+
+/// Whether the caller runs inside a G.
+pub fn in_goroutine() -> bool {
+    !current_g_ptr().is_null()
+}
+
+/// A new reference to the running G.
+pub(crate) fn current_g() -> Option<Arc<G>> {
+    let g = current_g_ptr();
+    if g.is_null() {
+        return None;
+    }
+    // SAFETY: the running G is kept alive by the reference its M holds
+    // while running it; we add one of our own.
+    unsafe {
+        Arc::increment_strong_count(g);
+        Some(Arc::from_raw(g))
+    }
+}
+
+/// The runtime and P to put new work on: the current M's, or the global
+/// runtime's P 0 from a plain thread.
+pub(crate) fn current_sched_and_p() -> (Arc<Sched>, usize) {
+    let c = ctx_ptr();
+    if !c.is_null() {
+        // SAFETY: see `current_g_ptr`.
+        let c = unsafe { &*c };
+        let p = c.p.get();
+        return (c.sched.clone(), if p == NO_P { 0 } else { p });
+    }
+    (crate::runtime::global_sched(), 0)
+}
+
+/// The runtime the caller runs on, if any.
+pub(crate) fn current_sched() -> Option<Arc<Sched>> {
+    let c = ctx_ptr();
+    if c.is_null() {
+        return None;
+    }
+    // SAFETY: see `current_g_ptr`.
+    Some(unsafe { (*c).sched.clone() })
+}
+
+/// Gives the M back to the scheduler. Must be called from a G.
+pub(crate) fn switch_out(why: Switch) {
+    let g = current_g_ptr();
+    debug_assert!(!g.is_null(), "switch_out outside a G");
+    // SAFETY: the running G is alive; its yielder was set when it started and
+    // lives on its own stack, which we are running on.
+    unsafe {
+        let y = (*g).yielder.get();
+        (*y).suspend(why);
+    }
+}
+
+/// A preemption point: yields if sysmon flagged the P because the running G
+/// has used up its time slice. Cheap when not flagged (two loads).
+#[inline]
+pub fn preempt_point() {
+    let c = ctx_ptr();
+    if c.is_null() {
+        return;
+    }
+    // SAFETY: see `current_g_ptr`.
+    let c = unsafe { &*c };
+    let p = c.p.get();
+    if p == NO_P || c.curg.get().is_null() {
+        return;
+    }
+    if c.sched.ps[p].preempt.load(Ordering::Relaxed) {
+        c.sched.ps[p].preempt.store(false, Ordering::Relaxed);
+        Counters::bump(&c.sched.ps[p].counters.preemptions);
+        switch_out(Switch::Preempt);
+    }
+}
+
+/// Set while the shutdown thread unwinds parked Gs: their panic boundary
+/// must let corosensei's forced unwind through.
+#[inline(never)]
+pub(crate) fn force_unwinding() -> bool {
+    FORCE_UNWIND.with(|f| f.get())
+}
+
+pub(crate) fn set_force_unwinding(v: bool) {
+    FORCE_UNWIND.with(|f| f.set(v));
+}

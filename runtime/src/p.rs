@@ -1,0 +1,157 @@
+//! P: a logical processor. An M must hold a P to run Gs; `procs` Ps exist
+//! per runtime (GOMAXPROCS).
+//!
+//! A P holds what makes running Gs cheap and local: its run queue and
+//! `runnext` slot, its timers, a cache of stacks and of G ids, and its
+//! counters. Ownership: at most one M holds a P at a time; the fields in
+//! [`PLocal`] are touched only by that M. A P moves between Ms only through
+//! the idle-P list (under `sched.lock`) or a handoff through an M's `nextp`,
+//! both of which order the previous owner's writes before the next owner's
+//! reads.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::g::G;
+use crate::runq::RunQueue;
+use crate::stack::Stack;
+use crate::stats::Counters;
+use crate::timer::TimerHeap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum PStatus {
+    Idle = 0,
+    Running = 1,
+}
+
+pub(crate) struct P {
+    pub id: usize,
+    pub runq: RunQueue<G>,
+    /// A G readied by the running G, run next and inheriting the time slice.
+    /// Holds an `Arc<G>` as a raw pointer, or null.
+    pub runnext: AtomicPtr<G>,
+    pub status: AtomicU8,
+    /// Incremented by the owner each time it schedules a G without inherited
+    /// time; sysmon reads it to detect a G that has run too long.
+    pub schedtick: AtomicU32,
+    /// Set by sysmon: the running G yields at its next preemption point.
+    pub preempt: AtomicBool,
+    pub timers: Mutex<TimerHeap>,
+    /// Earliest timer deadline (ns since the runtime epoch), `u64::MAX` if none.
+    pub timer_next: AtomicU64,
+    pub counters: Counters,
+    /// Gs created on this P that have not exited (Go's `allgs`, sharded).
+    pub registry: Mutex<Registry>,
+    local: UnsafeCell<PLocal>,
+}
+
+/// Fields only the M holding the P touches.
+pub(crate) struct PLocal {
+    pub stacks: Vec<Stack>,
+    pub goid_next: u64,
+    pub goid_end: u64,
+    pub overflow: Vec<*mut G>,
+}
+
+// SAFETY: `local` is accessed only through `P::local`, whose contract is that
+// the caller holds the P; everything else is atomic or locked.
+unsafe impl Sync for P {}
+// SAFETY: as above.
+unsafe impl Send for P {}
+
+impl P {
+    pub fn new(id: usize, local_queue: usize) -> P {
+        P {
+            id,
+            runq: RunQueue::new(local_queue),
+            runnext: AtomicPtr::new(std::ptr::null_mut()),
+            status: AtomicU8::new(PStatus::Idle as u8),
+            schedtick: AtomicU32::new(0),
+            preempt: AtomicBool::new(false),
+            timers: Mutex::new(TimerHeap::default()),
+            timer_next: AtomicU64::new(u64::MAX),
+            counters: Counters::default(),
+            registry: Mutex::new(Registry::default()),
+            local: UnsafeCell::new(PLocal {
+                stacks: Vec::new(),
+                goid_next: 0,
+                goid_end: 0,
+                overflow: Vec::new(),
+            }),
+        }
+    }
+
+    /// The owner-only part of the P.
+    ///
+    /// # Safety
+    /// The caller holds the P (it is its M's current P), or no M runs any
+    /// more, and does not keep two of these borrows alive at once.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn local(&self) -> &mut PLocal {
+        &mut *self.local.get()
+    }
+
+    pub fn set_status(&self, s: PStatus) {
+        self.status.store(s as u8, Ordering::Relaxed);
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.status.load(Ordering::Relaxed) == PStatus::Running as u8
+    }
+
+    /// Whether the P has runnable Gs (runnext or local queue). Racy.
+    pub fn has_work(&self) -> bool {
+        !self.runnext.load(Ordering::Acquire).is_null() || !self.runq.is_empty()
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.runq.len() + usize::from(!self.runnext.load(Ordering::Relaxed).is_null())
+    }
+}
+
+/// A slab of the Gs created on one P, so that shutdown and dumps can find
+/// every live G.
+#[derive(Default)]
+pub(crate) struct Registry {
+    slots: Vec<Option<Arc<G>>>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Registry {
+    pub fn insert(&mut self, g: Arc<G>) -> u32 {
+        self.live += 1;
+        if let Some(i) = self.free.pop() {
+            self.slots[i as usize] = Some(g);
+            i
+        } else {
+            self.slots.push(Some(g));
+            (self.slots.len() - 1) as u32
+        }
+    }
+
+    pub fn remove(&mut self, i: u32) -> Option<Arc<G>> {
+        let g = self.slots.get_mut(i as usize)?.take();
+        if g.is_some() {
+            self.live -= 1;
+            self.free.push(i);
+        }
+        g
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<G>> {
+        self.slots.iter().flatten()
+    }
+
+    pub fn drain(&mut self) -> Vec<Arc<G>> {
+        self.free.clear();
+        self.live = 0;
+        self.slots.drain(..).flatten().collect()
+    }
+}

@@ -1,0 +1,154 @@
+//! Park and unpark: the one way anything in goro waits (Go's `gopark` and
+//! `goready`).
+//!
+//! The contract is std's `thread::park` token: `park` returns at once if an
+//! `unpark` came since the last `park` returned, and may also return
+//! spuriously, so callers loop on their own condition:
+//!
+//! ```ignore
+//! while !done.load(Acquire) { park(WaitReason::ChanReceive) }
+//! ```
+//!
+//! Inside a G, `park` switches to the scheduler and the G's M runs other Gs;
+//! outside a G (a plain thread, a scheduler stack), it blocks the OS thread.
+//!
+//! The G's token is a three-state atomic (`g.park`):
+//! - `EMPTY` → `NOTIFIED` by `unpark` when the G is running: the next `park`
+//!   consumes the token and returns at once.
+//! - `EMPTY` → `PARKED` by the G's M *after* the switch (in `sched.rs`), so
+//!   an unpark between "decided to park" and "switched out" is never lost:
+//!   the M's CAS fails and it resumes the G at once.
+//! - `PARKED` → `EMPTY` by `unpark`, which then readies the G (exactly once).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::Thread;
+use std::time::Instant;
+
+use crate::g::{GStatus, Switch, WaitReason, G, PARK_EMPTY, PARK_NOTIFIED, PARK_PARKED};
+use crate::m;
+use crate::timer::{add_timer, TimerAction};
+
+/// A handle that makes a parked G (or thread) runnable again. Cheap to
+/// clone; may be used from any thread.
+#[derive(Clone)]
+pub struct Unparker {
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    G(Arc<G>),
+    Thread(Thread),
+}
+
+impl Unparker {
+    /// Makes the G runnable if it is parked, or makes its next `park`
+    /// return at once.
+    pub fn unpark(&self) {
+        match &self.inner {
+            Inner::G(g) => unpark_g(g),
+            Inner::Thread(t) => t.unpark(),
+        }
+    }
+
+    /// Like `unpark`, consuming the handle (saves a reference count).
+    pub fn unpark_owned(self) {
+        match self.inner {
+            Inner::G(g) => unpark_g(&g),
+            Inner::Thread(t) => t.unpark(),
+        }
+    }
+
+    /// The G id behind this handle, `None` for a plain thread.
+    pub fn goroutine_id(&self) -> Option<u64> {
+        match &self.inner {
+            Inner::G(g) => Some(g.id),
+            Inner::Thread(_) => None,
+        }
+    }
+
+    /// Whether both handles wake the same G or thread.
+    pub fn same(&self, other: &Unparker) -> bool {
+        match (&self.inner, &other.inner) {
+            (Inner::G(a), Inner::G(b)) => Arc::ptr_eq(a, b),
+            (Inner::Thread(a), Inner::Thread(b)) => a.id() == b.id(),
+            _ => false,
+        }
+    }
+}
+
+fn unpark_g(g: &Arc<G>) {
+    let mut cur = g.park.load(Ordering::Acquire);
+    loop {
+        let (next, ready) = match cur {
+            PARK_EMPTY => (PARK_NOTIFIED, false),
+            PARK_PARKED => (PARK_EMPTY, true),
+            _ => return, // already notified
+        };
+        match g
+            .park
+            .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                if ready {
+                    g.sched.ready(g.clone(), true);
+                }
+                return;
+            }
+            Err(v) => cur = v,
+        }
+    }
+}
+
+/// The handle that wakes the caller: its G, or its thread outside a G.
+pub fn current_unparker() -> Unparker {
+    match m::current_g() {
+        Some(g) => Unparker { inner: Inner::G(g) },
+        None => Unparker {
+            inner: Inner::Thread(std::thread::current()),
+        },
+    }
+}
+
+/// Parks the caller until unparked (or spuriously). See the module docs.
+pub fn park(reason: WaitReason) {
+    let g = m::current_g_ptr();
+    if g.is_null() {
+        std::thread::park();
+        return;
+    }
+    // SAFETY: the current G is alive while it runs.
+    let g: &G = unsafe { &*g };
+    if g.park
+        .compare_exchange(
+            PARK_NOTIFIED,
+            PARK_EMPTY,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    {
+        return;
+    }
+    g.wait_reason.store(reason as u8, Ordering::Relaxed);
+    g.wait_since.store(g.sched.now_nanos(), Ordering::Relaxed);
+    g.set_status(GStatus::Waiting);
+    m::switch_out(Switch::Park);
+}
+
+/// Parks until unparked, or until `deadline` has passed. Returns `false` if
+/// the deadline passed (the caller re-checks its condition either way).
+pub fn park_until(reason: WaitReason, deadline: Instant) -> bool {
+    let now = Instant::now();
+    if now >= deadline {
+        return false;
+    }
+    if !m::in_goroutine() {
+        std::thread::park_timeout(deadline - now);
+        return Instant::now() < deadline;
+    }
+    let t = add_timer(deadline, TimerAction::Wake(current_unparker()));
+    park(reason);
+    !t.fired() && t.cancel()
+}

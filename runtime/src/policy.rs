@@ -1,0 +1,81 @@
+//! Scheduling policy knobs. `Policy::default()` is Go's behaviour; each field
+//! switches one rule so the policy lab can measure what it is worth.
+
+use std::time::Duration;
+
+/// How an idle M steals from another P's local queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steal {
+    /// Take half of the victim's queue (Go).
+    Half,
+    /// Take one G at a time.
+    One,
+    /// Never steal: each P runs what is put on it and what it takes from the
+    /// global queue.
+    Off,
+}
+
+/// How many Ms may spin (look for work with a P and nothing to run) at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spinning {
+    /// At most half of the busy Ps (Go: `2*nmspinning < gomaxprocs-npidle`).
+    HalfBusy,
+    /// At most this many at once; `Limit(0)` turns spinning, and therefore
+    /// stealing, off.
+    Limit(usize),
+}
+
+/// When sysmon takes the P of a G that sits in `goro::syscall`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retake {
+    /// After the call has lasted this long (Go: 20 µs, with sysmon's period).
+    After(Duration),
+    /// At the next sysmon round, however short the call.
+    Immediate,
+    /// Never: the P waits for its G to come back.
+    Never,
+}
+
+/// The scheduling rules of a runtime. Every field defaults to Go's choice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// A readied or spawned G goes to its P's `runnext` slot and runs next,
+    /// inheriting the time slice (Go). Off: it goes to the tail of the queue.
+    pub runnext: bool,
+    /// Capacity of each P's local run queue (Go: 256).
+    pub local_queue: usize,
+    /// Every this many schedule ticks the global queue is checked first, so
+    /// it is not starved by local work (Go: 61). 0 disables the check.
+    pub global_queue_interval: u32,
+    /// How much an idle M takes from a victim (Go: half).
+    pub steal: Steal,
+    /// Whether a thief may take the victim's `runnext` on its last round (Go: yes).
+    pub steal_runnext: bool,
+    /// How many Ms may spin at once (Go: half of the busy Ps).
+    pub max_spinning: Spinning,
+    /// When a P stuck in a syscall is retaken by sysmon (Go: after 20 µs).
+    /// Wired by the syscall-handoff issue; until then calls are not retaken.
+    pub syscall_retake: Retake,
+    /// A G that has run this long yields at its next runtime call (Go: 10 ms).
+    pub time_slice: Duration,
+    /// goro extension: sysmon moves the P of a G that runs past the time
+    /// slice without a preemption point to another M. Wired by the
+    /// syscall-handoff issue; until then hogs keep their P.
+    pub hog_handoff: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            runnext: true,
+            local_queue: 256,
+            global_queue_interval: 61,
+            steal: Steal::Half,
+            steal_runnext: true,
+            max_spinning: Spinning::HalfBusy,
+            syscall_retake: Retake::After(Duration::from_micros(20)),
+            time_slice: Duration::from_millis(10),
+            hog_handoff: false,
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! `Runtime`: one scheduler instance (its Ps, Ms, sysmon) and its builder;
+//! `run`, and the lazily built global runtime that `go` uses outside any
+//! runtime.
+
+use std::io;
+use std::panic::{resume_unwind, Location};
+use std::sync::{Arc, OnceLock};
+
+use crate::goroutine::{spawn_on, JoinHandle};
+use crate::policy::Policy;
+use crate::poller::{ParkPoller, Poller};
+use crate::sched::{Sched, SchedConfig};
+use crate::stats::Stats;
+use crate::sysmon::Sysmon;
+
+/// Default usable bytes of a G stack. Reserved, not committed: a G that
+/// touches 8 KiB of it costs 8 KiB.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// A goro runtime. Dropping it shuts it down: its threads are joined, Gs that
+/// have not finished are dropped (their destructors run), their stacks are
+/// unmapped.
+pub struct Runtime {
+    sched: Arc<Sched>,
+    sysmon: Option<Sysmon>,
+}
+
+/// Configures a [`Runtime`].
+pub struct RuntimeBuilder {
+    procs: Option<usize>,
+    stack_size: usize,
+    policy: Policy,
+    poller: Option<Box<dyn Poller>>,
+    name: String,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder {
+            procs: None,
+            stack_size: DEFAULT_STACK_SIZE,
+            policy: Policy::default(),
+            poller: None,
+            name: "goro".into(),
+        }
+    }
+}
+
+/// The number of Ps when none is configured: `GORO_PROCS`, else the number
+/// of CPUs.
+pub fn default_procs() -> usize {
+    std::env::var("GORO_PROCS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(num_cpus::get)
+}
+
+impl RuntimeBuilder {
+    /// Number of Ps (GOMAXPROCS). Default: `GORO_PROCS` or the CPU count.
+    pub fn procs(mut self, n: usize) -> Self {
+        self.procs = Some(n);
+        self
+    }
+
+    /// Default G stack size in bytes.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    pub fn policy(mut self, p: Policy) -> Self {
+        self.policy = p;
+        self
+    }
+
+    /// Installs the poller idle Ms block in (the facade installs goro's
+    /// netpoller here).
+    pub fn poller(mut self, p: Box<dyn Poller>) -> Self {
+        self.poller = Some(p);
+        self
+    }
+
+    /// Prefix of the runtime's thread names.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    pub fn build(self) -> io::Result<Runtime> {
+        let procs = self.procs.unwrap_or_else(default_procs);
+        if procs == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "goro: procs must be at least 1",
+            ));
+        }
+        if self.policy.local_queue < 2 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "goro: policy.local_queue must be at least 2",
+            ));
+        }
+        let sched = Sched::new(SchedConfig {
+            procs,
+            stack_size: self.stack_size,
+            policy: self.policy,
+            poller: self
+                .poller
+                .unwrap_or_else(|| Box::new(ParkPoller::default())),
+            name: self.name.clone(),
+        });
+        let sysmon = Sysmon::start(sched.clone(), &self.name)?;
+        Ok(Runtime {
+            sched,
+            sysmon: Some(sysmon),
+        })
+    }
+}
+
+impl Runtime {
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// A runtime with the default settings.
+    pub fn new() -> io::Result<Runtime> {
+        RuntimeBuilder::default().build()
+    }
+
+    pub(crate) fn sched(&self) -> &Arc<Sched> {
+        &self.sched
+    }
+
+    /// Runs `f` as a G on this runtime and waits for it (blocking the calling
+    /// thread, or parking the calling G). A panic in `f` resumes in the
+    /// caller; the runtime stays usable.
+    #[track_caller]
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let h = spawn_on(
+            &self.sched,
+            f,
+            Some("main".into()),
+            None,
+            Location::caller(),
+        )
+        .unwrap_or_else(|e| panic!("goro: block_on: {e}"));
+        match h.join() {
+            Ok(v) => v,
+            Err(p) => resume_unwind(p),
+        }
+    }
+
+    /// Spawns a G on this runtime.
+    #[track_caller]
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_on(&self.sched, f, None, None, Location::caller())
+            .unwrap_or_else(|e| panic!("goro: spawn: {e}"))
+    }
+
+    /// Number of Ps.
+    pub fn procs(&self) -> usize {
+        self.sched.procs
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.sched.policy
+    }
+
+    /// A snapshot of the scheduler's counters.
+    pub fn stats(&self) -> Stats {
+        self.sched.stats()
+    }
+
+    /// Id, name, status and wait reason of every live G (a small dump).
+    pub fn goroutines(&self) -> Vec<GoroutineState> {
+        let now = self.sched.now_nanos();
+        let mut v: Vec<_> = self
+            .sched
+            .all_gs()
+            .iter()
+            .map(|g| GoroutineState {
+                id: g.id,
+                name: g.name().map(str::to_string),
+                status: g.status(),
+                wait_reason: g.wait_reason(),
+                waiting_for: std::time::Duration::from_nanos(
+                    now.saturating_sub(g.wait_since.load(std::sync::atomic::Ordering::Relaxed)),
+                ),
+                spawn_site: g.spawn_site,
+            })
+            .collect();
+        v.sort_by_key(|g| g.id);
+        v
+    }
+}
+
+/// One G as `Runtime::goroutines` reports it.
+#[derive(Clone, Debug)]
+pub struct GoroutineState {
+    pub id: u64,
+    pub name: Option<String>,
+    pub status: crate::g::GStatus,
+    pub wait_reason: crate::g::WaitReason,
+    /// Time since the G last parked (meaningful when waiting).
+    pub waiting_for: std::time::Duration,
+    /// Where `go` (or `spawn`) was called.
+    pub spawn_site: &'static Location<'static>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if self.sched.is_current() {
+            panic!("goro: a Runtime cannot be dropped from one of its own goroutines");
+        }
+        if let Some(mut s) = self.sysmon.take() {
+            s.stop();
+        }
+        self.sched.shutdown();
+    }
+}
+
+static GLOBAL: OnceLock<Runtime> = OnceLock::new();
+
+/// The runtime `go` uses when called outside any runtime; built on first use
+/// with the default settings, never shut down.
+pub(crate) fn global_sched() -> Arc<Sched> {
+    GLOBAL
+        .get_or_init(|| {
+            Runtime::builder()
+                .name("goro-global")
+                .build()
+                .unwrap_or_else(|e| panic!("goro: cannot start the global runtime: {e}"))
+        })
+        .sched
+        .clone()
+}
+
+/// Builds a runtime with the default settings, runs `f` as its main G,
+/// shuts the runtime down and returns `f`'s result (a panic in `f` resumes
+/// here). Gs still running when `f` returns are dropped, as Go's are when
+/// `main` returns.
+#[track_caller]
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let rt = Runtime::new().unwrap_or_else(|e| panic!("goro: cannot start a runtime: {e}"));
+    rt.block_on(f)
+}
+
+/// Statistics of the runtime the caller runs on (the global one outside any).
+pub fn stats() -> Stats {
+    crate::m::current_sched()
+        .unwrap_or_else(global_sched)
+        .stats()
+}

@@ -1,0 +1,979 @@
+//! The scheduler: Go's `proc.go` in Rust.
+//!
+//! # Design (after Go's proc.go design note)
+//!
+//! G is a goroutine, M an OS thread, P a logical processor: an M must hold a
+//! P to run Gs, and there are exactly `procs` Ps. Each P has a bounded local
+//! run queue and a `runnext` slot; there is one global queue under
+//! `sched.lock`.
+//!
+//! The hard part is parking and unparking Ms: enough Ms must be awake to use
+//! every P when there is work, and as few as possible when there is not. Like
+//! Go, goro keeps *spinning* Ms: an M is spinning when it holds a P, has
+//! nothing in its local queue, and is looking for work in the global queue,
+//! the poller and other Ps. The invariant is:
+//!
+//! > If there is an idle P and runnable work that no M will get to, there is
+//! > a spinning M (or one is being woken).
+//!
+//! It holds because (1) whoever submits work (`ready`, `newproc`) calls
+//! `wakep`, which wakes a spinning M if there is an idle P and no spinning M;
+//! (2) the last spinning M to find work calls `wakep` for the next piece of
+//! work; (3) a spinning M that gives up first decrements `nmspinning` and then
+//! re-checks every queue (SeqCst on both sides), so it cannot miss work
+//! submitted while it was giving up. Ms that are not spinning and have no
+//! work park on their own parker (a futex) until handed a P.
+//!
+//! One idle M at a time is the *poller M*: it blocks in `Poller::poll` with
+//! the earliest timer of any P as timeout, so timers fire while every M
+//! sleeps. Others park with no timeout.
+//!
+//! # Where things are
+//! - `newproc`, `ready`, `runqput`/`runqget`, `globrunqput`/`globrunqget`:
+//!   putting Gs on queues.
+//! - `wakep`, `startm`, `newm`, `stopm`, `pidleget`/`pidleput`: Ms and Ps.
+//! - `mstart` → `schedule` → `find_runnable` → `execute`: the M's loop.
+//! - `steal_work`, `runqsteal`: stealing.
+//! - `shutdown`: tearing a runtime down.
+
+use std::collections::VecDeque;
+use std::io;
+use std::panic::Location;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use corosensei::{Coroutine, CoroutineResult};
+
+use crate::g::{GStatus, GYielder, Switch, G, PARK_EMPTY, PARK_PARKED};
+use crate::m::{self, MCtx, M};
+use crate::p::{PStatus, P};
+use crate::policy::{Policy, Spinning, Steal};
+use crate::poller::Poller;
+use crate::runq::Take;
+use crate::signal;
+use crate::stack::{self, SharedPool, Stack};
+use crate::stats::{Counters, Stats};
+
+/// "No P" in an M's `p` or `nextp`.
+pub(crate) const NO_P: usize = usize::MAX;
+
+/// How long a thief waits before taking a running P's `runnext` (Go sleeps
+/// 3 µs: the G there is usually about to run, and taking it would bounce a
+/// ping-pong pair between Ps).
+const RUNNEXT_STEAL_DELAY: Duration = Duration::from_micros(3);
+
+static NEXT_GOID: AtomicU64 = AtomicU64::new(1);
+static NEXT_SCHED_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct Sched {
+    pub id: u64,
+    pub policy: Policy,
+    pub procs: usize,
+    pub ps: Box<[P]>,
+    lock: Mutex<Locked>,
+    /// Length of the global queue, readable without the lock.
+    runq_size: AtomicUsize,
+    npidle: AtomicUsize,
+    nmspinning: AtomicUsize,
+    pub shutdown: AtomicBool,
+    epoch: Instant,
+    poller: Box<dyn Poller>,
+    poller_busy: AtomicBool,
+    /// Deadline (ns since epoch) the poller M sleeps until; 0 when no M is
+    /// in the poller.
+    poll_until: AtomicU64,
+    pub stack_size: usize,
+    shared_stacks: SharedPool,
+    ms: Mutex<Vec<Arc<M>>>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    mcount: AtomicUsize,
+    external_readies: AtomicU64,
+    external_spawns: AtomicU64,
+    coprimes: Vec<usize>,
+    name: String,
+}
+
+struct Locked {
+    runq: VecDeque<Arc<G>>,
+    pidle: Vec<usize>,
+    midle: Vec<Arc<M>>,
+}
+
+pub(crate) struct SchedConfig {
+    pub procs: usize,
+    pub stack_size: usize,
+    pub policy: Policy,
+    pub poller: Box<dyn Poller>,
+    pub name: String,
+}
+
+impl Sched {
+    pub fn new(cfg: SchedConfig) -> Arc<Sched> {
+        let procs = cfg.procs.max(1);
+        let ps: Box<[P]> = (0..procs)
+            .map(|i| P::new(i, cfg.policy.local_queue))
+            .collect();
+        let coprimes = (1..=procs).filter(|&i| gcd(i, procs) == 1).collect();
+        signal::install();
+        Arc::new(Sched {
+            id: NEXT_SCHED_ID.fetch_add(1, Ordering::Relaxed),
+            policy: cfg.policy,
+            procs,
+            ps,
+            lock: Mutex::new(Locked {
+                runq: VecDeque::new(),
+                pidle: (0..procs).rev().collect(),
+                midle: Vec::new(),
+            }),
+            runq_size: AtomicUsize::new(0),
+            npidle: AtomicUsize::new(procs),
+            nmspinning: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            epoch: Instant::now(),
+            poller: cfg.poller,
+            poller_busy: AtomicBool::new(false),
+            poll_until: AtomicU64::new(0),
+            stack_size: cfg.stack_size,
+            shared_stacks: SharedPool::new(cfg.stack_size),
+            ms: Mutex::new(Vec::new()),
+            threads: Mutex::new(Vec::new()),
+            mcount: AtomicUsize::new(0),
+            external_readies: AtomicU64::new(0),
+            external_spawns: AtomicU64::new(0),
+            coprimes,
+            name: cfg.name,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Locked> {
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn now_nanos(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    pub fn nanos(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    pub fn is_current(&self) -> bool {
+        match m::current_sched() {
+            Some(s) => std::ptr::eq(&*s, self),
+            None => false,
+        }
+    }
+
+    /// The P the calling M holds on this runtime, if any.
+    fn current_p(&self) -> Option<(&MCtx, usize)> {
+        let c = m::ctx_ptr();
+        if c.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null context is the live MCtx of this thread.
+        let c = unsafe { &*c };
+        if !std::ptr::eq(&*c.sched, self) || c.p.get() == NO_P {
+            return None;
+        }
+        Some((c, c.p.get()))
+    }
+
+    // ---------------------------------------------------------------
+    // Creating Gs and putting them on queues.
+
+    /// Go's `newproc`: creates a G running `body` and queues it (in
+    /// `runnext` of the current P, or on the global queue from outside).
+    pub fn newproc<F>(
+        self: &Arc<Self>,
+        body: F,
+        name: Option<String>,
+        stack_size: Option<usize>,
+        site: &'static Location<'static>,
+    ) -> io::Result<Arc<G>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        if self.shutdown.load(Ordering::Acquire) {
+            return Err(io::Error::other(
+                "goro: spawn on a runtime that is shutting down",
+            ));
+        }
+        let size = stack_size.unwrap_or(self.stack_size);
+        let here = self.current_p();
+        let (id, stk) = match here {
+            Some((_, p)) => {
+                // SAFETY: we hold P `p`.
+                let local = unsafe { self.ps[p].local() };
+                if local.goid_next == local.goid_end {
+                    // Go's goidcache: take ids in batches of 16.
+                    local.goid_next = NEXT_GOID.fetch_add(16, Ordering::Relaxed);
+                    local.goid_end = local.goid_next + 16;
+                }
+                let id = local.goid_next;
+                local.goid_next += 1;
+                (
+                    id,
+                    stack::get(&mut local.stacks, &self.shared_stacks, size)?,
+                )
+            }
+            None => {
+                let id = NEXT_GOID.fetch_add(1, Ordering::Relaxed);
+                let mut tmp = Vec::new();
+                let s = stack::get(&mut tmp, &self.shared_stacks, size)?;
+                for extra in tmp {
+                    self.shared_stacks.put(extra);
+                }
+                (id, s)
+            }
+        };
+        let g = Arc::new(G {
+            id,
+            name: name.map(String::into_boxed_str),
+            sched: self.clone(),
+            status: AtomicU8::new(GStatus::Runnable as u8),
+            wait_reason: AtomicU8::new(0),
+            wait_since: AtomicU64::new(0),
+            park: AtomicU8::new(PARK_EMPTY),
+            slot: AtomicU64::new(0),
+            spawn_site: site,
+            stack_size: stk.size(),
+            guard: stk.guard_range(),
+            co: Default::default(),
+            yielder: Default::default(),
+        });
+        let gp = SendPtr(Arc::as_ptr(&g));
+        let co: Coroutine<(), Switch, (), Stack> =
+            Coroutine::with_stack(stk, move |y: &GYielder, ()| {
+                let gp = gp;
+                // SAFETY: the G outlives its coroutine (the G owns it).
+                unsafe { (*gp.0).yielder.set(y) };
+                body();
+            });
+        // SAFETY: the G is not shared with any M yet.
+        unsafe { *g.co.get() = Some(co) };
+
+        let shard = here.map_or((id as usize) % self.procs, |(_, p)| p);
+        let idx = self.ps[shard].registry.lock().unwrap().insert(g.clone());
+        g.slot
+            .store(((shard as u64) << 32) | idx as u64, Ordering::Relaxed);
+
+        match here {
+            Some((_, p)) => {
+                Counters::bump(&self.ps[p].counters.spawned);
+                self.runqput(p, g.clone(), true);
+                self.wakep();
+            }
+            None => {
+                self.external_spawns.fetch_add(1, Ordering::Relaxed);
+                self.globrunqput(g.clone());
+                self.wakep();
+            }
+        }
+        Ok(g)
+    }
+
+    /// Go's `ready`: makes a parked G runnable. On an M of this runtime it
+    /// goes to the M's P (`runnext` if `next`); elsewhere to the global queue.
+    pub fn ready(self: &Arc<Self>, g: Arc<G>, next: bool) {
+        g.set_status(GStatus::Runnable);
+        if let Some((_, p)) = self.current_p() {
+            Counters::bump(&self.ps[p].counters.unparks);
+            self.runqput(p, g, next);
+            self.wakep();
+            return;
+        }
+        if self.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        self.external_readies.fetch_add(1, Ordering::Relaxed);
+        self.globrunqput(g);
+        self.wakep();
+    }
+
+    /// Go's `runqput`. Must be called by the M holding P `p`.
+    fn runqput(&self, p: usize, g: Arc<G>, next: bool) {
+        let pp = &self.ps[p];
+        let mut gp = Arc::into_raw(g) as *mut G;
+        if next && self.policy.runnext {
+            let old = pp.runnext.swap(gp, Ordering::AcqRel);
+            if old.is_null() {
+                return;
+            }
+            gp = old;
+        }
+        // SAFETY: we hold P `p`, so we own its local part and its queue's
+        // producer side.
+        let local = unsafe { pp.local() };
+        // SAFETY: as above.
+        if unsafe { pp.runq.push(gp, &mut local.overflow) } {
+            Counters::bump(&pp.counters.local_overflows);
+            let batch: Vec<Arc<G>> = local
+                .overflow
+                .drain(..)
+                // SAFETY: each pointer came from Arc::into_raw and was removed
+                // from the queue by the successful CAS in push.
+                .map(|x| unsafe { Arc::from_raw(x) })
+                .collect();
+            self.globrunqputbatch(batch);
+        }
+    }
+
+    /// Go's `runqget`: `runnext` first (inheriting the time slice), then the
+    /// local queue. Must be called by the M holding P `p`.
+    fn runqget(&self, p: usize) -> Option<(Arc<G>, bool)> {
+        let pp = &self.ps[p];
+        if !pp.runnext.load(Ordering::Relaxed).is_null() {
+            let g = pp.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
+            if !g.is_null() {
+                Counters::bump(&pp.counters.runnext_hits);
+                // SAFETY: runnext holds pointers from Arc::into_raw; the swap
+                // made us their only owner.
+                return Some((unsafe { Arc::from_raw(g) }, true));
+            }
+        }
+        // SAFETY: we hold P `p`.
+        let g = unsafe { pp.runq.pop() }?;
+        // SAFETY: queue slots hold pointers from Arc::into_raw; the pop's CAS
+        // made us their only owner.
+        Some((unsafe { Arc::from_raw(g) }, false))
+    }
+
+    pub fn globrunqput(&self, g: Arc<G>) {
+        let mut l = self.lock();
+        l.runq.push_back(g);
+        self.runq_size.store(l.runq.len(), Ordering::SeqCst);
+    }
+
+    fn globrunqputbatch(&self, batch: Vec<Arc<G>>) {
+        let mut l = self.lock();
+        l.runq.extend(batch);
+        self.runq_size.store(l.runq.len(), Ordering::SeqCst);
+    }
+
+    /// Go's `globrunqget`: takes `min(len/procs+1, max, room)` Gs, returns
+    /// one and puts the rest on P `p`'s local queue.
+    fn globrunqget(&self, l: &mut Locked, p: usize, max: usize) -> Option<Arc<G>> {
+        let size = l.runq.len();
+        if size == 0 {
+            return None;
+        }
+        let pp = &self.ps[p];
+        let room = pp.runq.limit() - pp.runq.len();
+        let mut n = (size / self.procs + 1).min(size).min(pp.runq.limit() / 2);
+        if max > 0 {
+            n = n.min(max);
+        }
+        n = n.min(room + 1).max(1);
+        let first = l.runq.pop_front();
+        for _ in 1..n {
+            let Some(g) = l.runq.pop_front() else { break };
+            self.runqput(p, g, false);
+        }
+        self.runq_size.store(l.runq.len(), Ordering::SeqCst);
+        Counters::bump(&pp.counters.global_takes);
+        first
+    }
+
+    // ---------------------------------------------------------------
+    // Ms and Ps.
+
+    fn pidleget(&self, l: &mut Locked) -> Option<usize> {
+        let p = l.pidle.pop()?;
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        Some(p)
+    }
+
+    fn pidleput(&self, l: &mut Locked, p: usize) {
+        self.ps[p].set_status(PStatus::Idle);
+        l.pidle.push(p);
+        self.npidle.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn acquirep(&self, c: &MCtx, p: usize) {
+        c.p.set(p);
+        self.ps[p].set_status(PStatus::Running);
+    }
+
+    fn may_spin(&self) -> bool {
+        let spinning = self.nmspinning.load(Ordering::SeqCst);
+        match self.policy.max_spinning {
+            Spinning::HalfBusy => {
+                let busy = self.procs - self.npidle.load(Ordering::SeqCst).min(self.procs);
+                2 * spinning < busy
+            }
+            Spinning::Limit(n) => spinning < n,
+        }
+    }
+
+    fn steals_at_all(&self) -> bool {
+        self.policy.steal != Steal::Off && self.policy.max_spinning != Spinning::Limit(0)
+    }
+
+    /// Go's `wakep`: if there is an idle P and no spinning M, start an M
+    /// spinning on it.
+    pub fn wakep(self: &Arc<Self>) {
+        if self.npidle.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        if self.nmspinning.load(Ordering::SeqCst) != 0
+            || self
+                .nmspinning
+                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            return;
+        }
+        let p = {
+            let mut l = self.lock();
+            self.pidleget(&mut l)
+        };
+        match p {
+            Some(p) => self.startm(p, true),
+            None => {
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Go's `startm`: runs P `p` on an idle M, or on a new one.
+    fn startm(self: &Arc<Self>, p: usize, spinning: bool) {
+        let m = self.lock().midle.pop();
+        match m {
+            Some(m) => {
+                m.next_spinning.store(spinning, Ordering::Relaxed);
+                m.nextp.store(p, Ordering::Release);
+                m.wake();
+            }
+            None => self.newm(p, spinning),
+        }
+    }
+
+    /// Go's `newm`: a new OS thread that starts by running P `p`.
+    fn newm(self: &Arc<Self>, p: usize, spinning: bool) {
+        let this = self.clone();
+        if self.shutdown.load(Ordering::Acquire) {
+            let mut l = self.lock();
+            self.pidleput(&mut l, p);
+            if spinning {
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            return;
+        }
+        let id = self.mcount.fetch_add(1, Ordering::Relaxed);
+        let m = Arc::new(M::new(id));
+        self.ms.lock().unwrap().push(m.clone());
+        let name = format!("{}-m{}", self.name, id);
+        let h = thread::Builder::new()
+            .name(name)
+            .spawn(move || this.mstart(m, p, spinning))
+            .unwrap_or_else(|e| panic!("goro: cannot create an OS thread for an M: {e}"));
+        self.threads.lock().unwrap().push(h);
+    }
+
+    /// Go's `stopm`: parks the M until it is handed a P. Returns false on
+    /// shutdown.
+    fn stopm(&self, c: &MCtx) -> bool {
+        self.lock().midle.push(c.m.clone());
+        loop {
+            if self.shutdown.load(Ordering::Acquire) {
+                return false;
+            }
+            let p = c.m.nextp.swap(NO_P, Ordering::AcqRel);
+            if p != NO_P {
+                self.acquirep(c, p);
+                c.spinning.set(c.m.next_spinning.load(Ordering::Relaxed));
+                return true;
+            }
+            thread::park();
+        }
+    }
+
+    // ---------------------------------------------------------------
+    // The M's loop.
+
+    fn mstart(self: Arc<Self>, m: Arc<M>, p: usize, spinning: bool) {
+        let _ = m.thread.set(thread::current());
+        signal::on_thread_start();
+        let ctx = MCtx {
+            sched: self.clone(),
+            m,
+            p: std::cell::Cell::new(NO_P),
+            spinning: std::cell::Cell::new(spinning),
+            curg: std::cell::Cell::new(std::ptr::null()),
+            rng: std::cell::Cell::new(seed()),
+        };
+        m::set_ctx(&ctx);
+        self.acquirep(&ctx, p);
+        self.schedule(&ctx);
+        let p = ctx.p.replace(NO_P);
+        if p != NO_P {
+            let mut l = self.lock();
+            self.pidleput(&mut l, p);
+        }
+        m::set_ctx(std::ptr::null());
+    }
+
+    /// Go's `schedule`: finds a runnable G and runs it, forever (until
+    /// shutdown).
+    fn schedule(&self, c: &MCtx) {
+        while let Some((g, inherit)) = self.find_runnable(c) {
+            if c.spinning.get() {
+                self.resetspinning(c);
+            }
+            self.execute(c, g, inherit);
+            if self.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+        }
+    }
+
+    /// The M stops spinning because it found work; if it was the last
+    /// spinning M, another is woken to look for the next piece of work.
+    fn resetspinning(&self, c: &MCtx) {
+        c.spinning.set(false);
+        let before = self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(before > 0, "nmspinning underflow");
+        if before == 1 {
+            c.sched.wakep();
+        }
+    }
+
+    /// Go's `findRunnable`: blocks until there is a G to run; `None` on
+    /// shutdown. On return the M holds a P.
+    fn find_runnable(&self, c: &MCtx) -> Option<(Arc<G>, bool)> {
+        loop {
+            if self.shutdown.load(Ordering::Acquire) {
+                return None;
+            }
+            let p = c.p.get();
+            debug_assert!(p != NO_P);
+            let pp = &self.ps[p];
+
+            if pp.timer_next.load(Ordering::Relaxed) != u64::MAX {
+                self.run_timers(p, self.now_nanos(), &pp.counters);
+            }
+
+            // Fairness: every `global_queue_interval` ticks, the global queue first.
+            let interval = self.policy.global_queue_interval;
+            if interval > 0
+                && pp.schedtick.load(Ordering::Relaxed) % interval == 0
+                && self.runq_size.load(Ordering::Relaxed) > 0
+            {
+                let mut l = self.lock();
+                if let Some(g) = self.globrunqget(&mut l, p, 1) {
+                    return Some((g, false));
+                }
+            }
+
+            if let Some(x) = self.runqget(p) {
+                return Some(x);
+            }
+
+            if self.runq_size.load(Ordering::Relaxed) > 0 {
+                let mut l = self.lock();
+                if let Some(g) = self.globrunqget(&mut l, p, 0) {
+                    return Some((g, false));
+                }
+            }
+
+            // Non-blocking poll of the network (readied Gs land on this P).
+            if self.poller.has_waiters()
+                && !self.poller_busy.load(Ordering::Relaxed)
+                && self.poller.poll(Some(Duration::ZERO)) > 0
+            {
+                continue;
+            }
+
+            if self.steals_at_all() && (c.spinning.get() || self.may_spin()) {
+                if !c.spinning.get() {
+                    c.spinning.set(true);
+                    self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                }
+                if let Some(g) = self.steal_work(c) {
+                    return Some((g, false));
+                }
+            }
+
+            // Timers of other Ps that are due (their Gs come to this P).
+            let now = self.now_nanos();
+            let mut fired = 0;
+            for q in 0..self.procs {
+                if q != p && self.ps[q].timer_next.load(Ordering::SeqCst) <= now {
+                    fired += self.run_timers(q, now, &pp.counters);
+                }
+            }
+            if fired > 0 {
+                continue;
+            }
+
+            // Nothing: give up the P.
+            {
+                let mut l = self.lock();
+                if let Some(g) = self.globrunqget(&mut l, p, 0) {
+                    return Some((g, false));
+                }
+                self.pidleput(&mut l, p);
+                c.p.set(NO_P);
+            }
+
+            if c.spinning.get() {
+                c.spinning.set(false);
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                // Work submitted while we were giving up saw nmspinning > 0
+                // and did not wake anyone: look again.
+                fence(Ordering::SeqCst);
+                if self.runq_size.load(Ordering::SeqCst) > 0 || self.ps.iter().any(|q| q.has_work())
+                {
+                    let p = {
+                        let mut l = self.lock();
+                        self.pidleget(&mut l)
+                    };
+                    if let Some(p) = p {
+                        self.acquirep(c, p);
+                        c.spinning.set(true);
+                        self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
+                }
+            }
+
+            if !self.block_idle(c) {
+                return None;
+            }
+        }
+    }
+
+    /// An M with no P and no work sleeps: in the poller until the next timer
+    /// if no other M is there, else on its own parker until handed a P.
+    /// Returns with a P, or false on shutdown.
+    fn block_idle(&self, c: &MCtx) -> bool {
+        if self
+            .poller_busy
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            let mut deadline = self.next_timer();
+            self.poll_until.store(deadline.max(1), Ordering::SeqCst);
+            deadline = deadline.min(self.next_timer());
+            let now = self.now_nanos();
+            let timeout =
+                (deadline != u64::MAX).then(|| Duration::from_nanos(deadline.saturating_sub(now)));
+            if self.runq_size.load(Ordering::SeqCst) == 0 && !self.shutdown.load(Ordering::Acquire)
+            {
+                self.poller.poll(timeout);
+            }
+            self.poll_until.store(0, Ordering::SeqCst);
+            self.poller_busy.store(false, Ordering::SeqCst);
+            if self.shutdown.load(Ordering::Acquire) {
+                return false;
+            }
+            let p = {
+                let mut l = self.lock();
+                self.pidleget(&mut l)
+            };
+            if let Some(p) = p {
+                self.acquirep(c, p);
+                return true;
+            }
+        }
+        self.stopm(c)
+    }
+
+    /// Called after a timer was added with deadline `when`: wakes the poller
+    /// M if it sleeps past it.
+    pub(crate) fn timer_added(self: &Arc<Self>, when: u64) {
+        let until = self.poll_until.load(Ordering::SeqCst);
+        if until != 0 && when < until {
+            self.poller.wake();
+        } else if until == 0 && self.current_p().is_none() {
+            // Added from outside the runtime: make sure some M will see it.
+            self.wakep();
+            if self.poller_busy.load(Ordering::SeqCst) {
+                self.poller.wake();
+            }
+        }
+    }
+
+    /// Go's `stealWork`: up to 4 rounds over the other Ps in random order;
+    /// `runnext` only on the last round.
+    fn steal_work(&self, c: &MCtx) -> Option<Arc<G>> {
+        let me = c.p.get();
+        const ROUNDS: usize = 4;
+        for round in 0..ROUNDS {
+            let last = round == ROUNDS - 1;
+            let r = c.rand() as usize;
+            let mut pos = r % self.procs;
+            let inc = self.coprimes[(r / self.procs) % self.coprimes.len()];
+            for _ in 0..self.procs {
+                let v = pos;
+                pos = (pos + inc) % self.procs;
+                if v == me {
+                    continue;
+                }
+                if self.shutdown.load(Ordering::Relaxed) {
+                    return None;
+                }
+                if let Some(g) = self.runqsteal(me, v, last && self.policy.steal_runnext) {
+                    return Some(g);
+                }
+            }
+        }
+        None
+    }
+
+    /// Go's `runqsteal`: takes from P `v`'s queue into P `me`'s.
+    fn runqsteal(&self, me: usize, v: usize, steal_next: bool) -> Option<Arc<G>> {
+        let take = match self.policy.steal {
+            Steal::Half => Take::Half,
+            Steal::One => Take::One,
+            Steal::Off => return None,
+        };
+        let (mine, victim) = (&self.ps[me], &self.ps[v]);
+        // SAFETY: we hold P `me` and its queue is empty (find_runnable only
+        // steals after runqget failed).
+        if let Some((g, n)) = unsafe { victim.runq.steal_into(&mine.runq, take) } {
+            Counters::bump(&mine.counters.steals);
+            Counters::add(&mine.counters.stolen, n as u64);
+            // SAFETY: the pointer came from Arc::into_raw; the steal's CAS
+            // made us its owner.
+            return Some(unsafe { Arc::from_raw(g) });
+        }
+        if steal_next {
+            let next = victim.runnext.load(Ordering::Acquire);
+            if !next.is_null() {
+                if victim.is_running() {
+                    let t = Instant::now();
+                    while t.elapsed() < RUNNEXT_STEAL_DELAY {
+                        std::hint::spin_loop();
+                    }
+                }
+                if victim
+                    .runnext
+                    .compare_exchange(
+                        next,
+                        std::ptr::null_mut(),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    Counters::bump(&mine.counters.steals);
+                    Counters::bump(&mine.counters.stolen);
+                    // SAFETY: as above; the CAS made us the owner.
+                    return Some(unsafe { Arc::from_raw(next) });
+                }
+            }
+        }
+        None
+    }
+
+    /// Go's `execute`: runs `g` on this M until it yields, parks or exits.
+    fn execute(&self, c: &MCtx, g: Arc<G>, inherit: bool) {
+        let p = c.p.get();
+        let pp = &self.ps[p];
+        if !inherit {
+            pp.schedtick.store(
+                pp.schedtick.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+        }
+        if pp.preempt.load(Ordering::Relaxed) {
+            pp.preempt.store(false, Ordering::Relaxed);
+        }
+        Counters::bump(&pp.counters.scheduled);
+        loop {
+            g.set_status(GStatus::Running);
+            c.curg.set(Arc::as_ptr(&g));
+            // SAFETY: a runnable G's coroutine is touched only by the M that
+            // dequeued it (us), and it has one until it exits.
+            let co = unsafe {
+                (*g.co.get())
+                    .as_mut()
+                    .expect("runnable G without a coroutine")
+            };
+            let r = co.resume(());
+            c.curg.set(std::ptr::null());
+            let p = c.p.get();
+            let pp = &self.ps[p];
+            match r {
+                CoroutineResult::Yield(Switch::Yield) => {
+                    Counters::bump(&pp.counters.yields);
+                    g.set_status(GStatus::Runnable);
+                    self.runqput(p, g, false);
+                    return;
+                }
+                CoroutineResult::Yield(Switch::Preempt) => {
+                    g.set_status(GStatus::Runnable);
+                    self.globrunqput(g);
+                    return;
+                }
+                CoroutineResult::Yield(Switch::Park) => {
+                    Counters::bump(&pp.counters.parks);
+                    if g.park
+                        .compare_exchange(
+                            PARK_EMPTY,
+                            PARK_PARKED,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok()
+                    {
+                        // From here on an unparker may run the G elsewhere.
+                        return;
+                    }
+                    // Unparked while switching out: consume the token, resume.
+                    g.park.store(PARK_EMPTY, Ordering::Release);
+                }
+                CoroutineResult::Return(()) => {
+                    self.gdestroy(p, &g);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Go's `gdestroy`: the G has exited; recycle its stack, unregister it.
+    fn gdestroy(&self, p: usize, g: &Arc<G>) {
+        g.set_status(GStatus::Dead);
+        let pp = &self.ps[p];
+        // SAFETY: the G has returned; only this M touches its coroutine.
+        if let Some(co) = unsafe { (*g.co.get()).take() } {
+            // SAFETY: we hold P `p`.
+            let local = unsafe { pp.local() };
+            stack::put(&mut local.stacks, &self.shared_stacks, co.into_stack());
+        }
+        self.unregister(g);
+        Counters::bump(&pp.counters.completed);
+    }
+
+    fn unregister(&self, g: &G) {
+        let slot = g.slot.load(Ordering::Relaxed);
+        let (shard, idx) = ((slot >> 32) as usize, slot as u32);
+        drop(self.ps[shard].registry.lock().unwrap().remove(idx));
+    }
+
+    // ---------------------------------------------------------------
+    // Observability and shutdown.
+
+    pub fn stats(&self) -> Stats {
+        let per_p: Vec<_> = self
+            .ps
+            .iter()
+            .map(|p| {
+                let mut s = p.counters.snapshot();
+                s.local_queue = p.queue_len() as u64;
+                s
+            })
+            .collect();
+        let mut total = Stats::sum(&per_p);
+        total.spawned += self.external_spawns.load(Ordering::Relaxed);
+        let (global_queue, idle_threads) = {
+            let l = self.lock();
+            (l.runq.len(), l.midle.len())
+        };
+        Stats {
+            procs: self.procs,
+            idle_procs: self.npidle.load(Ordering::Relaxed),
+            threads: self.mcount.load(Ordering::Relaxed),
+            idle_threads,
+            spinning_threads: self.nmspinning.load(Ordering::Relaxed),
+            global_queue,
+            live_goroutines: self
+                .ps
+                .iter()
+                .map(|p| p.registry.lock().unwrap().len())
+                .sum(),
+            external_readies: self.external_readies.load(Ordering::Relaxed),
+            uptime: self.epoch.elapsed(),
+            per_p,
+            total,
+        }
+    }
+
+    /// Stops every M, then drops every G that has not exited: parked and
+    /// runnable Gs are unwound on this thread so their destructors run.
+    pub fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        loop {
+            for m in self.ms.lock().unwrap().iter() {
+                m.wake();
+            }
+            self.poller.wake();
+            let threads = std::mem::take(&mut *self.threads.lock().unwrap());
+            if threads.is_empty() {
+                break;
+            }
+            for t in threads {
+                let _ = t.join();
+            }
+        }
+        // No M runs any more: we own every P and every G.
+        let mut gs: Vec<Arc<G>> = Vec::new();
+        let queued: Vec<Arc<G>> = self.lock().runq.drain(..).collect();
+        self.runq_size.store(0, Ordering::SeqCst);
+        drop(queued);
+        for p in self.ps.iter() {
+            let next = p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
+            if !next.is_null() {
+                // SAFETY: runnext holds an Arc::into_raw pointer we now own.
+                drop(unsafe { Arc::from_raw(next) });
+            }
+            for x in p.runq.drain() {
+                // SAFETY: as above, for queue slots.
+                drop(unsafe { Arc::from_raw(x) });
+            }
+            p.timers.lock().unwrap().clear();
+            gs.extend(p.registry.lock().unwrap().drain());
+        }
+        m::set_force_unwinding(true);
+        for g in &gs {
+            // SAFETY: no M runs, so no one else touches the coroutine.
+            let co = unsafe { (*g.co.get()).take() };
+            drop(co);
+            g.set_status(GStatus::Dead);
+        }
+        m::set_force_unwinding(false);
+        drop(gs);
+        for p in self.ps.iter() {
+            // SAFETY: no M holds any P any more.
+            unsafe { p.local().stacks.clear() };
+        }
+        self.shared_stacks.clear();
+    }
+
+    /// Gives back the memory of pooled stacks that went unused (sysmon).
+    pub fn trim_stacks(&self) -> usize {
+        self.shared_stacks.trim()
+    }
+
+    /// Live Gs of this runtime (for dumps and tests).
+    pub fn all_gs(&self) -> Vec<Arc<G>> {
+        let mut out = Vec::new();
+        for p in self.ps.iter() {
+            out.extend(p.registry.lock().unwrap().iter().cloned());
+        }
+        out
+    }
+}
+
+struct SendPtr(*const G);
+// SAFETY: the pointer is only dereferenced by the G's own coroutine, which
+// the G owns.
+unsafe impl Send for SendPtr {}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish() | 1
+}

@@ -1,0 +1,166 @@
+//! Stack-overflow detection: a SIGSEGV/SIGBUS handler on an alternate signal
+//! stack that recognises a fault in the running G's guard page.
+//!
+//! On a hit it writes `goroutine N [name] stack overflow (stack size S)` to
+//! stderr with `write(2)` (nothing that allocates or locks) and aborts. Any
+//! other fault goes to the handler that was installed before ours (Rust's
+//! own, which reports overflows of thread stacks), or to the default action.
+
+use std::sync::Once;
+
+use crate::m;
+
+static INSTALL: Once = Once::new();
+static mut OLD_SEGV: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::uninit();
+static mut OLD_BUS: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::uninit();
+
+/// Installs the handler once per process.
+pub(crate) fn install() {
+    INSTALL.call_once(|| {
+        // SAFETY: sigaction with a valid handler; the OLD_* statics are
+        // written here once, before the handler can run (it is installed by
+        // this very call), and only read afterwards.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = handler as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(
+                libc::SIGSEGV,
+                &sa,
+                (*std::ptr::addr_of_mut!(OLD_SEGV)).as_mut_ptr(),
+            );
+            libc::sigaction(
+                libc::SIGBUS,
+                &sa,
+                (*std::ptr::addr_of_mut!(OLD_BUS)).as_mut_ptr(),
+            );
+        }
+    });
+}
+
+/// Makes sure the calling thread has an alternate signal stack (std gives
+/// its threads one, but only when its own handler is installed).
+pub(crate) fn on_thread_start() {
+    // SAFETY: querying and setting sigaltstack for the calling thread; the
+    // new stack is a fresh mapping that stays mapped for the life of the
+    // thread (leaked on purpose: a handler may run until the thread ends).
+    unsafe {
+        let mut old: libc::stack_t = std::mem::zeroed();
+        if libc::sigaltstack(std::ptr::null(), &mut old) != 0 {
+            return;
+        }
+        if old.ss_flags & libc::SS_DISABLE == 0 {
+            return;
+        }
+        let size = 64 * 1024;
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return;
+        }
+        let st = libc::stack_t {
+            ss_sp: p,
+            ss_flags: 0,
+            ss_size: size,
+        };
+        libc::sigaltstack(&st, std::ptr::null_mut());
+    }
+}
+
+extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let g = m::current_g_ptr();
+    if !g.is_null() {
+        // SAFETY: the running G is alive while it runs, and it is running:
+        // the fault happened on its stack.
+        let g = unsafe { &*g };
+        let (lo, hi) = g.guard;
+        if addr >= lo && addr < hi {
+            report_overflow(g.id, g.name.as_deref(), g.stack_size);
+        }
+    }
+    // Not ours: hand it on.
+    // SAFETY: OLD_* were initialised by `install` before this handler could
+    // run; calling the previous handler with our arguments is what chaining
+    // means; resetting to SIG_DFL and returning re-raises the fault.
+    unsafe {
+        let old = if sig == libc::SIGSEGV {
+            (*std::ptr::addr_of!(OLD_SEGV)).assume_init_ref()
+        } else {
+            (*std::ptr::addr_of!(OLD_BUS)).assume_init_ref()
+        };
+        let h = old.sa_sigaction;
+        if h == libc::SIG_DFL || h == libc::SIG_IGN {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        } else if old.sa_flags & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                std::mem::transmute(h);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(h);
+            f(sig);
+        }
+    }
+}
+
+/// Writes the overflow message and aborts. Async-signal-safe: formats into
+/// a stack buffer.
+fn report_overflow(id: u64, name: Option<&str>, size: usize) -> ! {
+    let mut buf = [0u8; 512];
+    let mut w = Buf {
+        buf: &mut buf,
+        len: 0,
+    };
+    w.put(b"goroutine ");
+    w.num(id);
+    if let Some(n) = name {
+        w.put(b" [");
+        w.put(n.as_bytes());
+        w.put(b"]");
+    }
+    w.put(b" stack overflow (stack size ");
+    w.num(size as u64);
+    w.put(b")\nfatal error: stack overflow\n");
+    // SAFETY: write(2) and abort(3) are async-signal-safe.
+    unsafe {
+        libc::write(2, w.buf.as_ptr() as *const libc::c_void, w.len);
+        libc::abort();
+    }
+}
+
+struct Buf<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Buf<'_> {
+    fn put(&mut self, s: &[u8]) {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+    }
+
+    fn num(&mut self, mut v: u64) {
+        let mut d = [0u8; 20];
+        let mut i = d.len();
+        loop {
+            i -= 1;
+            d[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.put(&d[i..]);
+    }
+}

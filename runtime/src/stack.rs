@@ -1,0 +1,355 @@
+//! G stacks: mmap'd, lazily committed, with a guard page below, pooled.
+//!
+//! A stack is one anonymous private mapping of `guard + size` bytes. Pages are
+//! committed by the kernel only when touched, so a parked G costs what it
+//! used, not its reservation. The lowest page is a guard:
+//! `madvise(MADV_GUARD_INSTALL)` on Linux 6.13+ (the guard needs no VMA of its
+//! own, so adjacent stacks merge into one VMA and a million stacks fit under
+//! `vm.max_map_count`), else `mprotect(PROT_NONE)` (two VMAs per stack). When
+//! the kernel refuses a mapping, spawning fails with an `io::Error` that names
+//! the limit; nothing crashes.
+//!
+//! Pools: each P keeps up to [`P_CACHE`] stacks of the runtime's default size
+//! hot (not reset); beyond that they go to the runtime's [`SharedPool`],
+//! which sysmon trims (see there). Stacks of other sizes are never pooled.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use corosensei::stack::{Stack as CoroStack, StackPointer};
+
+/// Linux 6.13's `MADV_GUARD_INSTALL` (not yet in the libc crate).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Hot stacks kept per P.
+pub const P_CACHE: usize = 64;
+/// Reset stacks kept per runtime.
+pub const SHARED_CACHE: usize = 4096;
+/// Stacks mapped at once when the pools are empty.
+const BATCH: usize = 16;
+/// Stacks a P moves to the shared pool at once when its cache is full.
+const SPILL: usize = P_CACHE / 2;
+
+static GUARD_INSTALL_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// One G stack. Unmapped on drop.
+pub struct Stack {
+    /// Lowest address of the mapping (the guard page starts here).
+    base: usize,
+    /// Bytes of the mapping, guard included.
+    len: usize,
+    guard: usize,
+}
+
+// SAFETY: a Stack is an owned region of memory with no thread affinity.
+unsafe impl Send for Stack {}
+
+impl Stack {
+    /// Maps a stack with `size` usable bytes (rounded up to pages).
+    pub fn new(size: usize) -> io::Result<Stack> {
+        Ok(Stack::new_batch(size, 1)?.pop().expect("one stack"))
+    }
+
+    /// Maps `n` stacks with one `mmap` (each with its own guard page), so a
+    /// burst of spawns does not take the kernel's mmap lock once per G.
+    pub fn new_batch(size: usize, n: usize) -> io::Result<Vec<Stack>> {
+        let page = page_size();
+        let size = size.max(corosensei::stack::MIN_STACK_SIZE).div_ceil(page) * page;
+        let len = size + page;
+        let total = len * n;
+        // SAFETY: an anonymous mapping at an address of the kernel's choosing
+        // touches no existing memory.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            let err = io::Error::last_os_error();
+            return Err(io::Error::new(
+                err.kind(),
+                format!("goro: cannot map {n} G stack(s) of {len} bytes: {err} (address space or vm.max_map_count exhausted)"),
+            ));
+        }
+        // Each Stack owns (and unmaps) its own part of the mapping.
+        let stacks: Vec<Stack> = (0..n)
+            .map(|i| Stack {
+                base: ptr as usize + i * len,
+                len,
+                guard: page,
+            })
+            .collect();
+        for s in &stacks {
+            s.install_guard()?;
+        }
+        Ok(stacks)
+    }
+
+    fn install_guard(&self) -> io::Result<()> {
+        let addr = self.base as *mut libc::c_void;
+        if !GUARD_INSTALL_UNSUPPORTED.load(Ordering::Relaxed) {
+            // SAFETY: the range is the first page of our own mapping.
+            if unsafe { libc::madvise(addr, self.guard, MADV_GUARD_INSTALL) } == 0 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINVAL) {
+                return Err(io::Error::new(
+                    err.kind(),
+                    format!("goro: cannot install a stack guard page: {err}"),
+                ));
+            }
+            GUARD_INSTALL_UNSUPPORTED.store(true, Ordering::Relaxed);
+        }
+        // SAFETY: as above; this splits the mapping into two VMAs.
+        if unsafe { libc::mprotect(addr, self.guard, libc::PROT_NONE) } != 0 {
+            let err = io::Error::last_os_error();
+            return Err(io::Error::new(
+                err.kind(),
+                format!(
+                    "goro: cannot protect a stack guard page: {err} (vm.max_map_count = {} reached? \
+                     each stack needs two mappings on kernels before 6.13)",
+                    max_map_count().map_or("?".into(), |n| n.to_string())
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Usable bytes (guard excluded).
+    pub fn size(&self) -> usize {
+        self.len - self.guard
+    }
+
+    /// The guard page's range `[lo, hi)`.
+    pub fn guard_range(&self) -> (usize, usize) {
+        (self.base, self.base + self.guard)
+    }
+
+    /// Gives the stack's committed pages back to the kernel (they read as
+    /// zero on next touch). The guard stays installed: `MADV_DONTNEED` keeps
+    /// guard markers, and an `mprotect`ed page is untouched by it.
+    pub fn reset(&self) {
+        // SAFETY: the range is the usable part of our own mapping and no G
+        // runs on it (it is in a pool).
+        unsafe {
+            libc::madvise(
+                (self.base + self.guard) as *mut libc::c_void,
+                self.size(),
+                libc::MADV_DONTNEED,
+            );
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: we own the mapping and nothing runs on it any more.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+// SAFETY: `base` is the top of the mapping and `limit` its bottom (guard
+// included), both page-aligned, hence aligned to STACK_ALIGNMENT; the guard
+// page catches overflows; the usable size is at least MIN_STACK_SIZE.
+unsafe impl CoroStack for Stack {
+    fn base(&self) -> StackPointer {
+        StackPointer::new(self.base + self.len).expect("stack top is not null")
+    }
+    fn limit(&self) -> StackPointer {
+        StackPointer::new(self.base).expect("stack base is not null")
+    }
+}
+
+fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The stack pool shared by a runtime's Ps (the per-P part lives in P).
+///
+/// Stacks come back here dirty (`hot`) with no system call on the G exit
+/// path. sysmon calls [`SharedPool::trim`] about once a second: the stacks
+/// that stayed unused for the whole period (the pool's low-water mark) are
+/// reset with `MADV_DONTNEED` and kept `cold`, or unmapped beyond
+/// [`SHARED_CACHE`]. So a burst of Gs leaves no lasting RSS, and a steady
+/// spawn rate pays no madvise (whose TLB shootdowns cost more than the G).
+pub struct SharedPool {
+    size: usize,
+    inner: Mutex<PoolInner>,
+}
+
+#[derive(Default)]
+struct PoolInner {
+    hot: Vec<Stack>,
+    cold: Vec<Stack>,
+    /// Fewest hot stacks seen since the last trim.
+    low_water: usize,
+}
+
+impl SharedPool {
+    pub fn new(size: usize) -> Self {
+        SharedPool {
+            size,
+            inner: Mutex::new(PoolInner::default()),
+        }
+    }
+
+    /// The pooled stack size (the runtime's default G stack size).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Refills `cache` with up to `n` stacks from the shared pool.
+    pub fn refill(&self, cache: &mut Vec<Stack>, n: usize) {
+        let mut pool = self.inner.lock().unwrap();
+        let k = n.min(pool.hot.len());
+        let at = pool.hot.len() - k;
+        cache.extend(pool.hot.drain(at..));
+        pool.low_water = pool.low_water.min(pool.hot.len());
+        let k = (n - k).min(pool.cold.len());
+        let at = pool.cold.len() - k;
+        cache.extend(pool.cold.drain(at..));
+    }
+
+    /// Takes back a stack a P's cache has no room for.
+    pub fn put(&self, stack: Stack) {
+        if stack.size() != self.size {
+            return;
+        }
+        self.inner.lock().unwrap().hot.push(stack);
+    }
+
+    /// Puts back several stacks.
+    pub fn put_many(&self, stacks: impl IntoIterator<Item = Stack>) {
+        let mut pool = self.inner.lock().unwrap();
+        pool.hot
+            .extend(stacks.into_iter().filter(|s| s.size() == self.size));
+    }
+
+    /// Resets the stacks that went unused since the last call (see above).
+    /// Returns how many were reset or unmapped.
+    pub fn trim(&self) -> usize {
+        let idle: Vec<Stack> = {
+            let mut pool = self.inner.lock().unwrap();
+            let n = pool.low_water.min(pool.hot.len());
+            let idle = pool.hot.drain(..n).collect::<Vec<_>>();
+            pool.low_water = pool.hot.len();
+            idle
+        };
+        let n = idle.len();
+        if n == 0 {
+            return 0;
+        }
+        for s in &idle {
+            s.reset();
+        }
+        let mut pool = self.inner.lock().unwrap();
+        let room = SHARED_CACHE.saturating_sub(pool.cold.len());
+        let mut idle = idle;
+        let excess = idle.len().saturating_sub(room);
+        let keep = idle.len() - excess;
+        let extra: Vec<Stack> = idle.drain(keep..).collect();
+        pool.cold.extend(idle);
+        drop(pool);
+        drop(extra);
+        n
+    }
+
+    pub fn clear(&self) {
+        let mut pool = self.inner.lock().unwrap();
+        let (hot, cold) = (
+            std::mem::take(&mut pool.hot),
+            std::mem::take(&mut pool.cold),
+        );
+        pool.low_water = 0;
+        drop(pool);
+        drop(hot);
+        drop(cold);
+    }
+}
+
+/// A P's stack cache: get from it, or the shared pool, or a fresh mapping.
+pub fn get(cache: &mut Vec<Stack>, shared: &SharedPool, size: usize) -> io::Result<Stack> {
+    if size == shared.size() {
+        if let Some(s) = cache.pop() {
+            return Ok(s);
+        }
+        shared.refill(cache, P_CACHE / 4);
+        if let Some(s) = cache.pop() {
+            return Ok(s);
+        }
+        cache.extend(Stack::new_batch(size, BATCH)?);
+        return Ok(cache.pop().expect("a fresh batch"));
+    }
+    Stack::new(size)
+}
+
+/// Returns a stack to a P's cache, spilling half of it to the shared pool
+/// when full (one lock per `SPILL` stacks).
+pub fn put(cache: &mut Vec<Stack>, shared: &SharedPool, stack: Stack) {
+    if stack.size() != shared.size() {
+        return; // unmapped on drop
+    }
+    if cache.len() >= P_CACHE {
+        let at = cache.len() - SPILL;
+        shared.put_many(cache.drain(at..));
+    }
+    cache.push(stack);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_is_writable_and_reset_zeroes_it() {
+        let s = Stack::new(64 * 1024).unwrap();
+        let top = s.base + s.len - 8;
+        // SAFETY: top is inside the usable part of the mapping.
+        unsafe {
+            *(top as *mut u64) = 42;
+            assert_eq!(*(top as *const u64), 42);
+        }
+        s.reset();
+        // SAFETY: as above; MADV_DONTNEED pages read back as zero.
+        unsafe { assert_eq!(*(top as *const u64), 0) };
+    }
+
+    #[test]
+    fn sizes_round_up_to_pages() {
+        let s = Stack::new(5000).unwrap();
+        assert_eq!(s.size() % page_size(), 0);
+        assert!(s.size() >= 5000);
+    }
+
+    #[test]
+    fn pool_reuses_default_size_only() {
+        let shared = SharedPool::new(64 * 1024);
+        let mut cache = Vec::new();
+        let a = get(&mut cache, &shared, 64 * 1024).unwrap();
+        let base = a.base;
+        put(&mut cache, &shared, a);
+        let b = get(&mut cache, &shared, 64 * 1024).unwrap();
+        assert_eq!(b.base, base);
+        let odd = get(&mut cache, &shared, 128 * 1024).unwrap();
+        put(&mut cache, &shared, odd);
+        assert_eq!(cache.len(), 0);
+    }
+}

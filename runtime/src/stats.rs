@@ -1,0 +1,121 @@
+//! Scheduler counters and the `Stats` snapshot.
+//!
+//! Each P has its own [`Counters`]. Only the M holding the P writes them, with
+//! a plain load-add-store (no locked instruction, no shared cache line with
+//! other Ps), so counting costs nothing measurable on the hot path; readers
+//! on other threads see slightly stale but never torn values. Counters that
+//! belong to no P (Ms created, Gs readied from plain threads) are runtime-wide
+//! atomics touched only off the fast path.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Per-P event counters (owner-written).
+        #[derive(Default)]
+        pub(crate) struct Counters {
+            $(pub $name: AtomicU64,)*
+        }
+
+        /// A snapshot of scheduler counters, per P or summed.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct PStats {
+            $($(#[$doc])* pub $name: u64,)*
+            /// Gs in the local run queue and `runnext` when the snapshot was taken.
+            pub local_queue: u64,
+        }
+
+        impl Counters {
+            pub fn snapshot(&self) -> PStats {
+                PStats { $($name: self.$name.load(Ordering::Relaxed),)* local_queue: 0 }
+            }
+        }
+
+        impl PStats {
+            fn add(&mut self, o: &PStats) {
+                $(self.$name += o.$name;)*
+                self.local_queue += o.local_queue;
+            }
+        }
+    };
+}
+
+counters! {
+    /// Gs created on this P.
+    spawned,
+    /// Gs that exited on this P.
+    completed,
+    /// Times a G was scheduled on this P.
+    scheduled,
+    /// Steal operations that took at least one G.
+    steals,
+    /// Gs taken by those steals.
+    stolen,
+    /// Batches taken from the global queue.
+    global_takes,
+    /// Times the local queue overflowed to the global queue.
+    local_overflows,
+    /// Times `runnext` supplied the next G.
+    runnext_hits,
+    /// Times a G parked.
+    parks,
+    /// Times a parked G was made runnable by code running on this P.
+    unparks,
+    /// Times a G yielded because its time slice was used up.
+    preemptions,
+    /// Times a G called `yield_now`.
+    yields,
+    /// Timers fired by this P's M.
+    timers_fired,
+}
+
+impl Counters {
+    /// Adds one. Must be called only by the M holding the P.
+    #[inline]
+    pub fn bump(c: &AtomicU64) {
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}
+
+/// Counters and gauges of a runtime, from `Runtime::stats()`.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Number of Ps (GOMAXPROCS).
+    pub procs: usize,
+    /// Ps with no M.
+    pub idle_procs: usize,
+    /// OS worker threads (Ms) created so far.
+    pub threads: usize,
+    /// Ms parked with nothing to do.
+    pub idle_threads: usize,
+    /// Ms looking for work right now.
+    pub spinning_threads: usize,
+    /// Gs in the global run queue.
+    pub global_queue: usize,
+    /// Gs that exist (created and not yet exited).
+    pub live_goroutines: usize,
+    /// Gs readied by plain OS threads (they go to the global queue).
+    pub external_readies: u64,
+    /// Time since the runtime started.
+    pub uptime: Duration,
+    /// One entry per P.
+    pub per_p: Vec<PStats>,
+    /// The sum of `per_p`.
+    pub total: PStats,
+}
+
+impl Stats {
+    pub(crate) fn sum(per_p: &[PStats]) -> PStats {
+        let mut t = PStats::default();
+        for p in per_p {
+            t.add(p);
+        }
+        t
+    }
+}

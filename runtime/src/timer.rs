@@ -1,0 +1,275 @@
+//! Timers: a min-heap per P, fired by the P's M in `schedule()`, and by the M
+//! that sleeps for the whole runtime (the poller M, see `sched.rs`) when
+//! every M is idle.
+//!
+//! A timer is an `Arc<TimerEntry>` with an atomic state: whoever moves it
+//! from `PENDING` first (the firing M, or `cancel`) owns its action.
+//! Cancelled entries stay in the heap until they come due or until more than
+//! half of the heap is cancelled, when it is compacted (Go's `timerDeleted`).
+//!
+//! Invariant (no lost timer): after `add` stores the P's `timer_next`, it
+//! reads `sched.poll_until`; the poller M stores `poll_until` before it reads
+//! the `timer_next` of every P. Both sides use SeqCst, so either the poller
+//! sees the new timer or `add` sees the poller and wakes it.
+
+use std::cell::UnsafeCell;
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::g::WaitReason;
+use crate::m;
+use crate::park::{self, Unparker};
+use crate::sched::Sched;
+use crate::stats::Counters;
+
+const PENDING: u8 = 0;
+const FIRED: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// What a timer does when it fires. Runs on a scheduler stack: it must not
+/// block (a channel send from a timer must be non-blocking, as Go's
+/// `sendTime`).
+pub enum TimerAction {
+    Wake(Unparker),
+    Call(Box<dyn FnOnce() + Send>),
+}
+
+impl TimerAction {
+    fn run(self) {
+        match self {
+            TimerAction::Wake(u) => u.unpark(),
+            TimerAction::Call(f) => f(),
+        }
+    }
+}
+
+pub(crate) struct TimerEntry {
+    state: AtomicU8,
+    action: UnsafeCell<Option<TimerAction>>,
+    /// The P whose heap holds the entry.
+    p: usize,
+}
+
+// SAFETY: `action` is taken only by the thread that moved `state` out of
+// PENDING, exactly once.
+unsafe impl Sync for TimerEntry {}
+// SAFETY: TimerAction is Send.
+unsafe impl Send for TimerEntry {}
+
+impl TimerEntry {
+    fn claim(&self, to: u8) -> Option<TimerAction> {
+        if self
+            .state
+            .compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // SAFETY: we won the CAS, so no one else touches `action`.
+            unsafe { (*self.action.get()).take() }
+        } else {
+            None
+        }
+    }
+}
+
+struct HeapItem {
+    when: u64,
+    seq: u64,
+    entry: Arc<TimerEntry>,
+}
+
+impl PartialEq for HeapItem {
+    fn eq(&self, o: &Self) -> bool {
+        (self.when, self.seq) == (o.when, o.seq)
+    }
+}
+impl Eq for HeapItem {}
+impl PartialOrd for HeapItem {
+    fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for HeapItem {
+    // Reversed: BinaryHeap is a max-heap and we want the earliest first.
+    fn cmp(&self, o: &Self) -> CmpOrdering {
+        (o.when, o.seq).cmp(&(self.when, self.seq))
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct TimerHeap {
+    heap: BinaryHeap<HeapItem>,
+    seq: u64,
+    cancelled: usize,
+}
+
+impl TimerHeap {
+    fn next(&self) -> u64 {
+        self.heap.peek().map_or(u64::MAX, |t| t.when)
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len() - self.cancelled.min(self.heap.len())
+    }
+
+    fn compact(&mut self) {
+        let items = std::mem::take(&mut self.heap).into_vec();
+        self.heap = items
+            .into_iter()
+            .filter(|t| t.entry.state.load(Ordering::Acquire) == PENDING)
+            .collect();
+        self.cancelled = 0;
+    }
+
+    /// Removes every entry (shutdown), dropping the actions.
+    pub fn clear(&mut self) {
+        for t in self.heap.drain() {
+            drop(t.entry.claim(CANCELLED));
+        }
+        self.cancelled = 0;
+    }
+}
+
+/// A pending timer; `cancel` stops it.
+pub struct TimerHandle {
+    entry: Arc<TimerEntry>,
+    sched: Arc<Sched>,
+}
+
+impl TimerHandle {
+    /// Stops the timer. Returns `true` if it had not fired yet (its action
+    /// is dropped without running), `false` if it fired or was cancelled.
+    pub fn cancel(&self) -> bool {
+        match self.entry.claim(CANCELLED) {
+            Some(action) => {
+                drop(action);
+                let p = &self.sched.ps[self.entry.p];
+                let mut heap = p.timers.lock().unwrap();
+                heap.cancelled += 1;
+                if heap.cancelled > 64 && heap.cancelled * 2 > heap.heap.len() {
+                    heap.compact();
+                    p.timer_next.store(heap.next(), Ordering::SeqCst);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the timer has fired.
+    pub fn fired(&self) -> bool {
+        self.entry.state.load(Ordering::Acquire) == FIRED
+    }
+}
+
+impl Sched {
+    /// Adds a timer to P `p` (the caller's P when it has one).
+    pub(crate) fn add_timer(
+        self: &Arc<Self>,
+        p: usize,
+        when: Instant,
+        action: TimerAction,
+    ) -> TimerHandle {
+        let when = self.nanos(when);
+        let entry = Arc::new(TimerEntry {
+            state: AtomicU8::new(PENDING),
+            action: UnsafeCell::new(Some(action)),
+            p,
+        });
+        let pp = &self.ps[p];
+        {
+            let mut heap = pp.timers.lock().unwrap();
+            heap.seq += 1;
+            let seq = heap.seq;
+            heap.heap.push(HeapItem {
+                when,
+                seq,
+                entry: entry.clone(),
+            });
+            pp.timer_next.store(heap.next(), Ordering::SeqCst);
+        }
+        self.timer_added(when);
+        TimerHandle {
+            entry,
+            sched: self.clone(),
+        }
+    }
+
+    /// Fires the due timers of P `p`. Returns how many fired. Called by the
+    /// M holding some P (not necessarily `p`); actions run after the heap
+    /// lock is released.
+    pub(crate) fn run_timers(&self, p: usize, now: u64, counters: &Counters) -> usize {
+        let pp = &self.ps[p];
+        if pp.timer_next.load(Ordering::SeqCst) > now {
+            return 0;
+        }
+        let mut due = Vec::new();
+        {
+            let mut heap = pp.timers.lock().unwrap();
+            while let Some(top) = heap.heap.peek() {
+                if top.when > now {
+                    break;
+                }
+                let item = heap.heap.pop().expect("peeked");
+                match item.entry.claim(FIRED) {
+                    Some(a) => due.push(a),
+                    None => heap.cancelled = heap.cancelled.saturating_sub(1),
+                }
+            }
+            pp.timer_next.store(heap.next(), Ordering::SeqCst);
+        }
+        let n = due.len();
+        Counters::add(&counters.timers_fired, n as u64);
+        for a in due {
+            a.run();
+        }
+        n
+    }
+
+    /// The earliest timer of any P, in ns since the epoch.
+    pub(crate) fn next_timer(&self) -> u64 {
+        self.ps
+            .iter()
+            .map(|p| p.timer_next.load(Ordering::SeqCst))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn pending_timers(&self) -> usize {
+        self.ps.iter().map(|p| p.timers.lock().unwrap().len()).sum()
+    }
+}
+
+/// Runs `action` at `when` on the current runtime (or the global one when
+/// called from a plain thread).
+pub fn add_timer(when: Instant, action: TimerAction) -> TimerHandle {
+    let (sched, p) = m::current_sched_and_p();
+    sched.add_timer(p, when, action)
+}
+
+/// Puts the current G to sleep for `d` (at least; timers fire when an M gets
+/// to them). Outside a G, sleeps the OS thread.
+pub fn sleep(d: Duration) {
+    sleep_until(Instant::now() + d)
+}
+
+/// Sleeps until `deadline`.
+pub fn sleep_until(deadline: Instant) {
+    if !m::in_goroutine() {
+        let now = Instant::now();
+        if deadline > now {
+            std::thread::sleep(deadline - now);
+        }
+        return;
+    }
+    m::preempt_point();
+    if deadline <= Instant::now() {
+        return;
+    }
+    let t = add_timer(deadline, TimerAction::Wake(park::current_unparker()));
+    while !t.fired() {
+        park::park(WaitReason::Sleep);
+    }
+}
