@@ -44,5 +44,6 @@ pub use poller::{ParkPoller, Poller};
 pub use runtime::{
     default_procs, run, stats, GoroutineState, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE,
 };
+pub use stack::mapped_stacks;
 pub use stats::{PStats, Stats};
 pub use timer::{add_timer, sleep, sleep_until, TimerAction, TimerHandle};

@@ -14,7 +14,7 @@
 //! which sysmon trims (see there). Stacks of other sizes are never pooled.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use corosensei::stack::{Stack as CoroStack, StackPointer};
@@ -32,6 +32,13 @@ const BATCH: usize = 16;
 const SPILL: usize = P_CACHE / 2;
 
 static GUARD_INSTALL_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+/// Stacks mapped in this process (all runtimes), for leak checks.
+static MAPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many G stacks are mapped in the process right now (pooled or in use).
+pub fn mapped_stacks() -> usize {
+    MAPPED.load(Ordering::Relaxed)
+}
 
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -82,6 +89,7 @@ impl Stack {
                 format!("goro: cannot map {n} G stack(s) of {len} bytes: {err} (address space or vm.max_map_count exhausted)"),
             ));
         }
+        MAPPED.fetch_add(n, Ordering::Relaxed);
         // Each Stack owns (and unmaps) its own part of the mapping.
         let stacks: Vec<Stack> = (0..n)
             .map(|i| Stack {
@@ -159,6 +167,7 @@ impl Drop for Stack {
         unsafe {
             libc::munmap(self.base as *mut libc::c_void, self.len);
         }
+        MAPPED.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1,0 +1,461 @@
+//! The scheduler core: spawning, joining, parking, stealing, timers,
+//! policies, several runtimes.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{bounded, busy, Rng};
+use goro::{Policy, Runtime, Spinning, Steal};
+
+/// Each node spawns 10 children and joins them; the leaves return their
+/// index. `depth` 6 is skynet's million leaves.
+fn tree(depth: u32, base: u64) -> u64 {
+    if depth == 0 {
+        return base;
+    }
+    let hs: Vec<_> = (0..10)
+        .map(|i| goro::go(move || tree(depth - 1, base * 10 + i)))
+        .collect();
+    hs.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+#[test]
+fn a_million_goroutines_spawn_and_join() {
+    let sum = bounded(120, || goro::run(|| tree(6, 0)));
+    assert_eq!(sum, 499_999_500_000);
+}
+
+#[test]
+fn hundred_thousand_parked_goroutines_are_released() {
+    bounded(60, || {
+        let rt = Runtime::new().unwrap();
+        const N: usize = 100_000;
+        let parked = Arc::new(Mutex::new(Vec::with_capacity(N)));
+        let go_on = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicUsize::new(0));
+        let hs: Vec<_> = (0..N)
+            .map(|_| {
+                let (parked, go_on, done) = (parked.clone(), go_on.clone(), done.clone());
+                rt.spawn(move || {
+                    parked.lock().unwrap().push(goro::current_unparker());
+                    while !go_on.load(Ordering::Acquire) {
+                        goro::park(goro::WaitReason::Park);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        while parked.lock().unwrap().len() < N {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let waiting = rt
+            .goroutines()
+            .iter()
+            .filter(|g| g.status == goro::GStatus::Waiting)
+            .count();
+        assert!(waiting > N / 2, "only {waiting} Gs parked");
+        go_on.store(true, Ordering::Release);
+        for u in parked.lock().unwrap().drain(..) {
+            u.unpark();
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(done.load(Ordering::Relaxed), N);
+    });
+}
+
+#[test]
+fn idle_ps_steal_from_a_busy_one() {
+    bounded(60, || {
+        let rt = Runtime::builder().procs(2).build().unwrap();
+        let threads = rt.block_on(|| {
+            // All these land on the spawning P; the other P must steal.
+            let hs: Vec<_> = (0..200)
+                .map(|_| {
+                    goro::go(|| {
+                        busy(200);
+                        std::thread::current().name().unwrap().to_string()
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<HashSet<_>>()
+        });
+        let st = rt.stats();
+        assert!(st.total.steals > 0, "no steals recorded: {st:?}");
+        assert!(threads.len() >= 2, "all Gs ran on {threads:?}");
+        assert!(
+            st.per_p.iter().all(|p| p.scheduled > 0),
+            "a P never ran: {st:?}"
+        );
+    });
+}
+
+fn policy_variants() -> Vec<(String, Policy)> {
+    let mut v = Vec::new();
+    for runnext in [true, false] {
+        for steal in [Steal::Half, Steal::One, Steal::Off] {
+            for steal_runnext in [true, false] {
+                let p = Policy {
+                    runnext,
+                    steal,
+                    steal_runnext,
+                    ..Policy::default()
+                };
+                v.push((
+                    format!("runnext={runnext} steal={steal:?} steal_runnext={steal_runnext}"),
+                    p,
+                ));
+            }
+        }
+    }
+    v.push((
+        "small local queue".into(),
+        Policy {
+            local_queue: 4,
+            ..Policy::default()
+        },
+    ));
+    v.push((
+        "no global fairness".into(),
+        Policy {
+            global_queue_interval: 0,
+            ..Policy::default()
+        },
+    ));
+    v.push((
+        "no spinning".into(),
+        Policy {
+            max_spinning: Spinning::Limit(0),
+            ..Policy::default()
+        },
+    ));
+    v.push((
+        "spin limit 1".into(),
+        Policy {
+            max_spinning: Spinning::Limit(1),
+            ..Policy::default()
+        },
+    ));
+    v.push((
+        "short time slice".into(),
+        Policy {
+            time_slice: Duration::from_micros(100),
+            ..Policy::default()
+        },
+    ));
+    v
+}
+
+#[test]
+fn every_policy_gives_correct_results() {
+    bounded(120, || {
+        for (name, policy) in policy_variants() {
+            for procs in [1, 3] {
+                let rt = Runtime::builder()
+                    .procs(procs)
+                    .policy(policy.clone())
+                    .build()
+                    .unwrap();
+                let sum = rt.block_on(|| tree(4, 0));
+                assert_eq!(sum, 49_995_000, "{name}, procs={procs}");
+                let st = rt.stats();
+                assert_eq!(st.total.spawned, 11_111, "{name}");
+                if policy.steal == Steal::Off {
+                    assert_eq!(st.total.steals, 0, "{name}");
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn a_small_local_queue_overflows_to_the_global_queue() {
+    bounded(30, || {
+        let policy = Policy {
+            local_queue: 8,
+            ..Policy::default()
+        };
+        let rt = Runtime::builder().procs(1).policy(policy).build().unwrap();
+        let n = rt.block_on(|| {
+            let hs: Vec<_> = (0..100u64).map(|i| goro::go(move || i)).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(n, 4950);
+        let st = rt.stats();
+        assert!(st.total.local_overflows > 0, "{st:?}");
+        assert!(st.total.global_takes > 0, "{st:?}");
+    });
+}
+
+#[test]
+fn join_from_a_plain_thread() {
+    bounded(30, || {
+        let rt = Runtime::builder().procs(2).build().unwrap();
+        let h = rt.spawn(|| {
+            goro::sleep(Duration::from_millis(5));
+            goro::current().id()
+        });
+        let id = h.id();
+        let got = std::thread::spawn(move || h.join().unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(got, id);
+    });
+}
+
+#[test]
+fn join_from_another_goroutine_parks_it() {
+    bounded(30, || {
+        goro::run(|| {
+            let slow = goro::go(|| {
+                goro::sleep(Duration::from_millis(20));
+                7
+            });
+            let waiter = goro::go(move || slow.join().unwrap() * 6);
+            assert_eq!(waiter.join().unwrap(), 42);
+        });
+    });
+}
+
+#[test]
+fn sleepers_wake_in_deadline_order() {
+    bounded(30, || {
+        let order = goro::run(|| {
+            let order = Arc::new(Mutex::new(Vec::new()));
+            let hs: Vec<_> = [50u64, 40, 30, 20, 10]
+                .into_iter()
+                .map(|ms| {
+                    let order = order.clone();
+                    goro::go(move || {
+                        goro::sleep(Duration::from_millis(ms));
+                        order.lock().unwrap().push(ms);
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            let v = order.lock().unwrap().clone();
+            v
+        });
+        assert_eq!(order, vec![10, 20, 30, 40, 50]);
+    });
+}
+
+#[test]
+fn sleep_lasts_at_least_its_duration() {
+    bounded(30, || {
+        goro::run(|| {
+            for ms in [0u64, 1, 3, 7] {
+                let t = std::time::Instant::now();
+                goro::sleep(Duration::from_millis(ms));
+                assert!(t.elapsed() >= Duration::from_millis(ms));
+            }
+        });
+    });
+}
+
+#[test]
+fn two_runtimes_run_side_by_side() {
+    bounded(60, || {
+        let a = Runtime::builder().procs(1).name("rt-a").build().unwrap();
+        let b = Runtime::builder().procs(1).name("rt-b").build().unwrap();
+        let ha = a.spawn(|| {
+            let inner = goro::go(|| std::thread::current().name().unwrap().to_string());
+            inner.join().unwrap()
+        });
+        let hb = b.spawn(|| tree(3, 0));
+        assert!(ha.join().unwrap().starts_with("rt-a-m"));
+        assert_eq!(hb.join().unwrap(), 499_500);
+        // A G of one runtime can spawn onto another.
+        let cross = a.block_on({
+            let hb2 = b.spawn(|| std::thread::current().name().unwrap().to_string());
+            move || hb2.join().unwrap()
+        });
+        assert!(cross.starts_with("rt-b-m"));
+    });
+}
+
+#[test]
+fn go_outside_a_runtime_uses_the_global_one() {
+    bounded(30, || {
+        let h = goro::go(|| goro::current().id());
+        assert!(h.join().unwrap() > 0);
+        assert!(goro::try_current().is_none());
+    });
+}
+
+#[test]
+fn builder_names_and_sizes_goroutines() {
+    bounded(30, || {
+        goro::run(|| {
+            let h = goro::Builder::new()
+                .name("worker-7")
+                .stack_size(64 * 1024)
+                .spawn(|| goro::current().name().map(str::to_string))
+                .unwrap();
+            assert_eq!(h.join().unwrap().as_deref(), Some("worker-7"));
+            // A big frame on a big stack is fine.
+            let h = goro::Builder::new()
+                .stack_size(4 << 20)
+                .spawn(|| {
+                    let buf = [1u8; 1 << 20];
+                    std::hint::black_box(&buf)
+                        .iter()
+                        .map(|&b| b as u64)
+                        .sum::<u64>()
+                })
+                .unwrap();
+            assert_eq!(h.join().unwrap(), 1 << 20);
+        });
+    });
+}
+
+#[test]
+fn a_goroutine_past_its_time_slice_yields_at_a_preemption_point() {
+    bounded(30, || {
+        let rt = Runtime::builder().procs(1).build().unwrap();
+        rt.block_on(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            // The spinner spawns the setter (it goes to runnext) and never
+            // yields by itself: only preemption lets the setter run.
+            let spinner = goro::go(move || {
+                let f2 = flag.clone();
+                let setter = goro::go(move || f2.store(true, Ordering::Release));
+                let mut rounds = 0u64;
+                while !flag.load(Ordering::Acquire) {
+                    goro::preempt_point();
+                    rounds += 1;
+                }
+                setter.join().unwrap();
+                rounds
+            });
+            assert!(spinner.join().unwrap() > 0);
+        });
+        assert!(rt.stats().total.preemptions > 0);
+    });
+}
+
+#[test]
+fn yield_now_lets_others_run_on_one_p() {
+    bounded(30, || {
+        let rt = Runtime::builder().procs(1).build().unwrap();
+        let log = rt.block_on(|| {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let hs: Vec<_> = (0..3)
+                .map(|i| {
+                    let log = log.clone();
+                    goro::go(move || {
+                        for _ in 0..3 {
+                            log.lock().unwrap().push(i);
+                            goro::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            let v = log.lock().unwrap().clone();
+            v
+        });
+        // Interleaved, not one G running to completion first.
+        assert_ne!(&log[..3], &[log[0]; 3], "{log:?}");
+        assert_eq!(log.len(), 9);
+    });
+}
+
+#[test]
+fn unpark_before_park_is_not_lost() {
+    bounded(60, || {
+        let rt = Runtime::builder().procs(2).build().unwrap();
+        let mut rng = Rng(7);
+        for _ in 0..2_000 {
+            let delay = rng.below(20);
+            let flag = Arc::new(AtomicBool::new(false));
+            let slot = Arc::new(Mutex::new(None));
+            let (f2, s2) = (flag.clone(), slot.clone());
+            let h = rt.spawn(move || {
+                *s2.lock().unwrap() = Some(goro::current_unparker());
+                busy(delay);
+                while !f2.load(Ordering::Acquire) {
+                    goro::park(goro::WaitReason::Park);
+                }
+            });
+            let u = loop {
+                if let Some(u) = slot.lock().unwrap().take() {
+                    break u;
+                }
+                std::hint::spin_loop();
+            };
+            flag.store(true, Ordering::Release);
+            u.unpark();
+            h.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn park_until_times_out() {
+    bounded(30, || {
+        goro::run(|| {
+            let t = std::time::Instant::now();
+            let woken = goro::park_until(goro::WaitReason::Park, t + Duration::from_millis(15));
+            assert!(!woken);
+            assert!(t.elapsed() >= Duration::from_millis(15));
+        });
+        let t = std::time::Instant::now();
+        goro::park_until(goro::WaitReason::Park, t + Duration::from_millis(5));
+        assert!(t.elapsed() >= Duration::from_millis(5));
+    });
+}
+
+#[test]
+fn goro_procs_and_builder_validate_input() {
+    assert!(Runtime::builder().procs(0).build().is_err());
+    let bad = Policy {
+        local_queue: 1,
+        ..Policy::default()
+    };
+    assert!(Runtime::builder().policy(bad).build().is_err());
+}
+
+#[test]
+fn random_spawn_park_and_sleep_mix() {
+    bounded(120, || {
+        for seed in 0..8u64 {
+            let rt = Runtime::builder()
+                .procs(1 + (seed as usize % 3))
+                .build()
+                .unwrap();
+            let total = rt.block_on(move || {
+                let hs: Vec<_> = (0..200u64)
+                    .map(|i| {
+                        goro::go(move || {
+                            let mut rng = Rng(seed * 1000 + i);
+                            let mut acc = 0;
+                            for _ in 0..10 {
+                                match rng.below(4) {
+                                    0 => goro::yield_now(),
+                                    1 => goro::sleep(Duration::from_micros(rng.below(500))),
+                                    2 => acc += goro::go(move || i).join().unwrap(),
+                                    _ => busy(rng.below(30)),
+                                }
+                            }
+                            acc + 1
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+            });
+            assert!(total >= 200);
+        }
+    });
+}

@@ -1,0 +1,70 @@
+//! Dropping a runtime shuts it down cleanly: threads joined, parked and
+//! queued Gs dropped (their destructors run), stacks unmapped. One test per
+//! binary: it counts process-wide stacks.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::bounded;
+use goro::Runtime;
+
+struct CountDrop(Arc<AtomicUsize>);
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn dropping_a_runtime_drops_parked_goroutines_and_frees_everything() {
+    bounded(60, || {
+        let before = goro::mapped_stacks();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let rt = Runtime::builder().procs(2).build().unwrap();
+        let mut handles = Vec::new();
+        for i in 0..1000 {
+            let guard = CountDrop(dropped.clone());
+            handles.push(rt.spawn(move || {
+                let _g = guard;
+                if i % 3 == 0 {
+                    // Parks forever: nobody will unpark it.
+                    loop {
+                        goro::park(goro::WaitReason::Park);
+                    }
+                } else if i % 3 == 1 {
+                    goro::sleep(Duration::from_secs(3600));
+                }
+                i
+            }));
+        }
+        // Let the parkers and sleepers get parked.
+        while rt
+            .goroutines()
+            .iter()
+            .filter(|g| g.status == goro::GStatus::Waiting)
+            .count()
+            < 666
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(goro::mapped_stacks() > before);
+        drop(rt);
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1000,
+            "every G's locals were dropped"
+        );
+        let mut finished = 0;
+        for h in handles {
+            match h.join() {
+                Ok(_) => finished += 1,
+                Err(p) => assert!(p.downcast_ref::<&str>().unwrap().contains("dropped")),
+            }
+        }
+        assert_eq!(finished, 333);
+        assert_eq!(goro::mapped_stacks(), before, "stacks leaked");
+    });
+}
