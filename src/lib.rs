@@ -1,1 +1,41 @@
+//! goro: Go's goroutine scheduler as a Rust library.
+//!
+//! Stackful goroutines (G) run on OS worker threads (M) that hold logical
+//! processors (P) with local run queues, a global queue and work stealing,
+//! as in Go's runtime; channels and `select!` park and wake them.
+//!
+//! ```
+//! use goro::chan::Chan;
+//!
+//! let total = goro::run(|| {
+//!     let results = Chan::new(0);
+//!     for i in 0..10u64 {
+//!         let results = results.clone();
+//!         goro::go(move || results.send(i * i).unwrap());
+//!     }
+//!     (0..10).map(|_| results.recv().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 285);
+//! ```
+//!
+//! The crates behind the facade: `goro-runtime` (scheduler), `goro-chan`
+//! (channels, select, timers as channels), `goro-netpoll` (network).
+
 pub use goro_runtime::*;
+
+/// Go's channels and `select`.
+pub mod chan {
+    pub use goro_chan::{
+        nil, AsChan, Chan, IntoIter, Iter, RecvTimeoutError, Select, SendError, SendTimeoutError,
+        TryRecvError, TrySendError,
+    };
+}
+
+/// Timers as channels (Go's `time.After`, `time.Tick`, `time.Timer`) and
+/// sleeping.
+pub mod time {
+    pub use goro_chan::time::{after, tick, Ticker, Timer};
+    pub use goro_runtime::{sleep, sleep_until};
+}
+
+pub use goro_chan::select;

@@ -1,1 +1,27 @@
-//! goro-chan
+//! goro-chan: Go's channels (`hchan`) and `select` (`selectgo`) on goro's
+//! park/unpark.
+//!
+//! - `chan.rs`: `Chan<T>`, send/recv/close and their non-blocking and
+//!   timed forms.
+//! - `sudog.rs`: waiters that live on the blocked G's stack.
+//! - `select.rs`: `select!`, the dynamic `Select`.
+//! - `time.rs`: `after`, `tick`, `Timer`.
+//! - `lock.rs`: the futex lock each channel holds.
+
+mod chan;
+mod error;
+mod lock;
+mod select;
+mod sudog;
+pub mod time;
+
+pub use chan::{nil, AsChan, Chan, IntoIter, Iter};
+pub use error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+pub use select::Select;
+
+/// What the `select!` macro expands to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::select::{select_arms, Mode, RecvArm, SelectArm, SendArm};
+    pub use crate::sudog::Waiting;
+}

@@ -184,10 +184,6 @@ unsafe impl Send for G {}
 unsafe impl Sync for G {}
 
 impl G {
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }

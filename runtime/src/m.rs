@@ -24,6 +24,7 @@ use crate::stats::Counters;
 /// An M as the rest of the runtime sees it: something to hand a P to and
 /// wake.
 pub(crate) struct M {
+    #[allow(dead_code)] // named in thread names; schedtrace will print it
     pub id: usize,
     pub thread: OnceLock<Thread>,
     /// A P handed to this M while it was parked (`NO_P` if none).
@@ -70,10 +71,6 @@ impl MCtx {
         x ^= x >> 27;
         self.rng.set(x);
         (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
-    }
-
-    pub fn counters(&self) -> &Counters {
-        &self.sched.ps[self.p.get()].counters
     }
 }
 

@@ -27,7 +27,6 @@ pub(crate) enum PStatus {
 }
 
 pub(crate) struct P {
-    pub id: usize,
     pub runq: RunQueue<G>,
     /// A G readied by the running G, run next and inheriting the time slice.
     /// Holds an `Arc<G>` as a raw pointer, or null.
@@ -62,9 +61,8 @@ unsafe impl Sync for P {}
 unsafe impl Send for P {}
 
 impl P {
-    pub fn new(id: usize, local_queue: usize) -> P {
+    pub fn new(local_queue: usize) -> P {
         P {
-            id,
             runq: RunQueue::new(local_queue),
             runnext: AtomicPtr::new(std::ptr::null_mut()),
             status: AtomicU8::new(PStatus::Idle as u8),

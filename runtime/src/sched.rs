@@ -65,10 +65,8 @@ pub(crate) const NO_P: usize = usize::MAX;
 const RUNNEXT_STEAL_DELAY: Duration = Duration::from_micros(3);
 
 static NEXT_GOID: AtomicU64 = AtomicU64::new(1);
-static NEXT_SCHED_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct Sched {
-    pub id: u64,
     pub policy: Policy,
     pub procs: usize,
     pub ps: Box<[P]>,
@@ -112,13 +110,10 @@ pub(crate) struct SchedConfig {
 impl Sched {
     pub fn new(cfg: SchedConfig) -> Arc<Sched> {
         let procs = cfg.procs.max(1);
-        let ps: Box<[P]> = (0..procs)
-            .map(|i| P::new(i, cfg.policy.local_queue))
-            .collect();
+        let ps: Box<[P]> = (0..procs).map(|_| P::new(cfg.policy.local_queue)).collect();
         let coprimes = (1..=procs).filter(|&i| gcd(i, procs) == 1).collect();
         signal::install();
         Arc::new(Sched {
-            id: NEXT_SCHED_ID.fetch_add(1, Ordering::Relaxed),
             policy: cfg.policy,
             procs,
             ps,

@@ -110,10 +110,6 @@ impl TimerHeap {
         self.heap.peek().map_or(u64::MAX, |t| t.when)
     }
 
-    pub fn len(&self) -> usize {
-        self.heap.len() - self.cancelled.min(self.heap.len())
-    }
-
     fn compact(&mut self) {
         let items = std::mem::take(&mut self.heap).into_vec();
         self.heap = items
@@ -235,10 +231,6 @@ impl Sched {
             .map(|p| p.timer_next.load(Ordering::SeqCst))
             .min()
             .unwrap_or(u64::MAX)
-    }
-
-    pub(crate) fn pending_timers(&self) -> usize {
-        self.ps.iter().map(|p| p.timers.lock().unwrap().len()).sum()
     }
 }
 

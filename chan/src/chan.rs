@@ -1,0 +1,587 @@
+//! `Chan<T>`: Go's `hchan` (`runtime/chan.go`).
+//!
+//! A channel is a lock, a FIFO ring buffer of `cap` values, and two FIFO wait
+//! queues of sudogs (blocked receivers, blocked senders). The rules, as Go's:
+//!
+//! - A send with a receiver waiting hands the value straight to it (no trip
+//!   through the buffer) and readies it into the current P's `runnext`, so a
+//!   ping-pong pair stays on one P.
+//! - Otherwise a send goes into the buffer if there is room, else blocks.
+//! - A receive with a sender waiting: unbuffered, takes the sender's value;
+//!   buffered (the buffer is then full), takes the head of the buffer and
+//!   puts the sender's value at the tail, so FIFO order holds.
+//! - Otherwise a receive takes from the buffer if non-empty; on a closed,
+//!   drained channel it returns `None`; else it blocks.
+//! - `close` wakes every blocked receiver (`None`) and sender (their value
+//!   comes back in `SendError`). Closing twice panics, as in Go.
+//!
+//! All queue and buffer state is touched with `lock` held. `closed` and
+//! `len` are mirrored in atomics so `is_closed`/`len` need no lock.
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goro_runtime::{park, preempt_point, Unparker, WaitReason};
+
+use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+use crate::lock::RawLock;
+use crate::sudog::{Sudog, Waiting};
+
+pub(crate) struct HChan<T> {
+    pub lock: RawLock,
+    state: UnsafeCell<State<T>>,
+    cap: usize,
+    closed: AtomicBool,
+    len: AtomicUsize,
+}
+
+pub(crate) struct State<T> {
+    buf: VecDeque<T>,
+    closed: bool,
+    pub recvq: VecDeque<*const Sudog<T>>,
+    pub sendq: VecDeque<*const Sudog<T>>,
+}
+
+// SAFETY: `state` is only accessed with `lock` held; sudog pointers in the
+// queues follow the protocol in sudog.rs. Values of T move between threads,
+// hence T: Send.
+unsafe impl<T: Send> Send for HChan<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for HChan<T> {}
+
+/// What a send attempt under the lock did.
+pub(crate) enum SendNow<T> {
+    Sent(Option<Unparker>),
+    Closed(T),
+    WouldBlock(T),
+}
+
+/// What a receive attempt under the lock did.
+pub(crate) enum RecvNow<T> {
+    Got(T, Option<Unparker>),
+    Closed,
+    WouldBlock,
+}
+
+impl<T> HChan<T> {
+    fn new(cap: usize) -> Self {
+        HChan {
+            lock: RawLock::new(),
+            state: UnsafeCell::new(State {
+                buf: VecDeque::with_capacity(cap),
+                closed: false,
+                recvq: VecDeque::new(),
+                sendq: VecDeque::new(),
+            }),
+            cap,
+            closed: AtomicBool::new(false),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// # Safety
+    /// The caller holds `lock`, and keeps only one such borrow at a time.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn st(&self) -> &mut State<T> {
+        &mut *self.state.get()
+    }
+
+    /// Pops the first waiter whose operation can still be claimed (a select
+    /// may have completed elsewhere: its stale sudogs are dropped here).
+    ///
+    /// # Safety
+    /// Lock held.
+    unsafe fn dequeue(q: &mut VecDeque<*const Sudog<T>>) -> Option<&Sudog<T>> {
+        while let Some(sg) = q.pop_front() {
+            let sg = &*sg;
+            if sg.waiting().claim() {
+                return Some(sg);
+            }
+        }
+        None
+    }
+
+    /// Go's `chansend` minus blocking. Lock held.
+    ///
+    /// # Safety
+    /// Lock held.
+    pub unsafe fn send_locked(&self, v: T) -> SendNow<T> {
+        let st = self.st();
+        if st.closed {
+            return SendNow::Closed(v);
+        }
+        if let Some(sg) = Self::dequeue(&mut st.recvq) {
+            *sg.slot.get() = Some(v);
+            return SendNow::Sent(Some(sg.waiting().finish(sg.case, true)));
+        }
+        if st.buf.len() < self.cap {
+            st.buf.push_back(v);
+            self.len.store(st.buf.len(), Ordering::Relaxed);
+            return SendNow::Sent(None);
+        }
+        SendNow::WouldBlock(v)
+    }
+
+    /// Go's `chanrecv` minus blocking.
+    ///
+    /// # Safety
+    /// Lock held.
+    pub unsafe fn recv_locked(&self) -> RecvNow<T> {
+        let st = self.st();
+        if let Some(sg) = Self::dequeue(&mut st.sendq) {
+            let theirs = (*sg.slot.get())
+                .take()
+                .expect("a blocked sender has a value");
+            let v = if self.cap == 0 {
+                theirs
+            } else {
+                // The buffer is full: take its head, the sender's value goes
+                // to the tail.
+                let head = st.buf.pop_front().expect("full buffer");
+                st.buf.push_back(theirs);
+                head
+            };
+            return RecvNow::Got(v, Some(sg.waiting().finish(sg.case, true)));
+        }
+        if let Some(v) = st.buf.pop_front() {
+            self.len.store(st.buf.len(), Ordering::Relaxed);
+            return RecvNow::Got(v, None);
+        }
+        if st.closed {
+            return RecvNow::Closed;
+        }
+        RecvNow::WouldBlock
+    }
+
+    /// Removes `sg` from a queue if it is still there.
+    ///
+    /// # Safety
+    /// Lock held.
+    pub unsafe fn unlink(q: &mut VecDeque<*const Sudog<T>>, sg: *const Sudog<T>) {
+        if let Some(i) = q.iter().position(|&p| std::ptr::eq(p, sg)) {
+            q.remove(i);
+        }
+    }
+
+    fn close(&self) {
+        let mut wake = Vec::new();
+        self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.st() };
+        if st.closed {
+            self.lock.unlock();
+            panic!("close of closed channel");
+        }
+        st.closed = true;
+        self.closed.store(true, Ordering::Release);
+        // SAFETY: lock held; queued sudogs are alive (sudog.rs).
+        unsafe {
+            while let Some(sg) = Self::dequeue(&mut st.recvq) {
+                wake.push(sg.waiting().finish(sg.case, false));
+            }
+            while let Some(sg) = Self::dequeue(&mut st.sendq) {
+                wake.push(sg.waiting().finish(sg.case, false));
+            }
+        }
+        self.lock.unlock();
+        for u in wake {
+            u.unpark_owned();
+        }
+    }
+}
+
+/// A Go channel. Cloning gives another handle to the same channel (`Clone`
+/// is cheap); all operations work from Gs (which park) and from plain
+/// threads (which block).
+///
+/// ```
+/// use goro_chan::Chan;
+/// let ch = Chan::new(1);
+/// ch.send(5).unwrap();
+/// assert_eq!(ch.recv(), Some(5));
+/// ch.close();
+/// assert_eq!(ch.recv(), None);
+/// ```
+pub struct Chan<T> {
+    pub(crate) inner: Option<Arc<HChan<T>>>,
+}
+
+/// Go's nil channel: sends and receives block forever, and in a select its
+/// arms are never ready.
+pub fn nil<T>() -> Chan<T> {
+    Chan { inner: None }
+}
+
+impl<T> Clone for Chan<T> {
+    fn clone(&self) -> Self {
+        Chan {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T> PartialEq for Chan<T> {
+    /// Channels are equal when they are the same channel (or both nil), as in Go.
+    fn eq(&self, o: &Self) -> bool {
+        match (&self.inner, &o.inner) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+impl<T> Eq for Chan<T> {}
+
+impl<T> fmt::Debug for Chan<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            None => f.write_str("Chan(nil)"),
+            Some(h) => f
+                .debug_struct("Chan")
+                .field("len", &self.len())
+                .field("cap", &h.cap)
+                .field("closed", &self.is_closed())
+                .finish(),
+        }
+    }
+}
+
+fn block_forever(reason: WaitReason) -> ! {
+    loop {
+        park(reason);
+    }
+}
+
+impl<T> Chan<T> {
+    /// A channel with a buffer of `cap` values; `cap == 0` is unbuffered
+    /// (every send waits for a receiver).
+    pub fn new(cap: usize) -> Self {
+        Chan {
+            inner: Some(Arc::new(HChan::new(cap))),
+        }
+    }
+
+    /// Whether this is a nil channel.
+    pub fn is_nil(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    /// Sends `v`, parking while the channel is full (or, unbuffered, until a
+    /// receiver takes it). `Err` gives `v` back if the channel is closed.
+    pub fn send(&self, v: T) -> Result<(), SendError<T>> {
+        let Some(h) = &self.inner else {
+            block_forever(WaitReason::ChanSendNilChan)
+        };
+        preempt_point();
+        h.lock.lock();
+        // SAFETY: lock held.
+        let v = match unsafe { h.send_locked(v) } {
+            SendNow::Sent(u) => {
+                h.lock.unlock();
+                if let Some(u) = u {
+                    u.unpark_owned();
+                }
+                return Ok(());
+            }
+            SendNow::Closed(v) => {
+                h.lock.unlock();
+                return Err(SendError(v));
+            }
+            SendNow::WouldBlock(v) => v,
+        };
+        let w = Waiting::new();
+        let sg = Sudog::new(&w, 0, Some(v));
+        // SAFETY: lock held; `sg` outlives its time in the queue (we do not
+        // return before it is dequeued: `wait` returns only when DONE).
+        unsafe { h.st().sendq.push_back(&sg) };
+        h.lock.unlock();
+        let (_, ok) = w.wait(WaitReason::ChanSend);
+        if ok {
+            Ok(())
+        } else {
+            // SAFETY: the operation is DONE; no one else touches `sg`.
+            Err(SendError(
+                unsafe { (*sg.slot.get()).take() }.expect("value not sent"),
+            ))
+        }
+    }
+
+    /// Receives a value, parking while the channel is empty. `None` once the
+    /// channel is closed and drained (Go's `v, ok := <-ch` with `ok == false`).
+    pub fn recv(&self) -> Option<T> {
+        let Some(h) = &self.inner else {
+            block_forever(WaitReason::ChanReceiveNilChan)
+        };
+        preempt_point();
+        h.lock.lock();
+        // SAFETY: lock held.
+        match unsafe { h.recv_locked() } {
+            RecvNow::Got(v, u) => {
+                h.lock.unlock();
+                if let Some(u) = u {
+                    u.unpark_owned();
+                }
+                return Some(v);
+            }
+            RecvNow::Closed => {
+                h.lock.unlock();
+                return None;
+            }
+            RecvNow::WouldBlock => {}
+        }
+        let w = Waiting::new();
+        let sg = Sudog::new(&w, 0, None);
+        // SAFETY: as in `send`.
+        unsafe { h.st().recvq.push_back(&sg) };
+        h.lock.unlock();
+        let (_, ok) = w.wait(WaitReason::ChanReceive);
+        if ok {
+            // SAFETY: DONE: the sender wrote the slot before its Release.
+            Some(unsafe { (*sg.slot.get()).take() }.expect("value delivered"))
+        } else {
+            None
+        }
+    }
+
+    /// Sends without blocking.
+    pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
+        let Some(h) = &self.inner else {
+            return Err(TrySendError::Full(v));
+        };
+        h.lock.lock();
+        // SAFETY: lock held.
+        let r = unsafe { h.send_locked(v) };
+        h.lock.unlock();
+        match r {
+            SendNow::Sent(u) => {
+                if let Some(u) = u {
+                    u.unpark_owned();
+                }
+                Ok(())
+            }
+            SendNow::Closed(v) => Err(TrySendError::Closed(v)),
+            SendNow::WouldBlock(v) => Err(TrySendError::Full(v)),
+        }
+    }
+
+    /// Receives without blocking.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let Some(h) = &self.inner else {
+            return Err(TryRecvError::Empty);
+        };
+        h.lock.lock();
+        // SAFETY: lock held.
+        let r = unsafe { h.recv_locked() };
+        h.lock.unlock();
+        match r {
+            RecvNow::Got(v, u) => {
+                if let Some(u) = u {
+                    u.unpark_owned();
+                }
+                Ok(v)
+            }
+            RecvNow::Closed => Err(TryRecvError::Closed),
+            RecvNow::WouldBlock => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Sends, waiting at most `d`.
+    pub fn send_timeout(&self, v: T, d: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_deadline(v, Instant::now() + d)
+    }
+
+    /// Sends, waiting until `deadline` at most.
+    pub fn send_deadline(&self, v: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        let Some(h) = &self.inner else {
+            goro_runtime::sleep_until(deadline);
+            return Err(SendTimeoutError::Timeout(v));
+        };
+        preempt_point();
+        h.lock.lock();
+        // SAFETY: lock held.
+        let v = match unsafe { h.send_locked(v) } {
+            SendNow::Sent(u) => {
+                h.lock.unlock();
+                if let Some(u) = u {
+                    u.unpark_owned();
+                }
+                return Ok(());
+            }
+            SendNow::Closed(v) => {
+                h.lock.unlock();
+                return Err(SendTimeoutError::Closed(v));
+            }
+            SendNow::WouldBlock(v) => v,
+        };
+        let w = Waiting::new();
+        let sg = Sudog::new(&w, 0, Some(v));
+        // SAFETY: as in `send`; on timeout we unlink `sg` before returning.
+        unsafe { h.st().sendq.push_back(&sg) };
+        h.lock.unlock();
+        let take = || {
+            // SAFETY: no waker touches `sg` any more (DONE or cancelled and unlinked).
+            unsafe { (*sg.slot.get()).take() }.expect("value not sent")
+        };
+        match w.wait_until(WaitReason::ChanSend, deadline) {
+            Some((_, true)) => Ok(()),
+            Some((_, false)) => Err(SendTimeoutError::Closed(take())),
+            None => {
+                h.lock.lock();
+                // SAFETY: lock held.
+                unsafe { HChan::unlink(&mut h.st().sendq, &sg) };
+                h.lock.unlock();
+                Err(SendTimeoutError::Timeout(take()))
+            }
+        }
+    }
+
+    /// Receives, waiting at most `d`.
+    pub fn recv_timeout(&self, d: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_deadline(Instant::now() + d)
+    }
+
+    /// Receives, waiting until `deadline` at most.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        let Some(h) = &self.inner else {
+            goro_runtime::sleep_until(deadline);
+            return Err(RecvTimeoutError::Timeout);
+        };
+        preempt_point();
+        h.lock.lock();
+        // SAFETY: lock held.
+        match unsafe { h.recv_locked() } {
+            RecvNow::Got(v, u) => {
+                h.lock.unlock();
+                if let Some(u) = u {
+                    u.unpark_owned();
+                }
+                return Ok(v);
+            }
+            RecvNow::Closed => {
+                h.lock.unlock();
+                return Err(RecvTimeoutError::Closed);
+            }
+            RecvNow::WouldBlock => {}
+        }
+        let w = Waiting::new();
+        let sg = Sudog::new(&w, 0, None);
+        // SAFETY: as in `send_deadline`.
+        unsafe { h.st().recvq.push_back(&sg) };
+        h.lock.unlock();
+        match w.wait_until(WaitReason::ChanReceive, deadline) {
+            // SAFETY: DONE: the slot was written before the Release.
+            Some((_, true)) => Ok(unsafe { (*sg.slot.get()).take() }.expect("value delivered")),
+            Some((_, false)) => Err(RecvTimeoutError::Closed),
+            None => {
+                h.lock.lock();
+                // SAFETY: lock held.
+                unsafe { HChan::unlink(&mut h.st().recvq, &sg) };
+                h.lock.unlock();
+                Err(RecvTimeoutError::Timeout)
+            }
+        }
+    }
+
+    /// Closes the channel: blocked receivers get `None` (after the buffer
+    /// drains), blocked senders get their value back in `SendError`.
+    ///
+    /// # Panics
+    /// `close of closed channel` if already closed; `close of nil channel`
+    /// on a nil channel (both as in Go).
+    pub fn close(&self) {
+        match &self.inner {
+            None => panic!("close of nil channel"),
+            Some(h) => h.close(),
+        }
+    }
+
+    /// Values in the buffer.
+    pub fn len(&self) -> usize {
+        self.inner
+            .as_ref()
+            .map_or(0, |h| h.len.load(Ordering::Relaxed))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Buffer capacity (0 for unbuffered and nil channels).
+    pub fn cap(&self) -> usize {
+        self.inner.as_ref().map_or(0, |h| h.cap)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|h| h.closed.load(Ordering::Acquire))
+    }
+
+    /// Iterates over received values until the channel is closed and drained
+    /// (Go's `for v := range ch`).
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { ch: self }
+    }
+}
+
+/// Iterator over a channel's values, ending at close.
+pub struct Iter<'a, T> {
+    ch: &'a Chan<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.ch.recv()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Chan<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+/// Owning iterator over a channel's values, ending at close.
+pub struct IntoIter<T> {
+    ch: Chan<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.ch.recv()
+    }
+}
+
+impl<T> IntoIterator for Chan<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { ch: self }
+    }
+}
+
+/// Anything that is, or holds, a channel of `T` (a `Chan`, a `Ticker`, a
+/// `Timer`), so it can appear in `select!`.
+pub trait AsChan<T> {
+    fn as_chan(&self) -> &Chan<T>;
+}
+
+impl<T> AsChan<T> for Chan<T> {
+    fn as_chan(&self) -> &Chan<T> {
+        self
+    }
+}
+
+impl<T, C: AsChan<T>> AsChan<T> for &C {
+    fn as_chan(&self) -> &Chan<T> {
+        (**self).as_chan()
+    }
+}

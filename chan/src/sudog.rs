@@ -1,0 +1,139 @@
+//! Waiters: Go's `sudog` (one per channel a blocked G waits on) and the
+//! per-operation [`Waiting`] record they share.
+//!
+//! Both live on the blocked G's stack (or the blocked thread's), so blocking
+//! allocates nothing. Channel wait queues hold raw pointers to sudogs. The
+//! lifetime rule that makes this sound:
+//!
+//! - A sudog is in a channel's queue only while its owner is inside the
+//!   blocking operation, and it is touched only with that channel's lock held.
+//! - The owner leaves the operation only after every one of its sudogs is out
+//!   of every queue: removed by a waker (under the lock) or by the owner
+//!   itself (under the lock).
+//! - A waker *claims* the operation (CAS on `state`), so at most one waker
+//!   completes it: for `select`, the first channel to fire wins and the others
+//!   discard the stale sudog. The waker's last access to the `Waiting` is the
+//!   `Release` store of `DONE`; it unparks through its own clone of the
+//!   unparker, so the owner may return as soon as it sees `DONE`.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+use goro_runtime::{park, park_until, Unparker, WaitReason};
+
+const WAITING: u32 = 0;
+const CLAIMED: u32 = 1;
+const DONE: u32 = 2;
+const CANCELLED: u32 = 3;
+
+/// One blocking operation (a send, a receive, or a whole select).
+#[doc(hidden)]
+pub struct Waiting {
+    state: AtomicU32,
+    fired: AtomicUsize,
+    success: AtomicBool,
+    unparker: Unparker,
+}
+
+impl Waiting {
+    pub fn new() -> Self {
+        Waiting {
+            state: AtomicU32::new(WAITING),
+            fired: AtomicUsize::new(0),
+            success: AtomicBool::new(false),
+            unparker: goro_runtime::current_unparker(),
+        }
+    }
+
+    /// Claims the operation for a waker. Only one claim ever succeeds.
+    pub fn claim(&self) -> bool {
+        self.state
+            .compare_exchange(WAITING, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Completes a claimed operation: case `case` fired, `success` false
+    /// meaning "woken by close". Returns the unparker to call once the
+    /// channel lock is released.
+    pub fn finish(&self, case: usize, success: bool) -> Unparker {
+        self.fired.store(case, Ordering::Relaxed);
+        self.success.store(success, Ordering::Relaxed);
+        let u = self.unparker.clone();
+        self.state.store(DONE, Ordering::Release);
+        u
+    }
+
+    /// The owner gives up (timeout). False if a waker claimed it first: the
+    /// owner must then wait for `DONE`.
+    pub fn cancel(&self) -> bool {
+        self.state
+            .compare_exchange(WAITING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    pub fn done(&self) -> bool {
+        self.state.load(Ordering::Acquire) == DONE
+    }
+
+    /// Parks until a waker finishes the operation. Returns (case, success).
+    pub fn wait(&self, reason: WaitReason) -> (usize, bool) {
+        while !self.done() {
+            park(reason);
+        }
+        self.result()
+    }
+
+    /// Parks until finished or `deadline`; `None` if the deadline passed and
+    /// the operation was cancelled (no waker will touch it any more, but the
+    /// owner must still unlink its sudogs).
+    pub fn wait_until(
+        &self,
+        reason: WaitReason,
+        deadline: std::time::Instant,
+    ) -> Option<(usize, bool)> {
+        loop {
+            if self.done() {
+                return Some(self.result());
+            }
+            if std::time::Instant::now() >= deadline {
+                if self.cancel() {
+                    return None;
+                }
+                return Some(self.wait(reason));
+            }
+            park_until(reason, deadline);
+        }
+    }
+
+    fn result(&self) -> (usize, bool) {
+        (
+            self.fired.load(Ordering::Relaxed),
+            self.success.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A waiter on one channel: which operation, which case, and the value slot
+/// (the value to send, or where a received value is put).
+pub(crate) struct Sudog<T> {
+    pub waiting: *const Waiting,
+    pub case: usize,
+    pub slot: UnsafeCell<Option<T>>,
+}
+
+impl<T> Sudog<T> {
+    pub fn new(waiting: &Waiting, case: usize, value: Option<T>) -> Self {
+        Sudog {
+            waiting,
+            case,
+            slot: UnsafeCell::new(value),
+        }
+    }
+
+    /// # Safety
+    /// The sudog is in a queue (so its owner is blocked and it is alive) and
+    /// the caller holds that queue's channel lock.
+    pub unsafe fn waiting(&self) -> &Waiting {
+        &*self.waiting
+    }
+}

@@ -1,0 +1,180 @@
+//! Timers as channels: Go's `time.After`, `time.Tick`/`NewTicker` and
+//! `time.Timer`, on the runtime's per-P timer heaps.
+//!
+//! A timer delivers the current `Instant` on a channel of capacity 1 with a
+//! non-blocking send (Go's `sendTime`): a reader that is slow misses ticks
+//! instead of queueing them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use goro_runtime::{add_timer, TimerAction, TimerHandle};
+
+use crate::chan::{AsChan, Chan};
+
+/// A channel that receives the time once, after `d`.
+pub fn after(d: Duration) -> Chan<Instant> {
+    Timer::new(d).into_chan()
+}
+
+/// A ticker that delivers the time every `d`.
+pub fn tick(d: Duration) -> Ticker {
+    Ticker::new(d)
+}
+
+fn fire(ch: &Chan<Instant>) {
+    let _ = ch.try_send(Instant::now());
+}
+
+/// A one-shot timer (Go's `time.Timer`): its channel receives the time when
+/// it fires.
+pub struct Timer {
+    ch: Chan<Instant>,
+    handle: Mutex<Option<TimerHandle>>,
+}
+
+impl Timer {
+    /// A timer that fires after `d`.
+    pub fn new(d: Duration) -> Timer {
+        let t = Timer {
+            ch: Chan::new(1),
+            handle: Mutex::new(None),
+        };
+        t.arm(d);
+        t
+    }
+
+    fn arm(&self, d: Duration) {
+        let ch = self.ch.clone();
+        let h = add_timer(
+            Instant::now() + d,
+            TimerAction::Call(Box::new(move || fire(&ch))),
+        );
+        *self.handle.lock().unwrap() = Some(h);
+    }
+
+    /// The channel the time is delivered on.
+    pub fn chan(&self) -> &Chan<Instant> {
+        &self.ch
+    }
+
+    fn into_chan(self) -> Chan<Instant> {
+        // The pending timer keeps its own handle on the channel.
+        self.handle.lock().unwrap().take();
+        self.ch.clone()
+    }
+
+    /// Stops the timer. Returns `true` if that prevented it from firing.
+    pub fn stop(&self) -> bool {
+        self.handle
+            .lock()
+            .unwrap()
+            .take()
+            .is_some_and(|h| h.cancel())
+    }
+
+    /// Re-arms the timer to fire after `d`. Returns `true` if it was still
+    /// pending (Go's `Reset`). A value already delivered stays in the channel.
+    pub fn reset(&self, d: Duration) -> bool {
+        let was_pending = self.stop();
+        self.arm(d);
+        was_pending
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        // A dropped Timer's channel is unreachable; stop it so the heap does
+        // not keep it (`after` detaches its handle first).
+        self.stop();
+    }
+}
+
+impl AsChan<Instant> for Timer {
+    fn as_chan(&self) -> &Chan<Instant> {
+        &self.ch
+    }
+}
+
+struct TickState {
+    ch: Chan<Instant>,
+    period: Duration,
+    stopped: AtomicBool,
+    handle: Mutex<Option<TimerHandle>>,
+}
+
+fn arm_tick(st: &Arc<TickState>, when: Instant) {
+    let st2 = st.clone();
+    let h = add_timer(
+        when,
+        TimerAction::Call(Box::new(move || {
+            if st2.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            fire(&st2.ch);
+            // Next tick on the period's grid, skipping ticks already missed.
+            let now = Instant::now();
+            let mut next = when + st2.period;
+            if next <= now {
+                let behind = now.duration_since(when).as_nanos() % st2.period.as_nanos().max(1);
+                next = now + st2.period - Duration::from_nanos(behind as u64);
+            }
+            arm_tick(&st2, next);
+        })),
+    );
+    let mut slot = st.handle.lock().unwrap();
+    if st.stopped.load(Ordering::Acquire) {
+        h.cancel();
+    } else {
+        *slot = Some(h);
+    }
+}
+
+/// Delivers the time every period (Go's `time.Ticker`). Dropping it stops it.
+pub struct Ticker {
+    st: Arc<TickState>,
+}
+
+impl Ticker {
+    /// # Panics
+    /// If `period` is zero (as Go's `NewTicker` does).
+    pub fn new(period: Duration) -> Ticker {
+        assert!(
+            !period.is_zero(),
+            "non-positive interval for goro::time::tick"
+        );
+        let st = Arc::new(TickState {
+            ch: Chan::new(1),
+            period,
+            stopped: AtomicBool::new(false),
+            handle: Mutex::new(None),
+        });
+        arm_tick(&st, Instant::now() + period);
+        Ticker { st }
+    }
+
+    pub fn chan(&self) -> &Chan<Instant> {
+        &self.st.ch
+    }
+
+    /// Stops the ticker; no more ticks are sent.
+    pub fn stop(&self) {
+        self.st.stopped.store(true, Ordering::Release);
+        if let Some(h) = self.st.handle.lock().unwrap().take() {
+            h.cancel();
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl AsChan<Instant> for Ticker {
+    fn as_chan(&self) -> &Chan<Instant> {
+        &self.st.ch
+    }
+}
