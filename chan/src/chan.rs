@@ -53,6 +53,12 @@ unsafe impl<T: Send> Send for HChan<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for HChan<T> {}
 
+// A panic never leaves a channel half-updated (the only panic under the
+// lock, double close, releases it first), so handles may cross
+// `catch_unwind`.
+impl<T> std::panic::RefUnwindSafe for HChan<T> {}
+impl<T> std::panic::UnwindSafe for HChan<T> {}
+
 /// What a send attempt under the lock did.
 pub(crate) enum SendNow<T> {
     Sent(Option<Unparker>),

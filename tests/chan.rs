@@ -1,0 +1,505 @@
+//! Channels, after Go's `test/chan/*.go` and `runtime/chan_test.go`, in our
+//! own words.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{bounded, busy, Rng};
+use goro::chan::{Chan, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+use goro::Runtime;
+
+fn rt(procs: usize) -> Runtime {
+    Runtime::builder().procs(procs).build().unwrap()
+}
+
+#[test]
+fn unbuffered_send_completes_only_when_received() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let ch = Chan::new(0);
+            let received = Arc::new(AtomicUsize::new(0));
+            let r2 = received.clone();
+            let c2 = ch.clone();
+            let h = goro::go(move || {
+                goro::sleep(Duration::from_millis(20));
+                r2.store(1, Ordering::SeqCst);
+                c2.recv().unwrap()
+            });
+            ch.send(42).unwrap();
+            assert_eq!(
+                received.load(Ordering::SeqCst),
+                1,
+                "send returned before the receiver was there"
+            );
+            assert_eq!(h.join().unwrap(), 42);
+        });
+    });
+}
+
+#[test]
+fn buffered_channel_is_fifo() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let ch = Chan::new(10);
+            for i in 0..10 {
+                ch.send(i).unwrap();
+            }
+            assert_eq!(ch.len(), 10);
+            assert_eq!(ch.cap(), 10);
+            assert!(matches!(ch.try_send(99), Err(TrySendError::Full(99))));
+            for i in 0..10 {
+                assert_eq!(ch.recv(), Some(i));
+            }
+            // FIFO also through blocked senders (Go's fifo.go, async part).
+            let ch = Chan::new(2);
+            let hs: Vec<_> = (0..2).map(|i| ch.send(i).unwrap()).collect();
+            drop(hs);
+            let c2 = ch.clone();
+            let h = goro::go(move || {
+                for i in 2..50 {
+                    c2.send(i).unwrap();
+                }
+            });
+            for i in 0..50 {
+                assert_eq!(ch.recv(), Some(i));
+            }
+            h.join().unwrap();
+        });
+    });
+}
+
+#[test]
+fn daisy_chain_of_ten_thousand_goroutines() {
+    // Go's test/chan/goroutines.go and fifo.go's synchronous chain.
+    bounded(60, || {
+        let out = goro::run(|| {
+            let first = Chan::new(0);
+            let mut left = first.clone();
+            for _ in 0..10_000 {
+                let right = Chan::new(0);
+                let (l, r) = (left, right.clone());
+                goro::go(move || l.send(1 + r.recv().unwrap()).unwrap());
+                left = right;
+            }
+            goro::go(move || left.send(1).unwrap());
+            first.recv().unwrap()
+        });
+        assert_eq!(out, 10_001);
+    });
+}
+
+#[test]
+fn concurrent_prime_sieve() {
+    // Go's test/chan/sieve1.go.
+    fn generate(ch: Chan<u32>) {
+        for i in 2.. {
+            if ch.send(i).is_err() {
+                return;
+            }
+        }
+    }
+    fn filter(inp: Chan<u32>, out: Chan<u32>, prime: u32) {
+        for i in &inp {
+            if i % prime != 0 && out.send(i).is_err() {
+                break;
+            }
+        }
+        // Stop the stage before us too.
+        if !inp.is_closed() {
+            inp.close();
+        }
+    }
+    bounded(60, || {
+        let primes = goro::run(|| {
+            let mut ch = Chan::new(0);
+            let c = ch.clone();
+            goro::go(move || generate(c));
+            let mut primes = Vec::new();
+            for _ in 0..100 {
+                let prime = ch.recv().unwrap();
+                primes.push(prime);
+                let ch1 = Chan::new(0);
+                let (i, o) = (ch.clone(), ch1.clone());
+                goro::go(move || filter(i, o, prime));
+                ch = ch1;
+            }
+            ch.close();
+            primes
+        });
+        assert_eq!(&primes[..10], &[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
+        assert_eq!(primes[99], 541);
+    });
+}
+
+#[test]
+fn close_wakes_all_receivers_and_senders() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let ch: Chan<u32> = Chan::new(0);
+            let receivers: Vec<_> = (0..10)
+                .map(|_| {
+                    let c = ch.clone();
+                    goro::go(move || c.recv())
+                })
+                .collect();
+            let full: Chan<u32> = Chan::new(1);
+            full.send(0).unwrap();
+            let senders: Vec<_> = (0..10)
+                .map(|i| {
+                    let c = full.clone();
+                    goro::go(move || c.send(100 + i))
+                })
+                .collect();
+            goro::sleep(Duration::from_millis(20));
+            ch.close();
+            full.close();
+            for r in receivers {
+                assert_eq!(r.join().unwrap(), None);
+            }
+            let mut back: Vec<u32> = senders
+                .into_iter()
+                .map(|s| s.join().unwrap().unwrap_err().0)
+                .collect();
+            back.sort();
+            assert_eq!(back, (100..110).collect::<Vec<_>>());
+            // The buffered value is still received after close, then None.
+            assert_eq!(full.recv(), Some(0));
+            assert_eq!(full.recv(), None);
+        });
+    });
+}
+
+#[test]
+fn closing_a_closed_channel_panics_as_go_does() {
+    let ch: Chan<()> = Chan::new(0);
+    ch.close();
+    let err = std::panic::catch_unwind(|| ch.close()).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"close of closed channel"));
+    let nil = goro::chan::nil::<u8>();
+    let err = std::panic::catch_unwind(|| nil.close()).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"close of nil channel"));
+}
+
+#[test]
+fn send_on_a_closed_channel_returns_the_value() {
+    let ch = Chan::new(3);
+    ch.close();
+    assert_eq!(
+        ch.send(String::from("v")),
+        Err(SendError(String::from("v")))
+    );
+    assert_eq!(ch.try_send(5u8.to_string()).unwrap_err().into_inner(), "5");
+    assert!(ch.is_closed());
+    assert_eq!(ch.try_recv(), Err(TryRecvError::Closed));
+}
+
+#[test]
+fn nonblocking_operations_report_full_empty_closed() {
+    // Go's test/chan/nonblock.go.
+    for cap in [0usize, 1, 4] {
+        let ch = Chan::new(cap);
+        assert_eq!(ch.try_recv(), Err(TryRecvError::Empty));
+        for i in 0..cap {
+            ch.try_send(i).unwrap();
+        }
+        assert!(matches!(ch.try_send(9), Err(TrySendError::Full(9))));
+        for i in 0..cap {
+            assert_eq!(ch.try_recv(), Ok(i));
+        }
+        ch.close();
+        assert!(matches!(ch.try_send(9), Err(TrySendError::Closed(9))));
+        assert_eq!(ch.try_recv(), Err(TryRecvError::Closed));
+    }
+    // Unbuffered try_send succeeds when a receiver waits.
+    bounded(30, || {
+        rt(1).block_on(|| {
+            let ch = Chan::new(0);
+            let c = ch.clone();
+            let h = goro::go(move || c.recv());
+            loop {
+                match ch.try_send(7) {
+                    Ok(()) => break,
+                    Err(TrySendError::Full(_)) => goro::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(h.join().unwrap(), Some(7));
+        });
+    });
+}
+
+#[test]
+fn timed_operations_time_out_and_succeed() {
+    bounded(30, || {
+        let check = || {
+            let ch: Chan<u8> = Chan::new(0);
+            let t = Instant::now();
+            assert_eq!(
+                ch.recv_timeout(Duration::from_millis(15)),
+                Err(RecvTimeoutError::Timeout)
+            );
+            assert!(t.elapsed() >= Duration::from_millis(15));
+            assert!(matches!(
+                ch.send_timeout(1, Duration::from_millis(5)),
+                Err(SendTimeoutError::Timeout(1))
+            ));
+            // The timed-out waiters left no trace: a later exchange works.
+            let c = ch.clone();
+            let h = goro::go(move || c.recv_timeout(Duration::from_secs(5)));
+            ch.send_timeout(3, Duration::from_secs(5)).unwrap();
+            assert_eq!(h.join().unwrap(), Ok(3));
+            ch.close();
+            assert_eq!(
+                ch.recv_timeout(Duration::from_secs(1)),
+                Err(RecvTimeoutError::Closed)
+            );
+            assert!(matches!(
+                ch.send_timeout(4, Duration::from_secs(1)),
+                Err(SendTimeoutError::Closed(4))
+            ));
+        };
+        rt(2).block_on(check);
+        // And from a plain thread.
+        check();
+    });
+}
+
+#[test]
+fn zero_sized_values() {
+    // Go's test/chan/zerosize.go, plus many messages.
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let ch: Chan<()> = Chan::new(1000);
+            for _ in 0..1000 {
+                ch.send(()).unwrap();
+            }
+            assert_eq!(ch.len(), 1000);
+            let c = ch.clone();
+            let h = goro::go(move || c.iter().count());
+            for _ in 0..10_000 {
+                ch.send(()).unwrap();
+            }
+            ch.close();
+            assert_eq!(h.join().unwrap(), 11_000);
+        });
+    });
+}
+
+#[test]
+fn nil_channel_blocks_forever_and_is_never_selected() {
+    bounded(30, || {
+        let rt = rt(1);
+        let nil = goro::chan::nil::<u32>();
+        assert_eq!(nil.try_recv(), Err(TryRecvError::Empty));
+        assert!(matches!(nil.try_send(1), Err(TrySendError::Full(1))));
+        let n2 = nil.clone();
+        let _blocked = rt.spawn(move || n2.recv());
+        let n3 = nil.clone();
+        let _blocked2 = rt.spawn(move || n3.send(5));
+        goro::time::sleep(Duration::from_millis(20));
+        let reasons: Vec<_> = rt
+            .goroutines()
+            .iter()
+            .map(|g| g.wait_reason.as_str())
+            .collect();
+        assert!(reasons.contains(&"chan receive (nil chan)"), "{reasons:?}");
+        assert!(reasons.contains(&"chan send (nil chan)"), "{reasons:?}");
+        let ready: Chan<u32> = Chan::new(1);
+        ready.send(9).unwrap();
+        for _ in 0..100 {
+            let got = goro::select! {
+                recv(nil) -> _ => panic!("nil channel selected"),
+                send(nil, 1) -> _ => panic!("nil channel selected"),
+                recv(ready) -> v => v.unwrap(),
+            };
+            assert_eq!(got, 9);
+            ready.send(9).unwrap();
+        }
+        let none = goro::select! {
+            recv(nil) -> _ => false,
+            default => true,
+        };
+        assert!(none);
+        assert_eq!(
+            nil.recv_timeout(Duration::from_millis(5)),
+            Err(RecvTimeoutError::Timeout)
+        );
+    });
+}
+
+/// Go's TestChan: every capacity, sync and async, many senders/receivers.
+#[test]
+fn send_receive_matrix_with_checked_sums() {
+    bounded(120, || {
+        let rt = rt(3);
+        for cap in [0usize, 1, 2, 5, 10, 100] {
+            for (senders, receivers) in [(1u64, 1), (1, 8), (8, 1), (8, 8)] {
+                let (sum, got) = rt.block_on(move || {
+                    const PER: u64 = 500;
+                    let ch = Chan::new(cap);
+                    let out = Chan::new(0);
+                    let hs: Vec<_> = (0..senders)
+                        .map(|s| {
+                            let c = ch.clone();
+                            goro::go(move || {
+                                for i in 0..PER {
+                                    c.send(s * PER + i).unwrap();
+                                }
+                            })
+                        })
+                        .collect();
+                    for _ in 0..receivers {
+                        let (c, o) = (ch.clone(), out.clone());
+                        goro::go(move || {
+                            let (mut sum, mut n) = (0u64, 0u64);
+                            while let Some(v) = c.recv() {
+                                sum += v;
+                                n += 1;
+                            }
+                            o.send((sum, n)).unwrap();
+                        });
+                    }
+                    for h in hs {
+                        h.join().unwrap();
+                    }
+                    ch.close();
+                    (0..receivers)
+                        .map(|_| out.recv().unwrap())
+                        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+                });
+                let n = senders * 500;
+                assert_eq!(
+                    (sum, got),
+                    (n * (n - 1) / 2, n),
+                    "cap={cap} senders={senders} receivers={receivers}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn channels_between_goroutines_and_plain_threads() {
+    bounded(60, || {
+        let rt = rt(2);
+        let to_g: Chan<u64> = Chan::new(0);
+        let to_t: Chan<u64> = Chan::new(3);
+        let (a, b) = (to_g.clone(), to_t.clone());
+        let g = rt.spawn(move || {
+            let mut n = 0;
+            for v in &a {
+                b.send(v * 2).unwrap();
+                n += 1;
+            }
+            b.close();
+            n
+        });
+        let (a, b) = (to_g.clone(), to_t.clone());
+        let t = std::thread::spawn(move || b.iter().sum::<u64>());
+        for i in 0..10_000 {
+            a.send(i).unwrap();
+        }
+        to_g.close();
+        assert_eq!(g.join().unwrap(), 10_000);
+        assert_eq!(t.join().unwrap(), 2 * (10_000 * 9_999 / 2));
+    });
+}
+
+#[test]
+fn many_producers_and_consumers_with_random_delays() {
+    bounded(120, || {
+        for seed in 0..6u64 {
+            let rt = rt(1 + seed as usize % 3);
+            let cap = [0usize, 1, 7][seed as usize % 3];
+            let (sum, count) = rt.block_on(move || {
+                let ch = Chan::new(cap);
+                let results = Chan::new(16);
+                let producers: Vec<_> = (0..16u64)
+                    .map(|p| {
+                        let c = ch.clone();
+                        goro::go(move || {
+                            let mut rng = Rng(seed * 100 + p);
+                            for i in 0..300 {
+                                if rng.below(10) == 0 {
+                                    goro::sleep(Duration::from_micros(rng.below(200)));
+                                } else if rng.below(5) == 0 {
+                                    busy(rng.below(20));
+                                }
+                                c.send(p * 1000 + i).unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for k in 0..8u64 {
+                    let (c, r) = (ch.clone(), results.clone());
+                    goro::go(move || {
+                        let mut rng = Rng(seed * 7 + k);
+                        let (mut s, mut n) = (0u64, 0u64);
+                        for v in &c {
+                            if rng.below(20) == 0 {
+                                goro::yield_now();
+                            }
+                            s += v;
+                            n += 1;
+                        }
+                        r.send((s, n)).unwrap();
+                    });
+                }
+                for p in producers {
+                    p.join().unwrap();
+                }
+                ch.close();
+                (0..8)
+                    .map(|_| results.recv().unwrap())
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+            });
+            let expect: u64 = (0..16u64)
+                .map(|p| (0..300).map(|i| p * 1000 + i).sum::<u64>())
+                .sum();
+            assert_eq!((sum, count), (expect, 4800), "seed {seed}");
+        }
+    });
+}
+
+#[test]
+fn range_over_a_channel_ends_at_close() {
+    let ch = Chan::new(5);
+    for i in 0..5 {
+        ch.send(i).unwrap();
+    }
+    ch.close();
+    assert_eq!(ch.iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(ch.into_iter().count(), 0);
+}
+
+#[test]
+fn after_tick_and_timer() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let t = Instant::now();
+            let at = goro::time::after(Duration::from_millis(20)).recv().unwrap();
+            assert!(at.duration_since(t) >= Duration::from_millis(20));
+
+            let ticker = goro::time::tick(Duration::from_millis(5));
+            let mut last = Instant::now();
+            for _ in 0..5 {
+                let now = ticker.chan().recv().unwrap();
+                assert!(now >= last);
+                last = now;
+            }
+            // A slow reader misses ticks rather than queueing them.
+            goro::sleep(Duration::from_millis(30));
+            assert!(ticker.chan().len() <= 1);
+            ticker.stop();
+
+            let timer = goro::time::Timer::new(Duration::from_secs(60));
+            assert!(timer.stop(), "pending timer stops");
+            assert!(!timer.stop(), "second stop reports nothing pending");
+            assert!(!timer.reset(Duration::from_millis(5)));
+            assert!(timer.chan().recv_timeout(Duration::from_secs(5)).is_ok());
+        });
+    });
+}
