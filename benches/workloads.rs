@@ -1,1 +1,363 @@
-fn main() {}
+//! The workloads of WORKLOADS.md on goro, printing `name value unit`.
+//!
+//!     cargo bench --bench workloads                 # every workload, median of GORO_BENCH_RUNS (3)
+//!     cargo bench --bench workloads -- pingpong yield
+//!     GORO_BENCH_RUNS=5 cargo bench --bench workloads
+//!
+//! Each run of each workload is a fresh child process (this binary with
+//! `--child <name>`), so leftovers of one cannot distort another.
+
+use std::hint::black_box;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use goro::chan::Chan;
+use goro::{select, Policy, Runtime};
+
+const ALL: &[&str] = &[
+    "spawn",
+    "skynet",
+    "pingpong",
+    "pingpong_1p",
+    "prodcons",
+    "select4",
+    "yield",
+    "chained_spawn",
+    "timers",
+    "parked_memory",
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        let name = &args[1];
+        let procs = args.get(2).and_then(|p| p.parse().ok());
+        run_child(name, procs);
+        return;
+    }
+    let runs: usize = std::env::var("GORO_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let names: Vec<&str> = if args.is_empty() {
+        ALL.to_vec()
+    } else {
+        args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect()
+    };
+    let exe = std::env::current_exe().unwrap();
+    for name in names {
+        let mut samples: std::collections::BTreeMap<String, (Vec<f64>, String)> = Default::default();
+        let mut order = Vec::new();
+        for _ in 0..runs {
+            let out = Command::new(&exe).args(["--child", name]).output().expect("run child");
+            if !out.status.success() {
+                eprintln!("{name}: child failed: {}", String::from_utf8_lossy(&out.stderr));
+                break;
+            }
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() == 3 {
+                    let v: f64 = f[1].parse().unwrap();
+                    let e = samples.entry(f[0].to_string()).or_insert_with(|| {
+                        order.push(f[0].to_string());
+                        (Vec::new(), f[2].to_string())
+                    });
+                    e.0.push(v);
+                }
+            }
+        }
+        for key in order {
+            let (mut v, unit) = samples.remove(&key).unwrap();
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            println!("{key} {} {unit}", fmt(v[v.len() / 2]));
+        }
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn runtime(procs: Option<usize>) -> Runtime {
+    let mut b = Runtime::builder().policy(Policy::default());
+    if let Some(p) = procs {
+        b = b.procs(p);
+    }
+    b.build().unwrap()
+}
+
+fn run_child(name: &str, procs: Option<usize>) {
+    match name {
+        "spawn" => spawn(runtime(procs)),
+        "skynet" => skynet(runtime(procs)),
+        "pingpong" => pingpong("pingpong", runtime(procs)),
+        "pingpong_1p" => pingpong("pingpong_1p", runtime(Some(1))),
+        "prodcons" => prodcons(runtime(procs)),
+        "select4" => select4(runtime(procs)),
+        "yield" => yields(runtime(procs)),
+        "chained_spawn" => chained_spawn(runtime(procs)),
+        "timers" => timers(runtime(procs)),
+        "parked_memory" => parked_memory(runtime(procs)),
+        other => panic!("unknown workload {other}"),
+    }
+}
+
+fn spawn(rt: Runtime) {
+    const N: usize = 100_000;
+    let ns = rt.block_on(|| {
+        let counter = Arc::new(AtomicUsize::new(0));
+        let t = Instant::now();
+        let hs: Vec<_> = (0..N)
+            .map(|_| {
+                let c = counter.clone();
+                goro::go(move || {
+                    c.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(counter.load(Ordering::Relaxed), N);
+        t.elapsed().as_nanos() as f64 / N as f64
+    });
+    println!("spawn {ns:.1} ns/task");
+}
+
+fn skynet_node(c: Chan<u64>, num: u64, size: u64) {
+    if size == 1 {
+        c.send(num).unwrap();
+        return;
+    }
+    let rc = Chan::new(10);
+    for i in 0..10 {
+        let rc = rc.clone();
+        let sub = num + i * (size / 10);
+        goro::go(move || skynet_node(rc, sub, size / 10));
+    }
+    let sum: u64 = (0..10).map(|_| rc.recv().unwrap()).sum();
+    c.send(sum).unwrap();
+}
+
+fn skynet(rt: Runtime) {
+    let ms = rt.block_on(|| {
+        let t = Instant::now();
+        let c = Chan::new(1);
+        let c2 = c.clone();
+        goro::go(move || skynet_node(c2, 0, 1_000_000));
+        assert_eq!(c.recv(), Some(499_999_500_000));
+        t.elapsed().as_secs_f64() * 1e3
+    });
+    println!("skynet {ms:.1} ms");
+}
+
+fn pingpong(name: &str, rt: Runtime) {
+    const N: u64 = 1_000_000;
+    let ns = rt.block_on(|| {
+        let (ping, pong) = (Chan::new(0), Chan::new(0));
+        let (p2, q2) = (ping.clone(), pong.clone());
+        let h = goro::go(move || {
+            while let Some(v) = p2.recv() {
+                q2.send(v + 1).unwrap();
+            }
+        });
+        let t = Instant::now();
+        let mut v = 0u64;
+        for _ in 0..N {
+            ping.send(v).unwrap();
+            v = pong.recv().unwrap();
+        }
+        let el = t.elapsed();
+        assert_eq!(v, N);
+        ping.close();
+        h.join().unwrap();
+        el.as_nanos() as f64 / N as f64
+    });
+    println!("{name} {ns:.1} ns/roundtrip");
+}
+
+fn prodcons(rt: Runtime) {
+    const N: u64 = 10_000_000;
+    let ns = rt.block_on(|| {
+        let ch = Chan::new(128);
+        let t = Instant::now();
+        let producers: Vec<_> = (0..4u64)
+            .map(|p| {
+                let ch = ch.clone();
+                goro::go(move || {
+                    for i in (p * N / 4)..((p + 1) * N / 4) {
+                        ch.send(i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..4)
+            .map(|_| {
+                let ch = ch.clone();
+                goro::go(move || ch.iter().sum::<u64>())
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        ch.close();
+        let sum: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+        assert_eq!(sum, N * (N - 1) / 2);
+        t.elapsed().as_nanos() as f64 / N as f64
+    });
+    println!("prodcons {ns:.1} ns/msg");
+}
+
+fn select4(rt: Runtime) {
+    const N: u64 = 4_000_000;
+    let ns = rt.block_on(|| {
+        let cs: Vec<Chan<u64>> = (0..4).map(|_| Chan::new(16)).collect();
+        let t = Instant::now();
+        for c in &cs {
+            let c = c.clone();
+            goro::go(move || {
+                for i in 0..N / 4 {
+                    c.send(i).unwrap();
+                }
+            });
+        }
+        let mut sum = 0u64;
+        for _ in 0..N {
+            sum += select! {
+                recv(cs[0]) -> v => v.unwrap(),
+                recv(cs[1]) -> v => v.unwrap(),
+                recv(cs[2]) -> v => v.unwrap(),
+                recv(cs[3]) -> v => v.unwrap(),
+            };
+        }
+        assert_eq!(sum, 4 * (N / 4) * (N / 4 - 1) / 2);
+        t.elapsed().as_nanos() as f64 / N as f64
+    });
+    println!("select4 {ns:.1} ns/msg");
+}
+
+fn yields(rt: Runtime) {
+    const TASKS: usize = 1000;
+    const YIELDS: usize = 1000;
+    let ns = rt.block_on(|| {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..TASKS)
+            .map(|_| {
+                goro::go(|| {
+                    for _ in 0..YIELDS {
+                        goro::yield_now();
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        t.elapsed().as_nanos() as f64 / (TASKS * YIELDS) as f64
+    });
+    println!("yield {ns:.1} ns/yield");
+}
+
+fn chain(n: u64, done: Chan<()>) {
+    if n == 0 {
+        done.send(()).unwrap();
+    } else {
+        goro::go(move || chain(n - 1, done));
+    }
+}
+
+fn chained_spawn(rt: Runtime) {
+    const N: u64 = 100_000;
+    let ns = rt.block_on(|| {
+        let done = Chan::new(1);
+        let t = Instant::now();
+        let d = done.clone();
+        goro::go(move || chain(N - 1, d));
+        done.recv().unwrap();
+        t.elapsed().as_nanos() as f64 / N as f64
+    });
+    println!("chained_spawn {ns:.1} ns/task");
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn timers(rt: Runtime) {
+    const N: usize = 100_000;
+    let (ms, p99) = rt.block_on(|| {
+        let mut state = 42u64;
+        let durs: Vec<u64> = (0..N).map(|_| 1 + splitmix64(&mut state) % 20).collect();
+        let lateness = Arc::new(Mutex::new(Vec::with_capacity(N)));
+        let t = Instant::now();
+        let hs: Vec<_> = durs
+            .into_iter()
+            .map(|d| {
+                let lateness = lateness.clone();
+                goro::go(move || {
+                    let start = Instant::now();
+                    let d = Duration::from_millis(d);
+                    goro::sleep(d);
+                    let late = start.elapsed().saturating_sub(d);
+                    lateness.lock().unwrap().push(late.as_micros() as u64);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut l = lateness.lock().unwrap().clone();
+        l.sort_unstable();
+        (ms, l[l.len() * 99 / 100])
+    });
+    println!("timers {ms:.1} ms");
+    println!("timers_p99_lateness {p99} us");
+}
+
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = s.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    pages * page / 1024
+}
+
+fn parked_memory(rt: Runtime) {
+    const N: usize = 100_000;
+    let kib = rt.block_on(|| {
+        let before = rss_kib();
+        let ready = Arc::new(AtomicU64::new(0));
+        let chans: Vec<Chan<u64>> = (0..N).map(|_| Chan::new(0)).collect();
+        let hs: Vec<_> = chans
+            .iter()
+            .map(|c| {
+                let (c, ready) = (c.clone(), ready.clone());
+                goro::go(move || {
+                    ready.fetch_add(1, Ordering::Relaxed);
+                    black_box(c.recv())
+                })
+            })
+            .collect();
+        while ready.load(Ordering::Relaxed) < N as u64 {
+            goro::sleep(Duration::from_millis(1));
+        }
+        goro::sleep(Duration::from_millis(20));
+        let after = rss_kib();
+        for c in &chans {
+            c.close();
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
+        (after.saturating_sub(before)) as f64 / N as f64
+    });
+    println!("parked_memory {kib:.2} KiB/task");
+}

@@ -169,8 +169,14 @@ pub struct G {
     pub(crate) slot: AtomicU64,
     pub(crate) spawn_site: &'static Location<'static>,
     pub(crate) stack_size: usize,
-    /// The guard page `[lo, hi)`, for the stack-overflow handler.
-    pub(crate) guard: (usize, usize),
+    /// The guard page `[lo, hi)` of the G's stack once it has one, for the
+    /// stack-overflow handler.
+    pub(crate) guard: Cell<(usize, usize)>,
+    /// The body of a G that has not run yet. A G gets its stack (and its
+    /// coroutine) only when it first runs, from its P's cache of hot stacks:
+    /// a burst of spawned Gs that run one after another reuses the same
+    /// few stacks instead of touching a fresh one each.
+    pub(crate) start: UnsafeCell<Option<Box<dyn FnOnce() + Send>>>,
     pub(crate) co: UnsafeCell<Option<Co>>,
     pub(crate) yielder: Cell<*const GYielder>,
 }

@@ -36,6 +36,7 @@
 //! - `steal_work`, `runqsteal`: stealing.
 //! - `shutdown`: tearing a runtime down.
 
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::io;
 use std::panic::Location;
@@ -64,6 +65,9 @@ pub(crate) const NO_P: usize = usize::MAX;
 /// ping-pong pair between Ps).
 const RUNNEXT_STEAL_DELAY: Duration = Duration::from_micros(3);
 
+/// Largest G stack a `Builder` may ask for.
+pub(crate) const MAX_STACK_SIZE: usize = 1 << 30;
+
 static NEXT_GOID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct Sched {
@@ -89,6 +93,9 @@ pub(crate) struct Sched {
     mcount: AtomicUsize,
     external_readies: AtomicU64,
     external_spawns: AtomicU64,
+    /// Set when mapping a stack failed, cleared when one is freed: spawn
+    /// fails fast meanwhile.
+    stack_exhausted: AtomicBool,
     coprimes: Vec<usize>,
     name: String,
 }
@@ -137,6 +144,7 @@ impl Sched {
             mcount: AtomicUsize::new(0),
             external_readies: AtomicU64::new(0),
             external_spawns: AtomicU64::new(0),
+            stack_exhausted: AtomicBool::new(false),
             coprimes,
             name: cfg.name,
         })
@@ -196,8 +204,21 @@ impl Sched {
             ));
         }
         let size = stack_size.unwrap_or(self.stack_size);
+        if size != self.stack_size && size > MAX_STACK_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("goro: stack size {size} is over the limit of {MAX_STACK_SIZE} bytes"),
+            ));
+        }
+        if self.stack_exhausted.load(Ordering::Relaxed) {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "goro: no memory could be mapped for the last G stack (address space or vm.max_map_count \
+                 exhausted); not spawning more until a stack is freed",
+            ));
+        }
         let here = self.current_p();
-        let (id, stk) = match here {
+        let id = match here {
             Some((_, p)) => {
                 // SAFETY: we hold P `p`.
                 let local = unsafe { self.ps[p].local() };
@@ -208,20 +229,9 @@ impl Sched {
                 }
                 let id = local.goid_next;
                 local.goid_next += 1;
-                (
-                    id,
-                    stack::get(&mut local.stacks, &self.shared_stacks, size)?,
-                )
+                id
             }
-            None => {
-                let id = NEXT_GOID.fetch_add(1, Ordering::Relaxed);
-                let mut tmp = Vec::new();
-                let s = stack::get(&mut tmp, &self.shared_stacks, size)?;
-                for extra in tmp {
-                    self.shared_stacks.put(extra);
-                }
-                (id, s)
-            }
+            None => NEXT_GOID.fetch_add(1, Ordering::Relaxed),
         };
         let g = Arc::new(G {
             id,
@@ -233,21 +243,12 @@ impl Sched {
             park: AtomicU8::new(PARK_EMPTY),
             slot: AtomicU64::new(0),
             spawn_site: site,
-            stack_size: stk.size(),
-            guard: stk.guard_range(),
+            stack_size: size,
+            guard: Default::default(),
+            start: UnsafeCell::new(Some(Box::new(body))),
             co: Default::default(),
             yielder: Default::default(),
         });
-        let gp = SendPtr(Arc::as_ptr(&g));
-        let co: Coroutine<(), Switch, (), Stack> =
-            Coroutine::with_stack(stk, move |y: &GYielder, ()| {
-                let gp = gp;
-                // SAFETY: the G outlives its coroutine (the G owns it).
-                unsafe { (*gp.0).yielder.set(y) };
-                body();
-            });
-        // SAFETY: the G is not shared with any M yet.
-        unsafe { *g.co.get() = Some(co) };
 
         let shard = here.map_or((id as usize) % self.procs, |(_, p)| p);
         let idx = self.ps[shard].registry.lock().unwrap().insert(g.clone());
@@ -782,11 +783,18 @@ impl Sched {
             g.set_status(GStatus::Running);
             c.curg.set(Arc::as_ptr(&g));
             // SAFETY: a runnable G's coroutine is touched only by the M that
-            // dequeued it (us), and it has one until it exits.
-            let co = unsafe {
-                (*g.co.get())
-                    .as_mut()
-                    .expect("runnable G without a coroutine")
+            // dequeued it (us); a G that never ran gets one now.
+            let co = match unsafe { &mut *g.co.get() } {
+                Some(co) => co,
+                None => {
+                    if self.gstart(p, &g).is_none() {
+                        c.curg.set(std::ptr::null());
+                        self.gdestroy(p, &g);
+                        return;
+                    }
+                    // SAFETY: as above; gstart just stored it.
+                    unsafe { (*g.co.get()).as_mut().expect("coroutine") }
+                }
             };
             let r = co.resume(());
             c.curg.set(std::ptr::null());
@@ -829,6 +837,36 @@ impl Sched {
         }
     }
 
+    /// Gives a G that runs for the first time its stack and coroutine.
+    /// `None` if no stack could be mapped: the G's body is dropped, which
+    /// reports the failure to its joiner.
+    fn gstart(&self, p: usize, g: &Arc<G>) -> Option<()> {
+        // SAFETY: we hold P `p` and we are the only M touching `g`.
+        let local = unsafe { self.ps[p].local() };
+        // SAFETY: as above.
+        let body = unsafe { (*g.start.get()).take() }.expect("a new G has a body");
+        let stk = match stack::get(&mut local.stacks, &self.shared_stacks, g.stack_size) {
+            Ok(s) => s,
+            Err(e) => {
+                self.stack_exhausted.store(true, Ordering::Relaxed);
+                eprintln!("goro: goroutine {} cannot start: {e}", g.id);
+                drop(body);
+                return None;
+            }
+        };
+        g.guard.set(stk.guard_range());
+        let gp = SendPtr(Arc::as_ptr(g));
+        let co: Coroutine<(), Switch, (), Stack> = Coroutine::with_stack(stk, move |y: &GYielder, ()| {
+            let gp = gp;
+            // SAFETY: the G outlives its coroutine (the G owns it).
+            unsafe { (*gp.0).yielder.set(y) };
+            body();
+        });
+        // SAFETY: only this M touches the G's coroutine.
+        unsafe { *g.co.get() = Some(co) };
+        Some(())
+    }
+
     /// Go's `gdestroy`: the G has exited; recycle its stack, unregister it.
     fn gdestroy(&self, p: usize, g: &Arc<G>) {
         g.set_status(GStatus::Dead);
@@ -838,6 +876,7 @@ impl Sched {
             // SAFETY: we hold P `p`.
             let local = unsafe { pp.local() };
             stack::put(&mut local.stacks, &self.shared_stacks, co.into_stack());
+            self.stack_exhausted.store(false, Ordering::Relaxed);
         }
         self.unregister(g);
         Counters::bump(&pp.counters.completed);
@@ -927,6 +966,8 @@ impl Sched {
             // SAFETY: no M runs, so no one else touches the coroutine.
             let co = unsafe { (*g.co.get()).take() };
             drop(co);
+            // SAFETY: as above.
+            drop(unsafe { (*g.start.get()).take() });
             g.set_status(GStatus::Dead);
         }
         m::set_force_unwinding(false);

@@ -82,7 +82,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         // SAFETY: the running G is alive while it runs, and it is running:
         // the fault happened on its stack.
         let g = unsafe { &*g };
-        let (lo, hi) = g.guard;
+        let (lo, hi) = g.guard.get();
         if addr >= lo && addr < hi {
             report_overflow(g.id, g.name.as_deref(), g.stack_size);
         }

@@ -237,14 +237,6 @@ impl SharedPool {
         cache.extend(pool.cold.drain(at..));
     }
 
-    /// Takes back a stack a P's cache has no room for.
-    pub fn put(&self, stack: Stack) {
-        if stack.size() != self.size {
-            return;
-        }
-        self.inner.lock().unwrap().hot.push(stack);
-    }
-
     /// Puts back several stacks.
     pub fn put_many(&self, stacks: impl IntoIterator<Item = Stack>) {
         let mut pool = self.inner.lock().unwrap();

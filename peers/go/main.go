@@ -1,0 +1,289 @@
+// The WORKLOADS.md workloads on Go's runtime, printing `name value unit`
+// lines like goro's benches/workloads.rs. Usage: go run . [workload ...]
+// (each run of each workload should be its own process; see scripts/compare.py).
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func spawn() {
+	const n = 100000
+	var counter int64
+	var wg sync.WaitGroup
+	t := time.Now()
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		go func() { atomic.AddInt64(&counter, 1); wg.Done() }()
+	}
+	wg.Wait()
+	if counter != n {
+		panic("count")
+	}
+	fmt.Printf("spawn %.1f ns/task\n", float64(time.Since(t).Nanoseconds())/n)
+}
+
+func skynetNode(c chan int, num, size int) {
+	if size == 1 {
+		c <- num
+		return
+	}
+	rc := make(chan int, 10)
+	for i := 0; i < 10; i++ {
+		go skynetNode(rc, num+i*(size/10), size/10)
+	}
+	sum := 0
+	for i := 0; i < 10; i++ {
+		sum += <-rc
+	}
+	c <- sum
+}
+
+func skynet() {
+	t := time.Now()
+	c := make(chan int, 1)
+	go skynetNode(c, 0, 1000000)
+	if <-c != 499999500000 {
+		panic("sum")
+	}
+	fmt.Printf("skynet %.1f ms\n", float64(time.Since(t).Microseconds())/1e3)
+}
+
+func pingpong(name string) {
+	const n = 1000000
+	ping, pong := make(chan int), make(chan int)
+	go func() {
+		for v := range ping {
+			pong <- v + 1
+		}
+	}()
+	t := time.Now()
+	v := 0
+	for i := 0; i < n; i++ {
+		ping <- v
+		v = <-pong
+	}
+	el := time.Since(t)
+	close(ping)
+	fmt.Printf("%s %.1f ns/roundtrip\n", name, float64(el.Nanoseconds())/n)
+}
+
+func prodcons() {
+	const n = 10000000
+	ch := make(chan uint64, 128)
+	t := time.Now()
+	var pw sync.WaitGroup
+	for p := uint64(0); p < 4; p++ {
+		pw.Add(1)
+		go func(p uint64) {
+			for i := p * n / 4; i < (p+1)*n/4; i++ {
+				ch <- i
+			}
+			pw.Done()
+		}(p)
+	}
+	sums := make(chan uint64, 4)
+	for c := 0; c < 4; c++ {
+		go func() {
+			var s uint64
+			for v := range ch {
+				s += v
+			}
+			sums <- s
+		}()
+	}
+	pw.Wait()
+	close(ch)
+	var sum uint64
+	for c := 0; c < 4; c++ {
+		sum += <-sums
+	}
+	if sum != n*(n-1)/2 {
+		panic("sum")
+	}
+	fmt.Printf("prodcons %.1f ns/msg\n", float64(time.Since(t).Nanoseconds())/n)
+}
+
+func select4() {
+	const n = 4000000
+	cs := make([]chan uint64, 4)
+	for i := range cs {
+		cs[i] = make(chan uint64, 16)
+	}
+	t := time.Now()
+	for _, c := range cs {
+		go func(c chan uint64) {
+			for i := uint64(0); i < n/4; i++ {
+				c <- i
+			}
+		}(c)
+	}
+	var sum uint64
+	for i := 0; i < n; i++ {
+		select {
+		case v := <-cs[0]:
+			sum += v
+		case v := <-cs[1]:
+			sum += v
+		case v := <-cs[2]:
+			sum += v
+		case v := <-cs[3]:
+			sum += v
+		}
+	}
+	if sum != 4*(n/4)*(n/4-1)/2 {
+		panic("sum")
+	}
+	fmt.Printf("select4 %.1f ns/msg\n", float64(time.Since(t).Nanoseconds())/n)
+}
+
+func yields() {
+	const tasks, yields = 1000, 1000
+	var wg sync.WaitGroup
+	t := time.Now()
+	wg.Add(tasks)
+	for i := 0; i < tasks; i++ {
+		go func() {
+			for j := 0; j < yields; j++ {
+				runtime.Gosched()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("yield %.1f ns/yield\n", float64(time.Since(t).Nanoseconds())/(tasks*yields))
+}
+
+func chain(n int, done chan struct{}) {
+	if n == 0 {
+		done <- struct{}{}
+	} else {
+		go chain(n-1, done)
+	}
+}
+
+func chainedSpawn() {
+	const n = 100000
+	done := make(chan struct{}, 1)
+	t := time.Now()
+	go chain(n-1, done)
+	<-done
+	fmt.Printf("chained_spawn %.1f ns/task\n", float64(time.Since(t).Nanoseconds())/n)
+}
+
+func splitmix64(s *uint64) uint64 {
+	*s += 0x9E3779B97F4A7C15
+	z := *s
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+func timers() {
+	const n = 100000
+	state := uint64(42)
+	durs := make([]time.Duration, n)
+	for i := range durs {
+		durs[i] = time.Duration(1+splitmix64(&state)%20) * time.Millisecond
+	}
+	late := make([]int64, n)
+	var wg sync.WaitGroup
+	t := time.Now()
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			start := time.Now()
+			time.Sleep(durs[i])
+			l := time.Since(start) - durs[i]
+			if l < 0 {
+				l = 0
+			}
+			late[i] = l.Microseconds()
+			wg.Done()
+		}(i)
+	}
+	wg.Wait()
+	ms := float64(time.Since(t).Microseconds()) / 1e3
+	sort.Slice(late, func(a, b int) bool { return late[a] < late[b] })
+	fmt.Printf("timers %.1f ms\n", ms)
+	fmt.Printf("timers_p99_lateness %d us\n", late[n*99/100])
+}
+
+func rssKiB() int64 {
+	b, _ := os.ReadFile("/proc/self/statm")
+	f := strings.Fields(string(b))
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(syscall.Getpagesize()) / 1024
+}
+
+func parkedMemory() {
+	const n = 100000
+	before := rssKiB()
+	var ready int64
+	chans := make([]chan uint64, n)
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := range chans {
+		chans[i] = make(chan uint64)
+		go func(c chan uint64) {
+			atomic.AddInt64(&ready, 1)
+			<-c
+			wg.Done()
+		}(chans[i])
+	}
+	for atomic.LoadInt64(&ready) < n {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	after := rssKiB()
+	for _, c := range chans {
+		close(c)
+	}
+	wg.Wait()
+	fmt.Printf("parked_memory %.2f KiB/task\n", float64(after-before)/n)
+}
+
+func main() {
+	all := []string{"spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield", "chained_spawn", "timers", "parked_memory"}
+	names := os.Args[1:]
+	if len(names) == 0 {
+		names = all
+	}
+	for _, name := range names {
+		switch name {
+		case "spawn":
+			spawn()
+		case "skynet":
+			skynet()
+		case "pingpong":
+			pingpong("pingpong")
+		case "pingpong_1p":
+			runtime.GOMAXPROCS(1)
+			pingpong("pingpong_1p")
+		case "prodcons":
+			prodcons()
+		case "select4":
+			select4()
+		case "yield":
+			yields()
+		case "chained_spawn":
+			chainedSpawn()
+		case "timers":
+			timers()
+		case "parked_memory":
+			parkedMemory()
+		default:
+			fmt.Fprintf(os.Stderr, "unknown workload %s\n", name)
+			os.Exit(2)
+		}
+	}
+}
