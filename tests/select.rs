@@ -354,7 +354,7 @@ fn dynamic_select_over_many_channels() {
                     }
                 });
             }
-            let mut counts = vec![0; 40];
+            let mut counts = [0; 40];
             for _ in 0..400 {
                 let mut sel = Select::new();
                 for c in &chans {
@@ -387,7 +387,7 @@ fn random_select_stress_with_timeouts() {
     bounded(120, || {
         for seed in 0..4u64 {
             let (sent, got) = rt(1 + seed as usize % 2).block_on(move || {
-                let chans: Vec<Chan<u64>> = (0..3).map(|i| Chan::new(i)).collect();
+                let chans: Vec<Chan<u64>> = (0..3).map(Chan::new).collect();
                 let sent = Arc::new(AtomicUsize::new(0));
                 let senders: Vec<_> = (0..6u64)
                     .map(|k| {

@@ -10,11 +10,14 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// On its own cache line: waiters spinning on the lock word must not steal
+/// the line that holds the channel's buffer from the lock's holder.
+#[repr(align(64))]
 pub(crate) struct RawLock {
     state: AtomicU32,
 }
 
-const SPINS: u32 = 64;
+const SPINS: u32 = 16;
 
 impl RawLock {
     pub const fn new() -> Self {
@@ -36,6 +39,9 @@ impl RawLock {
 
     #[cold]
     fn lock_slow(&self) {
+        // Spin with exponential backoff while the holder runs its few
+        // instructions, then sleep in the kernel.
+        let mut backoff = 1;
         for _ in 0..SPINS {
             if self.state.load(Ordering::Relaxed) == 0
                 && self
@@ -45,7 +51,10 @@ impl RawLock {
             {
                 return;
             }
-            std::hint::spin_loop();
+            for _ in 0..backoff {
+                std::hint::spin_loop();
+            }
+            backoff = (backoff * 2).min(64);
         }
         while self.state.swap(2, Ordering::Acquire) != 0 {
             futex_wait(&self.state, 2);

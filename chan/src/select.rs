@@ -318,8 +318,8 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
     let mut lo = Scratch::new(n);
     let all = lo.get();
     let mut k = 0;
-    for i in 0..n {
-        if arms[i].addr() != 0 {
+    for (i, arm) in arms.iter().enumerate() {
+        if arm.addr() != 0 {
             all[k] = i;
             k += 1;
         }

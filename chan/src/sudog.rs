@@ -35,7 +35,14 @@ pub struct Waiting {
     unparker: Unparker,
 }
 
+impl Default for Waiting {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Waiting {
+    /// A new operation of the calling G (or thread).
     pub fn new() -> Self {
         Waiting {
             state: AtomicU32::new(WAITING),

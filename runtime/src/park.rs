@@ -132,7 +132,7 @@ pub fn park(reason: WaitReason) {
         return;
     }
     g.wait_reason.store(reason as u8, Ordering::Relaxed);
-    g.wait_since.store(g.sched.now_nanos(), Ordering::Relaxed);
+    g.wait_since.store(g.sched.coarse_now(), Ordering::Relaxed);
     g.set_status(GStatus::Waiting);
     m::switch_out(Switch::Park);
 }

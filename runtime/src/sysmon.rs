@@ -71,6 +71,7 @@ fn run(sched: Arc<Sched>, stop: Arc<(Mutex<bool>, Condvar)>) {
             }
         }
         let now = Instant::now();
+        sched.tick_coarse_clock();
         let acted = retake(&sched, &mut seen, now);
         if now.duration_since(last_trim) >= TRIM_PERIOD {
             last_trim = now;

@@ -1,0 +1,493 @@
+//! The policy lab: runs scheduling workloads under a set of scheduling
+//! policies and shows how each policy moves each figure, as a table (stdout
+//! and `policy_lab.md`) and a chart (`policy_lab.svg`).
+//!
+//!     cargo run --release --example policy_lab            # all policies, 3 runs each
+//!     cargo run --release --example policy_lab -- --quick # 1 run, smaller workloads
+//!     cargo run --release --example policy_lab -- --out DIR
+//!
+//! Every figure is a median of runs, in the workload's unit (lower is
+//! better); the chart shows each policy's figure relative to Go's defaults.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goro::chan::Chan;
+use goro::{select, Policy, Retake, Runtime, Spinning, Steal};
+
+struct Workload {
+    name: &'static str,
+    unit: &'static str,
+    /// Runs once on `rt` with size factor `scale` (1.0 = full) and returns the figure.
+    run: fn(&Runtime, f64) -> f64,
+    procs: Option<usize>,
+}
+
+fn policies() -> Vec<(&'static str, Policy)> {
+    let go = Policy::default();
+    vec![
+        ("go-default", go.clone()),
+        (
+            "no-runnext",
+            Policy {
+                runnext: false,
+                ..go.clone()
+            },
+        ),
+        (
+            "steal-one",
+            Policy {
+                steal: Steal::One,
+                ..go.clone()
+            },
+        ),
+        (
+            "steal-off",
+            Policy {
+                steal: Steal::Off,
+                ..go.clone()
+            },
+        ),
+        (
+            "no-steal-runnext",
+            Policy {
+                steal_runnext: false,
+                ..go.clone()
+            },
+        ),
+        (
+            "no-spinning",
+            Policy {
+                max_spinning: Spinning::Limit(0),
+                ..go.clone()
+            },
+        ),
+        (
+            "local-queue-16",
+            Policy {
+                local_queue: 16,
+                ..go.clone()
+            },
+        ),
+        (
+            "global-every-tick",
+            Policy {
+                global_queue_interval: 1,
+                ..go.clone()
+            },
+        ),
+        (
+            "slice-1ms",
+            Policy {
+                time_slice: Duration::from_millis(1),
+                ..go.clone()
+            },
+        ),
+        (
+            "retake-never",
+            Policy {
+                syscall_retake: Retake::Never,
+                ..go.clone()
+            },
+        ),
+        (
+            "hog-handoff",
+            Policy {
+                hog_handoff: true,
+                ..go
+            },
+        ),
+    ]
+}
+
+fn workloads() -> Vec<Workload> {
+    vec![
+        Workload {
+            name: "skynet",
+            unit: "ms",
+            run: skynet,
+            procs: None,
+        },
+        Workload {
+            name: "spawn",
+            unit: "ns/task",
+            run: spawn,
+            procs: None,
+        },
+        Workload {
+            name: "pingpong",
+            unit: "ns/rt",
+            run: pingpong,
+            procs: None,
+        },
+        Workload {
+            name: "prodcons",
+            unit: "ns/msg",
+            run: prodcons,
+            procs: None,
+        },
+        Workload {
+            name: "select4",
+            unit: "ns/msg",
+            run: select4,
+            procs: None,
+        },
+        Workload {
+            name: "yield",
+            unit: "ns/yield",
+            run: yields,
+            procs: None,
+        },
+        Workload {
+            name: "fanout",
+            unit: "ms",
+            run: fanout,
+            procs: None,
+        },
+    ]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out_dir = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| ".".into());
+    let runs = if quick { 1 } else { 3 };
+    let scale = if quick { 0.1 } else { 1.0 };
+    let policies = policies();
+    let workloads = workloads();
+    let total = policies.len() * workloads.len();
+    println!(
+        "policy lab: {} workloads x {} policies, {} run(s) each, procs = {}",
+        workloads.len(),
+        policies.len(),
+        runs,
+        goro::default_procs()
+    );
+    let mut results = vec![vec![0f64; policies.len()]; workloads.len()];
+    let started = Instant::now();
+    let mut done = 0;
+    for (pi, (pname, policy)) in policies.iter().enumerate() {
+        for (wi, w) in workloads.iter().enumerate() {
+            let mut samples = Vec::new();
+            for _ in 0..runs {
+                let mut b = Runtime::builder().policy(policy.clone());
+                if let Some(p) = w.procs {
+                    b = b.procs(p);
+                }
+                let rt = b.build().expect("runtime");
+                samples.push((w.run)(&rt, scale));
+            }
+            samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            results[wi][pi] = samples[samples.len() / 2];
+            done += 1;
+            eprint!(
+                "\r[{done:>3}/{total}] {pname:<18} {:<10} {:>10.1} {:<8} ({:.0}s)   ",
+                w.name,
+                results[wi][pi],
+                w.unit,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    eprintln!();
+    let table = table(&policies, &workloads, &results);
+    println!("\n{table}");
+    let md = format!(
+        "# Policy lab\n\nMedian of {runs} run(s), scale {scale}, procs = {}. Lower is better; \
+         in brackets: relative to go-default.\n\n{table}",
+        goro::default_procs()
+    );
+    let svg = chart(&policies, &workloads, &results);
+    std::fs::create_dir_all(&out_dir).ok();
+    let md_path = format!("{out_dir}/policy_lab.md");
+    let svg_path = format!("{out_dir}/policy_lab.svg");
+    std::fs::write(&md_path, md).expect("write table");
+    std::fs::write(&svg_path, svg).expect("write chart");
+    println!("wrote {md_path} and {svg_path}");
+}
+
+fn table(policies: &[(&str, Policy)], workloads: &[Workload], r: &[Vec<f64>]) -> String {
+    let mut s = String::from("| policy |");
+    for w in workloads {
+        let _ = write!(s, " {} ({}) |", w.name, w.unit);
+    }
+    s.push_str("\n|---|");
+    for _ in workloads {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    for (pi, (pname, _)) in policies.iter().enumerate() {
+        let _ = write!(s, "| {pname} |");
+        for (wi, _) in workloads.iter().enumerate() {
+            let v = r[wi][pi];
+            let rel = v / r[wi][0];
+            if pi == 0 {
+                let _ = write!(s, " {v:.1} |");
+            } else {
+                let _ = write!(s, " {v:.1} ({rel:.2}x) |");
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// A grouped bar chart: one group per workload, one bar per policy, height =
+/// figure relative to go-default (1.0 line drawn), log-free and clamped at 3x.
+fn chart(policies: &[(&str, Policy)], workloads: &[Workload], r: &[Vec<f64>]) -> String {
+    const COLORS: [&str; 11] = [
+        "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+        "#9c755f", "#bab0ac", "#17becf",
+    ];
+    let (w, h) = (1100.0, 520.0);
+    let (left, right, top, bottom) = (60.0, 200.0, 50.0, 70.0);
+    let plot_w = w - left - right;
+    let plot_h = h - top - bottom;
+    let max_rel = 3.0f64;
+    let group_w = plot_w / workloads.len() as f64;
+    let bar_w = (group_w * 0.8) / policies.len() as f64;
+    let y = |rel: f64| top + plot_h * (1.0 - rel.min(max_rel) / max_rel);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{left}" y="24" font-size="16" font-weight="bold">goro policy lab: figure relative to Go's defaults (lower is better)</text>"#
+    );
+    for k in 0..=6 {
+        let rel = k as f64 * 0.5;
+        let yy = y(rel);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="{}" stroke-width="{}"/><text x="{}" y="{:.1}" text-anchor="end">{rel:.1}x</text>"##,
+            left + plot_w,
+            if k == 2 { "#333" } else { "#ddd" },
+            if k == 2 { 1.5 } else { 1.0 },
+            left - 6.0,
+            yy + 4.0
+        );
+    }
+    for (wi, wl) in workloads.iter().enumerate() {
+        let gx = left + wi as f64 * group_w + group_w * 0.1;
+        for (pi, _) in policies.iter().enumerate() {
+            let rel = r[wi][pi] / r[wi][0];
+            let x = gx + pi as f64 * bar_w;
+            let yy = y(rel);
+            let _ = writeln!(
+                s,
+                r#"<rect x="{x:.1}" y="{yy:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} / {}: {:.1} {} ({rel:.2}x)</title></rect>"#,
+                bar_w * 0.9,
+                top + plot_h - yy,
+                COLORS[pi % COLORS.len()],
+                policies[pi].0,
+                wl.name,
+                r[wi][pi],
+                wl.unit
+            );
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            left + wi as f64 * group_w + group_w / 2.0,
+            top + plot_h + 20.0,
+            wl.name
+        );
+    }
+    for (pi, (pname, _)) in policies.iter().enumerate() {
+        let yy = top + 10.0 + pi as f64 * 20.0;
+        let x = left + plot_w + 20.0;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x}" y="{yy}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{pname}</text>"#,
+            COLORS[pi % COLORS.len()],
+            x + 18.0,
+            yy + 10.0
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn scaled(n: f64, scale: f64) -> u64 {
+    ((n * scale) as u64).max(1)
+}
+
+fn skynet_node(c: Chan<u64>, num: u64, size: u64) {
+    if size == 1 {
+        c.send(num).unwrap();
+        return;
+    }
+    let rc = Chan::new(10);
+    for i in 0..10 {
+        let rc = rc.clone();
+        let sub = num + i * (size / 10);
+        goro::go(move || skynet_node(rc, sub, size / 10));
+    }
+    let sum: u64 = (0..10).map(|_| rc.recv().unwrap()).sum();
+    c.send(sum).unwrap();
+}
+
+fn skynet(rt: &Runtime, scale: f64) -> f64 {
+    let size = if scale < 1.0 { 100_000 } else { 1_000_000 };
+    rt.block_on(move || {
+        let t = Instant::now();
+        let c = Chan::new(1);
+        let c2 = c.clone();
+        goro::go(move || skynet_node(c2, 0, size));
+        assert_eq!(c.recv(), Some(size * (size - 1) / 2));
+        t.elapsed().as_secs_f64() * 1e3
+    })
+}
+
+fn spawn(rt: &Runtime, scale: f64) -> f64 {
+    let n = scaled(100_000.0, scale);
+    rt.block_on(move || {
+        let counter = Arc::new(AtomicUsize::new(0));
+        let t = Instant::now();
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                let c = counter.clone();
+                goro::go(move || {
+                    c.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        t.elapsed().as_nanos() as f64 / n as f64
+    })
+}
+
+fn pingpong(rt: &Runtime, scale: f64) -> f64 {
+    let n = scaled(200_000.0, scale);
+    rt.block_on(move || {
+        let (ping, pong) = (Chan::new(0), Chan::new(0));
+        let (p2, q2) = (ping.clone(), pong.clone());
+        goro::go(move || {
+            while let Some(v) = p2.recv() {
+                q2.send(v + 1).unwrap();
+            }
+        });
+        let t = Instant::now();
+        let mut v = 0u64;
+        for _ in 0..n {
+            ping.send(v).unwrap();
+            v = pong.recv().unwrap();
+        }
+        ping.close();
+        t.elapsed().as_nanos() as f64 / n as f64
+    })
+}
+
+fn prodcons(rt: &Runtime, scale: f64) -> f64 {
+    let n = scaled(2_000_000.0, scale) / 4 * 4;
+    rt.block_on(move || {
+        let ch = Chan::new(128);
+        let t = Instant::now();
+        let ps: Vec<_> = (0..4u64)
+            .map(|p| {
+                let ch = ch.clone();
+                goro::go(move || {
+                    for i in (p * n / 4)..((p + 1) * n / 4) {
+                        ch.send(i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let cs: Vec<_> = (0..4)
+            .map(|_| {
+                let ch = ch.clone();
+                goro::go(move || ch.iter().sum::<u64>())
+            })
+            .collect();
+        for p in ps {
+            p.join().unwrap();
+        }
+        ch.close();
+        let sum: u64 = cs.into_iter().map(|c| c.join().unwrap()).sum();
+        assert_eq!(sum, n * (n - 1) / 2);
+        t.elapsed().as_nanos() as f64 / n as f64
+    })
+}
+
+fn select4(rt: &Runtime, scale: f64) -> f64 {
+    let n = scaled(1_000_000.0, scale) / 4 * 4;
+    rt.block_on(move || {
+        let cs: Vec<Chan<u64>> = (0..4).map(|_| Chan::new(16)).collect();
+        let t = Instant::now();
+        for c in &cs {
+            let c = c.clone();
+            goro::go(move || {
+                for i in 0..n / 4 {
+                    c.send(i).unwrap();
+                }
+            });
+        }
+        for _ in 0..n {
+            select! {
+                recv(cs[0]) -> v => { v.unwrap(); }
+                recv(cs[1]) -> v => { v.unwrap(); }
+                recv(cs[2]) -> v => { v.unwrap(); }
+                recv(cs[3]) -> v => { v.unwrap(); }
+            }
+        }
+        t.elapsed().as_nanos() as f64 / n as f64
+    })
+}
+
+fn yields(rt: &Runtime, scale: f64) -> f64 {
+    let per = scaled(1000.0, scale);
+    rt.block_on(move || {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..1000)
+            .map(|_| {
+                goro::go(move || {
+                    for _ in 0..per {
+                        goro::yield_now();
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        t.elapsed().as_nanos() as f64 / (1000 * per) as f64
+    })
+}
+
+/// Uneven fan-out: one G spawns many Gs of very different lengths; shows
+/// what stealing and spinning are for.
+fn fanout(rt: &Runtime, scale: f64) -> f64 {
+    let n = scaled(2000.0, scale);
+    rt.block_on(move || {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..n)
+            .map(|i| {
+                goro::go(move || {
+                    let mut x = i | 1;
+                    for _ in 0..(1 + (i % 7) * 3000) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                    }
+                    std::hint::black_box(x)
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        t.elapsed().as_secs_f64() * 1e3
+    })
+}
