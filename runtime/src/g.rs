@@ -29,6 +29,9 @@ pub(crate) enum Switch {
     Preempt,
     /// Waiting: see `park.rs`.
     Park,
+    /// The M lost its P (syscall retaken, hog handoff) and no idle P was
+    /// free: queue the G globally and stop the M (Go's `exitsyscall0`).
+    NeedP,
 }
 
 pub(crate) type Co = Coroutine<(), Switch, (), Stack>;
@@ -179,6 +182,8 @@ pub struct G {
     pub(crate) start: UnsafeCell<Option<Box<dyn FnOnce() + Send>>>,
     pub(crate) co: UnsafeCell<Option<Co>>,
     pub(crate) yielder: Cell<*const GYielder>,
+    /// The P the G held when it entered a syscall (touched by the G only).
+    pub(crate) syscall_p: Cell<usize>,
 }
 
 // SAFETY: `co` and `yielder` are touched only by the single M running the G

@@ -27,6 +27,7 @@ mod sched;
 mod signal;
 mod stack;
 mod stats;
+mod syscall;
 mod sysmon;
 mod timer;
 
@@ -46,4 +47,5 @@ pub use runtime::{
 };
 pub use stack::mapped_stacks;
 pub use stats::{PStats, Stats};
+pub use syscall::{blocking, syscall};
 pub use timer::{add_timer, sleep, sleep_until, TimerAction, TimerHandle};

@@ -60,6 +60,8 @@ pub(crate) struct MCtx {
     /// The G running on this M (null on the scheduler stack).
     pub curg: Cell<*const G>,
     pub rng: Cell<u64>,
+    /// The G runs user code and the P is in `User` status (hog handoff on).
+    pub in_user: Cell<bool>,
 }
 
 impl MCtx {
@@ -123,6 +125,7 @@ pub(crate) fn current_g() -> Option<Arc<G>> {
 /// The runtime and P to put new work on: the current M's, or the global
 /// runtime's P 0 from a plain thread.
 pub(crate) fn current_sched_and_p() -> (Arc<Sched>, usize) {
+    crate::syscall::reacquire();
     let c = ctx_ptr();
     if !c.is_null() {
         // SAFETY: see `current_g_ptr`.
@@ -145,6 +148,13 @@ pub(crate) fn current_sched() -> Option<Arc<Sched>> {
 
 /// Gives the M back to the scheduler. Must be called from a G.
 pub(crate) fn switch_out(why: Switch) {
+    // The M needs its P to schedule the next G.
+    crate::syscall::reacquire();
+    raw_switch_out(why)
+}
+
+/// `switch_out` without re-checking the P (for `syscall.rs` itself).
+pub(crate) fn raw_switch_out(why: Switch) {
     let g = current_g_ptr();
     debug_assert!(!g.is_null(), "switch_out outside a G");
     // SAFETY: the running G is alive; its yielder was set when it started and
@@ -159,6 +169,7 @@ pub(crate) fn switch_out(why: Switch) {
 /// has used up its time slice. Cheap when not flagged (two loads).
 #[inline]
 pub fn preempt_point() {
+    crate::syscall::reacquire();
     let c = ctx_ptr();
     if c.is_null() {
         return;
@@ -173,6 +184,11 @@ pub fn preempt_point() {
         c.sched.ps[p].preempt.store(false, Ordering::Relaxed);
         Counters::bump(&c.sched.ps[p].counters.preemptions);
         switch_out(Switch::Preempt);
+        return;
+    }
+    if c.sched.policy.hog_handoff {
+        // Back to user code: the P may be taken again.
+        crate::syscall::enter_user(c);
     }
 }
 

@@ -22,8 +22,17 @@ use crate::timer::TimerHeap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum PStatus {
+    /// In the idle list, no M.
     Idle = 0,
+    /// Held by an M that is in runtime code (or runs a G with hog handoff off).
     Running = 1,
+    /// Held by an M whose G runs user code, with hog handoff on: sysmon may
+    /// take the P (CAS to Idle); the M re-checks with a CAS at its next
+    /// runtime call (`syscall.rs`).
+    User = 2,
+    /// Its M's G is in `goro::syscall`; the M does not touch the P until
+    /// `exitsyscall` wins the CAS back to Running, or sysmon retakes it.
+    Syscall = 3,
 }
 
 pub(crate) struct P {
@@ -35,6 +44,8 @@ pub(crate) struct P {
     /// Incremented by the owner each time it schedules a G without inherited
     /// time; sysmon reads it to detect a G that has run too long.
     pub schedtick: AtomicU32,
+    /// Incremented by the owner at each `entersyscall`; sysmon reads it.
+    pub syscalltick: AtomicU32,
     /// Set by sysmon: the running G yields at its next preemption point.
     pub preempt: AtomicBool,
     pub timers: Mutex<TimerHeap>,
@@ -67,6 +78,7 @@ impl P {
             runnext: AtomicPtr::new(std::ptr::null_mut()),
             status: AtomicU8::new(PStatus::Idle as u8),
             schedtick: AtomicU32::new(0),
+            syscalltick: AtomicU32::new(0),
             preempt: AtomicBool::new(false),
             timers: Mutex::new(TimerHeap::default()),
             timer_next: AtomicU64::new(u64::MAX),
@@ -95,8 +107,21 @@ impl P {
         self.status.store(s as u8, Ordering::Relaxed);
     }
 
+    pub fn status(&self) -> u8 {
+        self.status.load(Ordering::Acquire)
+    }
+
+    /// Whether an M is running Gs on the P (in runtime or user code).
     pub fn is_running(&self) -> bool {
-        self.status.load(Ordering::Relaxed) == PStatus::Running as u8
+        let s = self.status.load(Ordering::Relaxed);
+        s == PStatus::Running as u8 || s == PStatus::User as u8
+    }
+
+    /// Moves the status from `from` to `to` if it is `from`.
+    pub fn cas_status(&self, from: PStatus, to: PStatus) -> bool {
+        self.status
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Whether the P has runnable Gs (runnext or local queue). Racy.

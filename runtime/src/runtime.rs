@@ -32,6 +32,7 @@ pub struct RuntimeBuilder {
     policy: Policy,
     poller: Option<Box<dyn Poller>>,
     name: String,
+    max_threads: usize,
 }
 
 impl Default for RuntimeBuilder {
@@ -42,6 +43,7 @@ impl Default for RuntimeBuilder {
             policy: Policy::default(),
             poller: None,
             name: "goro".into(),
+            max_threads: 10_000,
         }
     }
 }
@@ -81,6 +83,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Most OS threads (Ms) the runtime may create (Go: 10,000). Going over
+    /// it is fatal, as Go's "thread exhaustion".
+    pub fn max_threads(mut self, n: usize) -> Self {
+        self.max_threads = n.max(1);
+        self
+    }
+
     /// Prefix of the runtime's thread names.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -109,6 +118,7 @@ impl RuntimeBuilder {
                 .poller
                 .unwrap_or_else(|| Box::new(ParkPoller::default())),
             name: self.name.clone(),
+            max_threads: self.max_threads,
         });
         let sysmon = Sysmon::start(sched.clone(), &self.name)?;
         Ok(Runtime {

@@ -65,6 +65,9 @@ pub(crate) const NO_P: usize = usize::MAX;
 /// and taking it would bounce a ping-pong pair between Ps.
 const RUNNEXT_STEAL_SPINS: u32 = 200;
 
+/// An idle M exits after this long if more Ms than Ps are idle.
+const IDLE_M_EXIT: Duration = Duration::from_secs(5);
+
 /// Largest G stack a `Builder` may ask for.
 pub(crate) const MAX_STACK_SIZE: usize = 1 << 30;
 
@@ -94,6 +97,20 @@ pub(crate) struct Sched {
     mcount: AtomicUsize,
     external_readies: AtomicU64,
     external_spawns: AtomicU64,
+    /// Ps handed to another M because of a syscall (`blocking` or retake).
+    handoffs: AtomicU64,
+    /// Ps sysmon took from a G in a syscall.
+    pub(crate) retakes: AtomicU64,
+    /// Ps sysmon took from a G that hogged them.
+    pub(crate) hog_handoffs: AtomicU64,
+    /// Ms that exited after idling too long.
+    ms_exited: AtomicUsize,
+    pub(crate) max_threads: usize,
+    /// sysmon's sleep: a flag to stop it and a condvar to wake it early.
+    pub(crate) sysmon_note: Mutex<bool>,
+    pub(crate) sysmon_cv: std::sync::Condvar,
+    /// sysmon sleeps longer than a millisecond (entersyscall then wakes it).
+    pub(crate) sysmon_deep: AtomicBool,
     /// Set when mapping a stack failed, cleared when one is freed: spawn
     /// fails fast meanwhile.
     stack_exhausted: AtomicBool,
@@ -113,6 +130,7 @@ pub(crate) struct SchedConfig {
     pub policy: Policy,
     pub poller: Box<dyn Poller>,
     pub name: String,
+    pub max_threads: usize,
 }
 
 impl Sched {
@@ -146,6 +164,14 @@ impl Sched {
             mcount: AtomicUsize::new(0),
             external_readies: AtomicU64::new(0),
             external_spawns: AtomicU64::new(0),
+            handoffs: AtomicU64::new(0),
+            retakes: AtomicU64::new(0),
+            hog_handoffs: AtomicU64::new(0),
+            ms_exited: AtomicUsize::new(0),
+            max_threads: cfg.max_threads,
+            sysmon_note: Mutex::new(false),
+            sysmon_cv: std::sync::Condvar::new(),
+            sysmon_deep: AtomicBool::new(false),
             stack_exhausted: AtomicBool::new(false),
             coprimes,
             name: cfg.name,
@@ -183,6 +209,7 @@ impl Sched {
 
     /// The P the calling M holds on this runtime, if any.
     fn current_p(&self) -> Option<(&MCtx, usize)> {
+        crate::syscall::reacquire();
         let c = m::ctx_ptr();
         if c.is_null() {
             return None;
@@ -260,6 +287,7 @@ impl Sched {
             start: UnsafeCell::new(Some(Box::new(body))),
             co: Default::default(),
             yielder: Default::default(),
+            syscall_p: std::cell::Cell::new(NO_P),
         });
 
         let shard = here.map_or((id as usize) % self.procs, |(_, p)| p);
@@ -399,7 +427,60 @@ impl Sched {
         self.npidle.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn acquirep(&self, c: &MCtx, p: usize) {
+    /// An idle P, `prefer` if it is idle (a G back from a syscall wants its
+    /// old P).
+    pub(crate) fn pidleget_prefer(&self, prefer: Option<usize>) -> Option<usize> {
+        let mut l = self.lock();
+        if let Some(want) = prefer {
+            if let Some(i) = l.pidle.iter().position(|&q| q == want) {
+                l.pidle.swap_remove(i);
+                self.npidle.fetch_sub(1, Ordering::SeqCst);
+                return Some(want);
+            }
+        }
+        self.pidleget(&mut l)
+    }
+
+    /// Puts P `p` on the idle list unless the global queue has work (then
+    /// returns false and the caller must run it).
+    pub(crate) fn pidleput_unless_work(&self, p: usize) -> bool {
+        let mut l = self.lock();
+        if !l.runq.is_empty() {
+            return false;
+        }
+        self.pidleput(&mut l, p);
+        true
+    }
+
+    pub(crate) fn global_queue_len(&self) -> usize {
+        self.runq_size.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn spinning_plus_idle(&self) -> usize {
+        self.nmspinning.load(Ordering::SeqCst) + self.npidle.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn try_become_spinning(&self) -> bool {
+        self.nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// Wakes sysmon if it is in a long sleep (a G just entered a syscall
+    /// that it may have to retake).
+    pub(crate) fn kick_sysmon(&self) {
+        if self.sysmon_deep.load(Ordering::Relaxed) {
+            self.sysmon_deep.store(false, Ordering::Relaxed);
+            let _g = self.sysmon_note.lock().unwrap();
+            self.sysmon_cv.notify_one();
+        }
+    }
+
+    pub(crate) fn count_handoff(&self) {
+        self.handoffs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn acquirep(&self, c: &MCtx, p: usize) {
         c.p.set(p);
         self.ps[p].set_status(PStatus::Running);
     }
@@ -446,7 +527,7 @@ impl Sched {
     }
 
     /// Go's `startm`: runs P `p` on an idle M, or on a new one.
-    fn startm(self: &Arc<Self>, p: usize, spinning: bool) {
+    pub(crate) fn startm(self: &Arc<Self>, p: usize, spinning: bool) {
         let m = self.lock().midle.pop();
         match m {
             Some(m) => {
@@ -470,6 +551,15 @@ impl Sched {
             return;
         }
         let id = self.mcount.fetch_add(1, Ordering::Relaxed);
+        if id - self.ms_exited.load(Ordering::Relaxed) >= self.max_threads {
+            // Go: "runtime: program exceeds 10000-thread limit / fatal error:
+            // thread exhaustion". Nothing sane can continue.
+            eprintln!(
+                "goro: runtime {:?} exceeds its {}-thread limit (RuntimeBuilder::max_threads)\nfatal error: thread exhaustion",
+                self.name, self.max_threads
+            );
+            std::process::abort();
+        }
         let m = Arc::new(M::new(id));
         self.ms.lock().unwrap().push(m.clone());
         let name = format!("{}-m{}", self.name, id);
@@ -484,6 +574,7 @@ impl Sched {
     /// shutdown.
     fn stopm(&self, c: &MCtx) -> bool {
         self.lock().midle.push(c.m.clone());
+        let mut idle_since = Instant::now();
         loop {
             if self.shutdown.load(Ordering::Acquire) {
                 return false;
@@ -494,7 +585,21 @@ impl Sched {
                 c.spinning.set(c.m.next_spinning.load(Ordering::Relaxed));
                 return true;
             }
-            thread::park();
+            thread::park_timeout(IDLE_M_EXIT);
+            if idle_since.elapsed() >= IDLE_M_EXIT {
+                // Idle for long: exit if more Ms than Ps are idle.
+                let mut l = self.lock();
+                if l.midle.len() > self.procs {
+                    if let Some(i) = l.midle.iter().position(|x| Arc::ptr_eq(x, &c.m)) {
+                        l.midle.swap_remove(i);
+                        drop(l);
+                        self.ms_exited.fetch_add(1, Ordering::Relaxed);
+                        self.ms.lock().unwrap().retain(|x| !Arc::ptr_eq(x, &c.m));
+                        return false;
+                    }
+                }
+                idle_since = Instant::now();
+            }
         }
     }
 
@@ -511,6 +616,7 @@ impl Sched {
             spinning: std::cell::Cell::new(spinning),
             curg: std::cell::Cell::new(std::ptr::null()),
             rng: std::cell::Cell::new(seed()),
+            in_user: std::cell::Cell::new(false),
         };
         m::set_ctx(&ctx);
         self.acquirep(&ctx, p);
@@ -532,6 +638,10 @@ impl Sched {
             }
             self.execute(c, g, inherit);
             if self.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            // The G's syscall or hog handoff took the P away from this M.
+            if c.p.get() == NO_P && !self.block_idle(c) {
                 return;
             }
         }
@@ -813,9 +923,47 @@ impl Sched {
                     unsafe { (*g.co.get()).as_mut().expect("coroutine") }
                 }
             };
+            if self.policy.hog_handoff {
+                // The G runs user code: sysmon may take the P (syscall.rs).
+                crate::syscall::enter_user(c);
+            }
             let r = co.resume(());
             c.curg.set(std::ptr::null());
+            if c.in_user.replace(false) {
+                let p = c.p.get();
+                if !self.ps[p].cas_status(PStatus::User, PStatus::Running) {
+                    c.p.set(NO_P);
+                }
+            }
             let p = c.p.get();
+            if p == NO_P {
+                // This M has no P: the G is in a syscall, or sysmon took the
+                // P while it ran. Put the G where an M with a P finds it.
+                match r {
+                    CoroutineResult::Yield(Switch::Park) => {
+                        if g.park
+                            .compare_exchange(
+                                PARK_EMPTY,
+                                PARK_PARKED,
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            )
+                            .is_ok()
+                        {
+                            return;
+                        }
+                        g.park.store(PARK_EMPTY, Ordering::Release);
+                        continue;
+                    }
+                    CoroutineResult::Yield(_) => {
+                        g.set_status(GStatus::Runnable);
+                        self.globrunqput(g);
+                        c.sched.wakep();
+                    }
+                    CoroutineResult::Return(()) => self.gdestroy_nop(&g),
+                }
+                return;
+            }
             let pp = &self.ps[p];
             match r {
                 CoroutineResult::Yield(Switch::Yield) => {
@@ -824,7 +972,7 @@ impl Sched {
                     self.runqput(p, g, false);
                     return;
                 }
-                CoroutineResult::Yield(Switch::Preempt) => {
+                CoroutineResult::Yield(Switch::Preempt) | CoroutineResult::Yield(Switch::NeedP) => {
                     g.set_status(GStatus::Runnable);
                     self.globrunqput(g);
                     return;
@@ -900,6 +1048,16 @@ impl Sched {
         Counters::bump(&pp.counters.completed);
     }
 
+    /// `gdestroy` on an M without a P: the stack goes to the shared pool.
+    fn gdestroy_nop(&self, g: &Arc<G>) {
+        g.set_status(GStatus::Dead);
+        // SAFETY: the G has returned; only this M touches its coroutine.
+        if let Some(co) = unsafe { (*g.co.get()).take() } {
+            self.shared_stacks.put_many([co.into_stack()]);
+        }
+        self.unregister(g);
+    }
+
     fn unregister(&self, g: &G) {
         let slot = g.slot.load(Ordering::Relaxed);
         let (shard, idx) = ((slot >> 32) as usize, slot as u32);
@@ -928,7 +1086,12 @@ impl Sched {
         Stats {
             procs: self.procs,
             idle_procs: self.npidle.load(Ordering::Relaxed),
-            threads: self.mcount.load(Ordering::Relaxed),
+            threads: self.mcount.load(Ordering::Relaxed) - self.ms_exited.load(Ordering::Relaxed),
+            threads_created: self.mcount.load(Ordering::Relaxed),
+            handoffs: self.handoffs.load(Ordering::Relaxed),
+            retakes: self.retakes.load(Ordering::Relaxed),
+            hog_handoffs: self.hog_handoffs.load(Ordering::Relaxed),
+            threads_exited: self.ms_exited.load(Ordering::Relaxed),
             idle_threads,
             spinning_threads: self.nmspinning.load(Ordering::Relaxed),
             global_queue,

@@ -68,6 +68,10 @@ counters! {
     yields,
     /// Timers fired by this P's M.
     timers_fired,
+    /// `syscall`/`blocking` calls entered by Gs on this P.
+    syscalls,
+    /// Returns from a syscall that found the P still theirs (Go's fast path).
+    syscall_fast_exits,
 }
 
 impl Counters {
@@ -90,8 +94,10 @@ pub struct Stats {
     pub procs: usize,
     /// Ps with no M.
     pub idle_procs: usize,
-    /// OS worker threads (Ms) created so far.
+    /// OS worker threads (Ms) alive.
     pub threads: usize,
+    /// OS worker threads (Ms) created since the runtime started.
+    pub threads_created: usize,
     /// Ms parked with nothing to do.
     pub idle_threads: usize,
     /// Ms looking for work right now.
@@ -102,6 +108,16 @@ pub struct Stats {
     pub live_goroutines: usize,
     /// Gs readied by plain OS threads (they go to the global queue).
     pub external_readies: u64,
+    /// Ps handed to another M because their G blocked in a syscall
+    /// (`blocking`, or a retake).
+    pub handoffs: u64,
+    /// Ps sysmon took from a G in a syscall.
+    pub retakes: u64,
+    /// Ps sysmon took from a G that ran past its time slice without a
+    /// preemption point (`Policy::hog_handoff`).
+    pub hog_handoffs: u64,
+    /// Ms that exited after idling (surplus threads).
+    pub threads_exited: usize,
     /// Time since the runtime started.
     pub uptime: Duration,
     /// One entry per P.

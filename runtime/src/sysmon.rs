@@ -1,17 +1,25 @@
 //! sysmon: the runtime's monitor thread. It holds no P and runs no Gs.
 //!
-//! Each round it looks at every running P: if the P has been running the
-//! same G (same `schedtick`) for longer than the time slice, it sets the P's
-//! `preempt` flag, and that G yields at its next preemption point (Go's
-//! `retake` → `preemptone`, cooperative only). It sleeps 20 µs between
-//! rounds, doubling after 50 rounds with nothing to do, up to 10 ms. About
-//! once a second it also trims the shared stack pool (see `stack.rs`).
+//! Each round (Go's `sysmon` → `retake`) it looks at every P:
+//! - in a syscall for longer than `Policy::syscall_retake` (and with other
+//!   work to do, or no M spinning or idle to take new work, or for over
+//!   10 ms): CAS the P from `Syscall` to `Idle` and `handoffp` it;
+//! - running the same G (same `schedtick`) past the time slice: set its
+//!   `preempt` flag, so the G yields at its next preemption point; with
+//!   `Policy::hog_handoff`, if the G runs user code, also take the P
+//!   (`User` → `Idle`) and hand it to another M.
+//!
+//! It sleeps 20 µs between rounds, doubling after 50 rounds with nothing to
+//! do, up to 10 ms; `entersyscall` wakes it from a long sleep. It also keeps
+//! the coarse clock and, about once a second, trims the stack pool.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::p::PStatus;
+use crate::policy::Retake;
 use crate::sched::Sched;
 
 const MIN_DELAY: Duration = Duration::from_micros(20);
@@ -19,44 +27,51 @@ const MAX_DELAY: Duration = Duration::from_millis(10);
 const IDLE_ROUNDS: u32 = 50;
 /// How often pooled stacks that went unused give their memory back.
 const TRIM_PERIOD: Duration = Duration::from_secs(1);
+/// A syscall P with nothing else to do is retaken after this anyway.
+const FORCE_RETAKE: Duration = Duration::from_millis(10);
 
 pub(crate) struct Sysmon {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    sched: Arc<Sched>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Sysmon {
     pub fn start(sched: Arc<Sched>, name: &str) -> std::io::Result<Sysmon> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let s = stop.clone();
+        let s = sched.clone();
         let thread = thread::Builder::new()
             .name(format!("{name}-sysmon"))
-            .spawn(move || run(sched, s))?;
+            .spawn(move || run(s))?;
         Ok(Sysmon {
-            stop,
+            sched,
             thread: Some(thread),
         })
     }
 
     pub fn stop(&mut self) {
-        *self.stop.0.lock().unwrap() = true;
-        self.stop.1.notify_all();
+        *self.sched.sysmon_note.lock().unwrap() = true;
+        self.sched.sysmon_cv.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
+/// What sysmon last saw of a P.
 struct PSeen {
-    tick: u32,
-    since: Instant,
+    schedtick: u32,
+    schedwhen: Instant,
+    syscalltick: u32,
+    syscallwhen: Instant,
 }
 
-fn run(sched: Arc<Sched>, stop: Arc<(Mutex<bool>, Condvar)>) {
+fn run(sched: Arc<Sched>) {
+    let now = Instant::now();
     let mut seen: Vec<PSeen> = (0..sched.procs)
         .map(|_| PSeen {
-            tick: 0,
-            since: Instant::now(),
+            schedtick: 0,
+            schedwhen: now,
+            syscalltick: 0,
+            syscallwhen: now,
         })
         .collect();
     let mut delay = MIN_DELAY;
@@ -64,10 +79,21 @@ fn run(sched: Arc<Sched>, stop: Arc<(Mutex<bool>, Condvar)>) {
     let mut last_trim = Instant::now();
     loop {
         {
-            let stopped = stop.0.lock().unwrap();
-            let (stopped, _) = stop.1.wait_timeout(stopped, delay).unwrap();
+            sched
+                .sysmon_deep
+                .store(delay > Duration::from_millis(1), Ordering::Relaxed);
+            let stopped = sched.sysmon_note.lock().unwrap();
             if *stopped {
                 return;
+            }
+            let (stopped, res) = sched.sysmon_cv.wait_timeout(stopped, delay).unwrap();
+            if *stopped {
+                return;
+            }
+            if !res.timed_out() {
+                // Woken by entersyscall: be ready to retake soon.
+                idle = 0;
+                delay = MIN_DELAY;
             }
         }
         let now = Instant::now();
@@ -90,23 +116,71 @@ fn run(sched: Arc<Sched>, stop: Arc<(Mutex<bool>, Condvar)>) {
     }
 }
 
-/// Flags Ps whose G has run past the time slice. Returns whether it did
-/// anything.
-fn retake(sched: &Sched, seen: &mut [PSeen], now: Instant) -> bool {
+/// Go's `retake`. Returns whether it did anything (or is about to).
+fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> bool {
     let slice = sched.policy.time_slice;
     let mut acted = false;
-    for (p, s) in sched.ps.iter().zip(seen.iter_mut()) {
+    for (i, s) in seen.iter_mut().enumerate() {
+        let p = &sched.ps[i];
+        let status = p.status();
+        if status == PStatus::Syscall as u8 {
+            let t = p.syscalltick.load(Ordering::Relaxed);
+            let fresh = t != s.syscalltick;
+            if fresh {
+                s.syscalltick = t;
+                s.syscallwhen = now;
+            }
+            let due = match sched.policy.syscall_retake {
+                Retake::Never => false,
+                Retake::Immediate => true,
+                Retake::After(d) => !fresh && now.duration_since(s.syscallwhen) >= d,
+            };
+            // A P in a syscall is a reason to keep checking often.
+            acted = true;
+            if !due {
+                continue;
+            }
+            // Go: don't retake a P with nothing to run while other Ms can
+            // take new work, unless the call has lasted long.
+            if !p.has_work()
+                && sched.global_queue_len() == 0
+                && sched.spinning_plus_idle() > 0
+                && now.duration_since(s.syscallwhen) < FORCE_RETAKE
+            {
+                continue;
+            }
+            if p.cas_status(PStatus::Syscall, PStatus::Idle) {
+                sched.retakes.fetch_add(1, Ordering::Relaxed);
+                sched.count_handoff();
+                sched.handoffp(i);
+            }
+            continue;
+        }
         if !p.is_running() {
-            s.since = now;
+            s.schedwhen = now;
             continue;
         }
         let t = p.schedtick.load(Ordering::Relaxed);
-        if t != s.tick {
-            s.tick = t;
-            s.since = now;
-        } else if now.duration_since(s.since) >= slice && !p.preempt.load(Ordering::Relaxed) {
+        if t != s.schedtick {
+            s.schedtick = t;
+            s.schedwhen = now;
+            continue;
+        }
+        if now.duration_since(s.schedwhen) < slice {
+            continue;
+        }
+        if !p.preempt.load(Ordering::Relaxed) {
             p.preempt.store(true, Ordering::Relaxed);
-            s.since = now;
+            acted = true;
+        }
+        if sched.policy.hog_handoff
+            && status == PStatus::User as u8
+            && p.cas_status(PStatus::User, PStatus::Idle)
+        {
+            // The hog keeps its M; its P goes to another M.
+            sched.hog_handoffs.fetch_add(1, Ordering::Relaxed);
+            sched.handoffp(i);
+            s.schedwhen = now;
             acted = true;
         }
     }

@@ -1,0 +1,209 @@
+//! What happens when a G blocks in a system call (Go's `entersyscall`,
+//! `exitsyscall`, `entersyscallblock`, `handoffp`), and when sysmon takes the
+//! P of a G that hogs it.
+//!
+//! `goro::syscall(f)`: the G keeps its M and runs `f` on it; the P stays
+//! attached but is marked `Syscall`, and the M promises not to touch it.
+//! sysmon retakes a P that has been in a syscall longer than
+//! `Policy::syscall_retake` (CAS `Syscall` → `Idle`) and hands it to another
+//! M (`handoffp`), so the P's other Gs keep running. On return,
+//! `exitsyscall` tries the CAS back to `Running` (fast path: the P was not
+//! taken), else takes any idle P, else queues the G on the global queue and
+//! stops the M (`Switch::NeedP`).
+//!
+//! `goro::blocking(f)`: the same, but the P is handed off at once.
+//!
+//! Hog handoff (`Policy::hog_handoff`, a goro extension): while a G runs user
+//! code its P is in `User` status; a G that runs past the time slice without
+//! calling the runtime has its P taken by sysmon just like a syscall. Every
+//! runtime entry first calls [`reacquire`], which CASes `User` → `Running` and,
+//! if the P is gone, behaves like `exitsyscall`. The cost: those CASes on the
+//! runtime's paths (only when the knob is on), and one more M per hogging G.
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::g::{GStatus, Switch, WaitReason, G};
+use crate::m::{self, MCtx};
+use crate::p::PStatus;
+use crate::sched::{Sched, NO_P};
+use crate::stats::Counters;
+
+/// Runs a blocking call `f` from a G. If it lasts longer than the retake
+/// threshold (`Policy::syscall_retake`, Go's 20 µs), sysmon hands the G's P
+/// to another M so the P's other Gs keep running. Outside a G, just calls `f`.
+///
+/// ```
+/// let n = goro::run(|| goro::syscall(|| std::fs::read_dir(".").map(|d| d.count())));
+/// assert!(n.unwrap() > 0);
+/// ```
+pub fn syscall<R>(f: impl FnOnce() -> R) -> R {
+    run_syscall(f, false)
+}
+
+/// Like [`syscall`], for a call known to block for long: the P is handed to
+/// another M at once (Go's `entersyscallblock`).
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    run_syscall(f, true)
+}
+
+fn run_syscall<R>(f: impl FnOnce() -> R, block: bool) -> R {
+    if !m::in_goroutine() {
+        return f();
+    }
+    entersyscall(block);
+    // A panic in `f` must not unwind through a possible switch to another
+    // thread in `exitsyscall` (the panic count is per thread): catch it,
+    // exit the syscall, then resume it.
+    let r = catch_unwind(AssertUnwindSafe(f));
+    exitsyscall();
+    match r {
+        Ok(v) => v,
+        Err(p) => resume_unwind(p),
+    }
+}
+
+fn with_ctx<R>(f: impl FnOnce(&MCtx) -> R) -> R {
+    let c = m::ctx_ptr();
+    debug_assert!(!c.is_null());
+    // SAFETY: in a G, the context is the live MCtx of this thread; it is not
+    // kept past a switch (callers re-read it).
+    f(unsafe { &*c })
+}
+
+fn entersyscall(block: bool) {
+    reacquire();
+    with_ctx(|c| {
+        let sched = &c.sched;
+        let p = c.p.get();
+        // SAFETY: the current G is alive while it runs.
+        let g: &G = unsafe { &*c.curg.get() };
+        let pp = &sched.ps[p];
+        g.set_status(GStatus::Syscall);
+        g.wait_reason
+            .store(WaitReason::Syscall as u8, Ordering::Relaxed);
+        g.wait_since.store(sched.coarse_now(), Ordering::Relaxed);
+        g.syscall_p.set(p);
+        Counters::bump(&pp.counters.syscalls);
+        pp.syscalltick.store(
+            pp.syscalltick.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        c.p.set(NO_P);
+        pp.status.store(PStatus::Syscall as u8, Ordering::SeqCst);
+        if block {
+            if pp.cas_status(PStatus::Syscall, PStatus::Idle) {
+                sched.count_handoff();
+                sched.handoffp(p);
+            }
+        } else {
+            sched.kick_sysmon();
+        }
+    });
+}
+
+fn exitsyscall() {
+    let got = with_ctx(|c| {
+        let sched = &c.sched;
+        // SAFETY: the current G is alive while it runs.
+        let g: &G = unsafe { &*c.curg.get() };
+        let p = g.syscall_p.replace(NO_P);
+        let pp = &sched.ps[p];
+        if pp.cas_status(PStatus::Syscall, PStatus::Running) {
+            // Fast path: nobody took the P.
+            c.p.set(p);
+            Counters::bump(&pp.counters.syscall_fast_exits);
+            g.set_status(GStatus::Running);
+            return true;
+        }
+        acquire_idle_p(c, Some(p))
+    });
+    if !got {
+        // No P anywhere: queue the G, stop the M; we resume with a P.
+        m::raw_switch_out(Switch::NeedP);
+    }
+    with_ctx(|c| {
+        // SAFETY: as above.
+        unsafe { &*c.curg.get() }.set_status(GStatus::Running);
+    });
+}
+
+/// Takes an idle P (preferring `prefer`) for the M of the current G.
+fn acquire_idle_p(c: &MCtx, prefer: Option<usize>) -> bool {
+    match c.sched.pidleget_prefer(prefer) {
+        Some(p) => {
+            c.sched.acquirep(c, p);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Called at every runtime entry from a G when hog handoff is on: makes sure
+/// the M still holds its P, in `Running` status. If sysmon took the P while
+/// the G ran user code, gets another one or waits for one (the G may resume
+/// on another M: callers re-read the thread context afterwards).
+#[inline]
+pub(crate) fn reacquire() {
+    let c = m::ctx_ptr();
+    if c.is_null() {
+        return;
+    }
+    // SAFETY: a non-null context is this thread's live MCtx.
+    let c = unsafe { &*c };
+    if !c.in_user.get() {
+        return;
+    }
+    reacquire_slow(c);
+}
+
+#[cold]
+fn reacquire_slow(c: &MCtx) {
+    c.in_user.set(false);
+    let p = c.p.get();
+    if c.sched.ps[p].cas_status(PStatus::User, PStatus::Running) {
+        return;
+    }
+    // sysmon handed our P to another M.
+    c.p.set(NO_P);
+    if !acquire_idle_p(c, None) {
+        m::raw_switch_out(Switch::NeedP);
+    }
+}
+
+/// Back to user code after a runtime call (hog handoff on): the P becomes
+/// takeable by sysmon again.
+pub(crate) fn enter_user(c: &MCtx) {
+    let p = c.p.get();
+    if p != NO_P && !c.curg.get().is_null() {
+        c.in_user.set(true);
+        c.sched.ps[p]
+            .status
+            .store(PStatus::User as u8, Ordering::Release);
+    }
+}
+
+impl Sched {
+    /// Go's `handoffp`: P `p` has no M (retaken, or handed off by
+    /// `blocking`): start an M for it if it has work, or if no M is looking
+    /// for work; else put it on the idle list.
+    pub(crate) fn handoffp(self: &Arc<Self>, p: usize) {
+        let pp = &self.ps[p];
+        if pp.has_work() || self.global_queue_len() > 0 {
+            self.startm(p, false);
+            return;
+        }
+        if self.spinning_plus_idle() == 0 && self.try_become_spinning() {
+            self.startm(p, true);
+            return;
+        }
+        if pp.timer_next.load(Ordering::SeqCst) != u64::MAX {
+            self.startm(p, false);
+            return;
+        }
+        if !self.pidleput_unless_work(p) {
+            self.startm(p, false);
+        }
+    }
+}

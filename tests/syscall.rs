@@ -1,0 +1,326 @@
+//! Blocking-syscall handoff, sysmon's retake, hog handoff, the thread limit.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{bounded, busy, Rng};
+use goro::chan::Chan;
+use goro::{Policy, Retake, Runtime};
+
+fn rt(procs: usize, policy: Policy) -> Runtime {
+    Runtime::builder()
+        .procs(procs)
+        .policy(policy)
+        .build()
+        .unwrap()
+}
+
+fn usleep(us: u32) {
+    // SAFETY: usleep has no memory-safety preconditions.
+    unsafe {
+        libc::usleep(us);
+    }
+}
+
+/// procs = 1: how many iterations a yielding worker G makes while another G
+/// sits in a 200 ms call made through `call`.
+fn progress_during(policy: Policy, call: fn(u32)) -> (u64, goro::Stats) {
+    let rt = rt(1, policy);
+    let progress = rt.block_on(move || {
+        let counter = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c2, s2) = (counter.clone(), stop.clone());
+        let worker = goro::go(move || {
+            while !s2.load(Ordering::Relaxed) {
+                c2.fetch_add(1, Ordering::Relaxed);
+                goro::yield_now();
+            }
+        });
+        let c3 = counter.clone();
+        let sys = goro::go(move || {
+            let before = c3.load(Ordering::Relaxed);
+            call(200_000);
+            c3.load(Ordering::Relaxed) - before
+        });
+        let progress = sys.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap();
+        progress
+    });
+    (progress, rt.stats())
+}
+
+#[test]
+fn other_goroutines_run_while_one_sits_in_a_syscall() {
+    bounded(30, || {
+        let (progress, st) = progress_during(Policy::default(), |us| goro::syscall(|| usleep(us)));
+        assert!(progress > 0, "no progress during the syscall");
+        assert!(st.retakes >= 1, "{st:?}");
+        assert!(st.total.syscalls >= 1);
+    });
+}
+
+#[test]
+fn with_retake_never_the_p_waits_for_its_syscall() {
+    // The documented contrast: with Retake::Never and one P, nothing else
+    // runs while the G is in its syscall.
+    bounded(30, || {
+        let policy = Policy {
+            syscall_retake: Retake::Never,
+            ..Policy::default()
+        };
+        let (progress, st) = progress_during(policy, |us| goro::syscall(|| usleep(us)));
+        assert_eq!(progress, 0);
+        assert_eq!(st.retakes, 0);
+    });
+}
+
+#[test]
+fn retake_immediate_also_hands_off() {
+    bounded(30, || {
+        let policy = Policy {
+            syscall_retake: Retake::Immediate,
+            ..Policy::default()
+        };
+        let (progress, st) = progress_during(policy, |us| goro::syscall(|| usleep(us)));
+        assert!(progress > 0);
+        assert!(st.retakes >= 1);
+    });
+}
+
+#[test]
+fn blocking_hands_off_at_once() {
+    bounded(30, || {
+        // Retake::Never: only blocking()'s own handoff can free the P.
+        let policy = Policy {
+            syscall_retake: Retake::Never,
+            ..Policy::default()
+        };
+        let (progress, st) = progress_during(policy, |us| goro::blocking(|| usleep(us)));
+        assert!(progress > 0, "blocking() did not hand its P off");
+        assert!(st.handoffs >= 1);
+        assert_eq!(st.retakes, 0);
+    });
+}
+
+#[test]
+fn a_goroutine_whose_p_was_taken_resumes_correctly() {
+    bounded(30, || {
+        let rt = rt(1, Policy::default());
+        let r = rt.block_on(|| {
+            let ch = Chan::new(0);
+            let c2 = ch.clone();
+            // Keeps the P busy so the returning G cannot get it back at once.
+            let spinner = goro::go(move || {
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_millis(150) {
+                    goro::yield_now();
+                }
+            });
+            let g = goro::go(move || {
+                let id = goro::current().id();
+                let v = goro::syscall(|| {
+                    usleep(50_000);
+                    7
+                });
+                // Back from the syscall on whatever M and P: the runtime works.
+                assert_eq!(goro::current().id(), id);
+                let child = goro::go(move || v * 2);
+                c2.send(child.join().unwrap()).unwrap();
+                goro::sleep(Duration::from_millis(1));
+                v
+            });
+            let got = ch.recv().unwrap();
+            spinner.join().unwrap();
+            (g.join().unwrap(), got)
+        });
+        assert_eq!(r, (7, 14));
+        let st = rt.stats();
+        assert!(st.retakes >= 1, "{st:?}");
+        // A short call returns on the fast path.
+        rt.block_on(|| goro::syscall(|| 1 + 1));
+        assert!(rt.stats().total.syscall_fast_exits >= 1);
+    });
+}
+
+#[test]
+fn a_hundred_concurrent_blocking_calls_complete_with_bounded_threads() {
+    bounded(60, || {
+        let rt = rt(2, Policy::default());
+        let total = rt.block_on(|| {
+            let hs: Vec<_> = (0..100u64)
+                .map(|i| {
+                    goro::go(move || {
+                        goro::blocking(|| usleep(20_000));
+                        i
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(total, 4950);
+        let st = rt.stats();
+        // At most one M per blocked G plus the Ps' own and a spare or two.
+        assert!(
+            st.threads_created <= 100 + 2 + 4,
+            "{} threads",
+            st.threads_created
+        );
+        assert!(st.handoffs >= 100);
+    });
+}
+
+/// procs = 1: a G spins 300 ms without any runtime call while a sleeper
+/// does ten 1 ms sleeps. Returns whether the spinner saw the sleeper finish.
+fn sleeper_finishes_during_hog(hog_handoff: bool) -> (bool, goro::Stats) {
+    let rt = rt(
+        1,
+        Policy {
+            hog_handoff,
+            ..Policy::default()
+        },
+    );
+    let saw = rt.block_on(|| {
+        let done = Arc::new(AtomicBool::new(false));
+        let d2 = done.clone();
+        let sleeper = goro::go(move || {
+            for _ in 0..10 {
+                goro::sleep(Duration::from_millis(1));
+            }
+            d2.store(true, Ordering::SeqCst);
+        });
+        let d3 = done.clone();
+        let spinner = goro::go(move || {
+            let t = Instant::now();
+            let mut saw = false;
+            while t.elapsed() < Duration::from_millis(300) {
+                saw |= d3.load(Ordering::SeqCst);
+            }
+            saw
+        });
+        let saw = spinner.join().unwrap();
+        sleeper.join().unwrap();
+        saw
+    });
+    (saw, rt.stats())
+}
+
+#[test]
+fn hog_handoff_lets_a_sleeper_finish_while_a_goroutine_spins() {
+    bounded(30, || {
+        let (saw, st) = sleeper_finishes_during_hog(true);
+        assert!(saw, "the sleeper did not finish while the hog spun: {st:?}");
+        assert!(st.hog_handoffs >= 1);
+    });
+}
+
+#[test]
+fn without_hog_handoff_a_spinning_goroutine_starves_its_p() {
+    // Documented behaviour: cooperative preemption cannot stop a loop with
+    // no runtime call, so with one P the sleeper waits for the spinner.
+    bounded(30, || {
+        let (saw, st) = sleeper_finishes_during_hog(false);
+        assert!(!saw);
+        assert_eq!(st.hog_handoffs, 0);
+    });
+}
+
+#[test]
+fn random_syscalls_mixed_with_channels_and_spawns() {
+    bounded(120, || {
+        let policies = [
+            Policy::default(),
+            Policy {
+                syscall_retake: Retake::Immediate,
+                ..Policy::default()
+            },
+            Policy {
+                syscall_retake: Retake::After(Duration::from_micros(5)),
+                hog_handoff: true,
+                ..Policy::default()
+            },
+            Policy {
+                syscall_retake: Retake::Never,
+                ..Policy::default()
+            },
+        ];
+        for (k, policy) in policies.into_iter().enumerate() {
+            for procs in [1, 2, 3] {
+                let rt = rt(procs, policy.clone());
+                let sum = rt.block_on(move || {
+                    let ch = Chan::new(3);
+                    let hs: Vec<_> = (0..40u64)
+                        .map(|i| {
+                            let ch = ch.clone();
+                            goro::go(move || {
+                                let mut rng = Rng(i * 7 + k as u64 * 1000 + procs as u64);
+                                for _ in 0..20 {
+                                    match rng.below(5) {
+                                        0 => goro::syscall(|| usleep(rng.below(300) as u32)),
+                                        1 => goro::blocking(|| busy(rng.below(100))),
+                                        2 => goro::syscall(|| busy(rng.below(50))),
+                                        3 => ch.send(i).unwrap(),
+                                        _ => goro::yield_now(),
+                                    }
+                                }
+                                i
+                            })
+                        })
+                        .collect();
+                    let c2 = ch.clone();
+                    let drain = goro::go(move || c2.iter().count());
+                    let s = hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>();
+                    ch.close();
+                    drain.join().unwrap();
+                    s
+                });
+                assert_eq!(sum, 780, "policy {k}, procs {procs}");
+            }
+        }
+    });
+}
+
+const CHILD_ENV: &str = "GORO_TEST_THREAD_LIMIT_CHILD";
+
+#[test]
+fn thread_limit_child() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return; // only meaningful as the child of the test below
+    }
+    let rt = Runtime::builder().procs(1).max_threads(3).build().unwrap();
+    rt.block_on(|| {
+        let hs: Vec<_> = (0..10)
+            .map(|_| goro::go(|| goro::blocking(|| usleep(300_000))))
+            .collect();
+        for h in hs {
+            let _ = h.join();
+        }
+    });
+    unreachable!("the thread limit should have stopped the process");
+}
+
+#[test]
+fn going_over_the_thread_limit_is_fatal_with_a_clear_message() {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "thread_limit_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("exceeds its 3-thread limit"), "{stderr}");
+    assert!(
+        stderr.contains("fatal error: thread exhaustion"),
+        "{stderr}"
+    );
+}
