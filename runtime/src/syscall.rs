@@ -35,7 +35,7 @@ use crate::stats::Counters;
 /// to another M so the P's other Gs keep running. Outside a G, just calls `f`.
 ///
 /// ```
-/// let n = goro::run(|| goro::syscall(|| std::fs::read_dir(".").map(|d| d.count())));
+/// let n = goro_runtime::run(|| goro_runtime::syscall(|| std::fs::read_dir(".").map(|d| d.count())));
 /// assert!(n.unwrap() > 0);
 /// ```
 pub fn syscall<R>(f: impl FnOnce() -> R) -> R {
