@@ -27,7 +27,12 @@ const ALL: &[&str] = &[
     "chained_spawn",
     "timers",
     "parked_memory",
+    "syscall_handoff",
+    "hog",
 ];
+
+#[path = "shared/sysload.rs"]
+mod sysload;
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -117,6 +122,20 @@ fn run_child(name: &str, procs: Option<usize>) {
         "chained_spawn" => chained_spawn(runtime(procs)),
         "timers" => timers(runtime(procs)),
         "parked_memory" => parked_memory(runtime(procs)),
+        "syscall_handoff" => {
+            let (ms, ratio) = sysload::syscall_handoff(&Policy::default());
+            println!("syscall_handoff {ms:.1} ms");
+            println!("syscall_handoff_ratio {ratio:.3} x");
+        }
+        "hog" => {
+            println!("hog_baseline {:.1} ms", sysload::hog(&Policy::default(), 0));
+            println!("hog {:.1} ms", sysload::hog(&Policy::default(), 2));
+            let on = Policy {
+                hog_handoff: true,
+                ..Policy::default()
+            };
+            println!("hog_with_handoff {:.1} ms", sysload::hog(&on, 2));
+        }
         other => panic!("unknown workload {other}"),
     }
 }

@@ -17,12 +17,21 @@ use std::time::{Duration, Instant};
 use goro::chan::Chan;
 use goro::{select, Policy, Retake, Runtime, Spinning, Steal};
 
+#[path = "../benches/shared/sysload.rs"]
+mod sysload;
+
 struct Workload {
     name: &'static str,
     unit: &'static str,
-    /// Runs once on `rt` with size factor `scale` (1.0 = full) and returns the figure.
-    run: fn(&Runtime, f64) -> f64,
-    procs: Option<usize>,
+    run: Run,
+}
+
+enum Run {
+    /// Runs once on a runtime with the policy, with size factor `scale`
+    /// (1.0 = full), and returns the figure.
+    OnRuntime(fn(&Runtime, f64) -> f64),
+    /// Builds its own runtimes (procs = 2) from the policy.
+    WithPolicy(fn(&Policy) -> f64),
 }
 
 fn policies() -> Vec<(&'static str, Policy)> {
@@ -103,48 +112,28 @@ fn policies() -> Vec<(&'static str, Policy)> {
 }
 
 fn workloads() -> Vec<Workload> {
+    let on_rt = |name, unit, f| Workload {
+        name,
+        unit,
+        run: Run::OnRuntime(f),
+    };
     vec![
+        on_rt("skynet", "ms", skynet),
+        on_rt("spawn", "ns/task", spawn),
+        on_rt("pingpong", "ns/rt", pingpong),
+        on_rt("prodcons", "ns/msg", prodcons),
+        on_rt("select4", "ns/msg", select4),
+        on_rt("yield", "ns/yield", yields),
+        on_rt("fanout", "ms", fanout),
         Workload {
-            name: "skynet",
+            name: "syscall",
+            unit: "x",
+            run: Run::WithPolicy(|p| sysload::syscall_handoff(p).1),
+        },
+        Workload {
+            name: "hog",
             unit: "ms",
-            run: skynet,
-            procs: None,
-        },
-        Workload {
-            name: "spawn",
-            unit: "ns/task",
-            run: spawn,
-            procs: None,
-        },
-        Workload {
-            name: "pingpong",
-            unit: "ns/rt",
-            run: pingpong,
-            procs: None,
-        },
-        Workload {
-            name: "prodcons",
-            unit: "ns/msg",
-            run: prodcons,
-            procs: None,
-        },
-        Workload {
-            name: "select4",
-            unit: "ns/msg",
-            run: select4,
-            procs: None,
-        },
-        Workload {
-            name: "yield",
-            unit: "ns/yield",
-            run: yields,
-            procs: None,
-        },
-        Workload {
-            name: "fanout",
-            unit: "ms",
-            run: fanout,
-            procs: None,
+            run: Run::WithPolicy(|p| sysload::hog(p, 2)),
         },
     ]
 }
@@ -177,12 +166,16 @@ fn main() {
         for (wi, w) in workloads.iter().enumerate() {
             let mut samples = Vec::new();
             for _ in 0..runs {
-                let mut b = Runtime::builder().policy(policy.clone());
-                if let Some(p) = w.procs {
-                    b = b.procs(p);
-                }
-                let rt = b.build().expect("runtime");
-                samples.push((w.run)(&rt, scale));
+                samples.push(match w.run {
+                    Run::OnRuntime(f) => {
+                        let rt = Runtime::builder()
+                            .policy(policy.clone())
+                            .build()
+                            .expect("runtime");
+                        f(&rt, scale)
+                    }
+                    Run::WithPolicy(f) => f(policy),
+                });
             }
             samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
             results[wi][pi] = samples[samples.len() / 2];

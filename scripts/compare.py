@@ -11,7 +11,7 @@ import os, statistics, subprocess, sys, glob
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL = ["spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield",
-       "chained_spawn", "timers", "parked_memory"]
+       "chained_spawn", "timers", "parked_memory", "syscall_handoff", "hog"]
 
 
 def sh(cmd, **kw):

@@ -252,8 +252,95 @@ func parkedMemory() {
 	fmt.Printf("parked_memory %.2f KiB/task\n", float64(after-before)/n)
 }
 
+func chunk(seed uint64) uint64 {
+	x := seed | 1
+	for i := 0; i < 7000; i++ {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+	}
+	return x
+}
+
+var sink uint64
+
+func computeWithBlockers(blockers int) float64 {
+	runtime.GOMAXPROCS(2)
+	var bw sync.WaitGroup
+	for b := 0; b < blockers; b++ {
+		bw.Add(1)
+		go func() {
+			for i := 0; i < 10; i++ {
+				ts := syscall.Timespec{Nsec: 50_000_000}
+				syscall.Nanosleep(&ts, nil)
+			}
+			bw.Done()
+		}()
+	}
+	t := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := uint64(0); i < 100; i++ {
+		wg.Add(1)
+		go func(i uint64) {
+			var acc uint64
+			for k := uint64(0); k < 1000; k++ {
+				acc += chunk(i*1000 + k)
+				runtime.Gosched()
+			}
+			mu.Lock()
+			sink += acc
+			mu.Unlock()
+			wg.Done()
+		}(i)
+	}
+	wg.Wait()
+	ms := float64(time.Since(t).Microseconds()) / 1e3
+	bw.Wait()
+	return ms
+}
+
+func syscallHandoff() {
+	base := computeWithBlockers(0)
+	with := computeWithBlockers(4)
+	fmt.Printf("syscall_handoff %.1f ms\n", with)
+	fmt.Printf("syscall_handoff_ratio %.3f x\n", with/base)
+}
+
+func hogRun(spinners int) float64 {
+	runtime.GOMAXPROCS(2)
+	start := make(chan time.Time, 1)
+	res := make(chan float64)
+	go func() {
+		t0 := <-start
+		for i := 0; i < 100; i++ {
+			time.Sleep(time.Millisecond)
+		}
+		res <- float64(time.Since(t0).Microseconds()) / 1e3
+	}()
+	start <- time.Now()
+	var wg sync.WaitGroup
+	for s := 0; s < spinners; s++ {
+		wg.Add(1)
+		go func() {
+			t := time.Now()
+			for time.Since(t) < 200*time.Millisecond {
+			}
+			wg.Done()
+		}()
+	}
+	ms := <-res
+	wg.Wait()
+	return ms
+}
+
+func hog() {
+	fmt.Printf("hog_baseline %.1f ms\n", hogRun(0))
+	fmt.Printf("hog %.1f ms\n", hogRun(2))
+}
+
 func main() {
-	all := []string{"spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield", "chained_spawn", "timers", "parked_memory"}
+	all := []string{"spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield", "chained_spawn", "timers", "parked_memory", "syscall_handoff", "hog"}
 	names := os.Args[1:]
 	if len(names) == 0 {
 		names = all
@@ -281,6 +368,10 @@ func main() {
 			timers()
 		case "parked_memory":
 			parkedMemory()
+		case "syscall_handoff":
+			syscallHandoff()
+		case "hog":
+			hog()
 		default:
 			fmt.Fprintf(os.Stderr, "unknown workload %s\n", name)
 			os.Exit(2)
