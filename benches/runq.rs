@@ -99,8 +99,5 @@ fn main() {
     println!("runq_push_pop_goro {:.2} ns/op", ours_push_pop());
     println!("runq_push_pop_crossbeam {:.2} ns/op", crossbeam_push_pop());
     println!("runq_push_with_thief_goro {:.2} ns/op", ours_with_thief());
-    println!(
-        "runq_push_with_thief_crossbeam {:.2} ns/op",
-        crossbeam_with_thief()
-    );
+    println!("runq_push_with_thief_crossbeam {:.2} ns/op", crossbeam_with_thief());
 }

@@ -35,43 +35,27 @@ const ALL: &[&str] = &[
 mod sysload;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     if args.first().map(String::as_str) == Some("--child") {
         let name = &args[1];
         let procs = args.get(2).and_then(|p| p.parse().ok());
         run_child(name, procs);
         return;
     }
-    let runs: usize = std::env::var("GORO_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let runs: usize = std::env::var("GORO_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let names: Vec<&str> = if args.is_empty() {
         ALL.to_vec()
     } else {
-        args.iter()
-            .map(String::as_str)
-            .filter(|a| !a.starts_with('-'))
-            .collect()
+        args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect()
     };
     let exe = std::env::current_exe().unwrap();
     for name in names {
-        let mut samples: std::collections::BTreeMap<String, (Vec<f64>, String)> =
-            Default::default();
+        let mut samples: std::collections::BTreeMap<String, (Vec<f64>, String)> = Default::default();
         let mut order = Vec::new();
         for _ in 0..runs {
-            let out = Command::new(&exe)
-                .args(["--child", name])
-                .output()
-                .expect("run child");
+            let out = Command::new(&exe).args(["--child", name]).output().expect("run child");
             if !out.status.success() {
-                eprintln!(
-                    "{name}: child failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                eprintln!("{name}: child failed: {}", String::from_utf8_lossy(&out.stderr));
                 break;
             }
             for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -130,10 +114,7 @@ fn run_child(name: &str, procs: Option<usize>) {
         "hog" => {
             println!("hog_baseline {:.1} ms", sysload::hog(&Policy::default(), 0));
             println!("hog {:.1} ms", sysload::hog(&Policy::default(), 2));
-            let on = Policy {
-                hog_handoff: true,
-                ..Policy::default()
-            };
+            let on = Policy { hog_handoff: true, ..Policy::default() };
             println!("hog_with_handoff {:.1} ms", sysload::hog(&on, 2));
         }
         other => panic!("unknown workload {other}"),

@@ -38,85 +38,21 @@ fn policies() -> Vec<(&'static str, Policy)> {
     let go = Policy::default();
     vec![
         ("go-default", go.clone()),
-        (
-            "no-runnext",
-            Policy {
-                runnext: false,
-                ..go.clone()
-            },
-        ),
-        (
-            "steal-one",
-            Policy {
-                steal: Steal::One,
-                ..go.clone()
-            },
-        ),
-        (
-            "steal-off",
-            Policy {
-                steal: Steal::Off,
-                ..go.clone()
-            },
-        ),
-        (
-            "no-steal-runnext",
-            Policy {
-                steal_runnext: false,
-                ..go.clone()
-            },
-        ),
-        (
-            "no-spinning",
-            Policy {
-                max_spinning: Spinning::Limit(0),
-                ..go.clone()
-            },
-        ),
-        (
-            "local-queue-16",
-            Policy {
-                local_queue: 16,
-                ..go.clone()
-            },
-        ),
-        (
-            "global-every-tick",
-            Policy {
-                global_queue_interval: 1,
-                ..go.clone()
-            },
-        ),
-        (
-            "slice-1ms",
-            Policy {
-                time_slice: Duration::from_millis(1),
-                ..go.clone()
-            },
-        ),
-        (
-            "retake-never",
-            Policy {
-                syscall_retake: Retake::Never,
-                ..go.clone()
-            },
-        ),
-        (
-            "hog-handoff",
-            Policy {
-                hog_handoff: true,
-                ..go
-            },
-        ),
+        ("no-runnext", Policy { runnext: false, ..go.clone() }),
+        ("steal-one", Policy { steal: Steal::One, ..go.clone() }),
+        ("steal-off", Policy { steal: Steal::Off, ..go.clone() }),
+        ("no-steal-runnext", Policy { steal_runnext: false, ..go.clone() }),
+        ("no-spinning", Policy { max_spinning: Spinning::Limit(0), ..go.clone() }),
+        ("local-queue-16", Policy { local_queue: 16, ..go.clone() }),
+        ("global-every-tick", Policy { global_queue_interval: 1, ..go.clone() }),
+        ("slice-1ms", Policy { time_slice: Duration::from_millis(1), ..go.clone() }),
+        ("retake-never", Policy { syscall_retake: Retake::Never, ..go.clone() }),
+        ("hog-handoff", Policy { hog_handoff: true, ..go }),
     ]
 }
 
 fn workloads() -> Vec<Workload> {
-    let on_rt = |name, unit, f| Workload {
-        name,
-        unit,
-        run: Run::OnRuntime(f),
-    };
+    let on_rt = |name, unit, f| Workload { name, unit, run: Run::OnRuntime(f) };
     vec![
         on_rt("skynet", "ms", skynet),
         on_rt("spawn", "ns/task", spawn),
@@ -125,28 +61,16 @@ fn workloads() -> Vec<Workload> {
         on_rt("select4", "ns/msg", select4),
         on_rt("yield", "ns/yield", yields),
         on_rt("fanout", "ms", fanout),
-        Workload {
-            name: "syscall",
-            unit: "x",
-            run: Run::WithPolicy(|p| sysload::syscall_handoff(p).1),
-        },
-        Workload {
-            name: "hog",
-            unit: "ms",
-            run: Run::WithPolicy(|p| sysload::hog(p, 2)),
-        },
+        Workload { name: "syscall", unit: "x", run: Run::WithPolicy(|p| sysload::syscall_handoff(p).1) },
+        Workload { name: "hog", unit: "ms", run: Run::WithPolicy(|p| sysload::hog(p, 2)) },
     ]
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let out_dir = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| ".".into());
+    let out_dir =
+        args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| ".".into());
     let runs = if quick { 1 } else { 3 };
     let scale = if quick { 0.1 } else { 1.0 };
     let policies = policies();
@@ -168,10 +92,7 @@ fn main() {
             for _ in 0..runs {
                 samples.push(match w.run {
                     Run::OnRuntime(f) => {
-                        let rt = Runtime::builder()
-                            .policy(policy.clone())
-                            .build()
-                            .expect("runtime");
+                        let rt = Runtime::builder().policy(policy.clone()).build().expect("runtime");
                         f(&rt, scale)
                     }
                     Run::WithPolicy(f) => f(policy),
@@ -236,8 +157,8 @@ fn table(policies: &[(&str, Policy)], workloads: &[Workload], r: &[Vec<f64>]) ->
 /// figure relative to go-default (1.0 line drawn), log-free and clamped at 3x.
 fn chart(policies: &[(&str, Policy)], workloads: &[Workload], r: &[Vec<f64>]) -> String {
     const COLORS: [&str; 11] = [
-        "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-        "#9c755f", "#bab0ac", "#17becf",
+        "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+        "#17becf",
     ];
     let (w, h) = (1100.0, 520.0);
     let (left, right, top, bottom) = (60.0, 200.0, 50.0, 70.0);

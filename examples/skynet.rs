@@ -24,10 +24,7 @@ fn skynet(c: Chan<u64>, num: u64, size: u64, div: u64) {
 }
 
 fn main() {
-    let runs: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(3);
+    let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3);
     let rt = goro::Runtime::new().expect("runtime");
     println!("skynet: 1,000,000 goroutines on {} Ps", rt.procs());
     for run in 1..=runs {
@@ -39,10 +36,7 @@ fn main() {
             c.recv().unwrap()
         });
         assert_eq!(sum, 499_999_500_000);
-        println!(
-            "run {run}: result {sum} in {:.1} ms",
-            t.elapsed().as_secs_f64() * 1e3
-        );
+        println!("run {run}: result {sum} in {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     }
     let st = rt.stats();
     println!(

@@ -21,10 +21,7 @@ fn main() {
     println!("| syscall_retake | compute time (ms) | vs no blockers |");
     println!("|---|---:|---:|");
     for (name, r) in retakes {
-        let policy = Policy {
-            syscall_retake: r,
-            ..Policy::default()
-        };
+        let policy = Policy { syscall_retake: r, ..Policy::default() };
         let (ms, ratio) = sysload::syscall_handoff(&policy);
         println!("| {name} | {ms:.1} | {ratio:.2}x |");
     }
@@ -33,13 +30,7 @@ fn main() {
     println!("|---|---:|");
     let base = Policy::default();
     println!("| no spinners (baseline) | {:.1} |", sysload::hog(&base, 0));
-    println!(
-        "| hog_handoff off (Go's cooperative rules) | {:.1} |",
-        sysload::hog(&base, 2)
-    );
-    let on = Policy {
-        hog_handoff: true,
-        ..Policy::default()
-    };
+    println!("| hog_handoff off (Go's cooperative rules) | {:.1} |", sysload::hog(&base, 2));
+    let on = Policy { hog_handoff: true, ..Policy::default() };
     println!("| hog_handoff on | {:.1} |", sysload::hog(&on, 2));
 }

@@ -26,7 +26,7 @@ pub use goro_runtime::*;
 /// Go's channels and `select`.
 pub mod chan {
     pub use goro_chan::{
-        nil, AsChan, Chan, IntoIter, Iter, RecvTimeoutError, Select, SendError, SendTimeoutError,
+        nil, AsChan, Chan, IntoIter, Iter, RecvFuture, RecvTimeoutError, Select, SendError, SendTimeoutError,
         TryRecvError, TrySendError,
     };
 }

@@ -29,11 +29,7 @@ fn unbuffered_send_completes_only_when_received() {
                 c2.recv().unwrap()
             });
             ch.send(42).unwrap();
-            assert_eq!(
-                received.load(Ordering::SeqCst),
-                1,
-                "send returned before the receiver was there"
-            );
+            assert_eq!(received.load(Ordering::SeqCst), 1, "send returned before the receiver was there");
             assert_eq!(h.join().unwrap(), 42);
         });
     });
@@ -159,10 +155,7 @@ fn close_wakes_all_receivers_and_senders() {
             for r in receivers {
                 assert_eq!(r.join().unwrap(), None);
             }
-            let mut back: Vec<u32> = senders
-                .into_iter()
-                .map(|s| s.join().unwrap().unwrap_err().0)
-                .collect();
+            let mut back: Vec<u32> = senders.into_iter().map(|s| s.join().unwrap().unwrap_err().0).collect();
             back.sort();
             assert_eq!(back, (100..110).collect::<Vec<_>>());
             // The buffered value is still received after close, then None.
@@ -187,10 +180,7 @@ fn closing_a_closed_channel_panics_as_go_does() {
 fn send_on_a_closed_channel_returns_the_value() {
     let ch = Chan::new(3);
     ch.close();
-    assert_eq!(
-        ch.send(String::from("v")),
-        Err(SendError(String::from("v")))
-    );
+    assert_eq!(ch.send(String::from("v")), Err(SendError(String::from("v"))));
     assert_eq!(ch.try_send(5u8.to_string()).unwrap_err().into_inner(), "5");
     assert!(ch.is_closed());
     assert_eq!(ch.try_recv(), Err(TryRecvError::Closed));
@@ -237,29 +227,17 @@ fn timed_operations_time_out_and_succeed() {
         let check = || {
             let ch: Chan<u8> = Chan::new(0);
             let t = Instant::now();
-            assert_eq!(
-                ch.recv_timeout(Duration::from_millis(15)),
-                Err(RecvTimeoutError::Timeout)
-            );
+            assert_eq!(ch.recv_timeout(Duration::from_millis(15)), Err(RecvTimeoutError::Timeout));
             assert!(t.elapsed() >= Duration::from_millis(15));
-            assert!(matches!(
-                ch.send_timeout(1, Duration::from_millis(5)),
-                Err(SendTimeoutError::Timeout(1))
-            ));
+            assert!(matches!(ch.send_timeout(1, Duration::from_millis(5)), Err(SendTimeoutError::Timeout(1))));
             // The timed-out waiters left no trace: a later exchange works.
             let c = ch.clone();
             let h = goro::go(move || c.recv_timeout(Duration::from_secs(5)));
             ch.send_timeout(3, Duration::from_secs(5)).unwrap();
             assert_eq!(h.join().unwrap(), Ok(3));
             ch.close();
-            assert_eq!(
-                ch.recv_timeout(Duration::from_secs(1)),
-                Err(RecvTimeoutError::Closed)
-            );
-            assert!(matches!(
-                ch.send_timeout(4, Duration::from_secs(1)),
-                Err(SendTimeoutError::Closed(4))
-            ));
+            assert_eq!(ch.recv_timeout(Duration::from_secs(1)), Err(RecvTimeoutError::Closed));
+            assert!(matches!(ch.send_timeout(4, Duration::from_secs(1)), Err(SendTimeoutError::Closed(4))));
         };
         rt(2).block_on(check);
         // And from a plain thread.
@@ -300,11 +278,7 @@ fn nil_channel_blocks_forever_and_is_never_selected() {
         let n3 = nil.clone();
         let _blocked2 = rt.spawn(move || n3.send(5));
         goro::time::sleep(Duration::from_millis(20));
-        let reasons: Vec<_> = rt
-            .goroutines()
-            .iter()
-            .map(|g| g.wait_reason.as_str())
-            .collect();
+        let reasons: Vec<_> = rt.goroutines().iter().map(|g| g.wait_reason.as_str()).collect();
         assert!(reasons.contains(&"chan receive (nil chan)"), "{reasons:?}");
         assert!(reasons.contains(&"chan send (nil chan)"), "{reasons:?}");
         let ready: Chan<u32> = Chan::new(1);
@@ -323,10 +297,7 @@ fn nil_channel_blocks_forever_and_is_never_selected() {
             default => true,
         };
         assert!(none);
-        assert_eq!(
-            nil.recv_timeout(Duration::from_millis(5)),
-            Err(RecvTimeoutError::Timeout)
-        );
+        assert_eq!(nil.recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Timeout));
     });
 }
 
@@ -366,16 +337,10 @@ fn send_receive_matrix_with_checked_sums() {
                         h.join().unwrap();
                     }
                     ch.close();
-                    (0..receivers)
-                        .map(|_| out.recv().unwrap())
-                        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+                    (0..receivers).map(|_| out.recv().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
                 });
                 let n = senders * 500;
-                assert_eq!(
-                    (sum, got),
-                    (n * (n - 1) / 2, n),
-                    "cap={cap} senders={senders} receivers={receivers}"
-                );
+                assert_eq!((sum, got), (n * (n - 1) / 2, n), "cap={cap} senders={senders} receivers={receivers}");
             }
         }
     });
@@ -452,13 +417,9 @@ fn many_producers_and_consumers_with_random_delays() {
                     p.join().unwrap();
                 }
                 ch.close();
-                (0..8)
-                    .map(|_| results.recv().unwrap())
-                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+                (0..8).map(|_| results.recv().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
             });
-            let expect: u64 = (0..16u64)
-                .map(|p| (0..300).map(|i| p * 1000 + i).sum::<u64>())
-                .sum();
+            let expect: u64 = (0..16u64).map(|p| (0..300).map(|i| p * 1000 + i).sum::<u64>()).sum();
             assert_eq!((sum, count), (expect, 4800), "seed {seed}");
         }
     });

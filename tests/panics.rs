@@ -48,9 +48,7 @@ fn thousand_panicking_goroutines_are_contained() {
                     oks += 1;
                 }
                 Err(p) => {
-                    let msg = p
-                        .downcast_ref::<String>()
-                        .expect("panic payload is the message");
+                    let msg = p.downcast_ref::<String>().expect("panic payload is the message");
                     assert_eq!(msg, &format!("boom {i}"));
                 }
             }
@@ -71,9 +69,7 @@ fn block_on_resumes_the_panic_in_the_caller_and_the_runtime_survives() {
     quiet_expected_panics();
     bounded(30, || {
         let rt = Runtime::builder().procs(1).build().unwrap();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            rt.block_on(|| panic!("main G failed"))
-        }));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(|| panic!("main G failed"))));
         let p = r.unwrap_err();
         assert_eq!(p.downcast_ref::<&str>(), Some(&"main G failed"));
         assert_eq!(rt.block_on(|| 5), 5);

@@ -17,9 +17,7 @@ fn tree(depth: u32, base: u64) -> u64 {
     if depth == 0 {
         return base;
     }
-    let hs: Vec<_> = (0..10)
-        .map(|i| goro::go(move || tree(depth - 1, base * 10 + i)))
-        .collect();
+    let hs: Vec<_> = (0..10).map(|i| goro::go(move || tree(depth - 1, base * 10 + i))).collect();
     hs.into_iter().map(|h| h.join().unwrap()).sum()
 }
 
@@ -52,11 +50,7 @@ fn hundred_thousand_parked_goroutines_are_released() {
         while parked.lock().unwrap().len() < N {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let waiting = rt
-            .goroutines()
-            .iter()
-            .filter(|g| g.status == goro::GStatus::Waiting)
-            .count();
+        let waiting = rt.goroutines().iter().filter(|g| g.status == goro::GStatus::Waiting).count();
         assert!(waiting > N / 2, "only {waiting} Gs parked");
         go_on.store(true, Ordering::Release);
         for u in parked.lock().unwrap().drain(..) {
@@ -83,17 +77,12 @@ fn idle_ps_steal_from_a_busy_one() {
                     })
                 })
                 .collect();
-            hs.into_iter()
-                .map(|h| h.join().unwrap())
-                .collect::<HashSet<_>>()
+            hs.into_iter().map(|h| h.join().unwrap()).collect::<HashSet<_>>()
         });
         let st = rt.stats();
         assert!(st.total.steals > 0, "no steals recorded: {st:?}");
         assert!(threads.len() >= 2, "all Gs ran on {threads:?}");
-        assert!(
-            st.per_p.iter().all(|p| p.scheduled > 0),
-            "a P never ran: {st:?}"
-        );
+        assert!(st.per_p.iter().all(|p| p.scheduled > 0), "a P never ran: {st:?}");
     });
 }
 
@@ -102,54 +91,16 @@ fn policy_variants() -> Vec<(String, Policy)> {
     for runnext in [true, false] {
         for steal in [Steal::Half, Steal::One, Steal::Off] {
             for steal_runnext in [true, false] {
-                let p = Policy {
-                    runnext,
-                    steal,
-                    steal_runnext,
-                    ..Policy::default()
-                };
-                v.push((
-                    format!("runnext={runnext} steal={steal:?} steal_runnext={steal_runnext}"),
-                    p,
-                ));
+                let p = Policy { runnext, steal, steal_runnext, ..Policy::default() };
+                v.push((format!("runnext={runnext} steal={steal:?} steal_runnext={steal_runnext}"), p));
             }
         }
     }
-    v.push((
-        "small local queue".into(),
-        Policy {
-            local_queue: 4,
-            ..Policy::default()
-        },
-    ));
-    v.push((
-        "no global fairness".into(),
-        Policy {
-            global_queue_interval: 0,
-            ..Policy::default()
-        },
-    ));
-    v.push((
-        "no spinning".into(),
-        Policy {
-            max_spinning: Spinning::Limit(0),
-            ..Policy::default()
-        },
-    ));
-    v.push((
-        "spin limit 1".into(),
-        Policy {
-            max_spinning: Spinning::Limit(1),
-            ..Policy::default()
-        },
-    ));
-    v.push((
-        "short time slice".into(),
-        Policy {
-            time_slice: Duration::from_micros(100),
-            ..Policy::default()
-        },
-    ));
+    v.push(("small local queue".into(), Policy { local_queue: 4, ..Policy::default() }));
+    v.push(("no global fairness".into(), Policy { global_queue_interval: 0, ..Policy::default() }));
+    v.push(("no spinning".into(), Policy { max_spinning: Spinning::Limit(0), ..Policy::default() }));
+    v.push(("spin limit 1".into(), Policy { max_spinning: Spinning::Limit(1), ..Policy::default() }));
+    v.push(("short time slice".into(), Policy { time_slice: Duration::from_micros(100), ..Policy::default() }));
     v
 }
 
@@ -158,11 +109,7 @@ fn every_policy_gives_correct_results() {
     bounded(120, || {
         for (name, policy) in policy_variants() {
             for procs in [1, 3] {
-                let rt = Runtime::builder()
-                    .procs(procs)
-                    .policy(policy.clone())
-                    .build()
-                    .unwrap();
+                let rt = Runtime::builder().procs(procs).policy(policy.clone()).build().unwrap();
                 let sum = rt.block_on(|| tree(4, 0));
                 assert_eq!(sum, 49_995_000, "{name}, procs={procs}");
                 let st = rt.stats();
@@ -178,10 +125,7 @@ fn every_policy_gives_correct_results() {
 #[test]
 fn a_small_local_queue_overflows_to_the_global_queue() {
     bounded(30, || {
-        let policy = Policy {
-            local_queue: 8,
-            ..Policy::default()
-        };
+        let policy = Policy { local_queue: 8, ..Policy::default() };
         let rt = Runtime::builder().procs(1).policy(policy).build().unwrap();
         let n = rt.block_on(|| {
             let hs: Vec<_> = (0..100u64).map(|i| goro::go(move || i)).collect();
@@ -203,9 +147,7 @@ fn join_from_a_plain_thread() {
             goro::current().id()
         });
         let id = h.id();
-        let got = std::thread::spawn(move || h.join().unwrap())
-            .join()
-            .unwrap();
+        let got = std::thread::spawn(move || h.join().unwrap()).join().unwrap();
         assert_eq!(got, id);
     });
 }
@@ -307,10 +249,7 @@ fn builder_names_and_sizes_goroutines() {
                 .stack_size(4 << 20)
                 .spawn(|| {
                     let buf = [1u8; 1 << 20];
-                    std::hint::black_box(&buf)
-                        .iter()
-                        .map(|&b| b as u64)
-                        .sum::<u64>()
+                    std::hint::black_box(&buf).iter().map(|&b| b as u64).sum::<u64>()
                 })
                 .unwrap();
             assert_eq!(h.join().unwrap(), 1 << 20);
@@ -420,10 +359,7 @@ fn park_until_times_out() {
 #[test]
 fn goro_procs_and_builder_validate_input() {
     assert!(Runtime::builder().procs(0).build().is_err());
-    let bad = Policy {
-        local_queue: 1,
-        ..Policy::default()
-    };
+    let bad = Policy { local_queue: 1, ..Policy::default() };
     assert!(Runtime::builder().policy(bad).build().is_err());
 }
 
@@ -431,10 +367,7 @@ fn goro_procs_and_builder_validate_input() {
 fn random_spawn_park_and_sleep_mix() {
     bounded(120, || {
         for seed in 0..8u64 {
-            let rt = Runtime::builder()
-                .procs(1 + (seed as usize % 3))
-                .build()
-                .unwrap();
+            let rt = Runtime::builder().procs(1 + (seed as usize % 3)).build().unwrap();
             let total = rt.block_on(move || {
                 let hs: Vec<_> = (0..200u64)
                     .map(|i| {

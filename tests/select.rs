@@ -191,11 +191,7 @@ fn a_losing_send_arm_drops_its_value_exactly_once() {
                 recv(b) -> _ => "received",
             };
             assert_eq!(r, "received");
-            assert_eq!(
-                drops.load(Ordering::SeqCst),
-                1,
-                "the unsent value is dropped once"
-            );
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "the unsent value is dropped once");
             // Nothing of the losing arm is left on `a`.
             assert!(a.try_recv().is_err());
             // Immediate case: the default wins, the value is dropped once.
@@ -439,10 +435,7 @@ fn random_select_stress_with_timeouts() {
                 }
                 (sent.load(Ordering::SeqCst), got.load(Ordering::SeqCst))
             });
-            assert_eq!(
-                sent, got,
-                "seed {seed}: every successful send is received once"
-            );
+            assert_eq!(sent, got, "seed {seed}: every successful send is received once");
             assert!(sent > 0);
         }
     });

@@ -41,22 +41,12 @@ fn dropping_a_runtime_drops_parked_goroutines_and_frees_everything() {
             }));
         }
         // Let the parkers and sleepers get parked.
-        while rt
-            .goroutines()
-            .iter()
-            .filter(|g| g.status == goro::GStatus::Waiting)
-            .count()
-            < 666
-        {
+        while rt.goroutines().iter().filter(|g| g.status == goro::GStatus::Waiting).count() < 666 {
             std::thread::sleep(Duration::from_millis(2));
         }
         assert!(goro::mapped_stacks() > before);
         drop(rt);
-        assert_eq!(
-            dropped.load(Ordering::SeqCst),
-            1000,
-            "every G's locals were dropped"
-        );
+        assert_eq!(dropped.load(Ordering::SeqCst), 1000, "every G's locals were dropped");
         let mut finished = 0;
         for h in handles {
             match h.join() {

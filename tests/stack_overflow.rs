@@ -22,11 +22,7 @@ fn overflow_child() {
         return; // only meaningful as the child of the test below
     }
     goro::run(|| {
-        let h = goro::Builder::new()
-            .name("deep")
-            .stack_size(64 * 1024)
-            .spawn(|| recurse(0))
-            .unwrap();
+        let h = goro::Builder::new().name("deep").stack_size(64 * 1024).spawn(|| recurse(0)).unwrap();
         let _ = h.join();
     });
     unreachable!("the overflow should have aborted the process");
@@ -36,12 +32,7 @@ fn overflow_child() {
 fn stack_overflow_is_reported_and_aborts() {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args([
-            "--exact",
-            "overflow_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "overflow_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, "1")
         .output()
         .unwrap();
@@ -52,8 +43,5 @@ fn stack_overflow_is_reported_and_aborts() {
         .find(|l| l.contains("stack overflow (stack size"))
         .unwrap_or_else(|| panic!("no overflow report in: {stderr}"));
     assert!(line.starts_with("goroutine "), "{line}");
-    assert!(
-        line.contains(" [deep] stack overflow (stack size 65536)"),
-        "{line}"
-    );
+    assert!(line.contains(" [deep] stack overflow (stack size 65536)"), "{line}");
 }

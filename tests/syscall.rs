@@ -12,11 +12,7 @@ use goro::chan::Chan;
 use goro::{Policy, Retake, Runtime};
 
 fn rt(procs: usize, policy: Policy) -> Runtime {
-    Runtime::builder()
-        .procs(procs)
-        .policy(policy)
-        .build()
-        .unwrap()
+    Runtime::builder().procs(procs).policy(policy).build().unwrap()
 }
 
 fn usleep(us: u32) {
@@ -69,10 +65,7 @@ fn with_retake_never_the_p_waits_for_its_syscall() {
     // The documented contrast: with Retake::Never and one P, nothing else
     // runs while the G is in its syscall.
     bounded(30, || {
-        let policy = Policy {
-            syscall_retake: Retake::Never,
-            ..Policy::default()
-        };
+        let policy = Policy { syscall_retake: Retake::Never, ..Policy::default() };
         let (progress, st) = progress_during(policy, |us| goro::syscall(|| usleep(us)));
         assert_eq!(progress, 0);
         assert_eq!(st.retakes, 0);
@@ -82,10 +75,7 @@ fn with_retake_never_the_p_waits_for_its_syscall() {
 #[test]
 fn retake_immediate_also_hands_off() {
     bounded(30, || {
-        let policy = Policy {
-            syscall_retake: Retake::Immediate,
-            ..Policy::default()
-        };
+        let policy = Policy { syscall_retake: Retake::Immediate, ..Policy::default() };
         let (progress, st) = progress_during(policy, |us| goro::syscall(|| usleep(us)));
         assert!(progress > 0);
         assert!(st.retakes >= 1);
@@ -96,10 +86,7 @@ fn retake_immediate_also_hands_off() {
 fn blocking_hands_off_at_once() {
     bounded(30, || {
         // Retake::Never: only blocking()'s own handoff can free the P.
-        let policy = Policy {
-            syscall_retake: Retake::Never,
-            ..Policy::default()
-        };
+        let policy = Policy { syscall_retake: Retake::Never, ..Policy::default() };
         let (progress, st) = progress_during(policy, |us| goro::blocking(|| usleep(us)));
         assert!(progress > 0, "blocking() did not hand its P off");
         assert!(st.handoffs >= 1);
@@ -165,11 +152,7 @@ fn a_hundred_concurrent_blocking_calls_complete_with_bounded_threads() {
         assert_eq!(total, 4950);
         let st = rt.stats();
         // At most one M per blocked G plus the Ps' own and a spare or two.
-        assert!(
-            st.threads_created <= 100 + 2 + 4,
-            "{} threads",
-            st.threads_created
-        );
+        assert!(st.threads_created <= 100 + 2 + 4, "{} threads", st.threads_created);
         assert!(st.handoffs >= 100);
     });
 }
@@ -177,13 +160,7 @@ fn a_hundred_concurrent_blocking_calls_complete_with_bounded_threads() {
 /// procs = 1: a G spins 300 ms without any runtime call while a sleeper
 /// does ten 1 ms sleeps. Returns whether the spinner saw the sleeper finish.
 fn sleeper_finishes_during_hog(hog_handoff: bool) -> (bool, goro::Stats) {
-    let rt = rt(
-        1,
-        Policy {
-            hog_handoff,
-            ..Policy::default()
-        },
-    );
+    let rt = rt(1, Policy { hog_handoff, ..Policy::default() });
     let saw = rt.block_on(|| {
         let done = Arc::new(AtomicBool::new(false));
         let d2 = done.clone();
@@ -234,19 +211,9 @@ fn random_syscalls_mixed_with_channels_and_spawns() {
     bounded(120, || {
         let policies = [
             Policy::default(),
-            Policy {
-                syscall_retake: Retake::Immediate,
-                ..Policy::default()
-            },
-            Policy {
-                syscall_retake: Retake::After(Duration::from_micros(5)),
-                hog_handoff: true,
-                ..Policy::default()
-            },
-            Policy {
-                syscall_retake: Retake::Never,
-                ..Policy::default()
-            },
+            Policy { syscall_retake: Retake::Immediate, ..Policy::default() },
+            Policy { syscall_retake: Retake::After(Duration::from_micros(5)), hog_handoff: true, ..Policy::default() },
+            Policy { syscall_retake: Retake::Never, ..Policy::default() },
         ];
         for (k, policy) in policies.into_iter().enumerate() {
             for procs in [1, 2, 3] {
@@ -293,9 +260,7 @@ fn thread_limit_child() {
     }
     let rt = Runtime::builder().procs(1).max_threads(3).build().unwrap();
     rt.block_on(|| {
-        let hs: Vec<_> = (0..10)
-            .map(|_| goro::go(|| goro::blocking(|| usleep(300_000))))
-            .collect();
+        let hs: Vec<_> = (0..10).map(|_| goro::go(|| goro::blocking(|| usleep(300_000)))).collect();
         for h in hs {
             let _ = h.join();
         }
@@ -307,20 +272,12 @@ fn thread_limit_child() {
 fn going_over_the_thread_limit_is_fatal_with_a_clear_message() {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args([
-            "--exact",
-            "thread_limit_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "thread_limit_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, "1")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("exceeds its 3-thread limit"), "{stderr}");
-    assert!(
-        stderr.contains("fatal error: thread exhaustion"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("fatal error: thread exhaustion"), "{stderr}");
 }

@@ -28,11 +28,7 @@ fn usleep(us: u32) {
 /// Wall time (ms) of 100 compute Gs × 1,000 chunks with a yield between
 /// chunks, with `blockers` Gs each making ten 50 ms sleeping syscalls.
 pub fn compute_with_blockers(policy: &Policy, blockers: usize) -> f64 {
-    let rt = Runtime::builder()
-        .procs(2)
-        .policy(policy.clone())
-        .build()
-        .unwrap();
+    let rt = Runtime::builder().procs(2).policy(policy.clone()).build().unwrap();
     rt.block_on(move || {
         let blockers: Vec<_> = (0..blockers)
             .map(|_| {
@@ -77,11 +73,7 @@ pub fn syscall_handoff(policy: &Policy) -> (f64, f64) {
 /// `hog`: ms for a G doing 100 sleeps of 1 ms while `spinners` Gs spin
 /// 200 ms each without calling the runtime (procs = 2).
 pub fn hog(policy: &Policy, spinners: usize) -> f64 {
-    let rt = Runtime::builder()
-        .procs(2)
-        .policy(policy.clone())
-        .build()
-        .unwrap();
+    let rt = Runtime::builder().procs(2).policy(policy.clone()).build().unwrap();
     rt.block_on(move || {
         let start = Arc::new(std::sync::Mutex::new(None::<Instant>));
         let s2 = start.clone();

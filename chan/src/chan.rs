@@ -139,9 +139,7 @@ impl<T> HChan<T> {
     pub unsafe fn recv_locked(&self) -> RecvNow<T> {
         let st = self.st();
         if let Some(sg) = Self::dequeue(&mut st.sendq) {
-            let theirs = (*sg.slot.get())
-                .take()
-                .expect("a blocked sender has a value");
+            let theirs = (*sg.slot.get()).take().expect("a blocked sender has a value");
             let v = if self.cap == 0 {
                 theirs
             } else {
@@ -224,9 +222,7 @@ pub fn nil<T>() -> Chan<T> {
 
 impl<T> Clone for Chan<T> {
     fn clone(&self) -> Self {
-        Chan {
-            inner: self.inner.clone(),
-        }
+        Chan { inner: self.inner.clone() }
     }
 }
 
@@ -266,9 +262,7 @@ impl<T> Chan<T> {
     /// A channel with a buffer of `cap` values; `cap == 0` is unbuffered
     /// (every send waits for a receiver).
     pub fn new(cap: usize) -> Self {
-        Chan {
-            inner: Some(Arc::new(HChan::new(cap))),
-        }
+        Chan { inner: Some(Arc::new(HChan::new(cap))) }
     }
 
     /// Whether this is a nil channel.
@@ -279,9 +273,7 @@ impl<T> Chan<T> {
     /// Sends `v`, parking while the channel is full (or, unbuffered, until a
     /// receiver takes it). `Err` gives `v` back if the channel is closed.
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
-        let Some(h) = &self.inner else {
-            block_forever(WaitReason::ChanSendNilChan)
-        };
+        let Some(h) = &self.inner else { block_forever(WaitReason::ChanSendNilChan) };
         preempt_point();
         h.lock.lock();
         // SAFETY: lock held.
@@ -310,18 +302,14 @@ impl<T> Chan<T> {
             Ok(())
         } else {
             // SAFETY: the operation is DONE; no one else touches `sg`.
-            Err(SendError(
-                unsafe { (*sg.slot.get()).take() }.expect("value not sent"),
-            ))
+            Err(SendError(unsafe { (*sg.slot.get()).take() }.expect("value not sent")))
         }
     }
 
     /// Receives a value, parking while the channel is empty. `None` once the
     /// channel is closed and drained (Go's `v, ok := <-ch` with `ok == false`).
     pub fn recv(&self) -> Option<T> {
-        let Some(h) = &self.inner else {
-            block_forever(WaitReason::ChanReceiveNilChan)
-        };
+        let Some(h) = &self.inner else { block_forever(WaitReason::ChanReceiveNilChan) };
         preempt_point();
         h.lock.lock();
         // SAFETY: lock held.
@@ -507,9 +495,7 @@ impl<T> Chan<T> {
 
     /// Values in the buffer.
     pub fn len(&self) -> usize {
-        self.inner
-            .as_ref()
-            .map_or(0, |h| h.len.load(Ordering::Relaxed))
+        self.inner.as_ref().map_or(0, |h| h.len.load(Ordering::Relaxed))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -522,9 +508,7 @@ impl<T> Chan<T> {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.inner
-            .as_ref()
-            .is_some_and(|h| h.closed.load(Ordering::Acquire))
+        self.inner.as_ref().is_some_and(|h| h.closed.load(Ordering::Acquire))
     }
 
     /// Iterates over received values until the channel is closed and drained

@@ -10,6 +10,7 @@
 
 mod chan;
 mod error;
+mod future;
 mod lock;
 mod select;
 mod sudog;
@@ -17,6 +18,7 @@ pub mod time;
 
 pub use chan::{nil, AsChan, Chan, IntoIter, Iter};
 pub use error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+pub use future::RecvFuture;
 pub use select::Select;
 
 /// What the `select!` macro expands to. Not a public API.

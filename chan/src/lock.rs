@@ -21,18 +21,12 @@ const SPINS: u32 = 16;
 
 impl RawLock {
     pub const fn new() -> Self {
-        RawLock {
-            state: AtomicU32::new(0),
-        }
+        RawLock { state: AtomicU32::new(0) }
     }
 
     #[inline]
     pub fn lock(&self) {
-        if self
-            .state
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_slow();
         }
     }
@@ -44,10 +38,7 @@ impl RawLock {
         let mut backoff = 1;
         for _ in 0..SPINS {
             if self.state.load(Ordering::Relaxed) == 0
-                && self
-                    .state
-                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
+                && self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
             {
                 return;
             }
@@ -86,12 +77,7 @@ fn futex_wait(a: &AtomicU32, expected: u32) {
 fn futex_wake(a: &AtomicU32) {
     // SAFETY: FUTEX_WAKE on a valid u32; wakes at most one sleeper.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            a.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1,
-        );
+        libc::syscall(libc::SYS_futex, a.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
     }
 }
 
@@ -108,10 +94,7 @@ mod tests {
         }
         // SAFETY: `n` is only touched with `lock` held.
         unsafe impl Sync for Shared {}
-        let s = Arc::new(Shared {
-            lock: RawLock::new(),
-            n: 0.into(),
-        });
+        let s = Arc::new(Shared { lock: RawLock::new(), n: 0.into() });
         let ts: Vec<_> = (0..4)
             .map(|_| {
                 let s = s.clone();

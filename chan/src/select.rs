@@ -72,21 +72,9 @@ pub struct SendArm<'a, T> {
     result: Option<Result<(), SendError<T>>>,
 }
 
-fn blank_sudog<T>() -> Sudog<T> {
-    Sudog {
-        waiting: std::ptr::null(),
-        case: 0,
-        slot: None.into(),
-    }
-}
-
 impl<'a, T> RecvArm<'a, T> {
     pub fn new<C: AsChan<T> + ?Sized>(c: &'a C) -> Self {
-        RecvArm {
-            chan: c.as_chan().inner.as_deref(),
-            sudog: blank_sudog(),
-            result: None,
-        }
+        RecvArm { chan: c.as_chan().inner.as_deref(), sudog: Sudog::new_blank(), result: None }
     }
 
     /// The received value (`None`: closed). Panics if the arm did not fire.
@@ -97,12 +85,7 @@ impl<'a, T> RecvArm<'a, T> {
 
 impl<'a, T> SendArm<'a, T> {
     pub fn new<C: AsChan<T> + ?Sized>(c: &'a C, v: T) -> Self {
-        SendArm {
-            chan: c.as_chan().inner.as_deref(),
-            value: Some(v),
-            sudog: blank_sudog(),
-            result: None,
-        }
+        SendArm { chan: c.as_chan().inner.as_deref(), value: Some(v), sudog: Sudog::new_blank(), result: None }
     }
 
     pub fn take_result(&mut self) -> Result<(), SendError<T>> {
@@ -155,11 +138,7 @@ impl<T> SelectArm for RecvArm<'_, T> {
         }
     }
     fn complete(&mut self, success: bool) {
-        self.result = Some(if success {
-            self.sudog.slot.get_mut().take()
-        } else {
-            None
-        });
+        self.result = Some(if success { self.sudog.slot.get_mut().take() } else { None });
     }
 }
 
@@ -215,9 +194,7 @@ impl<T> SelectArm for SendArm<'_, T> {
         self.result = Some(if success {
             Ok(())
         } else {
-            Err(SendError(
-                self.sudog.slot.get_mut().take().expect("value not sent"),
-            ))
+            Err(SendError(self.sudog.slot.get_mut().take().expect("value not sent")))
         });
     }
 }
@@ -241,10 +218,7 @@ fn fastrand() -> u32 {
     RNG.with(|r| {
         let mut x = r.get();
         if x == 0 {
-            x = (r as *const _ as u64)
-                ^ 0x9E37_79B9_7F4A_7C15
-                ^ Instant::now().elapsed().as_nanos() as u64
-                | 1;
+            x = (r as *const _ as u64) ^ 0x9E37_79B9_7F4A_7C15 ^ Instant::now().elapsed().as_nanos() as u64 | 1;
         }
         x ^= x << 13;
         x ^= x >> 7;
@@ -263,11 +237,7 @@ struct Scratch {
 
 impl Scratch {
     fn new(n: usize) -> Self {
-        Scratch {
-            small: [0; 16],
-            big: if n > 16 { vec![0; n] } else { Vec::new() },
-            n,
-        }
+        Scratch { small: [0; 16], big: if n > 16 { vec![0; n] } else { Vec::new() }, n }
     }
     fn get(&mut self) -> &mut [usize] {
         if self.n > 16 {
@@ -335,11 +305,7 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
                 return None;
             }
             Mode::Block => loop {
-                park(if n == 0 {
-                    WaitReason::SelectNoCases
-                } else {
-                    WaitReason::Select
-                });
+                park(if n == 0 { WaitReason::SelectNoCases } else { WaitReason::Select });
             },
         }
     }
@@ -410,10 +376,7 @@ struct SendOf<T>(T);
 
 impl<'a> Select<'a> {
     pub fn new() -> Self {
-        Select {
-            arms: Vec::new(),
-            kinds: Vec::new(),
-        }
+        Select { arms: Vec::new(), kinds: Vec::new() }
     }
 
     /// Adds a receive arm; returns its index.
@@ -432,18 +395,13 @@ impl<'a> Select<'a> {
     }
 
     fn run(&mut self, mode: Mode) -> Option<usize> {
-        let mut refs: Vec<&mut dyn SelectArm> = self
-            .arms
-            .iter_mut()
-            .map(|b| &mut **b as &mut dyn SelectArm)
-            .collect();
+        let mut refs: Vec<&mut dyn SelectArm> = self.arms.iter_mut().map(|b| &mut **b as &mut dyn SelectArm).collect();
         select_arms(&mut refs, mode)
     }
 
     /// Blocks until an arm fires; returns its index.
     pub fn select(&mut self) -> usize {
-        self.run(Mode::Block)
-            .expect("a blocking select returns an arm")
+        self.run(Mode::Block).expect("a blocking select returns an arm")
     }
 
     /// Fires an arm that is ready now, if any.
@@ -461,11 +419,7 @@ impl<'a> Select<'a> {
     /// # Panics
     /// If arm `i` is not a receive of `T`, or did not fire.
     pub fn take_recv<T: 'static>(&mut self, i: usize) -> Option<T> {
-        assert_eq!(
-            self.kinds[i],
-            TypeId::of::<RecvOf<T>>(),
-            "arm {i} is not a recv of this type"
-        );
+        assert_eq!(self.kinds[i], TypeId::of::<RecvOf<T>>(), "arm {i} is not a recv of this type");
         let arm: *mut (dyn SelectArm + 'a) = &mut *self.arms[i];
         // SAFETY: the TypeId check proves arm `i` was built as RecvArm<'a, T>.
         unsafe { (*(arm as *mut RecvArm<'a, T>)).take_result() }
@@ -476,11 +430,7 @@ impl<'a> Select<'a> {
     /// # Panics
     /// If arm `i` is not a send of `T`, or did not fire.
     pub fn take_send<T: 'static>(&mut self, i: usize) -> Result<(), SendError<T>> {
-        assert_eq!(
-            self.kinds[i],
-            TypeId::of::<SendOf<T>>(),
-            "arm {i} is not a send of this type"
-        );
+        assert_eq!(self.kinds[i], TypeId::of::<SendOf<T>>(), "arm {i} is not a send of this type");
         let arm: *mut (dyn SelectArm + 'a) = &mut *self.arms[i];
         // SAFETY: the TypeId check proves arm `i` was built as SendArm<'a, T>.
         unsafe { (*(arm as *mut SendArm<'a, T>)).take_result() }

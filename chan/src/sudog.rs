@@ -32,7 +32,9 @@ pub struct Waiting {
     state: AtomicU32,
     fired: AtomicUsize,
     success: AtomicBool,
-    unparker: Unparker,
+    /// Replaced only by a future adapter re-polled with a new waker, with
+    /// the (single) channel's lock held; read by wakers under that lock.
+    unparker: UnsafeCell<Unparker>,
 }
 
 impl Default for Waiting {
@@ -44,19 +46,31 @@ impl Default for Waiting {
 impl Waiting {
     /// A new operation of the calling G (or thread).
     pub fn new() -> Self {
+        Self::with_unparker(goro_runtime::current_unparker())
+    }
+
+    /// An operation woken through `u` (a future adapter's waker).
+    pub fn with_unparker(u: Unparker) -> Self {
         Waiting {
             state: AtomicU32::new(WAITING),
             fired: AtomicUsize::new(0),
             success: AtomicBool::new(false),
-            unparker: goro_runtime::current_unparker(),
+            unparker: UnsafeCell::new(u),
         }
+    }
+
+    /// Replaces the unparker.
+    ///
+    /// # Safety
+    /// The operation is queued on one channel only, whose lock the caller
+    /// holds (wakers read the unparker under it).
+    pub unsafe fn set_unparker(&self, u: Unparker) {
+        *self.unparker.get() = u;
     }
 
     /// Claims the operation for a waker. Only one claim ever succeeds.
     pub fn claim(&self) -> bool {
-        self.state
-            .compare_exchange(WAITING, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.state.compare_exchange(WAITING, CLAIMED, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Completes a claimed operation: case `case` fired, `success` false
@@ -65,7 +79,9 @@ impl Waiting {
     pub fn finish(&self, case: usize, success: bool) -> Unparker {
         self.fired.store(case, Ordering::Relaxed);
         self.success.store(success, Ordering::Relaxed);
-        let u = self.unparker.clone();
+        // SAFETY: called by the claimer with the channel lock held, which
+        // excludes `set_unparker`.
+        let u = unsafe { (*self.unparker.get()).clone() };
         self.state.store(DONE, Ordering::Release);
         u
     }
@@ -73,9 +89,7 @@ impl Waiting {
     /// The owner gives up (timeout). False if a waker claimed it first: the
     /// owner must then wait for `DONE`.
     pub fn cancel(&self) -> bool {
-        self.state
-            .compare_exchange(WAITING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.state.compare_exchange(WAITING, CANCELLED, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     pub fn done(&self) -> bool {
@@ -93,11 +107,7 @@ impl Waiting {
     /// Parks until finished or `deadline`; `None` if the deadline passed and
     /// the operation was cancelled (no waker will touch it any more, but the
     /// owner must still unlink its sudogs).
-    pub fn wait_until(
-        &self,
-        reason: WaitReason,
-        deadline: std::time::Instant,
-    ) -> Option<(usize, bool)> {
+    pub fn wait_until(&self, reason: WaitReason, deadline: std::time::Instant) -> Option<(usize, bool)> {
         loop {
             if self.done() {
                 return Some(self.result());
@@ -113,10 +123,7 @@ impl Waiting {
     }
 
     fn result(&self) -> (usize, bool) {
-        (
-            self.fired.load(Ordering::Relaxed),
-            self.success.load(Ordering::Relaxed),
-        )
+        (self.fired.load(Ordering::Relaxed), self.success.load(Ordering::Relaxed))
     }
 }
 
@@ -130,11 +137,12 @@ pub(crate) struct Sudog<T> {
 
 impl<T> Sudog<T> {
     pub fn new(waiting: &Waiting, case: usize, value: Option<T>) -> Self {
-        Sudog {
-            waiting,
-            case,
-            slot: UnsafeCell::new(value),
-        }
+        Sudog { waiting, case, slot: UnsafeCell::new(value) }
+    }
+
+    /// A sudog not yet tied to an operation (`waiting` set before queueing).
+    pub fn new_blank() -> Self {
+        Sudog { waiting: std::ptr::null(), case: 0, slot: UnsafeCell::new(None) }
     }
 
     /// # Safety

@@ -37,20 +37,14 @@ pub struct Timer {
 impl Timer {
     /// A timer that fires after `d`.
     pub fn new(d: Duration) -> Timer {
-        let t = Timer {
-            ch: Chan::new(1),
-            handle: Mutex::new(None),
-        };
+        let t = Timer { ch: Chan::new(1), handle: Mutex::new(None) };
         t.arm(d);
         t
     }
 
     fn arm(&self, d: Duration) {
         let ch = self.ch.clone();
-        let h = add_timer(
-            Instant::now() + d,
-            TimerAction::Call(Box::new(move || fire(&ch))),
-        );
+        let h = add_timer(Instant::now() + d, TimerAction::Call(Box::new(move || fire(&ch))));
         *self.handle.lock().unwrap() = Some(h);
     }
 
@@ -67,11 +61,7 @@ impl Timer {
 
     /// Stops the timer. Returns `true` if that prevented it from firing.
     pub fn stop(&self) -> bool {
-        self.handle
-            .lock()
-            .unwrap()
-            .take()
-            .is_some_and(|h| h.cancel())
+        self.handle.lock().unwrap().take().is_some_and(|h| h.cancel())
     }
 
     /// Re-arms the timer to fire after `d`. Returns `true` if it was still
@@ -140,16 +130,9 @@ impl Ticker {
     /// # Panics
     /// If `period` is zero (as Go's `NewTicker` does).
     pub fn new(period: Duration) -> Ticker {
-        assert!(
-            !period.is_zero(),
-            "non-positive interval for goro::time::tick"
-        );
-        let st = Arc::new(TickState {
-            ch: Chan::new(1),
-            period,
-            stopped: AtomicBool::new(false),
-            handle: Mutex::new(None),
-        });
+        assert!(!period.is_zero(), "non-positive interval for goro::time::tick");
+        let st =
+            Arc::new(TickState { ch: Chan::new(1), period, stopped: AtomicBool::new(false), handle: Mutex::new(None) });
         arm_tick(&st, Instant::now() + period);
         Ticker { st }
     }

@@ -221,10 +221,7 @@ pub struct GoroutineInfo {
 
 impl GoroutineInfo {
     pub(crate) fn of(g: &G) -> Self {
-        GoroutineInfo {
-            id: g.id,
-            name: g.name.as_ref().map(|s| s.to_string()),
-        }
+        GoroutineInfo { id: g.id, name: g.name.as_ref().map(|s| s.to_string()) }
     }
 
     /// The G's id, unique in the process (Go's `goid`).

@@ -73,13 +73,7 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_on(
-            rt.sched(),
-            f,
-            self.name,
-            self.stack_size,
-            Location::caller(),
-        )
+        spawn_on(rt.sched(), f, self.name, self.stack_size, Location::caller())
     }
 }
 
@@ -94,12 +88,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let inner = Arc::new(JoinInner {
-        state: Mutex::new(JoinState {
-            result: None,
-            waiter: None,
-        }),
-    });
+    let inner = Arc::new(JoinInner { state: Mutex::new(JoinState { result: None, waiter: None }) });
     let completer = Completer(Some(inner.clone()));
     let body = move || {
         let completer = completer;
@@ -116,11 +105,7 @@ where
         }
     };
     let g = sched.newproc(body, name, stack_size, site)?;
-    Ok(JoinHandle {
-        inner,
-        id: g.id,
-        _t: PhantomData,
-    })
+    Ok(JoinHandle { inner, id: g.id, _t: PhantomData })
 }
 
 struct JoinState<T> {
@@ -147,8 +132,7 @@ impl<T> Completer<T> {
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
         if let Some(inner) = self.0.take() {
-            let msg: &'static str =
-                "goroutine was dropped before it finished (its runtime shut down)";
+            let msg: &'static str = "goroutine was dropped before it finished (its runtime shut down)";
             deliver(&inner, Err(Box::new(msg)));
         }
     }
@@ -191,12 +175,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the G has finished (returned or panicked).
     pub fn is_finished(&self) -> bool {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .result
-            .is_some()
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner()).result.is_some()
     }
 
     /// The id of the G.

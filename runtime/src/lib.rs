@@ -14,6 +14,7 @@
 //! assert_eq!(sum, 285);
 //! ```
 
+mod future;
 mod g;
 mod goroutine;
 mod m;
@@ -27,6 +28,7 @@ mod sched;
 mod signal;
 mod stack;
 mod stats;
+pub mod sync;
 mod syscall;
 mod sysmon;
 mod timer;
@@ -36,15 +38,14 @@ pub(crate) mod atomic {
     pub use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 }
 
+pub use future::{block_on, go_future};
 pub use g::{GStatus, GoroutineInfo, WaitReason};
 pub use goroutine::{current, go, try_current, yield_now, Builder, JoinHandle};
 pub use m::{in_goroutine, preempt_point};
 pub use park::{current_unparker, park, park_until, Unparker};
 pub use policy::{Policy, Retake, Spinning, Steal};
 pub use poller::{ParkPoller, Poller};
-pub use runtime::{
-    default_procs, run, stats, GoroutineState, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE,
-};
+pub use runtime::{default_procs, run, stats, GoroutineState, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
 pub use stack::mapped_stacks;
 pub use stats::{PStats, Stats};
 pub use syscall::{blocking, syscall};

@@ -35,12 +35,7 @@ pub(crate) struct M {
 
 impl M {
     pub fn new(id: usize) -> M {
-        M {
-            id,
-            thread: OnceLock::new(),
-            nextp: AtomicUsize::new(NO_P),
-            next_spinning: AtomicBool::new(false),
-        }
+        M { id, thread: OnceLock::new(), nextp: AtomicUsize::new(NO_P), next_spinning: AtomicBool::new(false) }
     }
 
     pub fn wake(&self) {

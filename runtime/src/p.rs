@@ -84,12 +84,7 @@ impl P {
             timer_next: AtomicU64::new(u64::MAX),
             counters: Counters::default(),
             registry: Mutex::new(Registry::default()),
-            local: UnsafeCell::new(PLocal {
-                stacks: Vec::new(),
-                goid_next: 0,
-                goid_end: 0,
-                overflow: Vec::new(),
-            }),
+            local: UnsafeCell::new(PLocal { stacks: Vec::new(), goid_next: 0, goid_end: 0, overflow: Vec::new() }),
         }
     }
 
@@ -119,9 +114,7 @@ impl P {
 
     /// Moves the status from `from` to `to` if it is `from`.
     pub fn cas_status(&self, from: PStatus, to: PStatus) -> bool {
-        self.status
-            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.status.compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Whether the P has runnable Gs (runnext or local queue). Racy.

@@ -40,6 +40,7 @@ pub struct Unparker {
 enum Inner {
     G(Arc<G>),
     Thread(Thread),
+    Waker(std::task::Waker),
 }
 
 impl Unparker {
@@ -49,7 +50,14 @@ impl Unparker {
         match &self.inner {
             Inner::G(g) => unpark_g(g),
             Inner::Thread(t) => t.unpark(),
+            Inner::Waker(w) => w.wake_by_ref(),
         }
+    }
+
+    /// An unparker that wakes a future's task (for future adapters over
+    /// goro's primitives).
+    pub fn from_waker(w: std::task::Waker) -> Unparker {
+        Unparker { inner: Inner::Waker(w) }
     }
 
     /// Like `unpark`, consuming the handle (saves a reference count).
@@ -57,6 +65,7 @@ impl Unparker {
         match self.inner {
             Inner::G(g) => unpark_g(&g),
             Inner::Thread(t) => t.unpark(),
+            Inner::Waker(w) => w.wake(),
         }
     }
 
@@ -64,7 +73,7 @@ impl Unparker {
     pub fn goroutine_id(&self) -> Option<u64> {
         match &self.inner {
             Inner::G(g) => Some(g.id),
-            Inner::Thread(_) => None,
+            Inner::Thread(_) | Inner::Waker(_) => None,
         }
     }
 
@@ -73,6 +82,7 @@ impl Unparker {
         match (&self.inner, &other.inner) {
             (Inner::G(a), Inner::G(b)) => Arc::ptr_eq(a, b),
             (Inner::Thread(a), Inner::Thread(b)) => a.id() == b.id(),
+            (Inner::Waker(a), Inner::Waker(b)) => a.will_wake(b),
             _ => false,
         }
     }
@@ -86,10 +96,7 @@ fn unpark_g(g: &Arc<G>) {
             PARK_PARKED => (PARK_EMPTY, true),
             _ => return, // already notified
         };
-        match g
-            .park
-            .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
-        {
+        match g.park.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {
                 if ready {
                     g.sched.ready(g.clone(), true);
@@ -105,9 +112,7 @@ fn unpark_g(g: &Arc<G>) {
 pub fn current_unparker() -> Unparker {
     match m::current_g() {
         Some(g) => Unparker { inner: Inner::G(g) },
-        None => Unparker {
-            inner: Inner::Thread(std::thread::current()),
-        },
+        None => Unparker { inner: Inner::Thread(std::thread::current()) },
     }
 }
 
@@ -120,15 +125,7 @@ pub fn park(reason: WaitReason) {
     }
     // SAFETY: the current G is alive while it runs.
     let g: &G = unsafe { &*g };
-    if g.park
-        .compare_exchange(
-            PARK_NOTIFIED,
-            PARK_EMPTY,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_ok()
-    {
+    if g.park.compare_exchange(PARK_NOTIFIED, PARK_EMPTY, Ordering::AcqRel, Ordering::Acquire).is_ok() {
         return;
     }
     g.wait_reason.store(reason as u8, Ordering::Relaxed);

@@ -49,16 +49,8 @@ impl<T> RunQueue<T> {
     pub fn new(limit: usize) -> Self {
         let limit = limit.clamp(2, 1 << 20) as u32;
         let cap = limit.next_power_of_two();
-        let slots = (0..cap)
-            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-            .collect();
-        RunQueue {
-            head: AtomicU32::new(0),
-            tail: AtomicU32::new(0),
-            mask: cap - 1,
-            limit,
-            slots,
-        }
+        let slots = (0..cap).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect();
+        RunQueue { head: AtomicU32::new(0), tail: AtomicU32::new(0), mask: cap - 1, limit, slots }
     }
 
     /// How many items the queue holds at most.
@@ -107,11 +99,7 @@ impl<T> RunQueue<T> {
             for i in 0..n {
                 overflow.push(self.slot(h.wrapping_add(i)).load(Ordering::Relaxed));
             }
-            if self
-                .head
-                .compare_exchange(h, h.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
+            if self.head.compare_exchange(h, h.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 overflow.push(item);
                 return true;
             }
@@ -136,11 +124,7 @@ impl<T> RunQueue<T> {
                 return None;
             }
             let item = self.slot(h).load(Ordering::Relaxed);
-            if self
-                .head
-                .compare_exchange(h, h.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
+            if self.head.compare_exchange(h, h.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 return Some(item);
             }
         }
@@ -173,11 +157,7 @@ impl<T> RunQueue<T> {
                 let item = self.slot(h.wrapping_add(i)).load(Ordering::Relaxed);
                 dst.slot(dt.wrapping_add(i)).store(item, Ordering::Relaxed);
             }
-            if self
-                .head
-                .compare_exchange(h, h.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
+            if self.head.compare_exchange(h, h.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 // Keep the last one to run; publish the rest.
                 let n = n - 1;
                 let item = dst.slot(dt.wrapping_add(n)).load(Ordering::Relaxed);

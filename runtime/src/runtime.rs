@@ -99,32 +99,21 @@ impl RuntimeBuilder {
     pub fn build(self) -> io::Result<Runtime> {
         let procs = self.procs.unwrap_or_else(default_procs);
         if procs == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "goro: procs must be at least 1",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "goro: procs must be at least 1"));
         }
         if self.policy.local_queue < 2 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "goro: policy.local_queue must be at least 2",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "goro: policy.local_queue must be at least 2"));
         }
         let sched = Sched::new(SchedConfig {
             procs,
             stack_size: self.stack_size,
             policy: self.policy,
-            poller: self
-                .poller
-                .unwrap_or_else(|| Box::new(ParkPoller::default())),
+            poller: self.poller.unwrap_or_else(|| Box::new(ParkPoller::default())),
             name: self.name.clone(),
             max_threads: self.max_threads,
         });
         let sysmon = Sysmon::start(sched.clone(), &self.name)?;
-        Ok(Runtime {
-            sched,
-            sysmon: Some(sysmon),
-        })
+        Ok(Runtime { sched, sysmon: Some(sysmon) })
     }
 }
 
@@ -151,14 +140,8 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let h = spawn_on(
-            &self.sched,
-            f,
-            Some("main".into()),
-            None,
-            Location::caller(),
-        )
-        .unwrap_or_else(|e| panic!("goro: block_on: {e}"));
+        let h = spawn_on(&self.sched, f, Some("main".into()), None, Location::caller())
+            .unwrap_or_else(|e| panic!("goro: block_on: {e}"));
         match h.join() {
             Ok(v) => v,
             Err(p) => resume_unwind(p),
@@ -172,8 +155,7 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_on(&self.sched, f, None, None, Location::caller())
-            .unwrap_or_else(|e| panic!("goro: spawn: {e}"))
+        spawn_on(&self.sched, f, None, None, Location::caller()).unwrap_or_else(|e| panic!("goro: spawn: {e}"))
     }
 
     /// Number of Ps.
@@ -270,7 +252,5 @@ where
 
 /// Statistics of the runtime the caller runs on (the global one outside any).
 pub fn stats() -> Stats {
-    crate::m::current_sched()
-        .unwrap_or_else(global_sched)
-        .stats()
+    crate::m::current_sched().unwrap_or_else(global_sched).stats()
 }

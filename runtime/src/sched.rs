@@ -143,11 +143,7 @@ impl Sched {
             policy: cfg.policy,
             procs,
             ps,
-            lock: Mutex::new(Locked {
-                runq: VecDeque::new(),
-                pidle: (0..procs).rev().collect(),
-                midle: Vec::new(),
-            }),
+            lock: Mutex::new(Locked { runq: VecDeque::new(), pidle: (0..procs).rev().collect(), midle: Vec::new() }),
             runq_size: AtomicUsize::new(0),
             npidle: AtomicUsize::new(procs),
             nmspinning: AtomicUsize::new(0),
@@ -238,9 +234,7 @@ impl Sched {
         F: FnOnce() + Send + 'static,
     {
         if self.shutdown.load(Ordering::Acquire) {
-            return Err(io::Error::other(
-                "goro: spawn on a runtime that is shutting down",
-            ));
+            return Err(io::Error::other("goro: spawn on a runtime that is shutting down"));
         }
         let size = stack_size.unwrap_or(self.stack_size);
         if size != self.stack_size && size > MAX_STACK_SIZE {
@@ -292,8 +286,7 @@ impl Sched {
 
         let shard = here.map_or((id as usize) % self.procs, |(_, p)| p);
         let idx = self.ps[shard].registry.lock().unwrap().insert(g.clone());
-        g.slot
-            .store(((shard as u64) << 32) | idx as u64, Ordering::Relaxed);
+        g.slot.store(((shard as u64) << 32) | idx as u64, Ordering::Relaxed);
 
         match here {
             Some((_, p)) => {
@@ -461,9 +454,7 @@ impl Sched {
     }
 
     pub(crate) fn try_become_spinning(&self) -> bool {
-        self.nmspinning
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
+        self.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
     }
 
     /// Wakes sysmon if it is in a long sleep (a G just entered a syscall
@@ -507,10 +498,7 @@ impl Sched {
             return;
         }
         if self.nmspinning.load(Ordering::SeqCst) != 0
-            || self
-                .nmspinning
-                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
+            || self.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err()
         {
             return;
         }
@@ -676,10 +664,7 @@ impl Sched {
             // Fairness: every `global_queue_interval` ticks, the global queue first.
             let interval = self.policy.global_queue_interval;
             if interval > 0
-                && pp
-                    .schedtick
-                    .load(Ordering::Relaxed)
-                    .is_multiple_of(interval)
+                && pp.schedtick.load(Ordering::Relaxed).is_multiple_of(interval)
                 && self.runq_size.load(Ordering::Relaxed) > 0
             {
                 let mut l = self.lock();
@@ -748,8 +733,7 @@ impl Sched {
                 // Work submitted while we were giving up saw nmspinning > 0
                 // and did not wake anyone: look again.
                 fence(Ordering::SeqCst);
-                if self.runq_size.load(Ordering::SeqCst) > 0 || self.ps.iter().any(|q| q.has_work())
-                {
+                if self.runq_size.load(Ordering::SeqCst) > 0 || self.ps.iter().any(|q| q.has_work()) {
                     let p = {
                         let mut l = self.lock();
                         self.pidleget(&mut l)
@@ -773,19 +757,13 @@ impl Sched {
     /// if no other M is there, else on its own parker until handed a P.
     /// Returns with a P, or false on shutdown.
     fn block_idle(&self, c: &MCtx) -> bool {
-        if self
-            .poller_busy
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
+        if self.poller_busy.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
             let mut deadline = self.next_timer();
             self.poll_until.store(deadline.max(1), Ordering::SeqCst);
             deadline = deadline.min(self.next_timer());
             let now = self.now_nanos();
-            let timeout =
-                (deadline != u64::MAX).then(|| Duration::from_nanos(deadline.saturating_sub(now)));
-            if self.runq_size.load(Ordering::SeqCst) == 0 && !self.shutdown.load(Ordering::Acquire)
-            {
+            let timeout = (deadline != u64::MAX).then(|| Duration::from_nanos(deadline.saturating_sub(now)));
+            if self.runq_size.load(Ordering::SeqCst) == 0 && !self.shutdown.load(Ordering::Acquire) {
                 self.poller.poll(timeout);
             }
             self.poll_until.store(0, Ordering::SeqCst);
@@ -874,12 +852,7 @@ impl Sched {
                 }
                 if victim
                     .runnext
-                    .compare_exchange(
-                        next,
-                        std::ptr::null_mut(),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
+                    .compare_exchange(next, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
                 {
                     Counters::bump(&mine.counters.steals);
@@ -897,10 +870,7 @@ impl Sched {
         let p = c.p.get();
         let pp = &self.ps[p];
         if !inherit {
-            pp.schedtick.store(
-                pp.schedtick.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            );
+            pp.schedtick.store(pp.schedtick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         }
         if pp.preempt.load(Ordering::Relaxed) {
             pp.preempt.store(false, Ordering::Relaxed);
@@ -941,14 +911,7 @@ impl Sched {
                 // P while it ran. Put the G where an M with a P finds it.
                 match r {
                     CoroutineResult::Yield(Switch::Park) => {
-                        if g.park
-                            .compare_exchange(
-                                PARK_EMPTY,
-                                PARK_PARKED,
-                                Ordering::AcqRel,
-                                Ordering::Acquire,
-                            )
-                            .is_ok()
+                        if g.park.compare_exchange(PARK_EMPTY, PARK_PARKED, Ordering::AcqRel, Ordering::Acquire).is_ok()
                         {
                             return;
                         }
@@ -979,15 +942,7 @@ impl Sched {
                 }
                 CoroutineResult::Yield(Switch::Park) => {
                     Counters::bump(&pp.counters.parks);
-                    if g.park
-                        .compare_exchange(
-                            PARK_EMPTY,
-                            PARK_PARKED,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        )
-                        .is_ok()
-                    {
+                    if g.park.compare_exchange(PARK_EMPTY, PARK_PARKED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                         // From here on an unparker may run the G elsewhere.
                         return;
                     }
@@ -1021,13 +976,12 @@ impl Sched {
         };
         g.guard.set(stk.guard_range());
         let gp = SendPtr(Arc::as_ptr(g));
-        let co: Coroutine<(), Switch, (), Stack> =
-            Coroutine::with_stack(stk, move |y: &GYielder, ()| {
-                let gp = gp;
-                // SAFETY: the G outlives its coroutine (the G owns it).
-                unsafe { (*gp.0).yielder.set(y) };
-                body();
-            });
+        let co: Coroutine<(), Switch, (), Stack> = Coroutine::with_stack(stk, move |y: &GYielder, ()| {
+            let gp = gp;
+            // SAFETY: the G outlives its coroutine (the G owns it).
+            unsafe { (*gp.0).yielder.set(y) };
+            body();
+        });
         // SAFETY: only this M touches the G's coroutine.
         unsafe { *g.co.get() = Some(co) };
         Some(())
@@ -1095,11 +1049,7 @@ impl Sched {
             idle_threads,
             spinning_threads: self.nmspinning.load(Ordering::Relaxed),
             global_queue,
-            live_goroutines: self
-                .ps
-                .iter()
-                .map(|p| p.registry.lock().unwrap().len())
-                .sum(),
+            live_goroutines: self.ps.iter().map(|p| p.registry.lock().unwrap().len()).sum(),
             external_readies: self.external_readies.load(Ordering::Relaxed),
             uptime: self.epoch.elapsed(),
             per_p,

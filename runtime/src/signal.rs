@@ -25,16 +25,8 @@ pub(crate) fn install() {
             sa.sa_sigaction = handler as *const () as usize;
             sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(
-                libc::SIGSEGV,
-                &sa,
-                (*std::ptr::addr_of_mut!(OLD_SEGV)).as_mut_ptr(),
-            );
-            libc::sigaction(
-                libc::SIGBUS,
-                &sa,
-                (*std::ptr::addr_of_mut!(OLD_BUS)).as_mut_ptr(),
-            );
+            libc::sigaction(libc::SIGSEGV, &sa, (*std::ptr::addr_of_mut!(OLD_SEGV)).as_mut_ptr());
+            libc::sigaction(libc::SIGBUS, &sa, (*std::ptr::addr_of_mut!(OLD_BUS)).as_mut_ptr());
         }
     });
 }
@@ -65,11 +57,7 @@ pub(crate) fn on_thread_start() {
         if p == libc::MAP_FAILED {
             return;
         }
-        let st = libc::stack_t {
-            ss_sp: p,
-            ss_flags: 0,
-            ss_size: size,
-        };
+        let st = libc::stack_t { ss_sp: p, ss_flags: 0, ss_size: size };
         libc::sigaltstack(&st, std::ptr::null_mut());
     }
 }
@@ -103,8 +91,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
             sa.sa_sigaction = libc::SIG_DFL;
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         } else if old.sa_flags & libc::SA_SIGINFO != 0 {
-            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                std::mem::transmute(h);
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = std::mem::transmute(h);
             f(sig, info, ctx);
         } else {
             let f: extern "C" fn(libc::c_int) = std::mem::transmute(h);
@@ -117,10 +104,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 /// a stack buffer.
 fn report_overflow(id: u64, name: Option<&str>, size: usize) -> ! {
     let mut buf = [0u8; 512];
-    let mut w = Buf {
-        buf: &mut buf,
-        len: 0,
-    };
+    let mut w = Buf { buf: &mut buf, len: 0 };
     w.put(b"goroutine ");
     w.num(id);
     if let Some(n) = name {

@@ -91,13 +91,7 @@ impl Stack {
         }
         MAPPED.fetch_add(n, Ordering::Relaxed);
         // Each Stack owns (and unmaps) its own part of the mapping.
-        let stacks: Vec<Stack> = (0..n)
-            .map(|i| Stack {
-                base: ptr as usize + i * len,
-                len,
-                guard: page,
-            })
-            .collect();
+        let stacks: Vec<Stack> = (0..n).map(|i| Stack { base: ptr as usize + i * len, len, guard: page }).collect();
         for s in &stacks {
             s.install_guard()?;
         }
@@ -113,10 +107,7 @@ impl Stack {
             }
             let err = io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::EINVAL) {
-                return Err(io::Error::new(
-                    err.kind(),
-                    format!("goro: cannot install a stack guard page: {err}"),
-                ));
+                return Err(io::Error::new(err.kind(), format!("goro: cannot install a stack guard page: {err}")));
             }
             GUARD_INSTALL_UNSUPPORTED.store(true, Ordering::Relaxed);
         }
@@ -152,11 +143,7 @@ impl Stack {
         // SAFETY: the range is the usable part of our own mapping and no G
         // runs on it (it is in a pool).
         unsafe {
-            libc::madvise(
-                (self.base + self.guard) as *mut libc::c_void,
-                self.size(),
-                libc::MADV_DONTNEED,
-            );
+            libc::madvise((self.base + self.guard) as *mut libc::c_void, self.size(), libc::MADV_DONTNEED);
         }
     }
 }
@@ -184,11 +171,7 @@ unsafe impl CoroStack for Stack {
 }
 
 fn max_map_count() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
 }
 
 /// The stack pool shared by a runtime's Ps (the per-P part lives in P).
@@ -214,10 +197,7 @@ struct PoolInner {
 
 impl SharedPool {
     pub fn new(size: usize) -> Self {
-        SharedPool {
-            size,
-            inner: Mutex::new(PoolInner::default()),
-        }
+        SharedPool { size, inner: Mutex::new(PoolInner::default()) }
     }
 
     /// The pooled stack size (the runtime's default G stack size).
@@ -240,8 +220,7 @@ impl SharedPool {
     /// Puts back several stacks.
     pub fn put_many(&self, stacks: impl IntoIterator<Item = Stack>) {
         let mut pool = self.inner.lock().unwrap();
-        pool.hot
-            .extend(stacks.into_iter().filter(|s| s.size() == self.size));
+        pool.hot.extend(stacks.into_iter().filter(|s| s.size() == self.size));
     }
 
     /// Resets the stacks that went unused since the last call (see above).
@@ -275,10 +254,7 @@ impl SharedPool {
 
     pub fn clear(&self) {
         let mut pool = self.inner.lock().unwrap();
-        let (hot, cold) = (
-            std::mem::take(&mut pool.hot),
-            std::mem::take(&mut pool.cold),
-        );
+        let (hot, cold) = (std::mem::take(&mut pool.hot), std::mem::take(&mut pool.cold));
         pool.low_water = 0;
         drop(pool);
         drop(hot);

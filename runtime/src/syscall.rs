@@ -81,15 +81,11 @@ fn entersyscall(block: bool) {
         let g: &G = unsafe { &*c.curg.get() };
         let pp = &sched.ps[p];
         g.set_status(GStatus::Syscall);
-        g.wait_reason
-            .store(WaitReason::Syscall as u8, Ordering::Relaxed);
+        g.wait_reason.store(WaitReason::Syscall as u8, Ordering::Relaxed);
         g.wait_since.store(sched.coarse_now(), Ordering::Relaxed);
         g.syscall_p.set(p);
         Counters::bump(&pp.counters.syscalls);
-        pp.syscalltick.store(
-            pp.syscalltick.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
+        pp.syscalltick.store(pp.syscalltick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         c.p.set(NO_P);
         pp.status.store(PStatus::Syscall as u8, Ordering::SeqCst);
         if block {
@@ -178,9 +174,7 @@ pub(crate) fn enter_user(c: &MCtx) {
     let p = c.p.get();
     if p != NO_P && !c.curg.get().is_null() {
         c.in_user.set(true);
-        c.sched.ps[p]
-            .status
-            .store(PStatus::User as u8, Ordering::Release);
+        c.sched.ps[p].status.store(PStatus::User as u8, Ordering::Release);
     }
 }
 

@@ -38,13 +38,8 @@ pub(crate) struct Sysmon {
 impl Sysmon {
     pub fn start(sched: Arc<Sched>, name: &str) -> std::io::Result<Sysmon> {
         let s = sched.clone();
-        let thread = thread::Builder::new()
-            .name(format!("{name}-sysmon"))
-            .spawn(move || run(s))?;
-        Ok(Sysmon {
-            sched,
-            thread: Some(thread),
-        })
+        let thread = thread::Builder::new().name(format!("{name}-sysmon")).spawn(move || run(s))?;
+        Ok(Sysmon { sched, thread: Some(thread) })
     }
 
     pub fn stop(&mut self) {
@@ -66,22 +61,14 @@ struct PSeen {
 
 fn run(sched: Arc<Sched>) {
     let now = Instant::now();
-    let mut seen: Vec<PSeen> = (0..sched.procs)
-        .map(|_| PSeen {
-            schedtick: 0,
-            schedwhen: now,
-            syscalltick: 0,
-            syscallwhen: now,
-        })
-        .collect();
+    let mut seen: Vec<PSeen> =
+        (0..sched.procs).map(|_| PSeen { schedtick: 0, schedwhen: now, syscalltick: 0, syscallwhen: now }).collect();
     let mut delay = MIN_DELAY;
     let mut idle = 0u32;
     let mut last_trim = Instant::now();
     loop {
         {
-            sched
-                .sysmon_deep
-                .store(delay > Duration::from_millis(1), Ordering::Relaxed);
+            sched.sysmon_deep.store(delay > Duration::from_millis(1), Ordering::Relaxed);
             let stopped = sched.sysmon_note.lock().unwrap();
             if *stopped {
                 return;
@@ -108,11 +95,7 @@ fn run(sched: Arc<Sched>) {
         } else {
             idle = idle.saturating_add(1);
         }
-        delay = if idle < IDLE_ROUNDS {
-            MIN_DELAY
-        } else {
-            (delay * 2).min(MAX_DELAY)
-        };
+        delay = if idle < IDLE_ROUNDS { MIN_DELAY } else { (delay * 2).min(MAX_DELAY) };
     }
 }
 
@@ -173,10 +156,7 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> bool {
             p.preempt.store(true, Ordering::Relaxed);
             acted = true;
         }
-        if sched.policy.hog_handoff
-            && status == PStatus::User as u8
-            && p.cas_status(PStatus::User, PStatus::Idle)
-        {
+        if sched.policy.hog_handoff && status == PStatus::User as u8 && p.cas_status(PStatus::User, PStatus::Idle) {
             // The hog keeps its M; its P goes to another M.
             sched.hog_handoffs.fetch_add(1, Ordering::Relaxed);
             sched.handoffp(i);

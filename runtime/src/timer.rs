@@ -61,11 +61,7 @@ unsafe impl Send for TimerEntry {}
 
 impl TimerEntry {
     fn claim(&self, to: u8) -> Option<TimerAction> {
-        if self
-            .state
-            .compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if self.state.compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             // SAFETY: we won the CAS, so no one else touches `action`.
             unsafe { (*self.action.get()).take() }
         } else {
@@ -112,10 +108,7 @@ impl TimerHeap {
 
     fn compact(&mut self) {
         let items = std::mem::take(&mut self.heap).into_vec();
-        self.heap = items
-            .into_iter()
-            .filter(|t| t.entry.state.load(Ordering::Acquire) == PENDING)
-            .collect();
+        self.heap = items.into_iter().filter(|t| t.entry.state.load(Ordering::Acquire) == PENDING).collect();
         self.cancelled = 0;
     }
 
@@ -162,35 +155,19 @@ impl TimerHandle {
 
 impl Sched {
     /// Adds a timer to P `p` (the caller's P when it has one).
-    pub(crate) fn add_timer(
-        self: &Arc<Self>,
-        p: usize,
-        when: Instant,
-        action: TimerAction,
-    ) -> TimerHandle {
+    pub(crate) fn add_timer(self: &Arc<Self>, p: usize, when: Instant, action: TimerAction) -> TimerHandle {
         let when = self.nanos(when);
-        let entry = Arc::new(TimerEntry {
-            state: AtomicU8::new(PENDING),
-            action: UnsafeCell::new(Some(action)),
-            p,
-        });
+        let entry = Arc::new(TimerEntry { state: AtomicU8::new(PENDING), action: UnsafeCell::new(Some(action)), p });
         let pp = &self.ps[p];
         {
             let mut heap = pp.timers.lock().unwrap();
             heap.seq += 1;
             let seq = heap.seq;
-            heap.heap.push(HeapItem {
-                when,
-                seq,
-                entry: entry.clone(),
-            });
+            heap.heap.push(HeapItem { when, seq, entry: entry.clone() });
             pp.timer_next.store(heap.next(), Ordering::SeqCst);
         }
         self.timer_added(when);
-        TimerHandle {
-            entry,
-            sched: self.clone(),
-        }
+        TimerHandle { entry, sched: self.clone() }
     }
 
     /// Fires the due timers of P `p`. Returns how many fired. Called by the
@@ -226,11 +203,7 @@ impl Sched {
 
     /// The earliest timer of any P, in ns since the epoch.
     pub(crate) fn next_timer(&self) -> u64 {
-        self.ps
-            .iter()
-            .map(|p| p.timer_next.load(Ordering::SeqCst))
-            .min()
-            .unwrap_or(u64::MAX)
+        self.ps.iter().map(|p| p.timer_next.load(Ordering::SeqCst)).min().unwrap_or(u64::MAX)
     }
 }
 

@@ -1,0 +1,100 @@
+//! Future adapters: `Chan::recv_async`, so `async` code (driven by
+//! `goro::block_on`, or any executor) can wait on a goro channel.
+//!
+//! The pending receive queues a sudog like a blocked G does, but its
+//! `Waiting` wakes the task's `Waker` instead of a G. The sudog lives in a
+//! box owned by the future, so its address is stable across polls; dropping
+//! the future unlinks it. A value delivered to a future that is dropped
+//! before being polled again is dropped with it (as with any cancelled
+//! receive that already completed).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use goro_runtime::Unparker;
+
+use crate::chan::{Chan, HChan, RecvNow};
+use crate::sudog::{Sudog, Waiting};
+
+/// The future returned by [`Chan::recv_async`].
+pub struct RecvFuture<'a, T> {
+    ch: &'a Chan<T>,
+    pending: Option<Box<(Waiting, Sudog<T>)>>,
+}
+
+impl<T> Chan<T> {
+    /// Receives as a future: `Some(v)`, or `None` once closed and drained.
+    /// On a nil channel it never completes.
+    pub fn recv_async(&self) -> RecvFuture<'_, T> {
+        RecvFuture { ch: self, pending: None }
+    }
+}
+
+impl<T> Unpin for RecvFuture<'_, T> {}
+
+// SAFETY: the boxed waiter's raw pointers point into the box itself (which
+// moves with the future) and are touched by other threads only under the
+// channel lock; values of T cross threads, hence T: Send.
+unsafe impl<T: Send> Send for RecvFuture<'_, T> {}
+
+impl<T> Future for RecvFuture<'_, T> {
+    type Output = Option<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let Some(h) = self.ch.inner.as_deref() else { return Poll::Pending };
+        if let Some(b) = &self.pending {
+            h.lock.lock();
+            if !b.0.done() {
+                // SAFETY: lock held; the op is queued on this channel only.
+                unsafe { b.0.set_unparker(Unparker::from_waker(cx.waker().clone())) };
+                h.lock.unlock();
+                return Poll::Pending;
+            }
+            h.lock.unlock();
+            let b = self.pending.take().expect("pending");
+            let (_, ok) = b.0.wait(goro_runtime::WaitReason::ChanReceive);
+            // SAFETY: DONE: the sender wrote the slot before its Release.
+            return Poll::Ready(if ok { unsafe { (*b.1.slot.get()).take() } } else { None });
+        }
+        h.lock.lock();
+        // SAFETY: lock held.
+        match unsafe { h.recv_locked() } {
+            RecvNow::Got(v, u) => {
+                h.lock.unlock();
+                if let Some(u) = u {
+                    u.unpark_owned();
+                }
+                Poll::Ready(Some(v))
+            }
+            RecvNow::Closed => {
+                h.lock.unlock();
+                Poll::Ready(None)
+            }
+            RecvNow::WouldBlock => {
+                let mut b =
+                    Box::new((Waiting::with_unparker(Unparker::from_waker(cx.waker().clone())), Sudog::new_blank()));
+                b.1.waiting = &b.0;
+                // SAFETY: lock held; the box outlives its time in the queue
+                // (Drop unlinks it).
+                unsafe { h.st().recvq.push_back(&b.1) };
+                self.pending = Some(b);
+                h.lock.unlock();
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> Drop for RecvFuture<'_, T> {
+    fn drop(&mut self) {
+        let (Some(b), Some(h)) = (&self.pending, self.ch.inner.as_deref()) else { return };
+        h.lock.lock();
+        if b.0.cancel() {
+            // SAFETY: lock held.
+            unsafe { HChan::unlink(&mut h.st().recvq, &b.1) };
+        }
+        // Else a sender claimed it and finished under the lock we now hold.
+        h.lock.unlock();
+    }
+}

@@ -1,0 +1,253 @@
+//! `Mutex<T>`: Go's `sync.Mutex` (normal and starvation modes) with a
+//! std-shaped guard API. No poisoning: Go has none (like parking_lot).
+//!
+//! `state` bits: `LOCKED`, `STARVING`, and the number of queued waiters
+//! above them. Fast path: one CAS 0 → LOCKED, and one CAS back. Slow path:
+//! waiters queue FIFO and park.
+//!
+//! - Normal mode: unlock releases the lock and wakes the first waiter, which
+//!   competes with newly arriving lockers (they usually win: they are
+//!   already running). A woken waiter that loses goes back to the *front*.
+//! - Starvation mode (a waiter waited over 1 ms): unlock hands the lock
+//!   directly to the first waiter, and newcomers queue at the tail instead
+//!   of grabbing it. The mode ends when the queue drains or a waiter got the
+//!   lock after less than 1 ms.
+//!
+//! Invariant: `STARVING` is set only while `LOCKED` is (so a starving,
+//! unlocked mutex with queued waiters cannot happen).
+//!
+//! Lost wake-ups: a locker adds itself to the waiter count with a CAS that
+//! expects `LOCKED` to be set, so the unlock fast path (CAS `LOCKED` → 0)
+//! fails once anyone has queued, and the slow path (under the queue lock)
+//! sees the waiter.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex as StdMutex;
+use std::time::Duration;
+
+use super::waitq::{WaitQueue, Waiter};
+use crate::g::WaitReason;
+
+const LOCKED: usize = 1;
+const STARVING: usize = 2;
+const WAITER: usize = 4;
+const STARVATION_THRESHOLD: Duration = Duration::from_millis(1);
+
+/// The lock without the data: also the base of `Condvar`.
+pub(crate) struct RawMutex {
+    state: AtomicUsize,
+    queue: StdMutex<WaitQueue>,
+}
+
+impl RawMutex {
+    pub const fn new() -> Self {
+        RawMutex { state: AtomicUsize::new(0), queue: StdMutex::new(WaitQueue::new()) }
+    }
+
+    pub fn try_lock(&self) -> bool {
+        self.state.compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    }
+
+    #[inline]
+    pub fn lock(&self) {
+        if !self.try_lock() {
+            self.lock_slow();
+        }
+    }
+
+    #[cold]
+    fn lock_slow(&self) {
+        crate::m::preempt_point();
+        let mut requeue_front = false;
+        let mut first_wait = None;
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            if s & (LOCKED | STARVING) == 0 {
+                if self.state.compare_exchange(s, s | LOCKED, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    return;
+                }
+                continue;
+            }
+            let w = Waiter::new(1);
+            let since = *first_wait.get_or_insert(w.since);
+            {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                // Count ourselves in only while the lock is held (or
+                // starving), so unlock cannot miss us.
+                let s = self.state.load(Ordering::Relaxed);
+                if s & (LOCKED | STARVING) == 0 {
+                    continue;
+                }
+                if self.state.compare_exchange(s, s + WAITER, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+                    continue;
+                }
+                if requeue_front {
+                    q.push_front(w.clone());
+                } else {
+                    q.push_back(w.clone());
+                }
+            }
+            w.wait(WaitReason::MutexLock);
+            if w.handed_off() {
+                return; // starvation mode: the lock is ours
+            }
+            requeue_front = true;
+            if since.elapsed() > STARVATION_THRESHOLD {
+                // Starving only while someone holds the lock (STARVING
+                // implies LOCKED), else the next loop simply takes it.
+                let mut s = self.state.load(Ordering::Relaxed);
+                while s & LOCKED != 0 && s & STARVING == 0 {
+                    match self.state.compare_exchange(s, s | STARVING, Ordering::Relaxed, Ordering::Relaxed) {
+                        Ok(_) => break,
+                        Err(v) => s = v,
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline]
+    pub fn unlock(&self) {
+        if self.state.compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed).is_err() {
+            self.unlock_slow();
+        }
+    }
+
+    #[cold]
+    fn unlock_slow(&self) {
+        let w = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(w) = q.pop_front() else {
+                // Unreachable in practice (waiters are counted before they
+                // queue), but never leave the lock held.
+                self.state.fetch_and(!(LOCKED | STARVING), Ordering::Release);
+                return;
+            };
+            // One CAS decides, so a waiter cannot turn STARVING on between
+            // our look at the state and our release of the lock.
+            let last = q.is_empty() || w.since.elapsed() < STARVATION_THRESHOLD;
+            let mut s = self.state.load(Ordering::Relaxed);
+            loop {
+                let (new, handoff) = if s & STARVING != 0 {
+                    // Hand off: LOCKED stays set and becomes the waiter's.
+                    (if last { (s - WAITER) & !STARVING } else { s - WAITER }, true)
+                } else {
+                    ((s - WAITER) & !LOCKED, false)
+                };
+                match self.state.compare_exchange(s, new, Ordering::Release, Ordering::Relaxed) {
+                    Ok(_) => {
+                        if handoff {
+                            w.set_handed_off();
+                        }
+                        break;
+                    }
+                    Err(v) => s = v,
+                }
+            }
+            w
+        };
+        w.grant();
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & LOCKED != 0
+    }
+}
+
+/// A mutual-exclusion lock for Gs (parks them) and threads (blocks them).
+///
+/// ```
+/// use goro_runtime::sync::Mutex;
+/// let m = Mutex::new(1);
+/// *m.lock() += 1;
+/// assert_eq!(*m.lock(), 2);
+/// ```
+pub struct Mutex<T: ?Sized> {
+    raw: RawMutex,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the lock gives exclusive access to `data`, as std's Mutex.
+unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+
+impl<T> Mutex<T> {
+    pub const fn new(v: T) -> Self {
+        Mutex { raw: RawMutex::new(), data: UnsafeCell::new(v) }
+    }
+
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    /// Locks, parking the G (or blocking the thread) while another holds it.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.raw.lock();
+        MutexGuard { m: self }
+    }
+
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.raw.try_lock().then_some(MutexGuard { m: self })
+    }
+
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.raw.is_locked()
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Self {
+        Mutex::new(T::default())
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.try_lock() {
+            Some(g) => f.debug_struct("Mutex").field("data", &&*g).finish(),
+            None => f.write_str("Mutex { <locked> }"),
+        }
+    }
+}
+
+/// Holds the lock; unlocks on drop.
+pub struct MutexGuard<'a, T: ?Sized> {
+    m: &'a Mutex<T>,
+}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    pub(crate) fn mutex(&self) -> &'a Mutex<T> {
+        self.m
+    }
+}
+
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard proves the lock is held.
+        unsafe { &*self.m.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard proves the lock is held, exclusively.
+        unsafe { &mut *self.m.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        self.m.raw.unlock();
+    }
+}

@@ -1,0 +1,439 @@
+//! goro::sync and future interop.
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use common::{bounded, busy, Rng};
+use goro::chan::Chan;
+use goro::sync::{Condvar, Mutex, Once, RwLock, Semaphore, WaitGroup};
+use goro::Runtime;
+
+fn rt(procs: usize) -> Runtime {
+    Runtime::builder().procs(procs).build().unwrap()
+}
+
+#[test]
+fn mutex_counts_correctly_under_contention() {
+    bounded(60, || {
+        for procs in [1, 2, 4] {
+            let n = rt(procs).block_on(|| {
+                let m = Arc::new(Mutex::new(0u64));
+                let hs: Vec<_> = (0..50u64)
+                    .map(|i| {
+                        let m = m.clone();
+                        goro::go(move || {
+                            let mut rng = Rng(i);
+                            for _ in 0..1000 {
+                                let mut g = m.lock();
+                                *g += 1;
+                                if rng.below(50) == 0 {
+                                    goro::yield_now(); // park while holding it
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+                let v = *m.lock();
+                v
+            });
+            assert_eq!(n, 50_000);
+        }
+    });
+}
+
+#[test]
+fn mutex_waiters_park_and_do_not_block_the_m() {
+    bounded(30, || {
+        rt(1).block_on(|| {
+            let m = Arc::new(Mutex::new(()));
+            let guard = m.lock();
+            let m2 = m.clone();
+            let waiter = goro::go(move || {
+                let _g = m2.lock();
+                7
+            });
+            // With one P, this G only runs if the waiter parked instead of
+            // blocking the M.
+            let other = goro::go(|| 1);
+            assert_eq!(other.join().unwrap(), 1);
+            let states = goro::stats();
+            assert!(states.total.parks > 0);
+            drop(guard);
+            assert_eq!(waiter.join().unwrap(), 7);
+        });
+    });
+}
+
+#[test]
+fn starving_waiter_gets_the_mutex() {
+    // Go's starvation mode: a G that keeps relocking cannot starve a waiter
+    // forever; once the waiter has waited over 1 ms it is handed the lock.
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let m = Arc::new(Mutex::new(()));
+            let stop = Arc::new(AtomicBool::new(false));
+            let (m2, s2) = (m.clone(), stop.clone());
+            let hog = goro::go(move || {
+                while !s2.load(Ordering::Relaxed) {
+                    let _g = m2.lock();
+                    busy(100);
+                }
+            });
+            goro::sleep(Duration::from_millis(2));
+            let t = Instant::now();
+            for _ in 0..20 {
+                let _g = m.lock();
+            }
+            stop.store(true, Ordering::Relaxed);
+            hog.join().unwrap();
+            assert!(t.elapsed() < Duration::from_secs(5));
+        });
+    });
+}
+
+#[test]
+fn rwlock_readers_share_writers_exclude() {
+    bounded(60, || {
+        rt(2).block_on(|| {
+            let l = Arc::new(RwLock::new(0u64));
+            let readers_in = Arc::new(AtomicUsize::new(0));
+            let max_readers = Arc::new(AtomicUsize::new(0));
+            let mut hs = Vec::new();
+            for i in 0..20u64 {
+                let (l, rin, maxr) = (l.clone(), readers_in.clone(), max_readers.clone());
+                hs.push(goro::go(move || {
+                    for _ in 0..200 {
+                        if i % 4 == 0 {
+                            let mut w = l.write();
+                            assert_eq!(rin.load(Ordering::SeqCst), 0, "writer with readers inside");
+                            *w += 1;
+                        } else {
+                            let r = l.read();
+                            let n = rin.fetch_add(1, Ordering::SeqCst) + 1;
+                            maxr.fetch_max(n, Ordering::SeqCst);
+                            goro::yield_now();
+                            std::hint::black_box(*r);
+                            rin.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                }));
+            }
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(*l.read(), 5 * 200);
+            assert!(max_readers.load(Ordering::SeqCst) > 1, "readers never overlapped");
+        });
+    });
+}
+
+#[test]
+fn rwlock_writer_is_not_starved_by_a_stream_of_readers() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let l = Arc::new(RwLock::new(()));
+            let stop = Arc::new(AtomicBool::new(false));
+            let readers: Vec<_> = (0..4)
+                .map(|_| {
+                    let (l, stop) = (l.clone(), stop.clone());
+                    goro::go(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            let _r = l.read();
+                            busy(50);
+                            goro::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            goro::sleep(Duration::from_millis(5));
+            for _ in 0..10 {
+                let _w = l.write();
+            }
+            stop.store(true, Ordering::Relaxed);
+            for r in readers {
+                r.join().unwrap();
+            }
+        });
+    });
+}
+
+#[test]
+fn waitgroup_waits_for_all_and_panics_when_negative() {
+    bounded(30, || {
+        let done = rt(2).block_on(|| {
+            let wg = Arc::new(WaitGroup::new());
+            let done = Arc::new(AtomicUsize::new(0));
+            for i in 0..100u64 {
+                wg.add(1);
+                let (wg, done) = (wg.clone(), done.clone());
+                goro::go(move || {
+                    goro::sleep(Duration::from_micros(i * 10));
+                    done.fetch_add(1, Ordering::SeqCst);
+                    wg.done();
+                });
+            }
+            // Several waiters, from a G and a plain thread.
+            let wg2 = wg.clone();
+            let w = goro::go(move || wg2.wait());
+            let wg3 = wg.clone();
+            let t = std::thread::spawn(move || wg3.wait());
+            wg.wait();
+            w.join().unwrap();
+            t.join().unwrap();
+            done.load(Ordering::SeqCst)
+        });
+        assert_eq!(done, 100);
+        let wg = WaitGroup::new();
+        let err = std::panic::catch_unwind(|| wg.done()).unwrap_err();
+        assert_eq!(err.downcast_ref::<&str>(), Some(&"sync: negative WaitGroup counter"));
+        assert_eq!(wg.count(), 0);
+    });
+}
+
+#[test]
+fn once_runs_once_and_poisons_on_panic() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let once = Arc::new(Once::new());
+            let runs = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = (0..20)
+                .map(|_| {
+                    let (once, runs) = (once.clone(), runs.clone());
+                    goro::go(move || {
+                        once.call_once(|| {
+                            goro::sleep(Duration::from_millis(5));
+                            runs.fetch_add(1, Ordering::SeqCst);
+                        });
+                        assert!(once.is_completed());
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(runs.load(Ordering::SeqCst), 1);
+        });
+        let once = Once::new();
+        let r = std::panic::catch_unwind(|| once.call_once(|| panic!("init failed")));
+        assert!(r.is_err());
+        let err = std::panic::catch_unwind(|| once.call_once(|| {})).unwrap_err();
+        assert!(err.downcast_ref::<&str>().unwrap().contains("poisoned"));
+    });
+}
+
+#[test]
+fn semaphore_limits_concurrency_and_is_fifo_for_big_requests() {
+    bounded(30, || {
+        rt(3).block_on(|| {
+            let sem = Arc::new(Semaphore::new(3));
+            let inside = Arc::new(AtomicUsize::new(0));
+            let max = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = (0..30)
+                .map(|_| {
+                    let (sem, inside, max) = (sem.clone(), inside.clone(), max.clone());
+                    goro::go(move || {
+                        sem.acquire();
+                        let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        max.fetch_max(n, Ordering::SeqCst);
+                        goro::sleep(Duration::from_micros(200));
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        sem.release();
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert!(max.load(Ordering::SeqCst) <= 3);
+            assert_eq!(sem.available(), 3);
+            // Weighted: a request for 3 waits for all permits; a later small
+            // request queues behind it (FIFO).
+            assert!(sem.try_acquire_n(2));
+            let s2 = sem.clone();
+            let big = goro::go(move || {
+                s2.acquire_n(3);
+                s2.release_n(3);
+            });
+            goro::sleep(Duration::from_millis(5));
+            assert!(!sem.try_acquire(), "a small request jumped the queue");
+            sem.release_n(2);
+            big.join().unwrap();
+            assert_eq!(sem.available(), 3);
+        });
+        let sem = Semaphore::new(1);
+        assert!(std::panic::catch_unwind(|| sem.acquire_n(2)).is_err());
+        assert!(std::panic::catch_unwind(|| sem.release()).is_err());
+    });
+}
+
+#[test]
+fn condvar_wait_and_notify() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let pair = Arc::new((Mutex::new(Vec::<u32>::new()), Condvar::new()));
+            let consumers: Vec<_> = (0..4)
+                .map(|_| {
+                    let pair = pair.clone();
+                    goro::go(move || {
+                        let (m, cv) = &*pair;
+                        let mut got = 0;
+                        loop {
+                            let mut q = m.lock();
+                            while q.is_empty() {
+                                q = cv.wait(q);
+                            }
+                            let v = q.pop().unwrap();
+                            drop(q);
+                            if v == u32::MAX {
+                                return got;
+                            }
+                            got += 1;
+                        }
+                    })
+                })
+                .collect();
+            let (m, cv) = &*pair;
+            for i in 0..400 {
+                m.lock().push(i);
+                cv.notify_one();
+            }
+            // Drain, then one stop marker each.
+            loop {
+                if m.lock().is_empty() {
+                    break;
+                }
+                goro::yield_now();
+            }
+            for _ in 0..4 {
+                m.lock().push(u32::MAX);
+                cv.notify_all();
+            }
+            let total: u32 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+            assert_eq!(total, 400);
+        });
+    });
+}
+
+#[test]
+fn sync_primitives_work_from_plain_threads() {
+    bounded(30, || {
+        let m = Arc::new(Mutex::new(0));
+        let ts: Vec<_> = (0..4)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        *m.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        let rt = rt(2);
+        let m2 = m.clone();
+        let g = rt.spawn(move || {
+            for _ in 0..1000 {
+                *m2.lock() += 1;
+            }
+        });
+        for t in ts {
+            t.join().unwrap();
+        }
+        g.join().unwrap();
+        assert_eq!(*m.lock(), 5000);
+    });
+}
+
+/// A future completed by another OS thread after a delay.
+struct Delayed {
+    done: Arc<AtomicBool>,
+    started: bool,
+}
+
+impl Future for Delayed {
+    type Output = &'static str;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<&'static str> {
+        if self.done.load(Ordering::SeqCst) {
+            return Poll::Ready("woken from another thread");
+        }
+        if !self.started {
+            self.started = true;
+            let (done, waker): (_, Waker) = (self.done.clone(), cx.waker().clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(10));
+                done.store(true, Ordering::SeqCst);
+                waker.wake();
+            });
+        }
+        Poll::Pending
+    }
+}
+
+#[test]
+fn block_on_parks_the_goroutine_until_the_waker_fires() {
+    bounded(30, || {
+        let rt = rt(1);
+        let r = rt.block_on(|| {
+            let f = goro::go(|| goro::block_on(Delayed { done: Arc::new(AtomicBool::new(false)), started: false }));
+            // With one P, this runs only if the future's G parked.
+            let other = goro::go(|| 5);
+            assert_eq!(other.join().unwrap(), 5);
+            f.join().unwrap()
+        });
+        assert_eq!(r, "woken from another thread");
+        // And on a plain thread.
+        assert_eq!(
+            goro::block_on(Delayed { done: Arc::new(AtomicBool::new(false)), started: false }),
+            "woken from another thread"
+        );
+    });
+}
+
+async fn sum_from(ch: Chan<u64>) -> u64 {
+    let mut sum = 0;
+    while let Some(v) = ch.recv_async().await {
+        sum += v;
+    }
+    sum
+}
+
+#[test]
+fn async_fn_awaits_a_goro_channel() {
+    bounded(30, || {
+        let sum = rt(2).block_on(|| {
+            let ch = Chan::new(0);
+            let h = goro::go_future(sum_from(ch.clone()));
+            for i in 1..=100 {
+                ch.send(i).unwrap();
+            }
+            ch.close();
+            h.join().unwrap()
+        });
+        assert_eq!(sum, 5050);
+    });
+}
+
+#[test]
+fn a_dropped_channel_future_leaves_no_waiter() {
+    bounded(30, || {
+        rt(1).block_on(|| {
+            let ch: Chan<u8> = Chan::new(0);
+            {
+                let mut f = std::pin::pin!(ch.recv_async());
+                let waker = Waker::noop();
+                let mut cx = Context::from_waker(waker);
+                assert!(f.as_mut().poll(&mut cx).is_pending());
+            }
+            // No receiver is queued any more: a send cannot complete.
+            assert!(ch.try_send(1).is_err());
+        });
+    });
+}
