@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use goro_runtime::{park, preempt_point, Unparker, WaitReason};
+use goro_runtime::{preempt_point, Unparker, WaitReason};
 
 use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::lock::RawLock;
@@ -37,6 +37,9 @@ pub(crate) struct HChan<T> {
     cap: usize,
     closed: AtomicBool,
     len: AtomicUsize,
+    /// Handles created, cloned or used outside any G: while there are any,
+    /// a G blocked here is not counted as deadlocked.
+    ext: AtomicUsize,
 }
 
 pub(crate) struct State<T> {
@@ -86,7 +89,13 @@ impl<T> HChan<T> {
             cap,
             closed: AtomicBool::new(false),
             len: AtomicUsize::new(0),
+            ext: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether a plain thread may hold a handle (deadlock detection).
+    pub fn externally_held(&self) -> bool {
+        self.ext.load(Ordering::Acquire) > 0
     }
 
     /// # Safety
@@ -212,17 +221,51 @@ impl<T> HChan<T> {
 /// ```
 pub struct Chan<T> {
     pub(crate) inner: Option<Arc<HChan<T>>>,
+    /// This handle was created, cloned or used outside any G (counted in
+    /// `HChan::ext`).
+    ext: AtomicBool,
 }
 
 /// Go's nil channel: sends and receives block forever, and in a select its
 /// arms are never ready.
 pub fn nil<T>() -> Chan<T> {
-    Chan { inner: None }
+    Chan { inner: None, ext: AtomicBool::new(false) }
+}
+
+impl<T> Chan<T> {
+    fn handle(inner: Option<Arc<HChan<T>>>) -> Self {
+        let c = Chan { inner, ext: AtomicBool::new(false) };
+        c.note_use();
+        c
+    }
+
+    /// Counts this handle as held outside the runtime if used from a plain
+    /// thread (once).
+    #[inline]
+    pub(crate) fn note_use(&self) {
+        if !self.ext.load(Ordering::Relaxed) && !goro_runtime::in_goroutine() {
+            if let Some(h) = &self.inner {
+                if !self.ext.swap(true, Ordering::Relaxed) {
+                    h.ext.fetch_add(1, Ordering::Release);
+                }
+            }
+        }
+    }
 }
 
 impl<T> Clone for Chan<T> {
     fn clone(&self) -> Self {
-        Chan { inner: self.inner.clone() }
+        Chan::handle(self.inner.clone())
+    }
+}
+
+impl<T> Drop for Chan<T> {
+    fn drop(&mut self) {
+        if *self.ext.get_mut() {
+            if let Some(h) = &self.inner {
+                h.ext.fetch_sub(1, Ordering::Release);
+            }
+        }
     }
 }
 
@@ -254,7 +297,7 @@ impl<T> fmt::Debug for Chan<T> {
 
 fn block_forever(reason: WaitReason) -> ! {
     loop {
-        park(reason);
+        goro_runtime::park_internal(reason, false);
     }
 }
 
@@ -262,7 +305,7 @@ impl<T> Chan<T> {
     /// A channel with a buffer of `cap` values; `cap == 0` is unbuffered
     /// (every send waits for a receiver).
     pub fn new(cap: usize) -> Self {
-        Chan { inner: Some(Arc::new(HChan::new(cap))) }
+        Chan::handle(Some(Arc::new(HChan::new(cap))))
     }
 
     /// Whether this is a nil channel.
@@ -275,6 +318,7 @@ impl<T> Chan<T> {
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
         let Some(h) = &self.inner else { block_forever(WaitReason::ChanSendNilChan) };
         preempt_point();
+        self.note_use();
         h.lock.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
@@ -297,7 +341,7 @@ impl<T> Chan<T> {
         // return before it is dequeued: `wait` returns only when DONE).
         unsafe { h.st().sendq.push_back(&sg) };
         h.lock.unlock();
-        let (_, ok) = w.wait(WaitReason::ChanSend);
+        let (_, ok) = w.wait(WaitReason::ChanSend, h.externally_held());
         if ok {
             Ok(())
         } else {
@@ -311,6 +355,7 @@ impl<T> Chan<T> {
     pub fn recv(&self) -> Option<T> {
         let Some(h) = &self.inner else { block_forever(WaitReason::ChanReceiveNilChan) };
         preempt_point();
+        self.note_use();
         h.lock.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {
@@ -332,7 +377,7 @@ impl<T> Chan<T> {
         // SAFETY: as in `send`.
         unsafe { h.st().recvq.push_back(&sg) };
         h.lock.unlock();
-        let (_, ok) = w.wait(WaitReason::ChanReceive);
+        let (_, ok) = w.wait(WaitReason::ChanReceive, h.externally_held());
         if ok {
             // SAFETY: DONE: the sender wrote the slot before its Release.
             Some(unsafe { (*sg.slot.get()).take() }.expect("value delivered"))
@@ -395,6 +440,7 @@ impl<T> Chan<T> {
             return Err(SendTimeoutError::Timeout(v));
         };
         preempt_point();
+        self.note_use();
         h.lock.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
@@ -445,6 +491,7 @@ impl<T> Chan<T> {
             return Err(RecvTimeoutError::Timeout);
         };
         preempt_point();
+        self.note_use();
         h.lock.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {
@@ -489,7 +536,10 @@ impl<T> Chan<T> {
     pub fn close(&self) {
         match &self.inner {
             None => panic!("close of nil channel"),
-            Some(h) => h.close(),
+            Some(h) => {
+                self.note_use();
+                h.close()
+            }
         }
     }
 

@@ -53,7 +53,7 @@ impl<T> Future for RecvFuture<'_, T> {
             }
             h.lock.unlock();
             let b = self.pending.take().expect("pending");
-            let (_, ok) = b.0.wait(goro_runtime::WaitReason::ChanReceive);
+            let (_, ok) = b.0.wait(goro_runtime::WaitReason::ChanReceive, true);
             // SAFETY: DONE: the sender wrote the slot before its Release.
             return Poll::Ready(if ok { unsafe { (*b.1.slot.get()).take() } } else { None });
         }

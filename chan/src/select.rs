@@ -20,7 +20,7 @@ use std::any::TypeId;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use goro_runtime::{park, preempt_point, Unparker, WaitReason};
+use goro_runtime::{preempt_point, Unparker, WaitReason};
 
 use crate::chan::{AsChan, Chan, HChan, RecvNow, SendNow};
 use crate::error::SendError;
@@ -31,6 +31,8 @@ use crate::sudog::{Sudog, Waiting};
 pub trait SelectArm {
     /// The channel's address (lock order and identity); 0 for nil.
     fn addr(&self) -> usize;
+    /// Whether a plain thread may hold the channel (deadlock detection).
+    fn external(&self) -> bool;
     fn lock(&self);
     fn unlock(&self);
     /// Completes the arm now if it can. Lock held. `Some(u)`: done, unpark
@@ -101,6 +103,9 @@ impl<T> SelectArm for RecvArm<'_, T> {
     fn addr(&self) -> usize {
         addr_of(self.chan)
     }
+    fn external(&self) -> bool {
+        self.chan.is_some_and(|h| h.externally_held())
+    }
     fn lock(&self) {
         if let Some(h) = self.chan {
             h.lock.lock();
@@ -145,6 +150,9 @@ impl<T> SelectArm for RecvArm<'_, T> {
 impl<T> SelectArm for SendArm<'_, T> {
     fn addr(&self) -> usize {
         addr_of(self.chan)
+    }
+    fn external(&self) -> bool {
+        self.chan.is_some_and(|h| h.externally_held())
     }
     fn lock(&self) {
         if let Some(h) = self.chan {
@@ -305,7 +313,7 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
                 return None;
             }
             Mode::Block => loop {
-                park(if n == 0 { WaitReason::SelectNoCases } else { WaitReason::Select });
+                goro_runtime::park_internal(if n == 0 { WaitReason::SelectNoCases } else { WaitReason::Select }, false);
             },
         }
     }
@@ -336,7 +344,7 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
     unlock_all(arms, lockorder);
     let fired = match mode {
         Mode::Until(d) => w.wait_until(WaitReason::Select, d),
-        _ => Some(w.wait(WaitReason::Select)),
+        _ => Some(w.wait(WaitReason::Select, arms.iter().any(|a| a.external()))),
     };
 
     // Pass 3: unlink from every channel (one lock at a time is enough: a

@@ -19,7 +19,7 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
-use goro_runtime::{park, park_until, Unparker, WaitReason};
+use goro_runtime::{park_internal, park_until, Unparker, WaitReason};
 
 const WAITING: u32 = 0;
 const CLAIMED: u32 = 1;
@@ -97,9 +97,11 @@ impl Waiting {
     }
 
     /// Parks until a waker finishes the operation. Returns (case, success).
-    pub fn wait(&self, reason: WaitReason) -> (usize, bool) {
+    /// `external`: whether a plain thread may complete it (deadlock
+    /// detection).
+    pub fn wait(&self, reason: WaitReason, external: bool) -> (usize, bool) {
         while !self.done() {
-            park(reason);
+            park_internal(reason, external);
         }
         self.result()
     }
@@ -116,7 +118,7 @@ impl Waiting {
                 if self.cancel() {
                     return None;
                 }
-                return Some(self.wait(reason));
+                return Some(self.wait(reason, true));
             }
             park_until(reason, deadline);
         }

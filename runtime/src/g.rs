@@ -184,6 +184,13 @@ pub struct G {
     pub(crate) yielder: Cell<*const GYielder>,
     /// The P the G held when it entered a syscall (touched by the G only).
     pub(crate) syscall_p: Cell<usize>,
+    /// When the G was made runnable (ns since epoch; sampled, 0 if not).
+    pub(crate) ready_at: AtomicU64,
+    /// Trace flow id of the unpark that readied it (0 if none).
+    pub(crate) flow_id: AtomicU64,
+    /// Whether something outside the runtime may wake the G (deadlock
+    /// detection counts only Gs for which this is false).
+    pub(crate) wait_external: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: `co` and `yielder` are touched only by the single M running the G

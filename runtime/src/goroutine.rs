@@ -169,8 +169,21 @@ impl<T> JoinHandle<T> {
                 }
                 st.waiter = Some(park::current_unparker());
             }
-            park::park(WaitReason::Join);
+            // A join is woken by the joined G: internal, unless a plain
+            // thread joins (then it is not a G and detection ignores it).
+            park::park_internal(WaitReason::Join, false);
         }
+    }
+
+    /// Takes the result if the G has finished; else registers `waiter` to
+    /// be woken when it does.
+    pub(crate) fn try_take(&self, waiter: Unparker) -> Option<thread::Result<T>> {
+        let mut st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = st.result.take() {
+            return Some(r);
+        }
+        st.waiter = Some(waiter);
+        None
     }
 
     /// Whether the G has finished (returned or panicked).

@@ -14,6 +14,7 @@
 //! assert_eq!(sum, 285);
 //! ```
 
+mod dump;
 mod future;
 mod g;
 mod goroutine;
@@ -32,21 +33,23 @@ pub mod sync;
 mod syscall;
 mod sysmon;
 mod timer;
+mod trace;
 
 /// Atomics used by the lock-free run queue; the loom model swaps in loom's.
 pub(crate) mod atomic {
     pub use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 }
 
+pub use dump::dump;
 pub use future::{block_on, go_future};
 pub use g::{GStatus, GoroutineInfo, WaitReason};
 pub use goroutine::{current, go, try_current, yield_now, Builder, JoinHandle};
 pub use m::{in_goroutine, preempt_point};
-pub use park::{current_unparker, park, park_until, Unparker};
+pub use park::{current_unparker, park, park_internal, park_until, Unparker};
 pub use policy::{Policy, Retake, Spinning, Steal};
 pub use poller::{ParkPoller, Poller};
-pub use runtime::{default_procs, run, stats, GoroutineState, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
+pub use runtime::{default_procs, run, stats, Deadlock, GoroutineState, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
 pub use stack::mapped_stacks;
-pub use stats::{PStats, Stats};
+pub use stats::{Histogram, PStats, Stats};
 pub use syscall::{blocking, syscall};
 pub use timer::{add_timer, sleep, sleep_until, TimerAction, TimerHandle};

@@ -24,8 +24,12 @@ use crate::stats::Counters;
 /// An M as the rest of the runtime sees it: something to hand a P to and
 /// wake.
 pub(crate) struct M {
-    #[allow(dead_code)] // named in thread names; schedtrace will print it
     pub id: usize,
+    /// What the M is doing, for schedtrace: its P (`NO_P`), its G (0), and
+    /// whether it spins. Relaxed stores by the M itself.
+    pub cur_p: AtomicUsize,
+    pub cur_g: std::sync::atomic::AtomicU64,
+    pub spinning: AtomicBool,
     pub thread: OnceLock<Thread>,
     /// A P handed to this M while it was parked (`NO_P` if none).
     pub nextp: AtomicUsize,
@@ -35,7 +39,15 @@ pub(crate) struct M {
 
 impl M {
     pub fn new(id: usize) -> M {
-        M { id, thread: OnceLock::new(), nextp: AtomicUsize::new(NO_P), next_spinning: AtomicBool::new(false) }
+        M {
+            id,
+            cur_p: AtomicUsize::new(NO_P),
+            cur_g: std::sync::atomic::AtomicU64::new(0),
+            spinning: AtomicBool::new(false),
+            thread: OnceLock::new(),
+            nextp: AtomicUsize::new(NO_P),
+            next_spinning: AtomicBool::new(false),
+        }
     }
 
     pub fn wake(&self) {
@@ -57,6 +69,7 @@ pub(crate) struct MCtx {
     pub rng: Cell<u64>,
     /// The G runs user code and the P is in `User` status (hog handoff on).
     pub in_user: Cell<bool>,
+    pub trace: crate::trace::TraceBuf,
 }
 
 impl MCtx {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use crate::g::G;
 use crate::runq::RunQueue;
 use crate::stack::Stack;
-use crate::stats::Counters;
+use crate::stats::{Counters, Hist};
 use crate::timer::TimerHeap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +52,12 @@ pub(crate) struct P {
     /// Earliest timer deadline (ns since the runtime epoch), `u64::MAX` if none.
     pub timer_next: AtomicU64,
     pub counters: Counters,
+    pub sched_latency: Hist,
+    pub run_time: Hist,
+    /// ns since the epoch when the P last went idle (0 at start).
+    pub idle_since: AtomicU64,
+    /// Total ns the P spent idle before `idle_since`.
+    pub idle_total: AtomicU64,
     /// Gs created on this P that have not exited (Go's `allgs`, sharded).
     pub registry: Mutex<Registry>,
     local: UnsafeCell<PLocal>,
@@ -83,6 +89,10 @@ impl P {
             timers: Mutex::new(TimerHeap::default()),
             timer_next: AtomicU64::new(u64::MAX),
             counters: Counters::default(),
+            sched_latency: Hist::default(),
+            run_time: Hist::default(),
+            idle_since: AtomicU64::new(0),
+            idle_total: AtomicU64::new(0),
             registry: Mutex::new(Registry::default()),
             local: UnsafeCell::new(PLocal { stacks: Vec::new(), goid_next: 0, goid_end: 0, overflow: Vec::new() }),
         }
@@ -155,10 +165,6 @@ impl Registry {
             self.free.push(i);
         }
         g
-    }
-
-    pub fn len(&self) -> usize {
-        self.live
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<G>> {

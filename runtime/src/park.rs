@@ -117,7 +117,20 @@ pub fn current_unparker() -> Unparker {
 }
 
 /// Parks the caller until unparked (or spuriously). See the module docs.
+/// For deadlock detection, the G counts as wakeable from outside the
+/// runtime; see [`park_internal`].
 pub fn park(reason: WaitReason) {
+    park_as(reason, true)
+}
+
+/// Like [`park`], telling deadlock detection that only another G of the
+/// runtime (or a timer or the poller) can wake this one (`external` false):
+/// e.g. a channel that no plain thread holds.
+pub fn park_internal(reason: WaitReason, external: bool) {
+    park_as(reason, external)
+}
+
+fn park_as(reason: WaitReason, external: bool) {
     let g = m::current_g_ptr();
     if g.is_null() {
         std::thread::park();
@@ -129,6 +142,7 @@ pub fn park(reason: WaitReason) {
         return;
     }
     g.wait_reason.store(reason as u8, Ordering::Relaxed);
+    g.wait_external.store(external, Ordering::Release);
     g.wait_since.store(g.sched.coarse_now(), Ordering::Relaxed);
     g.set_status(GStatus::Waiting);
     m::switch_out(Switch::Park);

@@ -5,6 +5,7 @@
 use std::io;
 use std::panic::{resume_unwind, Location};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use crate::goroutine::{spawn_on, JoinHandle};
 use crate::policy::Policy;
@@ -33,6 +34,8 @@ pub struct RuntimeBuilder {
     poller: Option<Box<dyn Poller>>,
     name: String,
     max_threads: usize,
+    trace: Option<std::path::PathBuf>,
+    schedtrace: Option<(Duration, bool)>,
 }
 
 impl Default for RuntimeBuilder {
@@ -44,9 +47,32 @@ impl Default for RuntimeBuilder {
             poller: None,
             name: "goro".into(),
             max_threads: 10_000,
+            trace: None,
+            schedtrace: None,
         }
     }
 }
+
+/// `GORO_SCHEDTRACE=<ms>[,detail]`.
+fn schedtrace_from_env() -> Option<(Duration, bool)> {
+    let v = std::env::var("GORO_SCHEDTRACE").ok()?;
+    let mut parts = v.split(',');
+    let ms: u64 = parts.next()?.trim().parse().ok().filter(|&ms| ms > 0)?;
+    let detail = parts.any(|p| p.trim() == "detail");
+    Some((Duration::from_millis(ms), detail))
+}
+
+/// `try_block_on` found every G asleep with nothing left to wake them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlock;
+
+impl std::fmt::Display for Deadlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("all goroutines are asleep - deadlock!")
+    }
+}
+
+impl std::error::Error for Deadlock {}
 
 /// The number of Ps when none is configured: `GORO_PROCS`, else the number
 /// of CPUs.
@@ -90,6 +116,20 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Writes a Chrome/Perfetto trace of the runtime to `path` when it is
+    /// dropped (also: `GORO_TRACE=<file>`).
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.trace = Some(path.into());
+        self
+    }
+
+    /// Prints Go's schedtrace line every `period` on stderr, with per-P, M
+    /// and G lines if `detail` (also: `GORO_SCHEDTRACE=<ms>[,detail]`).
+    pub fn schedtrace(mut self, period: Duration, detail: bool) -> Self {
+        self.schedtrace = Some((period, detail));
+        self
+    }
+
     /// Prefix of the runtime's thread names.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -111,8 +151,10 @@ impl RuntimeBuilder {
             poller: self.poller.unwrap_or_else(|| Box::new(ParkPoller::default())),
             name: self.name.clone(),
             max_threads: self.max_threads,
+            trace: self.trace.or_else(|| std::env::var_os("GORO_TRACE").map(Into::into)),
         });
-        let sysmon = Sysmon::start(sched.clone(), &self.name)?;
+        let schedtrace = self.schedtrace.or_else(schedtrace_from_env);
+        let sysmon = Sysmon::start(sched.clone(), &self.name, schedtrace)?;
         Ok(Runtime { sched, sysmon: Some(sysmon) })
     }
 }
@@ -134,16 +176,59 @@ impl Runtime {
     /// Runs `f` as a G on this runtime and waits for it (blocking the calling
     /// thread, or parking the calling G). A panic in `f` resumes in the
     /// caller; the runtime stays usable.
+    ///
+    /// # Panics
+    /// With `all goroutines are asleep - deadlock!` if the runtime detects a
+    /// deadlock (see [`Runtime::try_block_on`]).
     #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let h = spawn_on(&self.sched, f, Some("main".into()), None, Location::caller())
-            .unwrap_or_else(|e| panic!("goro: block_on: {e}"));
-        match h.join() {
+        match self.try_block_on_at(f, Location::caller()) {
             Ok(v) => v,
+            Err(d) => panic!("goro: {d}"),
+        }
+    }
+
+    /// Like `block_on`, but a detected deadlock (every G asleep, nothing
+    /// that could wake them) is returned as `Err(Deadlock)` after the runtime
+    /// printed its report; the deadlocked Gs stay parked until the runtime
+    /// is dropped.
+    #[track_caller]
+    pub fn try_block_on<F, T>(&self, f: F) -> Result<T, Deadlock>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.try_block_on_at(f, Location::caller())
+    }
+
+    fn try_block_on_at<F, T>(&self, f: F, site: &'static Location<'static>) -> Result<T, Deadlock>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let h =
+            spawn_on(&self.sched, f, Some("main".into()), None, site).unwrap_or_else(|e| panic!("goro: block_on: {e}"));
+        let r = if crate::m::in_goroutine() {
+            h.join()
+        } else {
+            let me = crate::park::current_unparker();
+            self.sched.deadlock_watchers.lock().unwrap().push(me.clone());
+            loop {
+                if let Some(r) = h.try_take(me.clone()) {
+                    break r;
+                }
+                if self.sched.deadlocked.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(Deadlock);
+                }
+                std::thread::park();
+            }
+        };
+        match r {
+            Ok(v) => Ok(v),
             Err(p) => resume_unwind(p),
         }
     }
@@ -217,6 +302,14 @@ impl Drop for Runtime {
             s.stop();
         }
         self.sched.shutdown();
+        if let Some(t) = &self.sched.tracer {
+            match t.write(self.sched.threads_created()) {
+                Ok(()) => {
+                    eprintln!("goro: trace written to {} (open it in https://ui.perfetto.dev)", t.path().display())
+                }
+                Err(e) => eprintln!("goro: cannot write the trace to {}: {e}", t.path().display()),
+            }
+        }
     }
 }
 
@@ -247,6 +340,8 @@ where
     T: Send + 'static,
 {
     let rt = Runtime::new().unwrap_or_else(|e| panic!("goro: cannot start a runtime: {e}"));
+    // As Go's main: a deadlock ends the process with status 2.
+    rt.sched.exit_on_deadlock.store(true, std::sync::atomic::Ordering::SeqCst);
     rt.block_on(f)
 }
 

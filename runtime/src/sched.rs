@@ -65,6 +65,9 @@ pub(crate) const NO_P: usize = usize::MAX;
 /// and taking it would bounce a ping-pong pair between Ps.
 const RUNNEXT_STEAL_SPINS: u32 = 200;
 
+/// Scheduling latency and run time are measured for one event in 64.
+const SAMPLE_MASK: u64 = 63;
+
 /// An idle M exits after this long if more Ms than Ps are idle.
 const IDLE_M_EXIT: Duration = Duration::from_secs(5);
 
@@ -111,6 +114,13 @@ pub(crate) struct Sched {
     pub(crate) sysmon_cv: std::sync::Condvar,
     /// sysmon sleeps longer than a millisecond (entersyscall then wakes it).
     pub(crate) sysmon_deep: AtomicBool,
+    pub(crate) tracer: Option<crate::trace::Tracer>,
+    /// Set once sysmon found every G asleep with nothing to wake them.
+    pub(crate) deadlocked: AtomicBool,
+    /// `goro::run`: exit the process with status 2 on deadlock, as Go does.
+    pub(crate) exit_on_deadlock: AtomicBool,
+    /// Plain threads blocked in `block_on`, woken on deadlock.
+    pub(crate) deadlock_watchers: Mutex<Vec<crate::park::Unparker>>,
     /// Set when mapping a stack failed, cleared when one is freed: spawn
     /// fails fast meanwhile.
     stack_exhausted: AtomicBool,
@@ -131,6 +141,7 @@ pub(crate) struct SchedConfig {
     pub poller: Box<dyn Poller>,
     pub name: String,
     pub max_threads: usize,
+    pub trace: Option<std::path::PathBuf>,
 }
 
 impl Sched {
@@ -139,7 +150,7 @@ impl Sched {
         let ps: Box<[P]> = (0..procs).map(|_| P::new(cfg.policy.local_queue)).collect();
         let coprimes = (1..=procs).filter(|&i| gcd(i, procs) == 1).collect();
         signal::install();
-        Arc::new(Sched {
+        let s = Arc::new(Sched {
             policy: cfg.policy,
             procs,
             ps,
@@ -168,10 +179,16 @@ impl Sched {
             sysmon_note: Mutex::new(false),
             sysmon_cv: std::sync::Condvar::new(),
             sysmon_deep: AtomicBool::new(false),
+            tracer: cfg.trace.map(|p| crate::trace::Tracer::new(p, procs)),
+            deadlocked: AtomicBool::new(false),
+            exit_on_deadlock: AtomicBool::new(false),
+            deadlock_watchers: Mutex::new(Vec::new()),
             stack_exhausted: AtomicBool::new(false),
             coprimes,
             name: cfg.name,
-        })
+        });
+        crate::dump::register(&s);
+        s
     }
 
     fn lock(&self) -> MutexGuard<'_, Locked> {
@@ -282,6 +299,9 @@ impl Sched {
             co: Default::default(),
             yielder: Default::default(),
             syscall_p: std::cell::Cell::new(NO_P),
+            ready_at: AtomicU64::new(0),
+            flow_id: AtomicU64::new(0),
+            wait_external: AtomicBool::new(true),
         });
 
         let shard = here.map_or((id as usize) % self.procs, |(_, p)| p);
@@ -307,8 +327,19 @@ impl Sched {
     /// goes to the M's P (`runnext` if `next`); elsewhere to the global queue.
     pub fn ready(self: &Arc<Self>, g: Arc<G>, next: bool) {
         g.set_status(GStatus::Runnable);
+        if let Some(t) = &self.tracer {
+            let (buf, m) = match self.current_p() {
+                Some((c, _)) => (Some(&c.trace), Some(c.m.id)),
+                None => (None, None),
+            };
+            g.flow_id.store(t.flow_start(buf, m, g.id), Ordering::Relaxed);
+        }
         if let Some((_, p)) = self.current_p() {
-            Counters::bump(&self.ps[p].counters.unparks);
+            let pp = &self.ps[p];
+            if pp.counters.unparks.load(Ordering::Relaxed) & SAMPLE_MASK == 0 {
+                g.ready_at.store(self.now_nanos().max(1), Ordering::Relaxed);
+            }
+            Counters::bump(&pp.counters.unparks);
             self.runqput(p, g, next);
             self.wakep();
             return;
@@ -411,10 +442,19 @@ impl Sched {
     fn pidleget(&self, l: &mut Locked) -> Option<usize> {
         let p = l.pidle.pop()?;
         self.npidle.fetch_sub(1, Ordering::SeqCst);
+        self.end_idle(p);
         Some(p)
     }
 
+    /// Accounts the idle period of P `p`, which is leaving the idle list.
+    fn end_idle(&self, p: usize) {
+        let pp = &self.ps[p];
+        let idle = self.now_nanos().saturating_sub(pp.idle_since.load(Ordering::Relaxed));
+        pp.idle_total.fetch_add(idle, Ordering::Relaxed);
+    }
+
     fn pidleput(&self, l: &mut Locked, p: usize) {
+        self.ps[p].idle_since.store(self.now_nanos(), Ordering::Relaxed);
         self.ps[p].set_status(PStatus::Idle);
         l.pidle.push(p);
         self.npidle.fetch_add(1, Ordering::SeqCst);
@@ -428,6 +468,7 @@ impl Sched {
             if let Some(i) = l.pidle.iter().position(|&q| q == want) {
                 l.pidle.swap_remove(i);
                 self.npidle.fetch_sub(1, Ordering::SeqCst);
+                self.end_idle(want);
                 return Some(want);
             }
         }
@@ -473,6 +514,7 @@ impl Sched {
 
     pub(crate) fn acquirep(&self, c: &MCtx, p: usize) {
         c.p.set(p);
+        c.m.cur_p.store(p, Ordering::Relaxed);
         self.ps[p].set_status(PStatus::Running);
     }
 
@@ -605,10 +647,14 @@ impl Sched {
             curg: std::cell::Cell::new(std::ptr::null()),
             rng: std::cell::Cell::new(seed()),
             in_user: std::cell::Cell::new(false),
+            trace: Default::default(),
         };
         m::set_ctx(&ctx);
         self.acquirep(&ctx, p);
         self.schedule(&ctx);
+        if let Some(t) = &self.tracer {
+            t.flush(&ctx.trace);
+        }
         let p = ctx.p.replace(NO_P);
         if p != NO_P {
             let mut l = self.lock();
@@ -625,6 +671,7 @@ impl Sched {
                 self.resetspinning(c);
             }
             self.execute(c, g, inherit);
+            c.m.cur_g.store(0, Ordering::Relaxed);
             if self.shutdown.load(Ordering::Acquire) {
                 return;
             }
@@ -838,6 +885,7 @@ impl Sched {
         if let Some((g, n)) = unsafe { victim.runq.steal_into(&mine.runq, take) } {
             Counters::bump(&mine.counters.steals);
             Counters::add(&mine.counters.stolen, n as u64);
+            self.trace_instant("steal", &format!(r#""from":{v},"to":{me},"n":{n}"#));
             // SAFETY: the pointer came from Arc::into_raw; the steal's CAS
             // made us its owner.
             return Some(unsafe { Arc::from_raw(g) });
@@ -875,10 +923,32 @@ impl Sched {
         if pp.preempt.load(Ordering::Relaxed) {
             pp.preempt.store(false, Ordering::Relaxed);
         }
+        let sample = pp.counters.scheduled.load(Ordering::Relaxed) & SAMPLE_MASK == 0;
         Counters::bump(&pp.counters.scheduled);
+        let ready_at = g.ready_at.load(Ordering::Relaxed);
+        let mut run_start = None;
+        if ready_at != 0 || sample {
+            let now = self.now_nanos();
+            if ready_at != 0 {
+                g.ready_at.store(0, Ordering::Relaxed);
+                pp.sched_latency.record(now.saturating_sub(ready_at));
+            }
+            if sample {
+                run_start = Some(now);
+            }
+        }
+        c.m.cur_g.store(g.id, Ordering::Relaxed);
         loop {
             g.set_status(GStatus::Running);
             c.curg.set(Arc::as_ptr(&g));
+            let trace_start = self.tracer.as_ref().map(|t| {
+                let ts = t.now_us();
+                let flow = g.flow_id.swap(0, Ordering::Relaxed);
+                if flow != 0 {
+                    t.flow_end(&c.trace, c.m.id, flow, ts);
+                }
+                ts
+            });
             // SAFETY: a runnable G's coroutine is touched only by the M that
             // dequeued it (us); a G that never ran gets one now.
             let co = match unsafe { &mut *g.co.get() } {
@@ -897,8 +967,27 @@ impl Sched {
                 // The G runs user code: sysmon may take the P (syscall.rs).
                 crate::syscall::enter_user(c);
             }
+            #[cfg(feature = "tracing")]
+            let span = tracing::trace_span!("goroutine", id = g.id, name = g.name()).entered();
             let r = co.resume(());
+            #[cfg(feature = "tracing")]
+            drop(span);
             c.curg.set(std::ptr::null());
+            if let Some(start) = run_start.take() {
+                // Sampled run length, recorded on the P the G started on.
+                pp.run_time.record(self.now_nanos().saturating_sub(start));
+            }
+            if let (Some(t), Some(start)) = (&self.tracer, trace_start) {
+                t.run(&c.trace, c.m.id, c.m.cur_p.load(Ordering::Relaxed), g.id, g.name(), start);
+                if let CoroutineResult::Yield(Switch::Park) = r {
+                    t.instant(
+                        Some(&c.trace),
+                        Some(c.m.id),
+                        "park",
+                        &format!(r#""g":{},"reason":"{}""#, g.id, g.wait_reason()),
+                    );
+                }
+            }
             if c.in_user.replace(false) {
                 let p = c.p.get();
                 if !self.ps[p].cas_status(PStatus::User, PStatus::Running) {
@@ -953,6 +1042,23 @@ impl Sched {
                     self.gdestroy(p, &g);
                     return;
                 }
+            }
+        }
+    }
+
+    /// A runtime-wide instant event in the trace, if tracing (and a
+    /// `tracing` event with the `tracing` feature).
+    pub(crate) fn trace_instant(&self, name: &str, args: &str) {
+        #[cfg(feature = "tracing")]
+        tracing::debug!(target: "goro", event = name, args);
+        if let Some(t) = &self.tracer {
+            let c = m::ctx_ptr();
+            if c.is_null() {
+                t.instant(None, None, name, args);
+            } else {
+                // SAFETY: a non-null context is this thread's live MCtx.
+                let c = unsafe { &*c };
+                t.instant(Some(&c.trace), Some(c.m.id), name, args);
             }
         }
     }
@@ -1037,6 +1143,30 @@ impl Sched {
             let l = self.lock();
             (l.runq.len(), l.midle.len())
         };
+        let now = self.now_nanos();
+        let busy_per_p = self
+            .ps
+            .iter()
+            .map(|p| {
+                let mut idle = p.idle_total.load(Ordering::Relaxed);
+                if p.status() == PStatus::Idle as u8 {
+                    idle += now.saturating_sub(p.idle_since.load(Ordering::Relaxed));
+                }
+                Duration::from_nanos(now.saturating_sub(idle))
+            })
+            .collect();
+        let mut sched_latency = crate::stats::Histogram::default();
+        let mut run_time = crate::stats::Histogram::default();
+        for p in self.ps.iter() {
+            sched_latency.merge(&p.sched_latency.snapshot());
+            run_time.merge(&p.run_time.snapshot());
+        }
+        let mut by_state = [0usize; 5];
+        let mut live = 0;
+        for g in self.all_gs() {
+            by_state[g.status() as usize] += 1;
+            live += 1;
+        }
         Stats {
             procs: self.procs,
             idle_procs: self.npidle.load(Ordering::Relaxed),
@@ -1049,12 +1179,41 @@ impl Sched {
             idle_threads,
             spinning_threads: self.nmspinning.load(Ordering::Relaxed),
             global_queue,
-            live_goroutines: self.ps.iter().map(|p| p.registry.lock().unwrap().len()).sum(),
+            live_goroutines: live,
+            runnable_goroutines: by_state[GStatus::Runnable as usize],
+            running_goroutines: by_state[GStatus::Running as usize],
+            waiting_goroutines: by_state[GStatus::Waiting as usize],
+            syscall_goroutines: by_state[GStatus::Syscall as usize],
             external_readies: self.external_readies.load(Ordering::Relaxed),
             uptime: self.epoch.elapsed(),
             per_p,
             total,
+            busy_per_p,
+            sched_latency,
+            run_time,
+            deadlocked: self.deadlocked.load(Ordering::Relaxed),
         }
+    }
+
+    /// The Ms of this runtime (for schedtrace).
+    pub(crate) fn ms(&self) -> Vec<Arc<M>> {
+        self.ms.lock().unwrap().clone()
+    }
+
+    pub(crate) fn threads_created(&self) -> usize {
+        self.mcount.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn external_readies_count(&self) -> u64 {
+        self.external_readies.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn poller_has_waiters(&self) -> bool {
+        self.poller.has_waiters()
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     /// Stops every M, then drops every G that has not exited: parked and

@@ -124,6 +124,19 @@ pub struct Stats {
     pub per_p: Vec<PStats>,
     /// The sum of `per_p`.
     pub total: PStats,
+    /// Live Gs by state: runnable, running, waiting, syscall.
+    pub runnable_goroutines: usize,
+    pub running_goroutines: usize,
+    pub waiting_goroutines: usize,
+    pub syscall_goroutines: usize,
+    /// Time each P spent with an M (not in the idle list).
+    pub busy_per_p: Vec<Duration>,
+    /// Time from "made runnable" to "running" (sampled).
+    pub sched_latency: Histogram,
+    /// Length of G runs between switches (sampled).
+    pub run_time: Histogram,
+    /// Whether this runtime detected a deadlock.
+    pub deadlocked: bool,
 }
 
 impl Stats {
@@ -133,5 +146,70 @@ impl Stats {
             t.add(p);
         }
         t
+    }
+}
+
+/// Buckets of a [`Histogram`]: bucket `i` holds values in `[2^i, 2^(i+1))` ns.
+pub const HIST_BUCKETS: usize = 40;
+
+/// A per-P log2 histogram of durations (owner-written, like `Counters`).
+pub(crate) struct Hist {
+    b: [AtomicU64; HIST_BUCKETS],
+}
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist { b: std::array::from_fn(|_| AtomicU64::new(0)) }
+    }
+}
+
+impl Hist {
+    #[inline]
+    pub fn record(&self, ns: u64) {
+        let i = (64 - ns.max(1).leading_zeros() as usize - 1).min(HIST_BUCKETS - 1);
+        Counters::bump(&self.b[i]);
+    }
+
+    pub fn snapshot(&self) -> Histogram {
+        Histogram { buckets: self.b.iter().map(|c| c.load(Ordering::Relaxed)).collect() }
+    }
+}
+
+/// A histogram of durations with log2 buckets (sampled: one schedule in 64).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Histogram {
+    /// `buckets[i]`: samples in `[2^i, 2^(i+1))` nanoseconds.
+    pub buckets: Vec<u64>,
+}
+
+impl Histogram {
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    pub(crate) fn merge(&mut self, o: &Histogram) {
+        if self.buckets.len() < o.buckets.len() {
+            self.buckets.resize(o.buckets.len(), 0);
+        }
+        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
+            *a += b;
+        }
+    }
+
+    /// The `q`-quantile (0.0..=1.0), as the upper bound of its bucket.
+    pub fn percentile(&self, q: f64) -> Duration {
+        let n = self.count();
+        if n == 0 {
+            return Duration::ZERO;
+        }
+        let want = ((n as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in self.buckets.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return Duration::from_nanos(1u64 << (i + 1).min(63));
+            }
+        }
+        Duration::from_nanos(1u64 << HIST_BUCKETS)
     }
 }

@@ -87,10 +87,13 @@ fn entersyscall(block: bool) {
         Counters::bump(&pp.counters.syscalls);
         pp.syscalltick.store(pp.syscalltick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         c.p.set(NO_P);
+        c.m.cur_p.store(NO_P, Ordering::Relaxed);
         pp.status.store(PStatus::Syscall as u8, Ordering::SeqCst);
+        sched.trace_instant("syscall enter", &format!(r#""g":{},"p":{p},"blocking":{block}"#, g.id));
         if block {
             if pp.cas_status(PStatus::Syscall, PStatus::Idle) {
                 sched.count_handoff();
+                sched.trace_instant("handoff", &format!(r#""p":{p}"#));
                 sched.handoffp(p);
             }
         } else {
@@ -106,9 +109,11 @@ fn exitsyscall() {
         let g: &G = unsafe { &*c.curg.get() };
         let p = g.syscall_p.replace(NO_P);
         let pp = &sched.ps[p];
+        sched.trace_instant("syscall exit", &format!(r#""g":{},"p":{p}"#, g.id));
         if pp.cas_status(PStatus::Syscall, PStatus::Running) {
             // Fast path: nobody took the P.
             c.p.set(p);
+            c.m.cur_p.store(p, Ordering::Relaxed);
             Counters::bump(&pp.counters.syscall_fast_exits);
             g.set_status(GStatus::Running);
             return true;

@@ -36,9 +36,9 @@ pub(crate) struct Sysmon {
 }
 
 impl Sysmon {
-    pub fn start(sched: Arc<Sched>, name: &str) -> std::io::Result<Sysmon> {
+    pub fn start(sched: Arc<Sched>, name: &str, schedtrace: Option<(Duration, bool)>) -> std::io::Result<Sysmon> {
         let s = sched.clone();
-        let thread = thread::Builder::new().name(format!("{name}-sysmon")).spawn(move || run(s))?;
+        let thread = thread::Builder::new().name(format!("{name}-sysmon")).spawn(move || run(s, schedtrace))?;
         Ok(Sysmon { sched, thread: Some(thread) })
     }
 
@@ -59,7 +59,9 @@ struct PSeen {
     syscallwhen: Instant,
 }
 
-fn run(sched: Arc<Sched>) {
+fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
+    let mut last_trace = Instant::now();
+    let mut deadlock_seen = None;
     let now = Instant::now();
     let mut seen: Vec<PSeen> =
         (0..sched.procs).map(|_| PSeen { schedtick: 0, schedwhen: now, syscalltick: 0, syscallwhen: now }).collect();
@@ -73,7 +75,9 @@ fn run(sched: Arc<Sched>) {
             if *stopped {
                 return;
             }
-            let (stopped, res) = sched.sysmon_cv.wait_timeout(stopped, delay).unwrap();
+            // Sleep no longer than the schedtrace period.
+            let sleep = schedtrace.map_or(delay, |(p, _)| delay.min(p));
+            let (stopped, res) = sched.sysmon_cv.wait_timeout(stopped, sleep).unwrap();
             if *stopped {
                 return;
             }
@@ -85,6 +89,16 @@ fn run(sched: Arc<Sched>) {
         }
         let now = Instant::now();
         sched.tick_coarse_clock();
+        crate::dump::check_sigquit();
+        if let Some((period, detail)) = schedtrace {
+            if now.duration_since(last_trace) >= period {
+                last_trace = now;
+                eprint!("{}", sched.schedtrace(detail));
+            }
+        }
+        if sched.check_deadlock(&mut deadlock_seen) {
+            sched.report_deadlock();
+        }
         let acted = retake(&sched, &mut seen, now);
         if now.duration_since(last_trim) >= TRIM_PERIOD {
             last_trim = now;
@@ -135,6 +149,7 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> bool {
             if p.cas_status(PStatus::Syscall, PStatus::Idle) {
                 sched.retakes.fetch_add(1, Ordering::Relaxed);
                 sched.count_handoff();
+                sched.trace_instant("retake", &format!(r#""p":{i}"#));
                 sched.handoffp(i);
             }
             continue;
@@ -159,6 +174,7 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> bool {
         if sched.policy.hog_handoff && status == PStatus::User as u8 && p.cas_status(PStatus::User, PStatus::Idle) {
             // The hog keeps its M; its P goes to another M.
             sched.hog_handoffs.fetch_add(1, Ordering::Relaxed);
+            sched.trace_instant("hog handoff", &format!(r#""p":{i}"#));
             sched.handoffp(i);
             s.schedwhen = now;
             acted = true;

@@ -1,0 +1,223 @@
+//! Looking inside a running scheduler: goroutine dumps (`goro::dump()`,
+//! SIGQUIT), Go's `schedtrace` line (`GORO_SCHEDTRACE=<ms>[,detail]`), and
+//! deadlock detection ("all goroutines are asleep").
+//!
+//! Deadlock: when every P is idle and every live G is waiting on something
+//! only another G could wake (a channel no plain thread holds or has used, a
+//! join, a nil channel), with no timer pending, no G in a syscall and
+//! nothing registered with the poller, and that picture is unchanged across
+//! two sysmon rounds, the runtime prints `fatal error: all goroutines are
+//! asleep - deadlock!` and the dump. `goro::run` then exits the process with
+//! status 2, as Go does; `Runtime::try_block_on` returns `Err(Deadlock)` and
+//! `block_on` panics with that message.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use crate::g::{GStatus, G};
+use crate::p::PStatus;
+use crate::sched::{Sched, NO_P};
+
+fn fmt_wait(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 60.0 {
+        format!("{} minutes", (s / 60.0) as u64)
+    } else if s >= 1.0 {
+        format!("{s:.1}s")
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+impl Sched {
+    /// A goroutine dump, Go's format without stacks: one paragraph per G.
+    pub(crate) fn dump(&self) -> String {
+        let now = self.coarse_now().max(self.now_nanos());
+        let mut gs = self.all_gs();
+        gs.sort_by_key(|g| g.id);
+        let mut out = String::new();
+        for g in gs {
+            let _ = writeln!(out, "goroutine {} [{}]:", g.id, describe(&g, now));
+            if let Some(n) = g.name() {
+                let _ = writeln!(out, "\tname: {n}");
+            }
+            let _ = writeln!(out, "\tcreated by {}\n", g.spawn_site);
+        }
+        out
+    }
+
+    /// Go's `schedtrace` line, plus per-P, per-M and per-G lines with `detail`.
+    pub(crate) fn schedtrace(&self, detail: bool) -> String {
+        let st = self.stats();
+        let mut out = format!(
+            "SCHED {}ms: procs={} idleprocs={} threads={} spinningthreads={} idlethreads={} runqueue={} [",
+            st.uptime.as_millis(),
+            st.procs,
+            st.idle_procs,
+            st.threads,
+            st.spinning_threads,
+            st.idle_threads,
+            st.global_queue
+        );
+        let qs: Vec<String> = st.per_p.iter().map(|p| p.local_queue.to_string()).collect();
+        out.push_str(&qs.join(" "));
+        out.push_str("]\n");
+        if !detail {
+            return out;
+        }
+        let ms = self.ms();
+        for (i, p) in self.ps.iter().enumerate() {
+            let m = ms.iter().find(|m| m.cur_p.load(Ordering::Relaxed) == i).map_or(-1, |m| m.id as i64);
+            let _ = writeln!(
+                out,
+                "  P{i}: status={} schedtick={} syscalltick={} m={m} runqsize={} timer_next={}",
+                p.status(),
+                p.schedtick.load(Ordering::Relaxed),
+                p.syscalltick.load(Ordering::Relaxed),
+                p.queue_len(),
+                match p.timer_next.load(Ordering::Relaxed) {
+                    u64::MAX => "none".to_string(),
+                    t => format!("{}ms", t / 1_000_000),
+                }
+            );
+        }
+        for m in &ms {
+            let p = m.cur_p.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "  M{}: p={} curg={} spinning={}",
+                m.id,
+                if p == NO_P { -1 } else { p as i64 },
+                m.cur_g.load(Ordering::Relaxed),
+                m.spinning.load(Ordering::Relaxed)
+            );
+        }
+        let now = self.now_nanos();
+        let mut gs = self.all_gs();
+        gs.sort_by_key(|g| g.id);
+        for g in gs {
+            let m = ms.iter().find(|m| m.cur_g.load(Ordering::Relaxed) == g.id).map_or(-1, |m| m.id as i64);
+            let _ = writeln!(out, "  G{}: status={}({}) m={m}", g.id, g.status() as u8, describe(&g, now));
+        }
+        out
+    }
+
+    /// One deadlock check (sysmon). Returns true once a deadlock is
+    /// confirmed (`stable` is sysmon's memory between rounds).
+    pub(crate) fn check_deadlock(&self, stable: &mut Option<u64>) -> bool {
+        if self.deadlocked.load(Ordering::Relaxed) || self.shutdown.load(Ordering::Relaxed) {
+            return false;
+        }
+        let quiet = self.ps.iter().all(|p| p.status() == PStatus::Idle as u8) && self.global_queue_len() == 0;
+        if !quiet
+            || self.poller_has_waiters()
+            || self.ps.iter().any(|p| p.timer_next.load(Ordering::SeqCst) != u64::MAX)
+        {
+            *stable = None;
+            return false;
+        }
+        let gs = self.all_gs();
+        if gs.is_empty()
+            || !gs.iter().all(|g| g.status() == GStatus::Waiting && !g.wait_external.load(Ordering::Acquire))
+        {
+            *stable = None;
+            return false;
+        }
+        // Everything asleep; confirm it did not change since the last round.
+        let sig: u64 = self
+            .ps
+            .iter()
+            .map(|p| {
+                p.counters.scheduled.load(Ordering::Relaxed)
+                    + p.counters.unparks.load(Ordering::Relaxed)
+                    + p.counters.spawned.load(Ordering::Relaxed)
+            })
+            .sum::<u64>()
+            + self.external_readies_count();
+        match *stable {
+            Some(s) if s == sig => true,
+            _ => {
+                *stable = Some(sig);
+                false
+            }
+        }
+    }
+
+    /// Reports a confirmed deadlock: message and dump on stderr, then exit
+    /// (`goro::run`) or wake the `block_on` callers.
+    pub(crate) fn report_deadlock(&self) {
+        self.deadlocked.store(true, Ordering::SeqCst);
+        eprintln!("fatal error: all goroutines are asleep - deadlock!\n\n{}", self.dump());
+        if self.exit_on_deadlock.load(Ordering::SeqCst) {
+            std::process::exit(2);
+        }
+        for u in self.deadlock_watchers.lock().unwrap().drain(..) {
+            u.unpark();
+        }
+    }
+}
+
+fn describe(g: &G, now: u64) -> String {
+    match g.status() {
+        GStatus::Waiting | GStatus::Syscall => {
+            let waited = Duration::from_nanos(now.saturating_sub(g.wait_since.load(Ordering::Relaxed)));
+            let reason = if g.status() == GStatus::Syscall { "syscall" } else { g.wait_reason().as_str() };
+            if waited >= Duration::from_millis(1) {
+                format!("{reason}, {}", fmt_wait(waited))
+            } else {
+                reason.to_string()
+            }
+        }
+        s => s.as_str().to_string(),
+    }
+}
+
+/// Every runtime of the process, for SIGQUIT dumps.
+static RUNTIMES: Mutex<Vec<Weak<Sched>>> = Mutex::new(Vec::new());
+static SIGQUIT: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn register(s: &Arc<Sched>) {
+    let mut v = RUNTIMES.lock().unwrap();
+    v.retain(|w| w.strong_count() > 0);
+    v.push(Arc::downgrade(s));
+    install_sigquit();
+}
+
+fn install_sigquit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        extern "C" fn on_sigquit(_: libc::c_int) {
+            // Async-signal-safe: only an atomic store; sysmon does the work.
+            SIGQUIT.store(true, Ordering::SeqCst);
+        }
+        // SAFETY: installs a handler that only stores to an atomic.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_sigquit as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(libc::SIGQUIT, &sa, std::ptr::null_mut());
+        }
+    });
+}
+
+/// Called by every sysmon round: on SIGQUIT, dump every runtime and exit
+/// with status 2 (Go's behaviour).
+pub(crate) fn check_sigquit() {
+    if !SIGQUIT.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let mut out = String::from("SIGQUIT: quit\n\n");
+    for s in RUNTIMES.lock().unwrap().iter().filter_map(Weak::upgrade) {
+        let _ = writeln!(out, "runtime {:?}:\n{}", s.name(), s.dump());
+    }
+    eprint!("{out}");
+    std::process::exit(2);
+}
+
+/// A goroutine dump of the runtime the caller runs on (the global one
+/// outside any runtime): id, state, wait reason and time, name, spawn site.
+pub fn dump() -> String {
+    crate::m::current_sched().unwrap_or_else(crate::runtime::global_sched).dump()
+}

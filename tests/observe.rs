@@ -1,0 +1,226 @@
+//! Observability: stats, schedtrace, goroutine dumps, deadlock detection,
+//! Perfetto traces.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::bounded;
+use goro::chan::Chan;
+use goro::Runtime;
+
+#[test]
+fn stats_count_what_the_program_did() {
+    bounded(30, || {
+        let rt = Runtime::builder().procs(2).build().unwrap();
+        rt.block_on(|| {
+            let hs: Vec<_> = (0..500).map(|i| goro::go(move || i)).collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            let ch: Chan<u32> = Chan::new(0);
+            let c2 = ch.clone();
+            let h = goro::go(move || c2.recv());
+            goro::sleep(Duration::from_millis(10));
+            let st = goro::stats();
+            assert!(st.waiting_goroutines >= 1, "{st:?}");
+            assert_eq!(st.running_goroutines, 1, "only the main G runs");
+            ch.send(1).unwrap();
+            h.join().unwrap();
+        });
+        let st = rt.stats();
+        assert_eq!(st.total.spawned, 502);
+        assert!(st.total.parks > 0 && st.total.unparks > 0);
+        assert!(st.sched_latency.count() > 0 && st.run_time.count() > 0, "{st:?}");
+        assert!(st.sched_latency.percentile(0.99) >= st.sched_latency.percentile(0.5));
+        assert_eq!(st.busy_per_p.len(), 2);
+        assert!(st.busy_per_p.iter().any(|b| !b.is_zero()));
+        assert!(st.busy_per_p.iter().all(|b| *b <= st.uptime));
+    });
+}
+
+#[test]
+fn dump_lists_a_parked_goroutine_with_its_wait_reason_and_spawn_site() {
+    bounded(30, || {
+        let rt = Runtime::builder().procs(1).build().unwrap();
+        let (dump, line) = rt.block_on(|| {
+            let ch: Chan<u8> = Chan::new(0);
+            let c2 = ch.clone();
+            let line = line!() + 1;
+            let h = goro::Builder::new().name("waiter").spawn(move || c2.recv()).unwrap();
+            goro::sleep(Duration::from_millis(5));
+            let d = goro::dump();
+            ch.send(1).unwrap();
+            h.join().unwrap();
+            (d, line)
+        });
+        let para = dump.split("\n\n").find(|p| p.contains("name: waiter")).unwrap_or_else(|| panic!("{dump}"));
+        assert!(para.starts_with("goroutine "), "{para}");
+        assert!(para.contains("[chan receive"), "{para}");
+        assert!(para.contains(&format!("created by tests/observe.rs:{line}:")), "{para}");
+    });
+}
+
+fn child(test: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]).env("GORO_OBSERVE_CHILD", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn is_child() -> bool {
+    std::env::var_os("GORO_OBSERVE_CHILD").is_some()
+}
+
+#[test]
+fn schedtrace_child() {
+    if !is_child() {
+        return;
+    }
+    let rt = Runtime::builder().procs(2).build().unwrap();
+    rt.block_on(|| {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(60) {
+            let hs: Vec<_> = (0..50).map(|_| goro::go(goro::yield_now)).collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            goro::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
+#[test]
+fn schedtrace_prints_gos_line_every_period() {
+    let out = child("schedtrace_child", &[("GORO_SCHEDTRACE", "10")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("SCHED ")).collect();
+    assert!(lines.len() >= 2, "{err}");
+    for l in &lines {
+        // SCHED 12ms: procs=2 idleprocs=1 threads=3 spinningthreads=0 idlethreads=1 runqueue=0 [0 0]
+        let (head, queues) = l.split_once(" [").expect("per-P queues");
+        let f: Vec<&str> = head.split_whitespace().collect();
+        assert!(f[1].ends_with("ms:"), "{l}");
+        let keys: Vec<&str> = f[2..].iter().map(|kv| kv.split('=').next().unwrap()).collect();
+        assert_eq!(keys, ["procs", "idleprocs", "threads", "spinningthreads", "idlethreads", "runqueue"], "{l}");
+        for kv in &f[2..] {
+            kv.split('=').nth(1).unwrap().parse::<u64>().unwrap_or_else(|_| panic!("{l}"));
+        }
+        let qs: Vec<u64> = queues.trim_end_matches(']').split_whitespace().map(|q| q.parse().unwrap()).collect();
+        assert_eq!(qs.len(), 2, "{l}");
+    }
+    let out = child("schedtrace_child", &[("GORO_SCHEDTRACE", "10,detail")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().any(|l| l.starts_with("  P0: status=")), "{err}");
+    assert!(err.lines().any(|l| l.starts_with("  M") && l.contains(" curg=")), "{err}");
+}
+
+#[test]
+fn deadlock_child() {
+    if !is_child() {
+        return;
+    }
+    goro::run(|| {
+        let ch: Chan<u8> = Chan::new(0);
+        let c2 = ch.clone();
+        goro::go(move || c2.recv());
+        ch.recv()
+    });
+    unreachable!("deadlock should have ended the process");
+}
+
+#[test]
+fn a_deadlock_is_reported_and_exits_with_status_2() {
+    let t = Instant::now();
+    let out = child("deadlock_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("fatal error: all goroutines are asleep - deadlock!"), "{err}");
+    assert!(err.contains("[chan receive"), "the dump is printed: {err}");
+}
+
+#[test]
+fn try_block_on_returns_deadlock_as_an_error() {
+    bounded(30, || {
+        let rt = Runtime::builder().procs(1).build().unwrap();
+        let r = rt.try_block_on(|| {
+            let never: Chan<u8> = Chan::new(0);
+            let keep = never.clone();
+            let r = never.recv();
+            drop(keep);
+            r
+        });
+        assert_eq!(r, Err(goro::Deadlock));
+        assert!(rt.stats().deadlocked);
+    });
+}
+
+#[test]
+fn no_false_deadlock_for_a_channel_a_plain_thread_holds_or_a_timer() {
+    bounded(30, || {
+        let rt = Runtime::builder().procs(1).build().unwrap();
+        let ch: Chan<u8> = Chan::new(0);
+        let c2 = ch.clone();
+        let h = rt.spawn(move || c2.recv());
+        // Several sysmon rounds with the only G parked on a channel this
+        // thread holds.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!rt.stats().deadlocked);
+        ch.send(9).unwrap();
+        assert_eq!(h.join().unwrap(), Some(9));
+        let v = rt.try_block_on(|| {
+            goro::sleep(Duration::from_millis(200));
+            5
+        });
+        assert_eq!(v, Ok(5));
+        assert!(!rt.stats().deadlocked);
+    });
+}
+
+#[test]
+fn trace_file_is_valid_perfetto_json() {
+    bounded(30, || {
+        let path = std::env::temp_dir().join(format!("goro-trace-{}.json", std::process::id()));
+        {
+            let rt = Runtime::builder().procs(2).trace(&path).build().unwrap();
+            rt.block_on(|| {
+                let ch = Chan::new(0);
+                let c2 = ch.clone();
+                let h = goro::go(move || (0..20).map(|_| c2.recv().unwrap()).sum::<u32>());
+                for i in 0..20 {
+                    ch.send(i).unwrap();
+                }
+                assert_eq!(h.join().unwrap(), 190);
+                goro::syscall(|| std::thread::sleep(Duration::from_millis(1)));
+                let hs: Vec<_> = (0..100).map(|_| goro::go(goro::yield_now)).collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+            });
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let evs = v["traceEvents"].as_array().unwrap();
+        let ph = |p: &'static str| evs.iter().filter(move |e| e["ph"] == p);
+        let names: Vec<String> = ph("M")
+            .filter(|e| e["name"] == "thread_name")
+            .map(|e| e["args"]["name"].as_str().unwrap().to_string())
+            .collect();
+        assert!(names.contains(&"M0".to_string()) && names.contains(&"P0".to_string()), "{names:?}");
+        let runs: Vec<_> = ph("X").collect();
+        assert!(runs.len() >= 2 * 120, "a slice per G run on the M and the P tracks: {}", runs.len());
+        assert!(runs.iter().all(|e| e["dur"].as_f64().unwrap() > 0.0 && e["ts"].as_f64().is_some()));
+        let instants: Vec<&str> = ph("i").map(|e| e["name"].as_str().unwrap()).collect();
+        assert!(instants.contains(&"park"), "{instants:?}");
+        assert!(instants.contains(&"syscall enter") && instants.contains(&"syscall exit"), "{instants:?}");
+        let starts: std::collections::HashSet<u64> = ph("s").map(|e| e["id"].as_u64().unwrap()).collect();
+        let ends: Vec<u64> = ph("f").map(|e| e["id"].as_u64().unwrap()).collect();
+        assert!(!ends.is_empty(), "flow arrows from unpark to run");
+        assert!(ends.iter().all(|id| starts.contains(id)), "every flow end has its start");
+    });
+}
