@@ -125,7 +125,8 @@ impl Tracer {
         let events = std::mem::take(&mut *self.sink.lock().unwrap());
         let mut out = String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
         let _ = write!(out, r#"{{"ph":"M","pid":1,"name":"process_name","args":{{"name":"goro runtime"}}}}"#);
-        let _ = write!(out, ",\n{}", r#"{"ph":"M","pid":1,"tid":0,"name":"thread_name","args":{"name":"runtime"}}"#);
+        out.push_str(",\n");
+        out.push_str(r#"{"ph":"M","pid":1,"tid":0,"name":"thread_name","args":{"name":"runtime"}}"#);
         for m in 0..ms {
             let _ = write!(
                 out,
