@@ -39,3 +39,9 @@ pub mod time {
 }
 
 pub use goro_chan::select;
+
+/// Network types that park the G on the runtime's poller instead of
+/// blocking its M (Go's `net`), std-shaped.
+pub mod net {
+    pub use goro_netpoll::{Incoming, NetPoller, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+}

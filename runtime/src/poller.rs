@@ -58,3 +58,23 @@ impl Poller for ParkPoller {
         self.cv.notify_one();
     }
 }
+
+/// The poller of type `P` of the runtime the caller runs on (the global
+/// runtime outside any), installing the one `make` builds if the runtime has
+/// none yet. goro-netpoll calls this on first use of a socket, so runtimes
+/// that do no I/O never open an epoll instance.
+///
+/// # Panics
+/// If the runtime already has an installed poller of another type.
+pub fn runtime_poller<P: Poller>(make: impl FnOnce() -> std::sync::Arc<P>) -> std::sync::Arc<P> {
+    let sched = crate::m::current_sched().unwrap_or_else(crate::runtime::global_sched);
+    let mut make = Some(make);
+    let mut mk = || {
+        let p = (make.take().expect("called once"))();
+        let as_poller: std::sync::Arc<dyn Poller> = p.clone();
+        let as_any: std::sync::Arc<dyn std::any::Any + Send + Sync> = p;
+        (as_poller, as_any)
+    };
+    let any = sched.install_poller(&mut mk);
+    any.downcast::<P>().unwrap_or_else(|_| panic!("goro: this runtime already has a poller of another type"))
+}

@@ -88,7 +88,13 @@ pub(crate) struct Sched {
     pub shutdown: AtomicBool,
     epoch: Instant,
     coarse_clock: AtomicU64,
-    poller: Box<dyn Poller>,
+    /// The poller given at build time (`ParkPoller` by default).
+    base_poller: Box<dyn Poller>,
+    /// A poller installed later, once (goro-netpoll installs its mio poller
+    /// on first use of `goro::net`), with an `Any` view for downcasting.
+    installed_poller: std::sync::OnceLock<(Arc<dyn Poller>, Arc<dyn std::any::Any + Send + Sync>)>,
+    /// When a poller was last polled (ns since epoch), for sysmon.
+    last_poll: AtomicU64,
     poller_busy: AtomicBool,
     /// Deadline (ns since epoch) the poller M sleeps until; 0 when no M is
     /// in the poller.
@@ -161,7 +167,9 @@ impl Sched {
             shutdown: AtomicBool::new(false),
             epoch: Instant::now(),
             coarse_clock: AtomicU64::new(0),
-            poller: cfg.poller,
+            base_poller: cfg.poller,
+            installed_poller: std::sync::OnceLock::new(),
+            last_poll: AtomicU64::new(0),
             poller_busy: AtomicBool::new(false),
             poll_until: AtomicU64::new(0),
             stack_size: cfg.stack_size,
@@ -732,11 +740,11 @@ impl Sched {
             }
 
             // Non-blocking poll of the network (readied Gs land on this P).
-            if self.poller.has_waiters()
-                && !self.poller_busy.load(Ordering::Relaxed)
-                && self.poller.poll(Some(Duration::ZERO)) > 0
-            {
-                continue;
+            if self.poller().has_waiters() && !self.poller_busy.load(Ordering::Relaxed) {
+                self.last_poll.store(self.now_nanos(), Ordering::Relaxed);
+                if self.poller().poll(Some(Duration::ZERO)) > 0 {
+                    continue;
+                }
             }
 
             if self.steals_at_all() && (c.spinning.get() || self.may_spin()) {
@@ -811,7 +819,8 @@ impl Sched {
             let now = self.now_nanos();
             let timeout = (deadline != u64::MAX).then(|| Duration::from_nanos(deadline.saturating_sub(now)));
             if self.runq_size.load(Ordering::SeqCst) == 0 && !self.shutdown.load(Ordering::Acquire) {
-                self.poller.poll(timeout);
+                self.poller().poll(timeout);
+                self.last_poll.store(self.now_nanos(), Ordering::Relaxed);
             }
             self.poll_until.store(0, Ordering::SeqCst);
             self.poller_busy.store(false, Ordering::SeqCst);
@@ -835,12 +844,12 @@ impl Sched {
     pub(crate) fn timer_added(self: &Arc<Self>, when: u64) {
         let until = self.poll_until.load(Ordering::SeqCst);
         if until != 0 && when < until {
-            self.poller.wake();
+            self.poller().wake();
         } else if until == 0 && self.current_p().is_none() {
             // Added from outside the runtime: make sure some M will see it.
             self.wakep();
             if self.poller_busy.load(Ordering::SeqCst) {
-                self.poller.wake();
+                self.poller().wake();
             }
         }
     }
@@ -1208,8 +1217,47 @@ impl Sched {
         self.external_readies.load(Ordering::Relaxed)
     }
 
+    /// The poller idle Ms block in.
+    pub(crate) fn poller(&self) -> &dyn Poller {
+        match self.installed_poller.get() {
+            Some((p, _)) => &**p,
+            None => &*self.base_poller,
+        }
+    }
+
+    /// Installs a poller made by `make` unless one was installed already;
+    /// returns the installed one.
+    pub(crate) fn install_poller(
+        &self,
+        make: &mut dyn FnMut() -> (Arc<dyn Poller>, Arc<dyn std::any::Any + Send + Sync>),
+    ) -> Arc<dyn std::any::Any + Send + Sync> {
+        let mut fresh = false;
+        let (_, any) = self.installed_poller.get_or_init(|| {
+            fresh = true;
+            make()
+        });
+        if fresh {
+            // An M blocked in the old poller must come back and use the new.
+            self.base_poller.wake();
+        }
+        any.clone()
+    }
+
+    /// Polls the network without blocking if nobody has for `max_age`
+    /// (sysmon; Go's "poll network if not polled for more than 10ms").
+    pub(crate) fn poll_if_stale(&self, max_age: Duration) {
+        let now = self.now_nanos();
+        if self.installed_poller.get().is_some()
+            && now.saturating_sub(self.last_poll.load(Ordering::Relaxed)) > max_age.as_nanos() as u64
+            && self.poller().has_waiters()
+        {
+            self.last_poll.store(now, Ordering::Relaxed);
+            self.poller().poll(Some(Duration::ZERO));
+        }
+    }
+
     pub(crate) fn poller_has_waiters(&self) -> bool {
-        self.poller.has_waiters()
+        self.poller().has_waiters()
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -1224,7 +1272,7 @@ impl Sched {
             for m in self.ms.lock().unwrap().iter() {
                 m.wake();
             }
-            self.poller.wake();
+            self.poller().wake();
             let threads = std::mem::take(&mut *self.threads.lock().unwrap());
             if threads.is_empty() {
                 break;

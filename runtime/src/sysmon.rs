@@ -29,6 +29,8 @@ const IDLE_ROUNDS: u32 = 50;
 const TRIM_PERIOD: Duration = Duration::from_secs(1);
 /// A syscall P with nothing else to do is retaken after this anyway.
 const FORCE_RETAKE: Duration = Duration::from_millis(10);
+/// sysmon polls the network when no M has for this long.
+const NETPOLL_STALE: Duration = Duration::from_millis(10);
 
 pub(crate) struct Sysmon {
     sched: Arc<Sched>,
@@ -90,6 +92,7 @@ fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
         let now = Instant::now();
         sched.tick_coarse_clock();
         crate::dump::check_sigquit();
+        sched.poll_if_stale(NETPOLL_STALE);
         if let Some((period, detail)) = schedtrace {
             if now.duration_since(last_trace) >= period {
                 last_trace = now;

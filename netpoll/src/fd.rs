@@ -1,0 +1,184 @@
+//! `NetFd`: a non-blocking socket registered with the runtime's poller, and
+//! the retry loop every operation goes through (Go's `internal/poll.FD`).
+//!
+//! An operation runs; on `WouldBlock` the G parks on the socket's
+//! `PollDesc` (wait reason `IO wait`) until the poller sees an edge, or
+//! until the operation's deadline (from `set_read_timeout` /
+//! `set_write_timeout`, implemented with runtime timers) gives `TimedOut`.
+//! Readers are serialized by a goro mutex, and so are writers, so at most
+//! one reader and one writer wait per socket, as in Go.
+//!
+//! On a plain thread (outside any G) the wait is a `poll(2)` on the fd, so
+//! the types behave like std's blocking ones.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use goro_runtime::sync::Mutex;
+use goro_runtime::{current_unparker, in_goroutine, park, park_until, preempt_point, WaitReason};
+
+use crate::poller::{NetPoller, PollDesc};
+
+pub(crate) struct NetFd<S: mio::event::Source + AsRawFd> {
+    io: S,
+    pd: Arc<PollDesc>,
+    poller: Arc<NetPoller>,
+    rlock: Mutex<()>,
+    wlock: Mutex<()>,
+    timeouts: StdMutex<(Option<Duration>, Option<Duration>)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read,
+    Write,
+}
+
+impl<S: mio::event::Source + AsRawFd> NetFd<S> {
+    pub fn new(mut io: S) -> io::Result<Self> {
+        let poller = NetPoller::current();
+        let pd = poller.register(&mut io)?;
+        Ok(NetFd {
+            io,
+            pd,
+            poller,
+            rlock: Mutex::new(()),
+            wlock: Mutex::new(()),
+            timeouts: StdMutex::new((None, None)),
+        })
+    }
+
+    pub fn io(&self) -> &S {
+        &self.io
+    }
+
+    /// Runs `op` until it does not return `WouldBlock`, waiting for the
+    /// socket in between.
+    pub fn run<R>(&self, dir: Dir, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        preempt_point();
+        let _serial = match dir {
+            Dir::Read => self.rlock.lock(),
+            Dir::Write => self.wlock.lock(),
+        };
+        let deadline = self.timeout(dir).map(|d| Instant::now() + d);
+        loop {
+            match op(&self.io) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(dir, deadline)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Parks until the poller reports an edge in `dir`, or `deadline`.
+    pub fn wait(&self, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+        if !in_goroutine() {
+            return poll_fd(self.io.as_raw_fd(), dir, deadline);
+        }
+        let read = dir == Dir::Read;
+        let ready = self.pd.ready(read);
+        if ready.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        *self.pd.waiter(read).lock().unwrap_or_else(|e| e.into_inner()) = Some(current_unparker());
+        self.poller.waiters.fetch_add(1, Ordering::Relaxed);
+        // An edge between our op's WouldBlock and registering the waiter set
+        // `ready` (the poller sets it before taking the waiter).
+        let mut timed_out = false;
+        if !ready.swap(false, Ordering::SeqCst) {
+            match deadline {
+                None => park(WaitReason::IoWait),
+                Some(d) => timed_out = !park_until(WaitReason::IoWait, d) && Instant::now() >= d,
+            }
+        } else {
+            // Already ready: consumed above.
+            self.pd.waiter(read).lock().unwrap_or_else(|e| e.into_inner()).take();
+            self.poller.waiters.fetch_sub(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.pd.waiter(read).lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.poller.waiters.fetch_sub(1, Ordering::Relaxed);
+        if timed_out && !ready.swap(false, Ordering::SeqCst) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "goro: I/O deadline passed"));
+        }
+        ready.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn timeout(&self, dir: Dir) -> Option<Duration> {
+        let t = self.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+        match dir {
+            Dir::Read => t.0,
+            Dir::Write => t.1,
+        }
+    }
+
+    /// std's contract: `Some(ZERO)` is an error.
+    pub fn set_timeout(&self, dir: Dir, d: Option<Duration>) -> io::Result<()> {
+        if d == Some(Duration::ZERO) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
+        }
+        let mut t = self.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+        match dir {
+            Dir::Read => t.0 = d,
+            Dir::Write => t.1 = d,
+        }
+        Ok(())
+    }
+
+    pub fn get_timeout(&self, dir: Dir) -> Option<Duration> {
+        self.timeout(dir)
+    }
+}
+
+impl<S: mio::event::Source + AsRawFd> Drop for NetFd<S> {
+    fn drop(&mut self) {
+        self.poller.deregister(&mut self.io, &self.pd);
+    }
+}
+
+/// The blocking wait of a plain thread.
+fn poll_fd(fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+    let events = match dir {
+        Dir::Read => libc::POLLIN,
+        Dir::Write => libc::POLLOUT,
+    };
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "goro: I/O deadline passed"));
+                }
+                (d - now).as_millis().clamp(1, i32::MAX as u128) as i32
+            }
+        };
+        let mut p = libc::pollfd { fd, events, revents: 0 };
+        // SAFETY: one valid pollfd on our stack.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r > 0 {
+            return Ok(());
+        }
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Duplicates a socket fd (for `try_clone`).
+pub(crate) fn dup(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd we own.
+    let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `n` is a fresh fd owned by no one else.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) })
+}

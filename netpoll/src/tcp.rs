@@ -1,0 +1,232 @@
+//! `TcpListener` and `TcpStream`: std's shape, parking the G on the poller
+//! instead of blocking the M.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::time::Duration;
+
+use crate::fd::{dup, Dir, NetFd};
+
+/// A TCP listening socket. Bound with `SO_REUSEADDR`, so a restarted server
+/// does not fail on connections in TIME_WAIT. goro owns its non-blocking
+/// mode.
+pub struct TcpListener {
+    fd: NetFd<mio::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds to the first address of `addr` that works.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        each_addr(addr, |a| TcpListener::from_mio(mio::net::TcpListener::bind(a)?))
+    }
+
+    fn from_mio(l: mio::net::TcpListener) -> io::Result<TcpListener> {
+        Ok(TcpListener { fd: NetFd::new(l)? })
+    }
+
+    /// Waits for a connection (parks the G).
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, a) = self.fd.run(Dir::Read, |l| l.accept())?;
+        Ok((TcpStream::from_mio(s)?, a))
+    }
+
+    /// Accepted connections, forever (each `accept` result).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { l: self }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.io().local_addr()
+    }
+
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.fd.io().take_error()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.io().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener").field("addr", &self.local_addr().ok()).field("fd", &self.as_raw_fd()).finish()
+    }
+}
+
+/// Iterator of `TcpListener::incoming`.
+pub struct Incoming<'a> {
+    l: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.l.accept().map(|(s, _)| s))
+    }
+}
+
+/// A TCP connection.
+pub struct TcpStream {
+    fd: NetFd<mio::net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Connects to the first address of `addr` that accepts; the connect's
+    /// completion is awaited on the poller.
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        each_addr(addr, TcpStream::connect_one)
+    }
+
+    /// Connects with a deadline on the connection's establishment.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        let s = TcpStream::from_mio(mio::net::TcpStream::connect(*addr)?)?;
+        s.fd.set_timeout(Dir::Write, Some(timeout))?;
+        s.finish_connect()?;
+        s.fd.set_timeout(Dir::Write, None)?;
+        Ok(s)
+    }
+
+    fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+        let s = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
+        s.finish_connect()?;
+        Ok(s)
+    }
+
+    /// A non-blocking connect completes when the socket becomes writable:
+    /// then either an error is pending or the peer address is known.
+    fn finish_connect(&self) -> io::Result<()> {
+        self.fd.run(Dir::Write, |s| {
+            if let Some(e) = s.take_error()? {
+                return Err(e);
+            }
+            match s.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn from_mio(s: mio::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream { fd: NetFd::new(s)? })
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.io().peer_addr()
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.io().local_addr()
+    }
+
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.fd.io().shutdown(how)
+    }
+
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.fd.io().set_nodelay(on)
+    }
+
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.fd.io().nodelay()
+    }
+
+    /// Reads fail with `TimedOut` after `d` (Go's read deadline, re-armed
+    /// per call). `None` waits forever; `Some(ZERO)` is an error, as in std.
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.fd.set_timeout(Dir::Read, d)
+    }
+
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.fd.set_timeout(Dir::Write, d)
+    }
+
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.fd.get_timeout(Dir::Read))
+    }
+
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.fd.get_timeout(Dir::Write))
+    }
+
+    /// Reads without consuming.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.run(Dir::Read, |s| s.peek(buf))
+    }
+
+    /// Another handle to the same connection (a `dup`ed fd, registered on
+    /// its own).
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let fd = dup(self.as_raw_fd())?;
+        // SAFETY: `fd` is a fresh, owned, non-blocking TCP socket fd.
+        let std = unsafe { std::net::TcpStream::from_raw_fd(fd.into_raw_fd()) };
+        TcpStream::from_mio(mio::net::TcpStream::from_std(std))
+    }
+
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.fd.io().take_error()
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.run(Dir::Read, |mut s| s.read(buf))
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.fd.run(Dir::Write, |mut s| s.write(buf))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.io().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+/// Tries `f` on each address, returning the first success or the last error.
+pub(crate) fn each_addr<T>(addr: impl ToSocketAddrs, mut f: impl FnMut(SocketAddr) -> io::Result<T>) -> io::Result<T> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match f(a) {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses")))
+}

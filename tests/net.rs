@@ -1,0 +1,338 @@
+//! goro::net on loopback: echo, many connections, timeouts, errors, UDP,
+//! Unix sockets, and parked-on-socket Gs at shutdown.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::bounded;
+use goro::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use goro::Runtime;
+
+fn rt(procs: usize) -> Runtime {
+    Runtime::builder().procs(procs).build().unwrap()
+}
+
+fn echo_server(l: TcpListener) {
+    for conn in l.incoming() {
+        let Ok(mut c) = conn else { return };
+        goro::go(move || {
+            let mut buf = [0u8; 1024];
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if c.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn echo_with_a_thousand_concurrent_clients() {
+    bounded(120, || {
+        let total = rt(2).block_on(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            goro::go(move || echo_server(l));
+            let hs: Vec<_> = (0..1000u64)
+                .map(|i| {
+                    goro::go(move || {
+                        let mut s = TcpStream::connect(addr).unwrap();
+                        s.set_nodelay(true).unwrap();
+                        let mut sum = 0u64;
+                        for k in 0..10u64 {
+                            let msg = (i * 100 + k).to_le_bytes();
+                            s.write_all(&msg).unwrap();
+                            let mut back = [0u8; 8];
+                            s.read_exact(&mut back).unwrap();
+                            assert_eq!(back, msg);
+                            sum += u64::from_le_bytes(back);
+                        }
+                        sum
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        });
+        let expect: u64 = (0..1000u64).map(|i| (0..10).map(|k| i * 100 + k).sum::<u64>()).sum();
+        assert_eq!(total, expect);
+    });
+}
+
+fn raise_nofile(want: u64) -> Result<(), String> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err("getrlimit failed".into());
+        }
+        if lim.rlim_cur >= want {
+            return Ok(());
+        }
+        let new = libc::rlimit { rlim_cur: want, rlim_max: lim.rlim_max.max(want) };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &new) != 0 {
+            let soft = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &soft);
+            if lim.rlim_max < want {
+                return Err(format!("RLIMIT_NOFILE hard limit {} < {want} and cannot be raised", lim.rlim_max));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn ten_thousand_connections_open_at_once() {
+    // Both ends live in this process: 20,000 fds plus the runtime's own.
+    if let Err(why) = raise_nofile(22_000) {
+        eprintln!("SKIPPED ten_thousand_connections_open_at_once: {why}");
+        return;
+    }
+    bounded(120, || {
+        let n = rt(2).block_on(|| {
+            const N: usize = 10_000;
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let opened = Arc::new(AtomicU64::new(0));
+            let release = Arc::new(AtomicBool::new(false));
+            let (o2, r2) = (opened.clone(), release.clone());
+            let server = goro::go(move || {
+                let mut conns = Vec::with_capacity(N);
+                for _ in 0..N {
+                    conns.push(l.accept().unwrap().0);
+                }
+                o2.store(conns.len() as u64, Ordering::SeqCst);
+                while !r2.load(Ordering::SeqCst) {
+                    goro::sleep(Duration::from_millis(1));
+                }
+                // Every connection is still usable.
+                for c in &conns {
+                    (&*c).write_all(b"x").unwrap();
+                }
+                conns.len()
+            });
+            let clients: Vec<TcpStream> = (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
+            while opened.load(Ordering::SeqCst) < N as u64 {
+                goro::sleep(Duration::from_millis(1));
+            }
+            release.store(true, Ordering::SeqCst);
+            let n = server.join().unwrap();
+            let mut b = [0u8; 1];
+            for c in &clients {
+                (&*c).read_exact(&mut b).unwrap();
+            }
+            n
+        });
+        assert_eq!(n, 10_000);
+    });
+}
+
+#[test]
+fn read_timeout_gives_timed_out() {
+    bounded(30, || {
+        let check = || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let _server_side = l.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+            assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(30)));
+            let t = Instant::now();
+            let err = (&s).read(&mut [0u8; 8]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::TimedOut);
+            assert!(t.elapsed() >= Duration::from_millis(30));
+            assert!(s.set_read_timeout(Some(Duration::ZERO)).is_err());
+        };
+        rt(1).block_on(check);
+        check(); // and on a plain thread
+    });
+}
+
+#[test]
+fn connect_refused_and_bind_in_use_are_errors() {
+    bounded(30, || {
+        rt(1).block_on(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let err = TcpListener::bind(addr).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::AddrInUse);
+            drop(l);
+            let err = TcpStream::connect(addr).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+        });
+    });
+}
+
+#[test]
+fn peer_reset_and_zero_length_read_at_eof() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            // EOF: the peer shuts down its write side.
+            let c = TcpStream::connect(addr).unwrap();
+            let (s, _) = l.accept().unwrap();
+            (&s).write_all(b"bye").unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            let mut got = Vec::new();
+            (&c).read_to_end(&mut got).unwrap();
+            assert_eq!(got, b"bye");
+            assert_eq!((&c).read(&mut [0u8; 4]).unwrap(), 0, "zero-length read at EOF");
+            // Reset: the peer closes with unread data / SO_LINGER 0.
+            let c = TcpStream::connect(addr).unwrap();
+            let (s, _) = l.accept().unwrap();
+            let lin = libc::linger { l_onoff: 1, l_linger: 0 };
+            // SAFETY: setsockopt on a valid socket with a valid struct.
+            unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&s),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    &lin as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::linger>() as u32,
+                );
+            }
+            drop(s);
+            let err = (&c).read(&mut [0u8; 4]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+            let mut broken = None;
+            for _ in 0..100 {
+                if let Err(e) = (&c).write(&[0u8; 1024]) {
+                    broken = Some(e.kind());
+                    break;
+                }
+            }
+            assert!(matches!(broken, Some(ErrorKind::BrokenPipe) | Some(ErrorKind::ConnectionReset)), "{broken:?}");
+        });
+    });
+}
+
+#[test]
+fn a_goroutine_blocked_on_read_does_not_occupy_its_m() {
+    bounded(30, || {
+        let rt = rt(1);
+        rt.block_on(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            let reader = goro::go(move || {
+                let mut b = [0u8; 5];
+                (&c).read_exact(&mut b).unwrap();
+                b
+            });
+            // With one P this only runs if the reader parked in the poller.
+            let counter = goro::go(|| (0..1000u64).inspect(|_| goro::yield_now()).sum::<u64>());
+            assert_eq!(counter.join().unwrap(), 499_500);
+            (&s).write_all(b"hello").unwrap();
+            assert_eq!(&reader.join().unwrap(), b"hello");
+        });
+        assert_eq!(rt.stats().threads, 1, "no extra M was needed");
+    });
+}
+
+#[test]
+fn udp_round_trip() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b_addr = b.local_addr().unwrap();
+            let echo = goro::go(move || {
+                let mut buf = [0u8; 64];
+                let (n, from) = b.recv_from(&mut buf).unwrap();
+                b.send_to(&buf[..n], from).unwrap();
+            });
+            a.send_to(b"ping", b_addr).unwrap();
+            let mut buf = [0u8; 64];
+            let (n, from) = a.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (&b"ping"[..], b_addr));
+            echo.join().unwrap();
+            a.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+            assert_eq!(a.recv_from(&mut buf).unwrap_err().kind(), ErrorKind::TimedOut);
+        });
+    });
+}
+
+#[test]
+fn unix_socket_round_trip() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let path = std::env::temp_dir().join(format!("goro-test-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let l = UnixListener::bind(&path).unwrap();
+            let server = goro::go(move || {
+                let (mut s, _) = l.accept().unwrap();
+                let mut buf = [0u8; 5];
+                s.read_exact(&mut buf).unwrap();
+                s.write_all(&buf).unwrap();
+            });
+            let mut c = UnixStream::connect(&path).unwrap();
+            c.write_all(b"hello").unwrap();
+            let mut back = [0u8; 5];
+            c.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"hello");
+            server.join().unwrap();
+            let _ = std::fs::remove_file(&path);
+            let (a, b) = UnixStream::pair().unwrap();
+            (&a).write_all(b"x").unwrap();
+            let mut one = [0u8; 1];
+            (&b).read_exact(&mut one).unwrap();
+            assert_eq!(&one, b"x");
+        });
+    });
+}
+
+#[test]
+fn shutdown_with_goroutines_parked_on_sockets() {
+    bounded(30, || {
+        let rt = rt(2);
+        let l = Arc::new(rt.block_on(|| TcpListener::bind("127.0.0.1:0").unwrap()));
+        let addr = l.local_addr().unwrap();
+        let l2 = l.clone();
+        let _acceptor = rt.spawn(move || l2.accept().map(|_| ()));
+        let readers: Vec<_> = (0..10)
+            .map(|_| {
+                rt.spawn(move || {
+                    let s = TcpStream::connect(addr).unwrap();
+                    let mut b = [0u8; 1];
+                    (&s).read(&mut b).map(|_| ())
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(rt.goroutines().iter().any(|g| g.wait_reason == goro::WaitReason::IoWait));
+        drop(rt);
+        for r in readers {
+            // Dropped at shutdown: the join reports it; nothing hangs.
+            let _ = r.join();
+        }
+    });
+}
+
+#[test]
+fn sockets_work_from_plain_threads_too() {
+    bounded(30, || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut b = [0u8; 3];
+            s.read_exact(&mut b).unwrap();
+            s.write_all(&b).unwrap();
+        });
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"abc").unwrap();
+        let mut b = [0u8; 3];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"abc");
+        t.join().unwrap();
+    });
+}
