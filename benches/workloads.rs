@@ -29,6 +29,7 @@ const ALL: &[&str] = &[
     "parked_memory",
     "syscall_handoff",
     "hog",
+    "echo",
 ];
 
 #[path = "shared/sysload.rs"]
@@ -106,6 +107,7 @@ fn run_child(name: &str, procs: Option<usize>) {
         "chained_spawn" => chained_spawn(runtime(procs)),
         "timers" => timers(runtime(procs)),
         "parked_memory" => parked_memory(runtime(procs)),
+        "echo" => echo(runtime(procs)),
         "syscall_handoff" => {
             let (ms, ratio) = sysload::syscall_handoff(&Policy::default());
             println!("syscall_handoff {ms:.1} ms");
@@ -376,4 +378,52 @@ fn parked_memory(rt: Runtime) {
         (after.saturating_sub(before)) as f64 / N as f64
     });
     println!("parked_memory {kib:.2} KiB/task");
+}
+
+fn echo(rt: Runtime) {
+    use goro::net::{TcpListener, TcpStream};
+    use std::io::{Read, Write};
+    const CLIENTS: usize = 100;
+    const MSGS: usize = 10_000;
+    let rate = rt.block_on(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        goro::go(move || {
+            for c in l.incoming() {
+                let mut c = c.unwrap();
+                c.set_nodelay(true).unwrap();
+                goro::go(move || {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match c.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => c.write_all(&buf[..n]).unwrap(),
+                        }
+                    }
+                });
+            }
+        });
+        let t = Instant::now();
+        let hs: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                goro::go(move || {
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    s.set_nodelay(true).unwrap();
+                    let mut msg = [0u8; 64];
+                    let mut back = [0u8; 64];
+                    for k in 0..MSGS {
+                        msg[..8].copy_from_slice(&((i * MSGS + k) as u64).to_le_bytes());
+                        s.write_all(&msg).unwrap();
+                        s.read_exact(&mut back).unwrap();
+                        assert_eq!(msg, back);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        (CLIENTS * MSGS) as f64 / t.elapsed().as_secs_f64()
+    });
+    println!("echo {rate:.0} msgs/s");
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Runs goro's workloads and its peers' (Go; Tokio when built) side by side,
-each run a fresh process, and prints a markdown table of medians and ratios.
+"""Runs goro's workloads and its peers' (Go, Tokio) side by side, each run a
+fresh process, and prints a markdown table of medians and ratios.
 
     python3 scripts/compare.py [--runs 5] [workload ...]
 
@@ -11,7 +11,7 @@ import os, statistics, subprocess, sys, glob
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL = ["spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield",
-       "chained_spawn", "timers", "parked_memory", "syscall_handoff", "hog"]
+       "chained_spawn", "timers", "parked_memory", "syscall_handoff", "hog", "echo"]
 
 
 def sh(cmd, **kw):
@@ -28,7 +28,9 @@ def build():
         env = dict(os.environ, HOME=os.environ.get("HOME", "/tmp"), GOCACHE="/tmp/gocache", GOPATH="/tmp/gopath")
         gobin = "/tmp/goro-peer-go"
         sh([go, "build", "-o", gobin, "."], cwd=f"{ROOT}/peers/go", env=env)
-    return exe, gobin
+    sh(["cargo", "build", "--release", "-q"], cwd=f"{ROOT}/peers/tokio")
+    tokio = f"{ROOT}/peers/tokio/target/release/tokio-peer"
+    return exe, gobin, tokio
 
 
 def parse(out):
@@ -48,33 +50,37 @@ def main():
         runs = int(args[i + 1])
         del args[i:i + 2]
     names = args or ALL
-    exe, gobin = build()
+    exe, gobin, tokio = build()
     rows = []
     for name in names:
-        samples = {"goro": {}, "go": {}}
+        samples = {"goro": {}, "go": {}, "tokio": {}}
         for r in range(runs):
-            for peer, cmd in (("goro", [exe, "--child", name]), ("go", [gobin, name] if gobin else None)):
+            for peer, cmd in (("goro", [exe, "--child", name]), ("go", [gobin, name] if gobin else None),
+                              ("tokio", [tokio, name])):
                 if cmd is None:
                     continue
                 try:
                     out = sh(cmd, timeout=300)
-                except Exception as e:  # noqa
-                    print(f"{peer} {name}: {e}", file=sys.stderr)
+                except subprocess.CalledProcessError as e:
+                    if e.returncode != 3:  # 3: the peer does not implement it
+                        print(f"{peer} {name}: {e}", file=sys.stderr)
                     continue
                 for k, (v, unit) in parse(out).items():
                     samples[peer].setdefault(k, ([], unit))[0].append(v)
             print(f"{name}: run {r + 1}/{runs}", file=sys.stderr)
         for key, (vals, unit) in samples["goro"].items():
             g = statistics.median(vals)
-            o = samples["go"].get(key)
-            go_med = statistics.median(o[0]) if o else None
-            ratio = f"{g / go_med:.2f}" if go_med else "-"
-            rows.append((key, unit, g, go_med, ratio))
-    print("| workload | unit | goro | Go | goro/Go |")
-    print("|---|---|---:|---:|---:|")
-    for key, unit, g, o, ratio in rows:
-        ostr = f"{o:.1f}" if o is not None else "-"
-        print(f"| {key} | {unit} | {g:.1f} | {ostr} | {ratio} |")
+            meds = {}
+            for peer in ("go", "tokio"):
+                o = samples[peer].get(key)
+                meds[peer] = statistics.median(o[0]) if o else None
+            rows.append((key, unit, g, meds))
+    print("| workload | unit | goro | Go | Tokio | goro/Go | goro/Tokio |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    fmt = lambda v: f"{v:.1f}" if v is not None else "-"
+    for key, unit, g, meds in rows:
+        ratios = [f"{g / meds[p]:.2f}" if meds[p] else "-" for p in ("go", "tokio")]
+        print(f"| {key} | {unit} | {g:.1f} | {fmt(meds['go'])} | {fmt(meds['tokio'])} | {ratios[0]} | {ratios[1]} |")
 
 
 if __name__ == "__main__":

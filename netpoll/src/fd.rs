@@ -28,6 +28,13 @@ pub(crate) struct NetFd<S: mio::event::Source + AsRawFd> {
     poller: Arc<NetPoller>,
     rlock: Mutex<()>,
     wlock: Mutex<()>,
+    /// The last operation in this direction proved the socket empty (read)
+    /// or full (write): WouldBlock, or a short stream read/write. Only an
+    /// edge seen after that can change it, so the next operation waits for
+    /// the edge first instead of spending a system call on WouldBlock.
+    /// Touched only under the direction's lock.
+    rempty: std::sync::atomic::AtomicBool,
+    wempty: std::sync::atomic::AtomicBool,
     timeouts: StdMutex<(Option<Duration>, Option<Duration>)>,
 }
 
@@ -47,6 +54,8 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
             poller,
             rlock: Mutex::new(()),
             wlock: Mutex::new(()),
+            rempty: std::sync::atomic::AtomicBool::new(false),
+            wempty: std::sync::atomic::AtomicBool::new(false),
             timeouts: StdMutex::new((None, None)),
         })
     }
@@ -57,17 +66,57 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
 
     /// Runs `op` until it does not return `WouldBlock`, waiting for the
     /// socket in between.
-    pub fn run<R>(&self, dir: Dir, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+    pub fn run<R>(&self, dir: Dir, op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        self.run_stream(dir, usize::MAX, op, |_| 0)
+    }
+
+    /// `run` for a stream read or write of `len` bytes: a result shorter
+    /// than `len` (bytes from `count`) proves the socket empty (or full).
+    pub fn run_stream<R>(
+        &self,
+        dir: Dir,
+        len: usize,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+        count: impl Fn(&R) -> usize,
+    ) -> io::Result<R> {
         preempt_point();
         let _serial = match dir {
             Dir::Read => self.rlock.lock(),
             Dir::Write => self.wlock.lock(),
         };
+        let read = dir == Dir::Read;
+        let empty = if read { &self.rempty } else { &self.wempty };
+        let ready = self.pd.ready(read);
         let deadline = self.timeout(dir).map(|d| Instant::now() + d);
+        let in_g = in_goroutine();
         loop {
+            if in_g && empty.load(Ordering::Relaxed) {
+                // Known empty: only an edge since then can have changed it.
+                if !ready.swap(false, Ordering::SeqCst) {
+                    self.wait(dir, deadline)?;
+                }
+                empty.store(false, Ordering::Relaxed);
+            } else {
+                // This operation looks at the socket: edges so far are
+                // covered by it.
+                ready.store(false, Ordering::SeqCst);
+            }
             match op(&self.io) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(dir, deadline)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if in_g {
+                        empty.store(true, Ordering::Relaxed);
+                    } else {
+                        self.wait(dir, deadline)?;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(v) => {
+                    let n = count(&v);
+                    if in_g && n > 0 && n < len {
+                        empty.store(true, Ordering::Relaxed);
+                    }
+                    return Ok(v);
+                }
                 r => return r,
             }
         }

@@ -86,13 +86,14 @@ impl UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd.run(Dir::Read, |mut s| s.read(buf))
+        let len = buf.len();
+        self.fd.run_stream(Dir::Read, len, |mut s| s.read(buf), |n| *n)
     }
 }
 
 impl Write for &UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.fd.run(Dir::Write, |mut s| s.write(buf))
+        self.fd.run_stream(Dir::Write, buf.len(), |mut s| s.write(buf), |n| *n)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

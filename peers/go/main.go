@@ -4,7 +4,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"runtime"
 	"sort"
@@ -339,8 +343,68 @@ func hog() {
 	fmt.Printf("hog %.1f ms\n", hogRun(2))
 }
 
+func echo() {
+	const clients, msgs = 100, 10000
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetNoDelay(true)
+			go func(c net.Conn) {
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}(c)
+		}
+	}()
+	addr := l.Addr().String()
+	t := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				panic(err)
+			}
+			c.(*net.TCPConn).SetNoDelay(true)
+			msg := make([]byte, 64)
+			back := make([]byte, 64)
+			for k := 0; k < msgs; k++ {
+				binary.LittleEndian.PutUint64(msg, uint64(i*msgs+k))
+				if _, err := c.Write(msg); err != nil {
+					panic(err)
+				}
+				if _, err := io.ReadFull(c, back); err != nil {
+					panic(err)
+				}
+				if !bytes.Equal(msg, back) {
+					panic("echo mismatch")
+				}
+			}
+			c.Close()
+		}(i)
+	}
+	wg.Wait()
+	fmt.Printf("echo %.0f msgs/s\n", float64(clients*msgs)/time.Since(t).Seconds())
+}
+
 func main() {
-	all := []string{"spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield", "chained_spawn", "timers", "parked_memory", "syscall_handoff", "hog"}
+	all := []string{"spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield", "chained_spawn", "timers", "parked_memory", "syscall_handoff", "hog", "echo"}
 	names := os.Args[1:]
 	if len(names) == 0 {
 		names = all
@@ -372,6 +436,8 @@ func main() {
 			syscallHandoff()
 		case "hog":
 			hog()
+		case "echo":
+			echo()
 		default:
 			fmt.Fprintf(os.Stderr, "unknown workload %s\n", name)
 			os.Exit(2)
