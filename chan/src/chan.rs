@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use goro_runtime::{preempt_point, Unparker, WaitReason};
+use goro_runtime::{preempt_check, Unparker, WaitReason};
 
 use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::lock::RawLock;
@@ -244,10 +244,16 @@ impl<T> Chan<T> {
     #[inline]
     pub(crate) fn note_use(&self) {
         if !self.ext.load(Ordering::Relaxed) && !goro_runtime::in_goroutine() {
-            if let Some(h) = &self.inner {
-                if !self.ext.swap(true, Ordering::Relaxed) {
-                    h.ext.fetch_add(1, Ordering::Release);
-                }
+            self.note_external();
+        }
+    }
+
+    /// Counts this handle as held outside the runtime (once).
+    #[cold]
+    pub(crate) fn note_external(&self) {
+        if let Some(h) = &self.inner {
+            if !self.ext.swap(true, Ordering::Relaxed) {
+                h.ext.fetch_add(1, Ordering::Release);
             }
         }
     }
@@ -317,8 +323,9 @@ impl<T> Chan<T> {
     /// receiver takes it). `Err` gives `v` back if the channel is closed.
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
         let Some(h) = &self.inner else { block_forever(WaitReason::ChanSendNilChan) };
-        preempt_point();
-        self.note_use();
+        if !preempt_check() {
+            self.note_external();
+        }
         h.lock.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
@@ -354,8 +361,9 @@ impl<T> Chan<T> {
     /// channel is closed and drained (Go's `v, ok := <-ch` with `ok == false`).
     pub fn recv(&self) -> Option<T> {
         let Some(h) = &self.inner else { block_forever(WaitReason::ChanReceiveNilChan) };
-        preempt_point();
-        self.note_use();
+        if !preempt_check() {
+            self.note_external();
+        }
         h.lock.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {
@@ -439,8 +447,9 @@ impl<T> Chan<T> {
             goro_runtime::sleep_until(deadline);
             return Err(SendTimeoutError::Timeout(v));
         };
-        preempt_point();
-        self.note_use();
+        if !preempt_check() {
+            self.note_external();
+        }
         h.lock.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
@@ -490,8 +499,9 @@ impl<T> Chan<T> {
             goro_runtime::sleep_until(deadline);
             return Err(RecvTimeoutError::Timeout);
         };
-        preempt_point();
-        self.note_use();
+        if !preempt_check() {
+            self.note_external();
+        }
         h.lock.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {

@@ -177,27 +177,38 @@ pub(crate) fn raw_switch_out(why: Switch) {
 /// has used up its time slice. Cheap when not flagged (two loads).
 #[inline]
 pub fn preempt_point() {
+    preempt_check();
+}
+
+/// `preempt_point`, returning whether the caller runs in a G (saves
+/// runtime-aware code a second thread-local read).
+#[inline]
+pub fn preempt_check() -> bool {
     crate::syscall::reacquire();
     let c = ctx_ptr();
     if c.is_null() {
-        return;
+        return false;
     }
     // SAFETY: see `current_g_ptr`.
     let c = unsafe { &*c };
+    if c.curg.get().is_null() {
+        return false;
+    }
     let p = c.p.get();
-    if p == NO_P || c.curg.get().is_null() {
-        return;
+    if p == NO_P {
+        return true;
     }
     if c.sched.ps[p].preempt.load(Ordering::Relaxed) {
         c.sched.ps[p].preempt.store(false, Ordering::Relaxed);
         Counters::bump(&c.sched.ps[p].counters.preemptions);
         switch_out(Switch::Preempt);
-        return;
+        return true;
     }
     if c.sched.policy.hog_handoff {
         // Back to user code: the P may be taken again.
         crate::syscall::enter_user(c);
     }
+    true
 }
 
 /// Set while the shutdown thread unwinds parked Gs: their panic boundary
