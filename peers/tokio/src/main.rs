@@ -265,11 +265,18 @@ fn main() {
     let name = std::env::args().nth(1).expect("workload name");
     let workers = if name == "pingpong_1p" { Some(1) } else { None };
     let rt = rt(workers);
-    rt.block_on(async {
-        match name.as_str() {
+    // The workload's main task runs on a worker, as goro's main G runs on a P.
+    rt.block_on(async move {
+        tokio::spawn(async move { run(&name).await }).await.unwrap();
+    });
+}
+
+async fn run(name: &str) {
+    {
+        match name {
             "spawn" => spawn().await,
             "skynet" => skynet().await,
-            "pingpong" | "pingpong_1p" => pingpong(&name).await,
+            "pingpong" | "pingpong_1p" => pingpong(name).await,
             "prodcons" => prodcons().await,
             "select4" => select4().await,
             "yield" => yields().await,
@@ -281,5 +288,5 @@ fn main() {
                 std::process::exit(3);
             }
         }
-    });
+    }
 }
