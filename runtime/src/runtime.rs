@@ -144,6 +144,7 @@ impl RuntimeBuilder {
         if self.policy.local_queue < 2 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "goro: policy.local_queue must be at least 2"));
         }
+        let schedtrace = self.schedtrace.or_else(schedtrace_from_env);
         let sched = Sched::new(SchedConfig {
             procs,
             stack_size: self.stack_size,
@@ -152,8 +153,8 @@ impl RuntimeBuilder {
             name: self.name.clone(),
             max_threads: self.max_threads,
             trace: self.trace.or_else(|| std::env::var_os("GORO_TRACE").map(Into::into)),
+            schedtrace_detail: schedtrace.is_some_and(|(_, d)| d),
         });
-        let schedtrace = self.schedtrace.or_else(schedtrace_from_env);
         let sysmon = Sysmon::start(sched.clone(), &self.name, schedtrace)?;
         Ok(Runtime { sched, sysmon: Some(sysmon) })
     }

@@ -121,6 +121,9 @@ pub(crate) struct Sched {
     /// sysmon sleeps longer than a millisecond (entersyscall then wakes it).
     pub(crate) sysmon_deep: AtomicBool,
     pub(crate) tracer: Option<crate::trace::Tracer>,
+    /// Ms publish their current G for schedtrace's detail lines (only when
+    /// those are printed, to keep the stores off the hot path).
+    pub(crate) publish_m_state: bool,
     /// Set once sysmon found every G asleep with nothing to wake them.
     pub(crate) deadlocked: AtomicBool,
     /// `goro::run`: exit the process with status 2 on deadlock, as Go does.
@@ -148,6 +151,7 @@ pub(crate) struct SchedConfig {
     pub name: String,
     pub max_threads: usize,
     pub trace: Option<std::path::PathBuf>,
+    pub schedtrace_detail: bool,
 }
 
 impl Sched {
@@ -188,6 +192,7 @@ impl Sched {
             sysmon_cv: std::sync::Condvar::new(),
             sysmon_deep: AtomicBool::new(false),
             tracer: cfg.trace.map(|p| crate::trace::Tracer::new(p, procs)),
+            publish_m_state: cfg.schedtrace_detail,
             deadlocked: AtomicBool::new(false),
             exit_on_deadlock: AtomicBool::new(false),
             deadlock_watchers: Mutex::new(Vec::new()),
@@ -679,7 +684,9 @@ impl Sched {
                 self.resetspinning(c);
             }
             self.execute(c, g, inherit);
-            c.m.cur_g.store(0, Ordering::Relaxed);
+            if self.publish_m_state {
+                c.m.cur_g.store(0, Ordering::Relaxed);
+            }
             if self.shutdown.load(Ordering::Acquire) {
                 return;
             }
@@ -946,7 +953,9 @@ impl Sched {
                 run_start = Some(now);
             }
         }
-        c.m.cur_g.store(g.id, Ordering::Relaxed);
+        if self.publish_m_state {
+            c.m.cur_g.store(g.id, Ordering::Relaxed);
+        }
         loop {
             g.set_status(GStatus::Running);
             c.curg.set(Arc::as_ptr(&g));
