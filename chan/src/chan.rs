@@ -37,9 +37,12 @@ pub(crate) struct HChan<T> {
     cap: usize,
     closed: AtomicBool,
     len: AtomicUsize,
-    /// Handles created, cloned or used outside any G: while there are any,
-    /// a G blocked here is not counted as deadlocked.
+    /// Handles created, cloned or used outside the G's of the runtime that
+    /// created the channel: while there are any, a G blocked here is not
+    /// counted as deadlocked.
     ext: AtomicUsize,
+    /// `current_runtime_id` of the creator (0: a plain thread).
+    owner: usize,
 }
 
 pub(crate) struct State<T> {
@@ -90,6 +93,7 @@ impl<T> HChan<T> {
             closed: AtomicBool::new(false),
             len: AtomicUsize::new(0),
             ext: AtomicUsize::new(0),
+            owner: goro_runtime::current_runtime_id(),
         }
     }
 
@@ -240,11 +244,21 @@ impl<T> Chan<T> {
     }
 
     /// Counts this handle as held outside the runtime if used from a plain
-    /// thread (once).
+    /// thread or another runtime (once).
     #[inline]
     pub(crate) fn note_use(&self) {
-        if !self.ext.load(Ordering::Relaxed) && !goro_runtime::in_goroutine() {
-            self.note_external();
+        if !self.ext.load(Ordering::Relaxed) {
+            self.note_use_by(goro_runtime::current_runtime_id());
+        }
+    }
+
+    /// `note_use` by a caller running in runtime `rid` (0: outside any G).
+    #[inline]
+    pub(crate) fn note_use_by(&self, rid: usize) {
+        if let Some(h) = &self.inner {
+            if (rid == 0 || rid != h.owner) && !self.ext.load(Ordering::Relaxed) {
+                self.note_external();
+            }
         }
     }
 
@@ -323,9 +337,7 @@ impl<T> Chan<T> {
     /// receiver takes it). `Err` gives `v` back if the channel is closed.
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
         let Some(h) = &self.inner else { block_forever(WaitReason::ChanSendNilChan) };
-        if !preempt_check() {
-            self.note_external();
-        }
+        self.note_use_by(preempt_check());
         h.lock.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
@@ -361,9 +373,7 @@ impl<T> Chan<T> {
     /// channel is closed and drained (Go's `v, ok := <-ch` with `ok == false`).
     pub fn recv(&self) -> Option<T> {
         let Some(h) = &self.inner else { block_forever(WaitReason::ChanReceiveNilChan) };
-        if !preempt_check() {
-            self.note_external();
-        }
+        self.note_use_by(preempt_check());
         h.lock.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {
@@ -447,9 +457,7 @@ impl<T> Chan<T> {
             goro_runtime::sleep_until(deadline);
             return Err(SendTimeoutError::Timeout(v));
         };
-        if !preempt_check() {
-            self.note_external();
-        }
+        self.note_use_by(preempt_check());
         h.lock.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
@@ -499,9 +507,7 @@ impl<T> Chan<T> {
             goro_runtime::sleep_until(deadline);
             return Err(RecvTimeoutError::Timeout);
         };
-        if !preempt_check() {
-            self.note_external();
-        }
+        self.note_use_by(preempt_check());
         h.lock.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {

@@ -179,7 +179,7 @@ pub struct G {
     /// coroutine) only when it first runs, from its P's cache of hot stacks:
     /// a burst of spawned Gs that run one after another reuses the same
     /// few stacks instead of touching a fresh one each.
-    pub(crate) start: UnsafeCell<Option<Box<dyn FnOnce() + Send>>>,
+    pub(crate) start: UnsafeCell<Option<Body>>,
     pub(crate) co: UnsafeCell<Option<Co>>,
     pub(crate) yielder: Cell<*const GYielder>,
     /// The P the G held when it entered a syscall (touched by the G only).
@@ -239,5 +239,76 @@ impl GoroutineInfo {
     /// The name given with `Builder::name`.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+}
+
+/// Bytes of closure a G stores inline (no allocation).
+const INLINE_BODY: usize = 96;
+
+#[repr(C, align(16))]
+pub(crate) struct InlineBuf([std::mem::MaybeUninit<u8>; INLINE_BODY]);
+
+/// A G's body before it runs: the closure stored inline in the G when it is
+/// small (most are: a few captured handles), boxed otherwise. With G
+/// recycling this makes spawning allocation-free but for the join slot:
+/// allocations freed on another thread were the main cost of spawn (glibc's
+/// arena locks).
+pub(crate) enum Body {
+    Inline { buf: InlineBuf, call: unsafe fn(*mut u8), drop: unsafe fn(*mut u8) },
+    Boxed(Box<dyn FnOnce() + Send>),
+}
+
+// SAFETY: built only from `F: Send` closures (see `Body::new`).
+unsafe impl Send for Body {}
+
+/// # Safety
+/// `p` points to a live `F` that is not used again.
+unsafe fn call_inline<F: FnOnce()>(p: *mut u8) {
+    let f = std::ptr::read(p as *mut F);
+    f()
+}
+
+/// # Safety
+/// `p` points to a live `F` that is not used again.
+unsafe fn drop_inline<F>(p: *mut u8) {
+    std::ptr::drop_in_place(p as *mut F)
+}
+
+impl Body {
+    pub fn new<F: FnOnce() + Send + 'static>(f: F) -> Body {
+        if std::mem::size_of::<F>() <= INLINE_BODY && std::mem::align_of::<F>() <= 16 {
+            let mut buf = InlineBuf([std::mem::MaybeUninit::uninit(); INLINE_BODY]);
+            // SAFETY: the buffer is large and aligned enough for F (checked
+            // above) and owned by us.
+            unsafe { std::ptr::write(buf.0.as_mut_ptr() as *mut F, f) };
+            Body::Inline { buf, call: call_inline::<F>, drop: drop_inline::<F> }
+        } else {
+            Body::Boxed(Box::new(f))
+        }
+    }
+
+    /// Runs the body, consuming it.
+    pub fn run(self) {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        match &mut *this {
+            // SAFETY: `buf` holds the live closure `call` was made for; the
+            // ManuallyDrop keeps our Drop from dropping it again.
+            Body::Inline { buf, call, .. } => unsafe { call(buf.0.as_mut_ptr() as *mut u8) },
+            Body::Boxed(b) => {
+                // SAFETY: we own the box and `this` is never used or dropped again.
+                let b = unsafe { std::ptr::read(b) };
+                b()
+            }
+        }
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        if let Body::Inline { buf, drop, .. } = self {
+            // SAFETY: the closure is live (`run` did not consume it) and is
+            // dropped exactly once, here.
+            unsafe { drop(buf.0.as_mut_ptr() as *mut u8) }
+        }
     }
 }

@@ -105,7 +105,7 @@ where
         }
     };
     let g = sched.newproc(body, name, stack_size, site)?;
-    Ok(JoinHandle { inner, id: g.id, _t: PhantomData })
+    Ok(JoinHandle { inner, id: g.id, runtime: Arc::as_ptr(sched) as usize, _t: PhantomData })
 }
 
 struct JoinState<T> {
@@ -154,6 +154,8 @@ fn deliver<T>(inner: &JoinInner<T>, r: thread::Result<T>) {
 pub struct JoinHandle<T> {
     inner: Arc<JoinInner<T>>,
     id: u64,
+    /// The runtime the G runs on (`current_runtime_id`'s kind of id).
+    runtime: usize,
     _t: PhantomData<T>,
 }
 
@@ -169,9 +171,9 @@ impl<T> JoinHandle<T> {
                 }
                 st.waiter = Some(park::current_unparker());
             }
-            // A join is woken by the joined G: internal, unless a plain
-            // thread joins (then it is not a G and detection ignores it).
-            park::park_internal(WaitReason::Join, false);
+            // A join is woken by the joined G: internal to the runtime if
+            // the joined G runs on the joiner's runtime.
+            park::park_internal(WaitReason::Join, m::current_runtime_id() != self.runtime);
         }
     }
 

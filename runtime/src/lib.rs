@@ -44,7 +44,7 @@ pub use dump::dump;
 pub use future::{block_on, go_future};
 pub use g::{GStatus, GoroutineInfo, WaitReason};
 pub use goroutine::{current, go, try_current, yield_now, Builder, JoinHandle};
-pub use m::{in_goroutine, preempt_check, preempt_point};
+pub use m::{current_runtime_id, in_goroutine, preempt_check, preempt_point};
 pub use park::{current_unparker, park, park_internal, park_until, Unparker};
 pub use policy::{Policy, Retake, Spinning, Steal};
 pub use poller::{runtime_poller, ParkPoller, Poller};

@@ -111,6 +111,18 @@ pub(crate) fn current_g_ptr() -> *const G {
     unsafe { (*c).curg.get() }
 }
 
+/// The id of the runtime whose G the caller is (its address), 0 outside
+/// any G. Used to tell apart Gs of different runtimes.
+pub fn current_runtime_id() -> usize {
+    let c = ctx_ptr();
+    // SAFETY: a non-null context is this thread's live MCtx.
+    if c.is_null() || unsafe { (*c).curg.get().is_null() } {
+        return 0;
+    }
+    // SAFETY: as above.
+    unsafe { Arc::as_ptr(&(*c).sched) as usize }
+}
+
 /// Whether the caller runs inside a G.
 pub fn in_goroutine() -> bool {
     !current_g_ptr().is_null()
@@ -180,35 +192,36 @@ pub fn preempt_point() {
     preempt_check();
 }
 
-/// `preempt_point`, returning whether the caller runs in a G (saves
-/// runtime-aware code a second thread-local read).
+/// `preempt_point`, returning the id of the runtime whose G the caller is
+/// (0 outside any G); saves runtime-aware code a second thread-local read.
 #[inline]
-pub fn preempt_check() -> bool {
+pub fn preempt_check() -> usize {
     crate::syscall::reacquire();
     let c = ctx_ptr();
     if c.is_null() {
-        return false;
+        return 0;
     }
     // SAFETY: see `current_g_ptr`.
     let c = unsafe { &*c };
     if c.curg.get().is_null() {
-        return false;
+        return 0;
     }
+    let id = Arc::as_ptr(&c.sched) as usize;
     let p = c.p.get();
     if p == NO_P {
-        return true;
+        return id;
     }
     if c.sched.ps[p].preempt.load(Ordering::Relaxed) {
         c.sched.ps[p].preempt.store(false, Ordering::Relaxed);
         Counters::bump(&c.sched.ps[p].counters.preemptions);
         switch_out(Switch::Preempt);
-        return true;
+        return current_runtime_id();
     }
     if c.sched.policy.hog_handoff {
         // Back to user code: the P may be taken again.
         crate::syscall::enter_user(c);
     }
-    true
+    id
 }
 
 /// Set while the shutdown thread unwinds parked Gs: their panic boundary

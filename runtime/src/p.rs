@@ -69,6 +69,8 @@ pub(crate) struct PLocal {
     pub goid_next: u64,
     pub goid_end: u64,
     pub overflow: Vec<*mut G>,
+    /// Dead Gs for reuse (Go's `p.gFree`); each is the only reference.
+    pub gfree: Vec<Arc<G>>,
 }
 
 // SAFETY: `local` is accessed only through `P::local`, whose contract is that
@@ -94,7 +96,13 @@ impl P {
             idle_since: AtomicU64::new(0),
             idle_total: AtomicU64::new(0),
             registry: Mutex::new(Registry::default()),
-            local: UnsafeCell::new(PLocal { stacks: Vec::new(), goid_next: 0, goid_end: 0, overflow: Vec::new() }),
+            local: UnsafeCell::new(PLocal {
+                stacks: Vec::new(),
+                goid_next: 0,
+                goid_end: 0,
+                overflow: Vec::new(),
+                gfree: Vec::new(),
+            }),
         }
     }
 

@@ -71,6 +71,11 @@ const SAMPLE_MASK: u64 = 63;
 /// An idle M exits after this long if more Ms than Ps are idle.
 const IDLE_M_EXIT: Duration = Duration::from_secs(5);
 
+/// Dead Gs a P keeps for reuse; it moves `GFREE_BATCH` to or from the
+/// shared list when it has too many or none (Go: 64 and 32).
+const GFREE_LOCAL: usize = 64;
+const GFREE_BATCH: usize = 32;
+
 /// Largest G stack a `Builder` may ask for.
 pub(crate) const MAX_STACK_SIZE: usize = 1 << 30;
 
@@ -130,6 +135,8 @@ pub(crate) struct Sched {
     pub(crate) exit_on_deadlock: AtomicBool,
     /// Plain threads blocked in `block_on`, woken on deadlock.
     pub(crate) deadlock_watchers: Mutex<Vec<crate::park::Unparker>>,
+    /// Dead Gs shared between Ps (Go's `sched.gFree`).
+    gfree: Mutex<Vec<Arc<G>>>,
     /// Set when mapping a stack failed, cleared when one is freed: spawn
     /// fails fast meanwhile.
     stack_exhausted: AtomicBool,
@@ -197,6 +204,7 @@ impl Sched {
             exit_on_deadlock: AtomicBool::new(false),
             deadlock_watchers: Mutex::new(Vec::new()),
             stack_exhausted: AtomicBool::new(false),
+            gfree: Mutex::new(Vec::new()),
             coprimes,
             name: cfg.name,
         });
@@ -296,26 +304,61 @@ impl Sched {
             }
             None => NEXT_GOID.fetch_add(1, Ordering::Relaxed),
         };
-        let g = Arc::new(G {
-            id,
-            name: name.map(String::into_boxed_str),
-            sched: self.clone(),
-            status: AtomicU8::new(GStatus::Runnable as u8),
-            wait_reason: AtomicU8::new(0),
-            wait_since: AtomicU64::new(0),
-            park: AtomicU8::new(PARK_EMPTY),
-            slot: AtomicU64::new(0),
-            spawn_site: site,
-            stack_size: size,
-            guard: Default::default(),
-            start: UnsafeCell::new(Some(Box::new(body))),
-            co: Default::default(),
-            yielder: Default::default(),
-            syscall_p: std::cell::Cell::new(NO_P),
-            ready_at: AtomicU64::new(0),
-            flow_id: AtomicU64::new(0),
-            wait_external: AtomicBool::new(true),
+        let name = name.map(String::into_boxed_str);
+        let body = crate::g::Body::new(body);
+        // Go's gfget: reuse a dead G of this P if there is one.
+        let recycled = here.and_then(|(_, p)| {
+            // SAFETY: we hold P `p`.
+            let local = unsafe { self.ps[p].local() };
+            if local.gfree.is_empty() {
+                let mut global = self.gfree.lock().unwrap();
+                let k = global.len().min(GFREE_BATCH);
+                let at = global.len() - k;
+                local.gfree.extend(global.drain(at..));
+            }
+            local.gfree.pop()
         });
+        let g = match recycled {
+            Some(mut g) => {
+                let m = Arc::get_mut(&mut g).expect("a free G has no other reference");
+                m.id = id;
+                m.name = name;
+                *m.status.get_mut() = GStatus::Runnable as u8;
+                *m.wait_reason.get_mut() = 0;
+                *m.wait_since.get_mut() = 0;
+                *m.park.get_mut() = PARK_EMPTY;
+                m.spawn_site = site;
+                m.stack_size = size;
+                m.guard.set((0, 0));
+                *m.start.get_mut() = Some(body);
+                m.yielder.set(std::ptr::null());
+                m.syscall_p.set(NO_P);
+                *m.ready_at.get_mut() = 0;
+                *m.flow_id.get_mut() = 0;
+                *m.wait_external.get_mut() = true;
+                g
+            }
+            None => Arc::new(G {
+                id,
+                name,
+                sched: self.clone(),
+                status: AtomicU8::new(GStatus::Runnable as u8),
+                wait_reason: AtomicU8::new(0),
+                wait_since: AtomicU64::new(0),
+                park: AtomicU8::new(PARK_EMPTY),
+                slot: AtomicU64::new(0),
+                spawn_site: site,
+                stack_size: size,
+                guard: Default::default(),
+                start: UnsafeCell::new(Some(body)),
+                co: Default::default(),
+                yielder: Default::default(),
+                syscall_p: std::cell::Cell::new(NO_P),
+                ready_at: AtomicU64::new(0),
+                flow_id: AtomicU64::new(0),
+                wait_external: AtomicBool::new(true),
+            }),
+        };
 
         let shard = here.map_or((id as usize) % self.procs, |(_, p)| p);
         let idx = self.ps[shard].registry.lock().unwrap().insert(g.clone());
@@ -974,7 +1017,7 @@ impl Sched {
                 None => {
                     if self.gstart(p, &g).is_none() {
                         c.curg.set(std::ptr::null());
-                        self.gdestroy(p, &g);
+                        self.gdestroy(p, g);
                         return;
                     }
                     // SAFETY: as above; gstart just stored it.
@@ -1057,7 +1100,7 @@ impl Sched {
                     g.park.store(PARK_EMPTY, Ordering::Release);
                 }
                 CoroutineResult::Return(()) => {
-                    self.gdestroy(p, &g);
+                    self.gdestroy(p, g);
                     return;
                 }
             }
@@ -1104,7 +1147,7 @@ impl Sched {
             let gp = gp;
             // SAFETY: the G outlives its coroutine (the G owns it).
             unsafe { (*gp.0).yielder.set(y) };
-            body();
+            body.run();
         });
         // SAFETY: only this M touches the G's coroutine.
         unsafe { *g.co.get() = Some(co) };
@@ -1112,18 +1155,28 @@ impl Sched {
     }
 
     /// Go's `gdestroy`: the G has exited; recycle its stack, unregister it.
-    fn gdestroy(&self, p: usize, g: &Arc<G>) {
+    fn gdestroy(&self, p: usize, g: Arc<G>) {
         g.set_status(GStatus::Dead);
         let pp = &self.ps[p];
+        // SAFETY: we hold P `p`.
+        let local = unsafe { pp.local() };
         // SAFETY: the G has returned; only this M touches its coroutine.
         if let Some(co) = unsafe { (*g.co.get()).take() } {
-            // SAFETY: we hold P `p`.
-            let local = unsafe { pp.local() };
             stack::put(&mut local.stacks, &self.shared_stacks, co.into_stack());
             self.stack_exhausted.store(false, Ordering::Relaxed);
         }
-        self.unregister(g);
+        self.unregister(&g);
         Counters::bump(&pp.counters.completed);
+        // Go's gfput: keep the G for the next spawn if nobody else holds it
+        // (an Unparker or a timer may still; then it is simply freed).
+        if Arc::strong_count(&g) == 1 && !self.shutdown.load(Ordering::Relaxed) {
+            if local.gfree.len() >= GFREE_LOCAL {
+                let at = local.gfree.len() - GFREE_BATCH;
+                let spill: Vec<Arc<G>> = local.gfree.drain(at..).collect();
+                self.gfree.lock().unwrap().extend(spill);
+            }
+            local.gfree.push(g);
+        }
     }
 
     /// `gdestroy` on an M without a P: the stack goes to the shared pool.
@@ -1321,8 +1374,13 @@ impl Sched {
         drop(gs);
         for p in self.ps.iter() {
             // SAFETY: no M holds any P any more.
-            unsafe { p.local().stacks.clear() };
+            unsafe {
+                p.local().stacks.clear();
+                // Free Gs hold the Sched: break the cycle.
+                p.local().gfree.clear();
+            }
         }
+        self.gfree.lock().unwrap().clear();
         self.shared_stacks.clear();
     }
 
