@@ -9,12 +9,12 @@
 
 use std::hint::black_box;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use goro::chan::Chan;
-use goro::{select, Policy, Runtime};
+use goro::{Policy, Runtime};
 
 const ALL: &[&str] = &[
     "spawn",
@@ -32,6 +32,8 @@ const ALL: &[&str] = &[
     "echo",
 ];
 
+#[path = "shared/schedload.rs"]
+mod schedload;
 #[path = "shared/sysload.rs"]
 mod sysload;
 
@@ -97,14 +99,14 @@ fn runtime(procs: Option<usize>) -> Runtime {
 
 fn run_child(name: &str, procs: Option<usize>) {
     match name {
-        "spawn" => spawn(runtime(procs)),
-        "skynet" => skynet(runtime(procs)),
-        "pingpong" => pingpong("pingpong", runtime(procs)),
-        "pingpong_1p" => pingpong("pingpong_1p", runtime(Some(1))),
-        "prodcons" => prodcons(runtime(procs)),
-        "select4" => select4(runtime(procs)),
-        "yield" => yields(runtime(procs)),
-        "chained_spawn" => chained_spawn(runtime(procs)),
+        "spawn" => println!("spawn {:.1} ns/task", schedload::spawn(&runtime(procs), 100_000)),
+        "skynet" => println!("skynet {:.1} ms", schedload::skynet(&runtime(procs), 1_000_000)),
+        "pingpong" => println!("pingpong {:.1} ns/roundtrip", schedload::pingpong(&runtime(procs), 1_000_000)),
+        "pingpong_1p" => println!("pingpong_1p {:.1} ns/roundtrip", schedload::pingpong(&runtime(Some(1)), 1_000_000)),
+        "prodcons" => println!("prodcons {:.1} ns/msg", schedload::prodcons(&runtime(procs), 10_000_000)),
+        "select4" => println!("select4 {:.1} ns/msg", schedload::select4(&runtime(procs), 4_000_000)),
+        "yield" => println!("yield {:.1} ns/yield", schedload::yields(&runtime(procs), 1000, 1000)),
+        "chained_spawn" => println!("chained_spawn {:.1} ns/task", schedload::chained_spawn(&runtime(procs), 100_000)),
         "timers" => timers(runtime(procs)),
         "parked_memory" => parked_memory(runtime(procs)),
         "echo" => echo(runtime(procs)),
@@ -121,183 +123,6 @@ fn run_child(name: &str, procs: Option<usize>) {
         }
         other => panic!("unknown workload {other}"),
     }
-}
-
-fn spawn(rt: Runtime) {
-    const N: usize = 100_000;
-    let ns = rt.block_on(|| {
-        let counter = Arc::new(AtomicUsize::new(0));
-        let t = Instant::now();
-        let hs: Vec<_> = (0..N)
-            .map(|_| {
-                let c = counter.clone();
-                goro::go(move || {
-                    c.fetch_add(1, Ordering::Relaxed);
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-        assert_eq!(counter.load(Ordering::Relaxed), N);
-        t.elapsed().as_nanos() as f64 / N as f64
-    });
-    println!("spawn {ns:.1} ns/task");
-}
-
-fn skynet_node(c: Chan<u64>, num: u64, size: u64) {
-    if size == 1 {
-        c.send(num).unwrap();
-        return;
-    }
-    let rc = Chan::new(10);
-    for i in 0..10 {
-        let rc = rc.clone();
-        let sub = num + i * (size / 10);
-        goro::go(move || skynet_node(rc, sub, size / 10));
-    }
-    let sum: u64 = (0..10).map(|_| rc.recv().unwrap()).sum();
-    c.send(sum).unwrap();
-}
-
-fn skynet(rt: Runtime) {
-    let ms = rt.block_on(|| {
-        let t = Instant::now();
-        let c = Chan::new(1);
-        let c2 = c.clone();
-        goro::go(move || skynet_node(c2, 0, 1_000_000));
-        assert_eq!(c.recv(), Some(499_999_500_000));
-        t.elapsed().as_secs_f64() * 1e3
-    });
-    println!("skynet {ms:.1} ms");
-}
-
-fn pingpong(name: &str, rt: Runtime) {
-    const N: u64 = 1_000_000;
-    let ns = rt.block_on(|| {
-        let (ping, pong) = (Chan::new(0), Chan::new(0));
-        let (p2, q2) = (ping.clone(), pong.clone());
-        let h = goro::go(move || {
-            while let Some(v) = p2.recv() {
-                q2.send(v + 1).unwrap();
-            }
-        });
-        let t = Instant::now();
-        let mut v = 0u64;
-        for _ in 0..N {
-            ping.send(v).unwrap();
-            v = pong.recv().unwrap();
-        }
-        let el = t.elapsed();
-        assert_eq!(v, N);
-        ping.close();
-        h.join().unwrap();
-        el.as_nanos() as f64 / N as f64
-    });
-    println!("{name} {ns:.1} ns/roundtrip");
-}
-
-fn prodcons(rt: Runtime) {
-    const N: u64 = 10_000_000;
-    let ns = rt.block_on(|| {
-        let ch = Chan::new(128);
-        let t = Instant::now();
-        let producers: Vec<_> = (0..4u64)
-            .map(|p| {
-                let ch = ch.clone();
-                goro::go(move || {
-                    for i in (p * N / 4)..((p + 1) * N / 4) {
-                        ch.send(i).unwrap();
-                    }
-                })
-            })
-            .collect();
-        let consumers: Vec<_> = (0..4)
-            .map(|_| {
-                let ch = ch.clone();
-                goro::go(move || ch.iter().sum::<u64>())
-            })
-            .collect();
-        for p in producers {
-            p.join().unwrap();
-        }
-        ch.close();
-        let sum: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
-        assert_eq!(sum, N * (N - 1) / 2);
-        t.elapsed().as_nanos() as f64 / N as f64
-    });
-    println!("prodcons {ns:.1} ns/msg");
-}
-
-fn select4(rt: Runtime) {
-    const N: u64 = 4_000_000;
-    let ns = rt.block_on(|| {
-        let cs: Vec<Chan<u64>> = (0..4).map(|_| Chan::new(16)).collect();
-        let t = Instant::now();
-        for c in &cs {
-            let c = c.clone();
-            goro::go(move || {
-                for i in 0..N / 4 {
-                    c.send(i).unwrap();
-                }
-            });
-        }
-        let mut sum = 0u64;
-        for _ in 0..N {
-            sum += select! {
-                recv(cs[0]) -> v => v.unwrap(),
-                recv(cs[1]) -> v => v.unwrap(),
-                recv(cs[2]) -> v => v.unwrap(),
-                recv(cs[3]) -> v => v.unwrap(),
-            };
-        }
-        assert_eq!(sum, 4 * (N / 4) * (N / 4 - 1) / 2);
-        t.elapsed().as_nanos() as f64 / N as f64
-    });
-    println!("select4 {ns:.1} ns/msg");
-}
-
-fn yields(rt: Runtime) {
-    const TASKS: usize = 1000;
-    const YIELDS: usize = 1000;
-    let ns = rt.block_on(|| {
-        let t = Instant::now();
-        let hs: Vec<_> = (0..TASKS)
-            .map(|_| {
-                goro::go(|| {
-                    for _ in 0..YIELDS {
-                        goro::yield_now();
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-        t.elapsed().as_nanos() as f64 / (TASKS * YIELDS) as f64
-    });
-    println!("yield {ns:.1} ns/yield");
-}
-
-fn chain(n: u64, done: Chan<()>) {
-    if n == 0 {
-        done.send(()).unwrap();
-    } else {
-        goro::go(move || chain(n - 1, done));
-    }
-}
-
-fn chained_spawn(rt: Runtime) {
-    const N: u64 = 100_000;
-    let ns = rt.block_on(|| {
-        let done = Chan::new(1);
-        let t = Instant::now();
-        let d = done.clone();
-        goro::go(move || chain(N - 1, d));
-        done.recv().unwrap();
-        t.elapsed().as_nanos() as f64 / N as f64
-    });
-    println!("chained_spawn {ns:.1} ns/task");
 }
 
 fn splitmix64(state: &mut u64) -> u64 {

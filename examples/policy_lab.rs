@@ -10,13 +10,12 @@
 //! better); the chart shows each policy's figure relative to Go's defaults.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use goro::chan::Chan;
-use goro::{select, Policy, Retake, Runtime, Spinning, Steal};
+use goro::{Policy, Retake, Runtime, Spinning, Steal};
 
+#[path = "../benches/shared/schedload.rs"]
+mod schedload;
 #[path = "../benches/shared/sysload.rs"]
 mod sysload;
 
@@ -236,148 +235,28 @@ fn scaled(n: f64, scale: f64) -> u64 {
     ((n * scale) as u64).max(1)
 }
 
-fn skynet_node(c: Chan<u64>, num: u64, size: u64) {
-    if size == 1 {
-        c.send(num).unwrap();
-        return;
-    }
-    let rc = Chan::new(10);
-    for i in 0..10 {
-        let rc = rc.clone();
-        let sub = num + i * (size / 10);
-        goro::go(move || skynet_node(rc, sub, size / 10));
-    }
-    let sum: u64 = (0..10).map(|_| rc.recv().unwrap()).sum();
-    c.send(sum).unwrap();
-}
-
 fn skynet(rt: &Runtime, scale: f64) -> f64 {
-    let size = if scale < 1.0 { 100_000 } else { 1_000_000 };
-    rt.block_on(move || {
-        let t = Instant::now();
-        let c = Chan::new(1);
-        let c2 = c.clone();
-        goro::go(move || skynet_node(c2, 0, size));
-        assert_eq!(c.recv(), Some(size * (size - 1) / 2));
-        t.elapsed().as_secs_f64() * 1e3
-    })
+    schedload::skynet(rt, if scale < 1.0 { 100_000 } else { 1_000_000 })
 }
 
 fn spawn(rt: &Runtime, scale: f64) -> f64 {
-    let n = scaled(100_000.0, scale);
-    rt.block_on(move || {
-        let counter = Arc::new(AtomicUsize::new(0));
-        let t = Instant::now();
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                let c = counter.clone();
-                goro::go(move || {
-                    c.fetch_add(1, Ordering::Relaxed);
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-        t.elapsed().as_nanos() as f64 / n as f64
-    })
+    schedload::spawn(rt, scaled(100_000.0, scale) as usize)
 }
 
 fn pingpong(rt: &Runtime, scale: f64) -> f64 {
-    let n = scaled(200_000.0, scale);
-    rt.block_on(move || {
-        let (ping, pong) = (Chan::new(0), Chan::new(0));
-        let (p2, q2) = (ping.clone(), pong.clone());
-        goro::go(move || {
-            while let Some(v) = p2.recv() {
-                q2.send(v + 1).unwrap();
-            }
-        });
-        let t = Instant::now();
-        let mut v = 0u64;
-        for _ in 0..n {
-            ping.send(v).unwrap();
-            v = pong.recv().unwrap();
-        }
-        ping.close();
-        t.elapsed().as_nanos() as f64 / n as f64
-    })
+    schedload::pingpong(rt, scaled(200_000.0, scale))
 }
 
 fn prodcons(rt: &Runtime, scale: f64) -> f64 {
-    let n = scaled(2_000_000.0, scale) / 4 * 4;
-    rt.block_on(move || {
-        let ch = Chan::new(128);
-        let t = Instant::now();
-        let ps: Vec<_> = (0..4u64)
-            .map(|p| {
-                let ch = ch.clone();
-                goro::go(move || {
-                    for i in (p * n / 4)..((p + 1) * n / 4) {
-                        ch.send(i).unwrap();
-                    }
-                })
-            })
-            .collect();
-        let cs: Vec<_> = (0..4)
-            .map(|_| {
-                let ch = ch.clone();
-                goro::go(move || ch.iter().sum::<u64>())
-            })
-            .collect();
-        for p in ps {
-            p.join().unwrap();
-        }
-        ch.close();
-        let sum: u64 = cs.into_iter().map(|c| c.join().unwrap()).sum();
-        assert_eq!(sum, n * (n - 1) / 2);
-        t.elapsed().as_nanos() as f64 / n as f64
-    })
+    schedload::prodcons(rt, scaled(2_000_000.0, scale))
 }
 
 fn select4(rt: &Runtime, scale: f64) -> f64 {
-    let n = scaled(1_000_000.0, scale) / 4 * 4;
-    rt.block_on(move || {
-        let cs: Vec<Chan<u64>> = (0..4).map(|_| Chan::new(16)).collect();
-        let t = Instant::now();
-        for c in &cs {
-            let c = c.clone();
-            goro::go(move || {
-                for i in 0..n / 4 {
-                    c.send(i).unwrap();
-                }
-            });
-        }
-        for _ in 0..n {
-            select! {
-                recv(cs[0]) -> v => { v.unwrap(); }
-                recv(cs[1]) -> v => { v.unwrap(); }
-                recv(cs[2]) -> v => { v.unwrap(); }
-                recv(cs[3]) -> v => { v.unwrap(); }
-            }
-        }
-        t.elapsed().as_nanos() as f64 / n as f64
-    })
+    schedload::select4(rt, scaled(1_000_000.0, scale))
 }
 
 fn yields(rt: &Runtime, scale: f64) -> f64 {
-    let per = scaled(1000.0, scale);
-    rt.block_on(move || {
-        let t = Instant::now();
-        let hs: Vec<_> = (0..1000)
-            .map(|_| {
-                goro::go(move || {
-                    for _ in 0..per {
-                        goro::yield_now();
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-        t.elapsed().as_nanos() as f64 / (1000 * per) as f64
-    })
+    schedload::yields(rt, 1000, scaled(1000.0, scale) as usize)
 }
 
 /// Uneven fan-out: one G spawns many Gs of very different lengths; shows

@@ -174,6 +174,23 @@ impl<T> HChan<T> {
         RecvNow::WouldBlock
     }
 
+    /// Parks until the queued operation `w` completes (`Some(success)`) or
+    /// `deadline` passes (`None`: the caller must unlink its sudog).
+    fn wait(&self, w: &Waiting, reason: WaitReason, deadline: Option<Instant>) -> Option<bool> {
+        match deadline {
+            None => Some(w.wait(reason, self.externally_held()).1),
+            Some(d) => w.wait_until(reason, d).map(|(_, ok)| ok),
+        }
+    }
+
+    /// Takes the lock and removes `sg` from the queue `q` picks, if there.
+    fn unlink_locked(&self, q: impl FnOnce(&mut State<T>) -> &mut VecDeque<*const Sudog<T>>, sg: &Sudog<T>) {
+        self.lock.lock();
+        // SAFETY: lock held.
+        unsafe { Self::unlink(q(self.st()), sg) };
+        self.lock.unlock();
+    }
+
     /// Removes `sg` from a queue if it is still there.
     ///
     /// # Safety
@@ -315,6 +332,21 @@ impl<T> fmt::Debug for Chan<T> {
     }
 }
 
+/// How a blocking operation ended: its result, or closed / timed out with
+/// what goes back to the caller.
+enum Done<T, B> {
+    Ok(T),
+    Closed(B),
+    Timeout(B),
+}
+
+/// Wakes the G a channel operation completed, if any (after unlocking).
+pub(crate) fn wake(u: Option<Unparker>) {
+    if let Some(u) = u {
+        u.unpark_owned();
+    }
+}
+
 fn block_forever(reason: WaitReason) -> ! {
     loop {
         goro_runtime::park_internal(reason, false);
@@ -336,88 +368,32 @@ impl<T> Chan<T> {
     /// Sends `v`, parking while the channel is full (or, unbuffered, until a
     /// receiver takes it). `Err` gives `v` back if the channel is closed.
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
-        let Some(h) = &self.inner else { block_forever(WaitReason::ChanSendNilChan) };
-        self.note_use_by(preempt_check());
-        h.lock.lock();
-        // SAFETY: lock held.
-        let v = match unsafe { h.send_locked(v) } {
-            SendNow::Sent(u) => {
-                h.lock.unlock();
-                if let Some(u) = u {
-                    u.unpark_owned();
-                }
-                return Ok(());
-            }
-            SendNow::Closed(v) => {
-                h.lock.unlock();
-                return Err(SendError(v));
-            }
-            SendNow::WouldBlock(v) => v,
-        };
-        let w = Waiting::new();
-        let sg = Sudog::new(&w, 0, Some(v));
-        // SAFETY: lock held; `sg` outlives its time in the queue (we do not
-        // return before it is dequeued: `wait` returns only when DONE).
-        unsafe { h.st().sendq.push_back(&sg) };
-        h.lock.unlock();
-        let (_, ok) = w.wait(WaitReason::ChanSend, h.externally_held());
-        if ok {
-            Ok(())
-        } else {
-            // SAFETY: the operation is DONE; no one else touches `sg`.
-            Err(SendError(unsafe { (*sg.slot.get()).take() }.expect("value not sent")))
+        match self.send_until(v, None) {
+            Done::Ok(()) => Ok(()),
+            Done::Closed(v) | Done::Timeout(v) => Err(SendError(v)),
         }
     }
 
     /// Receives a value, parking while the channel is empty. `None` once the
     /// channel is closed and drained (Go's `v, ok := <-ch` with `ok == false`).
     pub fn recv(&self) -> Option<T> {
-        let Some(h) = &self.inner else { block_forever(WaitReason::ChanReceiveNilChan) };
-        self.note_use_by(preempt_check());
-        h.lock.lock();
-        // SAFETY: lock held.
-        match unsafe { h.recv_locked() } {
-            RecvNow::Got(v, u) => {
-                h.lock.unlock();
-                if let Some(u) = u {
-                    u.unpark_owned();
-                }
-                return Some(v);
-            }
-            RecvNow::Closed => {
-                h.lock.unlock();
-                return None;
-            }
-            RecvNow::WouldBlock => {}
-        }
-        let w = Waiting::new();
-        let sg = Sudog::new(&w, 0, None);
-        // SAFETY: as in `send`.
-        unsafe { h.st().recvq.push_back(&sg) };
-        h.lock.unlock();
-        let (_, ok) = w.wait(WaitReason::ChanReceive, h.externally_held());
-        if ok {
-            // SAFETY: DONE: the sender wrote the slot before its Release.
-            Some(unsafe { (*sg.slot.get()).take() }.expect("value delivered"))
-        } else {
-            None
+        match self.recv_until(None) {
+            Done::Ok(v) => Some(v),
+            Done::Closed(()) | Done::Timeout(()) => None,
         }
     }
 
     /// Sends without blocking.
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
-        let Some(h) = &self.inner else {
-            return Err(TrySendError::Full(v));
-        };
+        let Some(h) = &self.inner else { return Err(TrySendError::Full(v)) };
+        self.note_use();
         h.lock.lock();
         // SAFETY: lock held.
         let r = unsafe { h.send_locked(v) };
         h.lock.unlock();
         match r {
             SendNow::Sent(u) => {
-                if let Some(u) = u {
-                    u.unpark_owned();
-                }
+                wake(u);
                 Ok(())
             }
             SendNow::Closed(v) => Err(TrySendError::Closed(v)),
@@ -427,18 +403,15 @@ impl<T> Chan<T> {
 
     /// Receives without blocking.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let Some(h) = &self.inner else {
-            return Err(TryRecvError::Empty);
-        };
+        let Some(h) = &self.inner else { return Err(TryRecvError::Empty) };
+        self.note_use();
         h.lock.lock();
         // SAFETY: lock held.
         let r = unsafe { h.recv_locked() };
         h.lock.unlock();
         match r {
             RecvNow::Got(v, u) => {
-                if let Some(u) = u {
-                    u.unpark_owned();
-                }
+                wake(u);
                 Ok(v)
             }
             RecvNow::Closed => Err(TryRecvError::Closed),
@@ -453,46 +426,10 @@ impl<T> Chan<T> {
 
     /// Sends, waiting until `deadline` at most.
     pub fn send_deadline(&self, v: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
-        let Some(h) = &self.inner else {
-            goro_runtime::sleep_until(deadline);
-            return Err(SendTimeoutError::Timeout(v));
-        };
-        self.note_use_by(preempt_check());
-        h.lock.lock();
-        // SAFETY: lock held.
-        let v = match unsafe { h.send_locked(v) } {
-            SendNow::Sent(u) => {
-                h.lock.unlock();
-                if let Some(u) = u {
-                    u.unpark_owned();
-                }
-                return Ok(());
-            }
-            SendNow::Closed(v) => {
-                h.lock.unlock();
-                return Err(SendTimeoutError::Closed(v));
-            }
-            SendNow::WouldBlock(v) => v,
-        };
-        let w = Waiting::new();
-        let sg = Sudog::new(&w, 0, Some(v));
-        // SAFETY: as in `send`; on timeout we unlink `sg` before returning.
-        unsafe { h.st().sendq.push_back(&sg) };
-        h.lock.unlock();
-        let take = || {
-            // SAFETY: no waker touches `sg` any more (DONE or cancelled and unlinked).
-            unsafe { (*sg.slot.get()).take() }.expect("value not sent")
-        };
-        match w.wait_until(WaitReason::ChanSend, deadline) {
-            Some((_, true)) => Ok(()),
-            Some((_, false)) => Err(SendTimeoutError::Closed(take())),
-            None => {
-                h.lock.lock();
-                // SAFETY: lock held.
-                unsafe { HChan::unlink(&mut h.st().sendq, &sg) };
-                h.lock.unlock();
-                Err(SendTimeoutError::Timeout(take()))
-            }
+        match self.send_until(v, Some(deadline)) {
+            Done::Ok(()) => Ok(()),
+            Done::Closed(v) => Err(SendTimeoutError::Closed(v)),
+            Done::Timeout(v) => Err(SendTimeoutError::Timeout(v)),
         }
     }
 
@@ -503,9 +440,69 @@ impl<T> Chan<T> {
 
     /// Receives, waiting until `deadline` at most.
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        match self.recv_until(Some(deadline)) {
+            Done::Ok(v) => Ok(v),
+            Done::Closed(()) => Err(RecvTimeoutError::Closed),
+            Done::Timeout(()) => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// Go's `chansend`: sends, blocking until done, closed, or `deadline`.
+    fn send_until(&self, v: T, deadline: Option<Instant>) -> Done<(), T> {
         let Some(h) = &self.inner else {
-            goro_runtime::sleep_until(deadline);
-            return Err(RecvTimeoutError::Timeout);
+            match deadline {
+                None => block_forever(WaitReason::ChanSendNilChan),
+                Some(d) => {
+                    goro_runtime::sleep_until(d);
+                    return Done::Timeout(v);
+                }
+            }
+        };
+        self.note_use_by(preempt_check());
+        h.lock.lock();
+        // SAFETY: lock held.
+        let v = match unsafe { h.send_locked(v) } {
+            SendNow::Sent(u) => {
+                h.lock.unlock();
+                wake(u);
+                return Done::Ok(());
+            }
+            SendNow::Closed(v) => {
+                h.lock.unlock();
+                return Done::Closed(v);
+            }
+            SendNow::WouldBlock(v) => v,
+        };
+        let w = Waiting::new();
+        let sg = Sudog::new(&w, 0, Some(v));
+        // SAFETY: lock held; `sg` outlives its time in the queue: we return
+        // only once it is DONE (dequeued by a waker) or unlinked below.
+        unsafe { h.st().sendq.push_back(&sg) };
+        h.lock.unlock();
+        let take = || {
+            // SAFETY: no waker touches `sg` any more (DONE, or cancelled and unlinked).
+            unsafe { (*sg.slot.get()).take() }.expect("value not sent")
+        };
+        match h.wait(&w, WaitReason::ChanSend, deadline) {
+            Some(true) => Done::Ok(()),
+            Some(false) => Done::Closed(take()),
+            None => {
+                h.unlink_locked(|st| &mut st.sendq, &sg);
+                Done::Timeout(take())
+            }
+        }
+    }
+
+    /// Go's `chanrecv`: receives, blocking until a value, close, or `deadline`.
+    fn recv_until(&self, deadline: Option<Instant>) -> Done<T, ()> {
+        let Some(h) = &self.inner else {
+            match deadline {
+                None => block_forever(WaitReason::ChanReceiveNilChan),
+                Some(d) => {
+                    goro_runtime::sleep_until(d);
+                    return Done::Timeout(());
+                }
+            }
         };
         self.note_use_by(preempt_check());
         h.lock.lock();
@@ -513,32 +510,27 @@ impl<T> Chan<T> {
         match unsafe { h.recv_locked() } {
             RecvNow::Got(v, u) => {
                 h.lock.unlock();
-                if let Some(u) = u {
-                    u.unpark_owned();
-                }
-                return Ok(v);
+                wake(u);
+                return Done::Ok(v);
             }
             RecvNow::Closed => {
                 h.lock.unlock();
-                return Err(RecvTimeoutError::Closed);
+                return Done::Closed(());
             }
             RecvNow::WouldBlock => {}
         }
         let w = Waiting::new();
         let sg = Sudog::new(&w, 0, None);
-        // SAFETY: as in `send_deadline`.
+        // SAFETY: as in `send_until`.
         unsafe { h.st().recvq.push_back(&sg) };
         h.lock.unlock();
-        match w.wait_until(WaitReason::ChanReceive, deadline) {
-            // SAFETY: DONE: the slot was written before the Release.
-            Some((_, true)) => Ok(unsafe { (*sg.slot.get()).take() }.expect("value delivered")),
-            Some((_, false)) => Err(RecvTimeoutError::Closed),
+        match h.wait(&w, WaitReason::ChanReceive, deadline) {
+            // SAFETY: DONE: the sender wrote the slot before its Release.
+            Some(true) => Done::Ok(unsafe { (*sg.slot.get()).take() }.expect("value delivered")),
+            Some(false) => Done::Closed(()),
             None => {
-                h.lock.lock();
-                // SAFETY: lock held.
-                unsafe { HChan::unlink(&mut h.st().recvq, &sg) };
-                h.lock.unlock();
-                Err(RecvTimeoutError::Timeout)
+                h.unlink_locked(|st| &mut st.recvq, &sg);
+                Done::Timeout(())
             }
         }
     }

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use goro_runtime::Unparker;
 
-use crate::chan::{Chan, HChan, RecvNow};
+use crate::chan::{wake, Chan, HChan, RecvNow};
 use crate::sudog::{Sudog, Waiting};
 
 /// The future returned by [`Chan::recv_async`].
@@ -62,9 +62,7 @@ impl<T> Future for RecvFuture<'_, T> {
         match unsafe { h.recv_locked() } {
             RecvNow::Got(v, u) => {
                 h.lock.unlock();
-                if let Some(u) = u {
-                    u.unpark_owned();
-                }
+                wake(u);
                 Poll::Ready(Some(v))
             }
             RecvNow::Closed => {

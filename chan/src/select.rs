@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use goro_runtime::{preempt_point, Unparker, WaitReason};
 
-use crate::chan::{AsChan, Chan, HChan, RecvNow, SendNow};
+use crate::chan::{wake, AsChan, Chan, HChan, RecvNow, SendNow};
 use crate::error::SendError;
 use crate::sudog::{Sudog, Waiting};
 
@@ -95,27 +95,34 @@ impl<'a, T> SendArm<'a, T> {
     }
 }
 
+/// The `SelectArm` methods that only look at the arm's channel (`self.chan`).
+macro_rules! arm_channel_methods {
+    () => {
+        fn addr(&self) -> usize {
+            addr_of(self.chan)
+        }
+        fn external(&self) -> bool {
+            self.chan.is_some_and(|h| h.externally_held())
+        }
+        fn lock(&self) {
+            if let Some(h) = self.chan {
+                h.lock.lock();
+            }
+        }
+        fn unlock(&self) {
+            if let Some(h) = self.chan {
+                h.lock.unlock();
+            }
+        }
+    };
+}
+
 fn addr_of<T>(c: Option<&HChan<T>>) -> usize {
     c.map_or(0, |h| h as *const HChan<T> as usize)
 }
 
 impl<T> SelectArm for RecvArm<'_, T> {
-    fn addr(&self) -> usize {
-        addr_of(self.chan)
-    }
-    fn external(&self) -> bool {
-        self.chan.is_some_and(|h| h.externally_held())
-    }
-    fn lock(&self) {
-        if let Some(h) = self.chan {
-            h.lock.lock();
-        }
-    }
-    fn unlock(&self) {
-        if let Some(h) = self.chan {
-            h.lock.unlock();
-        }
-    }
+    arm_channel_methods!();
     unsafe fn try_now(&mut self) -> Option<Option<Unparker>> {
         let h = self.chan?;
         match h.recv_locked() {
@@ -148,22 +155,7 @@ impl<T> SelectArm for RecvArm<'_, T> {
 }
 
 impl<T> SelectArm for SendArm<'_, T> {
-    fn addr(&self) -> usize {
-        addr_of(self.chan)
-    }
-    fn external(&self) -> bool {
-        self.chan.is_some_and(|h| h.externally_held())
-    }
-    fn lock(&self) {
-        if let Some(h) = self.chan {
-            h.lock.lock();
-        }
-    }
-    fn unlock(&self) {
-        if let Some(h) = self.chan {
-            h.lock.unlock();
-        }
-    }
+    arm_channel_methods!();
     unsafe fn try_now(&mut self) -> Option<Option<Unparker>> {
         let h = self.chan?;
         let v = self.value.take().expect("send arm already used");
@@ -324,9 +316,7 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
         // SAFETY: every arm's channel is locked.
         if let Some(u) = unsafe { arms[i].try_now() } {
             unlock_all(arms, lockorder);
-            if let Some(u) = u {
-                u.unpark_owned();
-            }
+            wake(u);
             return Some(i);
         }
     }

@@ -31,8 +31,10 @@ pub(crate) struct NetFd<S: mio::event::Source + AsRawFd> {
     /// The last operation in this direction proved the socket empty (read)
     /// or full (write): WouldBlock, or a short stream read/write. Only an
     /// edge seen after that can change it, so the next operation waits for
-    /// the edge first instead of spending a system call on WouldBlock.
-    /// Touched only under the direction's lock.
+    /// the edge first instead of spending a system call on WouldBlock. Not
+    /// trusted once the socket is half-closed or in error (`PollDesc::closed`):
+    /// EOF stays readable without a new edge. Touched only under the
+    /// direction's lock.
     rempty: std::sync::atomic::AtomicBool,
     wempty: std::sync::atomic::AtomicBool,
     timeouts: StdMutex<(Option<Duration>, Option<Duration>)>,
@@ -90,7 +92,7 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
         let deadline = self.timeout(dir).map(|d| Instant::now() + d);
         let in_g = in_goroutine();
         loop {
-            if in_g && empty.load(Ordering::Relaxed) {
+            if in_g && empty.load(Ordering::Relaxed) && !self.pd.closed.load(Ordering::SeqCst) {
                 // Known empty: only an edge since then can have changed it.
                 if !ready.swap(false, Ordering::SeqCst) {
                     self.wait(dir, deadline)?;
@@ -231,3 +233,46 @@ pub(crate) fn dup(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
     // SAFETY: `n` is a fresh fd owned by no one else.
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) })
 }
+
+/// `Read` and `Write` for a stream type with a `fd: NetFd<_>` field, and
+/// for shared references to it (like std's `&TcpStream`).
+macro_rules! impl_stream_io {
+    ($t:ty) => {
+        impl std::io::Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let len = buf.len();
+                self.fd.run_stream($crate::fd::Dir::Read, len, |mut s| std::io::Read::read(&mut s, buf), |n| *n)
+            }
+        }
+
+        impl std::io::Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.fd.run_stream(
+                    $crate::fd::Dir::Write,
+                    buf.len(),
+                    |mut s| std::io::Write::write(&mut s, buf),
+                    |n| *n,
+                )
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::io::Read::read(&mut &*self, buf)
+            }
+        }
+
+        impl std::io::Write for $t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                std::io::Write::write(&mut &*self, buf)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_stream_io;

@@ -26,6 +26,10 @@ pub(crate) struct PollDesc {
     /// operation is retried, and a spurious retry just returns WouldBlock).
     pub rready: AtomicBool,
     pub wready: AtomicBool,
+    /// Sticky: the poller saw a hang-up, a half-close or an error. Such a
+    /// socket stays readable/writable without further edges, so "known
+    /// empty" shortcuts must not be trusted any more.
+    pub closed: AtomicBool,
     /// The G (or thread) parked waiting to read / write.
     pub rwait: Mutex<Option<Unparker>>,
     pub wwait: Mutex<Option<Unparker>>,
@@ -117,6 +121,7 @@ impl NetPoller {
                 token: Token(idx),
                 rready: AtomicBool::new(false),
                 wready: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
                 rwait: Mutex::new(None),
                 wwait: Mutex::new(None),
             });
@@ -187,6 +192,9 @@ impl Poller for NetPoller {
                     continue;
                 }
                 if let Some(Some(pd)) = s.slots.get(ev.token().0) {
+                    if ev.is_read_closed() || ev.is_write_closed() || ev.is_error() {
+                        pd.closed.store(true, Ordering::SeqCst);
+                    }
                     let r = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                     let w = ev.is_writable() || ev.is_write_closed() || ev.is_error();
                     ready.push((pd.clone(), r, w));
