@@ -97,6 +97,18 @@ impl<T> HChan<T> {
         }
     }
 
+    /// A lock-free guess that a receive would not block (buffered value, or
+    /// closed); may be stale either way.
+    pub fn recv_hint(&self) -> bool {
+        self.len.load(Ordering::Relaxed) > 0 || self.closed.load(Ordering::Relaxed)
+    }
+
+    /// A lock-free guess that a send would not block (room in the buffer,
+    /// or closed); may be stale either way.
+    pub fn send_hint(&self) -> bool {
+        self.len.load(Ordering::Relaxed) < self.cap || self.closed.load(Ordering::Relaxed)
+    }
+
     /// Whether a plain thread may hold a handle (deadlock detection).
     pub fn externally_held(&self) -> bool {
         self.ext.load(Ordering::Acquire) > 0

@@ -4,8 +4,11 @@
 //! 1. Arms are polled in a uniformly random order (Fisher–Yates), so no arm
 //!    starves another; channels are locked in address order (each once, even
 //!    if it appears in several arms), so two selects cannot deadlock.
-//! 2. Pass 1, all locks held: the first arm in poll order that can proceed
-//!    completes, and select returns it.
+//! 2. Pass 0 (goro's shortcut, not in Go): arms whose channel looks ready
+//!    from its lock-free length and closed flag are tried in poll order,
+//!    each with only its own channel locked. Pass 1, all locks held: the
+//!    first arm in poll order that can proceed completes, and select
+//!    returns it.
 //! 3. Otherwise (and without `default`): a sudog per arm is queued on its
 //!    channel, all sharing one `Waiting`; the locks are released and the G
 //!    parks once.
@@ -29,6 +32,8 @@ use crate::sudog::{Sudog, Waiting};
 /// One arm of a select, type-erased. Public only for the `select!` macro.
 #[doc(hidden)]
 pub trait SelectArm {
+    /// A lock-free guess that the arm could complete now.
+    fn hint(&self) -> bool;
     /// The channel's address (lock order and identity); 0 for nil.
     fn addr(&self) -> usize;
     /// Whether a plain thread may hold the channel (deadlock detection).
@@ -123,6 +128,9 @@ fn addr_of<T>(c: Option<&HChan<T>>) -> usize {
 
 impl<T> SelectArm for RecvArm<'_, T> {
     arm_channel_methods!();
+    fn hint(&self) -> bool {
+        self.chan.is_some_and(|h| h.recv_hint())
+    }
     unsafe fn try_now(&mut self) -> Option<Option<Unparker>> {
         let h = self.chan?;
         match h.recv_locked() {
@@ -156,6 +164,9 @@ impl<T> SelectArm for RecvArm<'_, T> {
 
 impl<T> SelectArm for SendArm<'_, T> {
     arm_channel_methods!();
+    fn hint(&self) -> bool {
+        self.chan.is_some_and(|h| h.send_hint())
+    }
     unsafe fn try_now(&mut self) -> Option<Option<Unparker>> {
         let h = self.chan?;
         let v = self.value.take().expect("send arm already used");
@@ -307,6 +318,22 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
             Mode::Block => loop {
                 goro_runtime::park_internal(if n == 0 { WaitReason::SelectNoCases } else { WaitReason::Select }, false);
             },
+        }
+    }
+
+    // Pass 0 (a goro shortcut): in poll order, try the arms whose channel
+    // looks ready, locking only that channel. Usually one lock instead of
+    // all of them; the full pass below still decides when nothing was.
+    for &i in pollorder.iter() {
+        if arms[i].hint() {
+            arms[i].lock();
+            // SAFETY: this arm's channel is locked.
+            let done = unsafe { arms[i].try_now() };
+            arms[i].unlock();
+            if let Some(u) = done {
+                wake(u);
+                return Some(i);
+            }
         }
     }
 
