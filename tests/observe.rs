@@ -182,6 +182,31 @@ fn no_false_deadlock_for_a_channel_a_plain_thread_holds_or_a_timer() {
 }
 
 #[test]
+fn no_false_deadlock_across_runtimes() {
+    bounded(30, || {
+        let a = Runtime::builder().procs(1).name("dl-a").build().unwrap();
+        let b = Runtime::builder().procs(1).name("dl-b").build().unwrap();
+        // A channel made in a G of `a`, handed to a G of `b` that sends late.
+        let ch = a.block_on(|| Chan::<u8>::new(0));
+        let c2 = ch.clone();
+        let sender = b.spawn(move || {
+            goro::sleep(Duration::from_millis(300));
+            c2.send(3).unwrap();
+        });
+        let got = a.try_block_on(move || ch.recv());
+        assert_eq!(got, Ok(Some(3)));
+        // And a G of `a` joining a G of `b`.
+        let late = b.spawn(|| {
+            goro::sleep(Duration::from_millis(300));
+            4
+        });
+        assert_eq!(a.try_block_on(move || late.join().unwrap()), Ok(4));
+        sender.join().unwrap();
+        assert!(!a.stats().deadlocked && !b.stats().deadlocked);
+    });
+}
+
+#[test]
 fn trace_file_is_valid_perfetto_json() {
     bounded(30, || {
         let path = std::env::temp_dir().join(format!("goro-trace-{}.json", std::process::id()));
