@@ -77,10 +77,13 @@ def main():
             rows.append((key, unit, g, meds))
     print("| workload | unit | goro | Go | Tokio | goro/Go | goro/Tokio |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    fmt = lambda v: f"{v:.1f}" if v is not None else "-"
+    def fmt(v):
+        if v is None:
+            return "-"
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
     for key, unit, g, meds in rows:
         ratios = [f"{g / meds[p]:.2f}" if meds[p] else "-" for p in ("go", "tokio")]
-        print(f"| {key} | {unit} | {g:.1f} | {fmt(meds['go'])} | {fmt(meds['tokio'])} | {ratios[0]} | {ratios[1]} |")
+        print(f"| {key} | {unit} | {fmt(g)} | {fmt(meds['go'])} | {fmt(meds['tokio'])} | {ratios[0]} | {ratios[1]} |")
 
 
 if __name__ == "__main__":
