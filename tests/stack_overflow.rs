@@ -45,3 +45,66 @@ fn stack_overflow_is_reported_and_aborts() {
     assert!(line.starts_with("goroutine "), "{line}");
     assert!(line.contains(" [deep] stack overflow (stack size 65536)"), "{line}");
 }
+
+const EXHAUST_ENV: &str = "GORO_TEST_STACK_EXHAUST_CHILD";
+
+#[test]
+fn stack_exhaustion_child() {
+    if std::env::var_os(EXHAUST_ENV).is_none() {
+        return; // only meaningful as the child of the test below
+    }
+    // 2 GiB of address space; each G below reserves 256 MiB of stack.
+    let lim = libc::rlimit { rlim_cur: 2 << 30, rlim_max: 2 << 30 };
+    // SAFETY: setrlimit on our own process with a valid struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+    let (ok, failed_joins, failed_spawns) = goro::run(|| {
+        let gate = goro::chan::Chan::<()>::new(0);
+        let mut hs = Vec::new();
+        let mut failed_spawns = 0;
+        for _ in 0..40 {
+            let g = gate.clone();
+            match goro::Builder::new().stack_size(256 << 20).spawn(move || g.recv()) {
+                Ok(h) => hs.push(h),
+                Err(e) => {
+                    assert!(e.to_string().contains("goro:"), "{e}");
+                    failed_spawns += 1;
+                }
+            }
+            goro::yield_now(); // let it start (and map its stack) now
+        }
+        gate.close();
+        let (mut ok, mut failed) = (0, 0);
+        for h in hs {
+            match h.join() {
+                Ok(_) => ok += 1,
+                Err(_) => failed += 1,
+            }
+        }
+        // The runtime still works once memory is back.
+        assert_eq!(goro::go(|| 7).join().unwrap(), 7);
+        (ok, failed, failed_spawns)
+    });
+    println!("RESULT ok={ok} failed_joins={failed_joins} failed_spawns={failed_spawns}");
+}
+
+#[test]
+fn running_out_of_stack_memory_is_an_error_not_a_crash() {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args(["--exact", "stack_exhaustion_child", "--nocapture", "--test-threads=1"])
+        .env(EXHAUST_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child crashed: {stderr}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r))
+        .unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
+    let num =
+        |k: &str| -> u32 { line.split(&format!("{k}=")).nth(1).unwrap().split(' ').next().unwrap().parse().unwrap() };
+    assert!(num("ok") >= 1, "{line}");
+    assert!(num("failed_joins") + num("failed_spawns") >= 1, "some G must have hit the limit: {line}");
+    assert!(stderr.contains("cannot map"), "the failure is reported clearly: {stderr}");
+}
