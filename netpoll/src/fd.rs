@@ -223,6 +223,19 @@ fn poll_fd(fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
     }
 }
 
+/// Whether a non-blocking connect has completed, once the socket is
+/// writable: a pending error, or a known peer; `WouldBlock` if not yet.
+pub(crate) fn connect_done<A>(err: io::Result<Option<io::Error>>, peer: io::Result<A>) -> io::Result<()> {
+    if let Some(e) = err? {
+        return Err(e);
+    }
+    match peer {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Duplicates a socket fd (for `try_clone`).
 pub(crate) fn dup(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd we own.

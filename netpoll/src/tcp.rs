@@ -7,7 +7,7 @@ use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::time::Duration;
 
-use crate::fd::{dup, Dir, NetFd};
+use crate::fd::{connect_done, dup, Dir, NetFd};
 
 /// A TCP listening socket. Bound with `SO_REUSEADDR`, so a restarted server
 /// does not fail on connections in TIME_WAIT. goro owns its non-blocking
@@ -100,16 +100,7 @@ impl TcpStream {
     /// A non-blocking connect completes when the socket becomes writable:
     /// then either an error is pending or the peer address is known.
     fn finish_connect(&self) -> io::Result<()> {
-        self.fd.run(Dir::Write, |s| {
-            if let Some(e) = s.take_error()? {
-                return Err(e);
-            }
-            match s.peer_addr() {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
-                Err(e) => Err(e),
-            }
-        })
+        self.fd.run(Dir::Write, |s| connect_done(s.take_error(), s.peer_addr()))
     }
 
     fn from_mio(s: mio::net::TcpStream) -> io::Result<TcpStream> {

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::fd::{dup, Dir, NetFd};
+use crate::fd::{connect_done, dup, Dir, NetFd};
 
 /// A Unix-domain listening socket.
 pub struct UnixListener {
@@ -41,16 +41,7 @@ impl UnixStream {
     /// Connects; the connection's completion is awaited on the poller.
     pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let s = UnixStream { fd: NetFd::new(mio::net::UnixStream::connect(path)?)? };
-        s.fd.run(Dir::Write, |s| {
-            if let Some(e) = s.take_error()? {
-                return Err(e);
-            }
-            match s.peer_addr() {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
-                Err(e) => Err(e),
-            }
-        })?;
+        s.fd.run(Dir::Write, |s| connect_done(s.take_error(), s.peer_addr()))?;
         Ok(s)
     }
 

@@ -70,82 +70,56 @@ impl GStatus {
     }
 }
 
-/// Why a G is waiting; the strings are Go's, as a goroutine dump shows them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum WaitReason {
-    None = 0,
-    ChanReceive,
-    ChanSend,
-    ChanReceiveNilChan,
-    ChanSendNilChan,
-    Select,
-    SelectNoCases,
-    Sleep,
-    IoWait,
-    Syscall,
-    Semacquire,
-    MutexLock,
-    RwLockRead,
-    RwLockWrite,
-    CondWait,
-    WaitGroupWait,
-    Join,
-    Future,
-    Park,
+/// Declares `WaitReason` with its variants' dump strings, in one list.
+macro_rules! wait_reasons {
+    ($($(#[$doc:meta])* $v:ident => $s:literal,)*) => {
+        /// Why a G is waiting; the strings are Go's, as a goroutine dump shows them.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum WaitReason {
+            $($(#[$doc])* $v,)*
+        }
+
+        impl WaitReason {
+            const ALL: &'static [WaitReason] = &[$(WaitReason::$v,)*];
+
+            pub(crate) fn from_u8(v: u8) -> WaitReason {
+                Self::ALL.get(v as usize).copied().unwrap_or(WaitReason::None)
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(WaitReason::$v => $s,)*
+                }
+            }
+        }
+    };
 }
 
-impl WaitReason {
-    pub(crate) fn from_u8(v: u8) -> WaitReason {
-        use WaitReason::*;
-        const ALL: [WaitReason; 19] = [
-            None,
-            ChanReceive,
-            ChanSend,
-            ChanReceiveNilChan,
-            ChanSendNilChan,
-            Select,
-            SelectNoCases,
-            Sleep,
-            IoWait,
-            Syscall,
-            Semacquire,
-            MutexLock,
-            RwLockRead,
-            RwLockWrite,
-            CondWait,
-            WaitGroupWait,
-            Join,
-            Future,
-            Park,
-        ];
-        ALL.get(v as usize).copied().unwrap_or(None)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        use WaitReason::*;
-        match self {
-            None => "",
-            ChanReceive => "chan receive",
-            ChanSend => "chan send",
-            ChanReceiveNilChan => "chan receive (nil chan)",
-            ChanSendNilChan => "chan send (nil chan)",
-            Select => "select",
-            SelectNoCases => "select (no cases)",
-            Sleep => "sleep",
-            IoWait => "IO wait",
-            Syscall => "syscall",
-            Semacquire => "semacquire",
-            MutexLock => "sync.Mutex.Lock",
-            RwLockRead => "sync.RWMutex.RLock",
-            RwLockWrite => "sync.RWMutex.Lock",
-            CondWait => "sync.Cond.Wait",
-            WaitGroupWait => "sync.WaitGroup.Wait",
-            Join => "goroutine join",
-            Future => "future",
-            Park => "park",
-        }
-    }
+wait_reasons! {
+    /// Not waiting.
+    None => "",
+    ChanReceive => "chan receive",
+    ChanSend => "chan send",
+    ChanReceiveNilChan => "chan receive (nil chan)",
+    ChanSendNilChan => "chan send (nil chan)",
+    Select => "select",
+    SelectNoCases => "select (no cases)",
+    Sleep => "sleep",
+    IoWait => "IO wait",
+    Syscall => "syscall",
+    Semacquire => "semacquire",
+    MutexLock => "sync.Mutex.Lock",
+    RwLockRead => "sync.RWMutex.RLock",
+    RwLockWrite => "sync.RWMutex.Lock",
+    CondWait => "sync.Cond.Wait",
+    WaitGroupWait => "sync.WaitGroup.Wait",
+    /// goro: waiting in `JoinHandle::join`.
+    Join => "goroutine join",
+    /// goro: a future in `block_on` is pending.
+    Future => "future",
+    /// goro: a raw `goro::park`.
+    Park => "park",
 }
 
 impl fmt::Display for WaitReason {
