@@ -141,10 +141,11 @@ fn table(policies: &[(&str, Policy)], workloads: &[Workload], r: &[Vec<f64>]) ->
         for (wi, _) in workloads.iter().enumerate() {
             let v = r[wi][pi];
             let rel = v / r[wi][0];
+            let v = if v < 10.0 { format!("{v:.2}") } else { format!("{v:.1}") };
             if pi == 0 {
-                let _ = write!(s, " {v:.1} |");
+                let _ = write!(s, " {v} |");
             } else {
-                let _ = write!(s, " {v:.1} ({rel:.2}x) |");
+                let _ = write!(s, " {v} ({rel:.2}x) |");
             }
         }
         s.push('\n');
