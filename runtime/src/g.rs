@@ -128,11 +128,6 @@ impl fmt::Display for WaitReason {
     }
 }
 
-// Park token states (see park.rs).
-pub(crate) const PARK_EMPTY: u8 = 0;
-pub(crate) const PARK_NOTIFIED: u8 = 1;
-pub(crate) const PARK_PARKED: u8 = 2;
-
 pub struct G {
     pub(crate) id: u64,
     pub(crate) name: Option<Box<str>>,
@@ -141,7 +136,7 @@ pub struct G {
     pub(crate) wait_reason: AtomicU8,
     /// Nanoseconds since the runtime's epoch when the G last parked.
     pub(crate) wait_since: AtomicU64,
-    pub(crate) park: AtomicU8,
+    pub(crate) park: crate::park_token::ParkToken,
     /// Registry slot: `shard << 32 | index`.
     pub(crate) slot: AtomicU64,
     pub(crate) spawn_site: &'static Location<'static>,

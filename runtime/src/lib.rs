@@ -21,6 +21,7 @@ mod goroutine;
 mod m;
 mod p;
 mod park;
+mod park_token;
 mod policy;
 mod poller;
 pub mod runq;
@@ -37,7 +38,7 @@ mod trace;
 
 /// Atomics used by the lock-free run queue; the loom model swaps in loom's.
 pub(crate) mod atomic {
-    pub use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+    pub use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, Ordering};
 }
 
 pub use dump::dump;

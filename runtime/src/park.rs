@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Instant;
 
-use crate::g::{GStatus, Switch, WaitReason, G, PARK_EMPTY, PARK_NOTIFIED, PARK_PARKED};
+use crate::g::{GStatus, Switch, WaitReason, G};
 use crate::m;
 use crate::timer::{add_timer, TimerAction};
 
@@ -89,22 +89,8 @@ impl Unparker {
 }
 
 fn unpark_g(g: &Arc<G>) {
-    let mut cur = g.park.load(Ordering::Acquire);
-    loop {
-        let (next, ready) = match cur {
-            PARK_EMPTY => (PARK_NOTIFIED, false),
-            PARK_PARKED => (PARK_EMPTY, true),
-            _ => return, // already notified
-        };
-        match g.park.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                if ready {
-                    g.sched.ready(g.clone(), true);
-                }
-                return;
-            }
-            Err(v) => cur = v,
-        }
+    if g.park.unpark() {
+        g.sched.ready(g.clone(), true);
     }
 }
 
@@ -138,7 +124,7 @@ fn park_as(reason: WaitReason, external: bool) {
     }
     // SAFETY: the current G is alive while it runs.
     let g: &G = unsafe { &*g };
-    if g.park.compare_exchange(PARK_NOTIFIED, PARK_EMPTY, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+    if g.park.try_consume() {
         return;
     }
     g.wait_reason.store(reason as u8, Ordering::Relaxed);

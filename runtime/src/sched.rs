@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use corosensei::{Coroutine, CoroutineResult};
 
-use crate::g::{GStatus, GYielder, Switch, G, PARK_EMPTY, PARK_PARKED};
+use crate::g::{GStatus, GYielder, Switch, G};
 use crate::m::{self, MCtx, M};
 use crate::p::{PStatus, P};
 use crate::policy::{Policy, Spinning, Steal};
@@ -326,7 +326,7 @@ impl Sched {
                 *m.status.get_mut() = GStatus::Runnable as u8;
                 *m.wait_reason.get_mut() = 0;
                 *m.wait_since.get_mut() = 0;
-                *m.park.get_mut() = PARK_EMPTY;
+                m.park.reset();
                 m.spawn_site = site;
                 m.stack_size = size;
                 m.guard.set((0, 0));
@@ -345,7 +345,7 @@ impl Sched {
                 status: AtomicU8::new(GStatus::Runnable as u8),
                 wait_reason: AtomicU8::new(0),
                 wait_since: AtomicU64::new(0),
-                park: AtomicU8::new(PARK_EMPTY),
+                park: Default::default(),
                 slot: AtomicU64::new(0),
                 spawn_site: site,
                 stack_size: size,
@@ -1061,11 +1061,9 @@ impl Sched {
                 // P while it ran. Put the G where an M with a P finds it.
                 match r {
                     CoroutineResult::Yield(Switch::Park) => {
-                        if g.park.compare_exchange(PARK_EMPTY, PARK_PARKED, Ordering::AcqRel, Ordering::Acquire).is_ok()
-                        {
+                        if g.park.commit_park() {
                             return;
                         }
-                        g.park.store(PARK_EMPTY, Ordering::Release);
                         continue;
                     }
                     CoroutineResult::Yield(_) => {
@@ -1092,12 +1090,11 @@ impl Sched {
                 }
                 CoroutineResult::Yield(Switch::Park) => {
                     Counters::bump(&pp.counters.parks);
-                    if g.park.compare_exchange(PARK_EMPTY, PARK_PARKED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    if g.park.commit_park() {
                         // From here on an unparker may run the G elsewhere.
                         return;
                     }
-                    // Unparked while switching out: consume the token, resume.
-                    g.park.store(PARK_EMPTY, Ordering::Release);
+                    // Unparked while switching out: the token is consumed, resume.
                 }
                 CoroutineResult::Return(()) => {
                     self.gdestroy(p, g);

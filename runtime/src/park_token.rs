@@ -1,0 +1,70 @@
+//! The park token of a G: the lock-free state machine behind "no lost
+//! wake-up" (see `park.rs`). Generic over nothing, compiled against
+//! `crate::atomic` so the loom model (`tests/loom_park.rs`) checks this very
+//! code.
+//!
+//! States: `EMPTY` (running, no token), `NOTIFIED` (running, an unpark is
+//! pending), `PARKED` (switched out, waiting). Transitions:
+//! - the G, before switching out: `NOTIFIED` → `EMPTY` means "return at once";
+//! - its M, after the switch: `EMPTY` → `PARKED`; if that fails an unpark came
+//!   in between: back to `EMPTY` and resume the G;
+//! - an unparker: `EMPTY` → `NOTIFIED` (nothing else to do), or
+//!   `PARKED` → `EMPTY` and the unparker readies the G (exactly one does).
+
+use crate::atomic::{AtomicU8, Ordering};
+
+const EMPTY: u8 = 0;
+const NOTIFIED: u8 = 1;
+const PARKED: u8 = 2;
+
+pub struct ParkToken(AtomicU8);
+
+impl Default for ParkToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ParkToken {
+    pub fn new() -> Self {
+        ParkToken(AtomicU8::new(EMPTY))
+    }
+
+    /// The G, about to park: takes a pending unpark. `true`: do not park.
+    pub fn try_consume(&self) -> bool {
+        self.0.compare_exchange(NOTIFIED, EMPTY, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// The G's M, after the G switched out to park. `true`: parked (an
+    /// unparker will ready it); `false`: an unpark arrived meanwhile, the
+    /// token is consumed and the M must resume the G.
+    pub fn commit_park(&self) -> bool {
+        if self.0.compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            return true;
+        }
+        self.0.store(EMPTY, Ordering::Release);
+        false
+    }
+
+    /// An unpark. `true`: the G was parked and the caller must make it
+    /// runnable (only one unparker ever gets `true` per park).
+    pub fn unpark(&self) -> bool {
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            let (next, ready) = match cur {
+                EMPTY => (NOTIFIED, false),
+                PARKED => (EMPTY, true),
+                _ => return false, // already notified
+            };
+            match self.0.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return ready,
+                Err(v) => cur = v,
+            }
+        }
+    }
+
+    /// Back to `EMPTY` (a recycled G; no other reference exists).
+    pub fn reset(&mut self) {
+        self.0.store(EMPTY, Ordering::Relaxed);
+    }
+}
