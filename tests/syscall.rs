@@ -285,3 +285,44 @@ fn going_over_the_thread_limit_is_fatal_with_a_clear_message() {
     assert!(stderr.contains("exceeds its 3-thread limit"), "{stderr}");
     assert!(stderr.contains("fatal error: thread exhaustion"), "{stderr}");
 }
+
+#[test]
+fn parking_and_nesting_inside_a_syscall_keep_the_scheduler_consistent() {
+    bounded(30, || {
+        let rt = rt(2, Policy::default());
+        let total = rt.block_on(|| {
+            let ch = Chan::new(0);
+            let c2 = ch.clone();
+            let feeder = goro::go(move || {
+                for i in 0..100u64 {
+                    c2.send(i).unwrap();
+                }
+            });
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let ch = ch.clone();
+                    goro::go(move || {
+                        let mut sum = 0;
+                        for _ in 0..25 {
+                            // A channel receive (which parks) inside a
+                            // syscall, and a syscall nested in another.
+                            sum += goro::syscall(|| {
+                                let v = ch.recv().unwrap();
+                                goro::blocking(|| usleep(100));
+                                v
+                            });
+                        }
+                        sum
+                    })
+                })
+                .collect();
+            feeder.join().unwrap();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(total, 4950);
+        // Every P is accounted for: the runtime still runs Gs on all of them.
+        let st = rt.stats();
+        assert_eq!(st.procs, 2);
+        assert_eq!(rt.block_on(|| goro::go(|| 1).join().unwrap()), 1);
+    });
+}

@@ -151,8 +151,6 @@ pub struct G {
     pub(crate) start: UnsafeCell<Option<Body>>,
     pub(crate) co: UnsafeCell<Option<Co>>,
     pub(crate) yielder: Cell<*const GYielder>,
-    /// The P the G held when it entered a syscall (touched by the G only).
-    pub(crate) syscall_p: Cell<usize>,
     /// When the G was made runnable (ns since epoch; sampled, 0 if not).
     pub(crate) ready_at: AtomicU64,
     /// Trace flow id of the unpark that readied it (0 if none).

@@ -332,7 +332,6 @@ impl Sched {
                 m.guard.set((0, 0));
                 *m.start.get_mut() = Some(body);
                 m.yielder.set(std::ptr::null());
-                m.syscall_p.set(NO_P);
                 *m.ready_at.get_mut() = 0;
                 *m.flow_id.get_mut() = 0;
                 *m.wait_external.get_mut() = true;
@@ -353,7 +352,6 @@ impl Sched {
                 start: UnsafeCell::new(Some(body)),
                 co: Default::default(),
                 yielder: Default::default(),
-                syscall_p: std::cell::Cell::new(NO_P),
                 ready_at: AtomicU64::new(0),
                 flow_id: AtomicU64::new(0),
                 wait_external: AtomicBool::new(true),
@@ -1034,10 +1032,7 @@ impl Sched {
             #[cfg(feature = "tracing")]
             drop(span);
             c.curg.set(std::ptr::null());
-            if let Some(start) = run_start.take() {
-                // Sampled run length, recorded on the P the G started on.
-                pp.run_time.record(self.now_nanos().saturating_sub(start));
-            }
+            let ran = run_start.take().map(|start| self.now_nanos().saturating_sub(start));
             if let (Some(t), Some(start)) = (&self.tracer, trace_start) {
                 t.run(&c.trace, c.m.id, c.m.cur_p.load(Ordering::Relaxed), g.id, g.name(), start);
                 if let CoroutineResult::Yield(Switch::Park) = r {
@@ -1053,6 +1048,13 @@ impl Sched {
                 let p = c.p.get();
                 if !self.ps[p].cas_status(PStatus::User, PStatus::Running) {
                     c.p.set(NO_P);
+                }
+            }
+            if let Some(ns) = ran {
+                // Sampled run length, if this M still holds the P it started
+                // on (histograms are written by the P's owner only).
+                if c.p.get() == p {
+                    pp.run_time.record(ns);
                 }
             }
             let p = c.p.get();

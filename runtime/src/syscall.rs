@@ -49,15 +49,16 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
 }
 
 fn run_syscall<R>(f: impl FnOnce() -> R, block: bool) -> R {
-    if !m::in_goroutine() {
+    let p = if m::in_goroutine() { entersyscall(block) } else { None };
+    let Some(p) = p else {
+        // A plain thread, or already in a syscall (nested): just call.
         return f();
-    }
-    entersyscall(block);
+    };
     // A panic in `f` must not unwind through a possible switch to another
     // thread in `exitsyscall` (the panic count is per thread): catch it,
     // exit the syscall, then resume it.
     let r = catch_unwind(AssertUnwindSafe(f));
-    exitsyscall();
+    exitsyscall(p);
     match r {
         Ok(v) => v,
         Err(p) => resume_unwind(p),
@@ -72,18 +73,24 @@ fn with_ctx<R>(f: impl FnOnce(&MCtx) -> R) -> R {
     f(unsafe { &*c })
 }
 
-fn entersyscall(block: bool) {
+/// Returns the P the G leaves for the call (for `exitsyscall`), or `None`
+/// (doing nothing) if the M holds no P: the G is already inside a syscall.
+/// The P travels on the caller's stack, so syscalls nest and a G may park
+/// inside one and come back on another M.
+fn entersyscall(block: bool) -> Option<usize> {
     reacquire();
     with_ctx(|c| {
         let sched = &c.sched;
         let p = c.p.get();
+        if p == NO_P {
+            return None;
+        }
         // SAFETY: the current G is alive while it runs.
         let g: &G = unsafe { &*c.curg.get() };
         let pp = &sched.ps[p];
         g.set_status(GStatus::Syscall);
         g.wait_reason.store(WaitReason::Syscall as u8, Ordering::Relaxed);
         g.wait_since.store(sched.coarse_now(), Ordering::Relaxed);
-        g.syscall_p.set(p);
         Counters::bump(&pp.counters.syscalls);
         pp.syscalltick.store(pp.syscalltick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         c.p.set(NO_P);
@@ -99,17 +106,27 @@ fn entersyscall(block: bool) {
         } else {
             sched.kick_sysmon();
         }
-    });
+        Some(p)
+    })
 }
 
-fn exitsyscall() {
+/// `p`: what `entersyscall` returned.
+fn exitsyscall(p: usize) {
     let got = with_ctx(|c| {
         let sched = &c.sched;
         // SAFETY: the current G is alive while it runs.
         let g: &G = unsafe { &*c.curg.get() };
-        let p = g.syscall_p.replace(NO_P);
         let pp = &sched.ps[p];
         sched.trace_instant("syscall exit", &format!(r#""g":{},"p":{p}"#, g.id));
+        if c.p.get() != NO_P {
+            // The G parked inside `f` and came back on an M with a P: it
+            // keeps that one; give up the syscall P if nobody retook it.
+            if pp.cas_status(PStatus::Syscall, PStatus::Idle) {
+                sched.handoffp(p);
+            }
+            g.set_status(GStatus::Running);
+            return true;
+        }
         if pp.cas_status(PStatus::Syscall, PStatus::Running) {
             // Fast path: nobody took the P.
             c.p.set(p);
