@@ -89,8 +89,18 @@ fn fmt(v: f64) -> String {
     }
 }
 
+/// The policy to measure: Go's defaults, or `GORO_BENCH_NO_RUNNEXT_WAKE=1`
+/// for `Policy::wake_for_runnext = false`.
+fn policy() -> Policy {
+    let mut p = Policy::default();
+    if std::env::var_os("GORO_BENCH_NO_RUNNEXT_WAKE").is_some() {
+        p.wake_for_runnext = false;
+    }
+    p
+}
+
 fn runtime(procs: Option<usize>) -> Runtime {
-    let mut b = Runtime::builder().policy(Policy::default());
+    let mut b = Runtime::builder().policy(policy());
     if let Some(p) = procs {
         b = b.procs(p);
     }

@@ -46,7 +46,8 @@ fn policies() -> Vec<(&'static str, Policy)> {
         ("global-every-tick", Policy { global_queue_interval: 1, ..go.clone() }),
         ("slice-1ms", Policy { time_slice: Duration::from_millis(1), ..go.clone() }),
         ("retake-never", Policy { syscall_retake: Retake::Never, ..go.clone() }),
-        ("hog-handoff", Policy { hog_handoff: true, ..go }),
+        ("hog-handoff", Policy { hog_handoff: true, ..go.clone() }),
+        ("no-runnext-wake", Policy { wake_for_runnext: false, ..go }),
     ]
 }
 
@@ -156,9 +157,9 @@ fn table(policies: &[(&str, Policy)], workloads: &[Workload], r: &[Vec<f64>]) ->
 /// A grouped bar chart: one group per workload, one bar per policy, height =
 /// figure relative to go-default (1.0 line drawn), log-free and clamped at 3x.
 fn chart(policies: &[(&str, Policy)], workloads: &[Workload], r: &[Vec<f64>]) -> String {
-    const COLORS: [&str; 11] = [
+    const COLORS: [&str; 12] = [
         "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
-        "#17becf",
+        "#17becf", "#8c564b",
     ];
     let (w, h) = (1100.0, 520.0);
     let (left, right, top, bottom) = (60.0, 200.0, 50.0, 70.0);

@@ -101,6 +101,7 @@ fn policy_variants() -> Vec<(String, Policy)> {
     v.push(("no spinning".into(), Policy { max_spinning: Spinning::Limit(0), ..Policy::default() }));
     v.push(("spin limit 1".into(), Policy { max_spinning: Spinning::Limit(1), ..Policy::default() }));
     v.push(("short time slice".into(), Policy { time_slice: Duration::from_micros(100), ..Policy::default() }));
+    v.push(("no wake for runnext".into(), Policy { wake_for_runnext: false, ..Policy::default() }));
     v
 }
 

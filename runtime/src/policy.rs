@@ -54,14 +54,19 @@ pub struct Policy {
     /// How many Ms may spin at once (Go: half of the busy Ps).
     pub max_spinning: Spinning,
     /// When a P stuck in a syscall is retaken by sysmon (Go: after 20 µs).
-    /// Wired by the syscall-handoff issue; until then calls are not retaken.
     pub syscall_retake: Retake,
     /// A G that has run this long yields at its next runtime call (Go: 10 ms).
     pub time_slice: Duration,
     /// goro extension: sysmon moves the P of a G that runs past the time
-    /// slice without a preemption point to another M. Wired by the
-    /// syscall-handoff issue; until then hogs keep their P.
+    /// slice without a preemption point to another M (more threads; see
+    /// ARCHITECTURE.md).
     pub hog_handoff: bool,
+    /// Whether readying a G into an empty `runnext` slot wakes an idle P to
+    /// look for work (Go: yes). Off (Tokio's LIFO-slot rule): only readying
+    /// that leaves work in the local queue wakes one, so a G that hands off
+    /// and then blocks (ping-pong) costs no futex wake-up, at the price of
+    /// the readied G waiting for its P when the readier keeps running.
+    pub wake_for_runnext: bool,
 }
 
 impl Default for Policy {
@@ -76,6 +81,7 @@ impl Default for Policy {
             syscall_retake: Retake::After(Duration::from_micros(20)),
             time_slice: Duration::from_millis(10),
             hog_handoff: false,
+            wake_for_runnext: true,
         }
     }
 }

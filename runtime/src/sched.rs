@@ -394,8 +394,9 @@ impl Sched {
                 g.ready_at.store(self.now_nanos().max(1), Ordering::Relaxed);
             }
             Counters::bump(&pp.counters.unparks);
-            self.runqput(p, g, next);
-            self.wakep();
+            if self.runqput(p, g, next) || self.policy.wake_for_runnext {
+                self.wakep();
+            }
             return;
         }
         if self.shutdown.load(Ordering::Acquire) {
@@ -407,13 +408,15 @@ impl Sched {
     }
 
     /// Go's `runqput`. Must be called by the M holding P `p`.
-    fn runqput(&self, p: usize, g: Arc<G>, next: bool) {
+    /// Returns false if the G went into an empty `runnext` (nothing was
+    /// queued behind the running G).
+    fn runqput(&self, p: usize, g: Arc<G>, next: bool) -> bool {
         let pp = &self.ps[p];
         let mut gp = Arc::into_raw(g) as *mut G;
         if next && self.policy.runnext {
             let old = pp.runnext.swap(gp, Ordering::AcqRel);
             if old.is_null() {
-                return;
+                return false;
             }
             gp = old;
         }
@@ -432,6 +435,7 @@ impl Sched {
                 .collect();
             self.globrunqputbatch(batch);
         }
+        true
     }
 
     /// Go's `runqget`: `runnext` first (inheriting the time slice), then the
