@@ -12,6 +12,7 @@ mod chan;
 mod error;
 mod future;
 mod lock;
+mod opstate;
 mod select;
 mod sudog;
 pub mod time;
@@ -20,6 +21,11 @@ pub use chan::{nil, AsChan, Chan, IntoIter, Iter};
 pub use error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 pub use future::RecvFuture;
 pub use select::Select;
+
+/// Atomics used by `opstate.rs`; its loom model swaps in loom's.
+pub(crate) mod atomic {
+    pub use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+}
 
 /// What the `select!` macro expands to. Not a public API.
 #[doc(hidden)]

@@ -17,21 +17,15 @@
 //!   unparker, so the owner may return as soon as it sees `DONE`.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use goro_runtime::{park_internal, park_until, Unparker, WaitReason};
 
-const WAITING: u32 = 0;
-const CLAIMED: u32 = 1;
-const DONE: u32 = 2;
-const CANCELLED: u32 = 3;
+use crate::opstate::OpState;
 
 /// One blocking operation (a send, a receive, or a whole select).
 #[doc(hidden)]
 pub struct Waiting {
-    state: AtomicU32,
-    fired: AtomicUsize,
-    success: AtomicBool,
+    state: OpState,
     /// Replaced only by a future adapter re-polled with a new waker, with
     /// the (single) channel's lock held; read by wakers under that lock.
     unparker: UnsafeCell<Unparker>,
@@ -51,12 +45,7 @@ impl Waiting {
 
     /// An operation woken through `u` (a future adapter's waker).
     pub fn with_unparker(u: Unparker) -> Self {
-        Waiting {
-            state: AtomicU32::new(WAITING),
-            fired: AtomicUsize::new(0),
-            success: AtomicBool::new(false),
-            unparker: UnsafeCell::new(u),
-        }
+        Waiting { state: OpState::new(), unparker: UnsafeCell::new(u) }
     }
 
     /// Replaces the unparker.
@@ -70,30 +59,28 @@ impl Waiting {
 
     /// Claims the operation for a waker. Only one claim ever succeeds.
     pub fn claim(&self) -> bool {
-        self.state.compare_exchange(WAITING, CLAIMED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.state.claim()
     }
 
     /// Completes a claimed operation: case `case` fired, `success` false
     /// meaning "woken by close". Returns the unparker to call once the
     /// channel lock is released.
     pub fn finish(&self, case: usize, success: bool) -> Unparker {
-        self.fired.store(case, Ordering::Relaxed);
-        self.success.store(success, Ordering::Relaxed);
         // SAFETY: called by the claimer with the channel lock held, which
-        // excludes `set_unparker`.
+        // excludes `set_unparker`; cloned before DONE, our last access.
         let u = unsafe { (*self.unparker.get()).clone() };
-        self.state.store(DONE, Ordering::Release);
+        self.state.finish(case, success);
         u
     }
 
     /// The owner gives up (timeout). False if a waker claimed it first: the
     /// owner must then wait for `DONE`.
     pub fn cancel(&self) -> bool {
-        self.state.compare_exchange(WAITING, CANCELLED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.state.cancel()
     }
 
     pub fn done(&self) -> bool {
-        self.state.load(Ordering::Acquire) == DONE
+        self.state.done()
     }
 
     /// Parks until a waker finishes the operation. Returns (case, success).
@@ -125,7 +112,7 @@ impl Waiting {
     }
 
     fn result(&self) -> (usize, bool) {
-        (self.fired.load(Ordering::Relaxed), self.success.load(Ordering::Relaxed))
+        self.state.result()
     }
 }
 
