@@ -309,6 +309,39 @@ mod tests {
         unsafe { assert_eq!(*(top as *const u64), 0) };
     }
 
+    fn vmas() -> usize {
+        std::fs::read_to_string("/proc/self/maps").map(|m| m.lines().count()).unwrap_or(0)
+    }
+
+    #[test]
+    fn a_million_stacks_fit_under_the_map_count_or_fail_clearly() {
+        // Untouched stacks cost no memory, only address space: 1M x 68 KiB.
+        const N: usize = 1_000_000;
+        let before = vmas();
+        let mut stacks = Vec::with_capacity(N);
+        let mut err = None;
+        while stacks.len() < N {
+            match Stack::new_batch(64 * 1024, 1024) {
+                Ok(b) => stacks.extend(b),
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        if GUARD_INSTALL_UNSUPPORTED.load(Ordering::Relaxed) {
+            // mprotect guards split VMAs: the budget runs out, with an error
+            // that says so instead of a crash.
+            let e = err.expect("a kernel without MADV_GUARD_INSTALL runs out of mappings");
+            assert!(e.to_string().contains("max_map_count"), "{e}");
+        } else {
+            assert!(err.is_none(), "{err:?}");
+            assert!(stacks.len() >= N);
+            let grown = vmas().saturating_sub(before);
+            assert!(grown < 65_530 / 2, "guard pages must not cost a VMA each: {grown} new VMAs");
+        }
+    }
+
     #[test]
     fn sizes_round_up_to_pages() {
         let s = Stack::new(5000).unwrap();
