@@ -494,31 +494,25 @@ macro_rules! select {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __select_parse {
-    // recv arms
-    ([$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] recv($r:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
-        $crate::__select_parse!([$($is)*] [$($arms)* ($i RecvArm (&$r) $p => $body)] [$($d)*] $($rest)*)
+    // An arm's head becomes `(ArmType (args) pattern)`; `@body` then parses
+    // its body, the same way for both kinds.
+    ([$($is:tt)*] [$($arms:tt)*] [$($d:tt)*] recv($r:expr) -> $p:pat => $($rest:tt)*) => {
+        $crate::__select_parse!(@body [$($is)*] [$($arms)*] [$($d)*] (RecvArm (&$r) $p) $($rest)*)
     };
-    ([$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] recv($r:expr) -> $p:pat => $body:block $($rest:tt)*) => {
-        $crate::__select_parse!([$($is)*] [$($arms)* ($i RecvArm (&$r) $p => $body)] [$($d)*] $($rest)*)
+    ([$($is:tt)*] [$($arms:tt)*] [$($d:tt)*] send($s:expr, $v:expr) -> $p:pat => $($rest:tt)*) => {
+        $crate::__select_parse!(@body [$($is)*] [$($arms)*] [$($d)*] (SendArm (&$s, $v) $p) $($rest)*)
     };
-    ([$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] recv($r:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
-        $crate::__select_parse!([$($is)*] [$($arms)* ($i RecvArm (&$r) $p => { $body })] [$($d)*] $($rest)*)
+    (@body [$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] ($k:ident $a:tt $p:pat) $body:block, $($rest:tt)*) => {
+        $crate::__select_parse!([$($is)*] [$($arms)* ($i $k $a $p => $body)] [$($d)*] $($rest)*)
     };
-    ([$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] recv($r:expr) -> $p:pat => $body:expr) => {
-        $crate::__select_parse!([$($is)*] [$($arms)* ($i RecvArm (&$r) $p => { $body })] [$($d)*])
+    (@body [$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] ($k:ident $a:tt $p:pat) $body:block $($rest:tt)*) => {
+        $crate::__select_parse!([$($is)*] [$($arms)* ($i $k $a $p => $body)] [$($d)*] $($rest)*)
     };
-    // send arms
-    ([$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] send($s:expr, $v:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
-        $crate::__select_parse!([$($is)*] [$($arms)* ($i SendArm (&$s, $v) $p => $body)] [$($d)*] $($rest)*)
+    (@body [$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] ($k:ident $a:tt $p:pat) $body:expr, $($rest:tt)*) => {
+        $crate::__select_parse!([$($is)*] [$($arms)* ($i $k $a $p => { $body })] [$($d)*] $($rest)*)
     };
-    ([$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] send($s:expr, $v:expr) -> $p:pat => $body:block $($rest:tt)*) => {
-        $crate::__select_parse!([$($is)*] [$($arms)* ($i SendArm (&$s, $v) $p => $body)] [$($d)*] $($rest)*)
-    };
-    ([$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] send($s:expr, $v:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
-        $crate::__select_parse!([$($is)*] [$($arms)* ($i SendArm (&$s, $v) $p => { $body })] [$($d)*] $($rest)*)
-    };
-    ([$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] send($s:expr, $v:expr) -> $p:pat => $body:expr) => {
-        $crate::__select_parse!([$($is)*] [$($arms)* ($i SendArm (&$s, $v) $p => { $body })] [$($d)*])
+    (@body [$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] ($k:ident $a:tt $p:pat) $body:expr) => {
+        $crate::__select_parse!([$($is)*] [$($arms)* ($i $k $a $p => { $body })] [$($d)*])
     };
     // default
     ([$($is:tt)*] [$($arms:tt)*] [] default => $body:block, $($rest:tt)*) => {
@@ -533,14 +527,14 @@ macro_rules! __select_parse {
     ([$($is:tt)*] [$($arms:tt)*] [] default => $body:expr) => {
         $crate::__select_parse!([$($is)*] [$($arms)*] [{ $body }])
     };
-    // done
-    ([$($is:tt)*] [$(($i:tt $kind:ident ($($args:tt)*) $p:pat => $body:tt))*] []) => {
+    // done: blocking without a default arm, non-blocking with one
+    ([$($is:tt)*] [$(($i:tt $kind:ident ($($args:tt)*) $p:pat => $body:tt))*] [$($default:tt)?]) => {
         match ($($crate::__private::$kind::new($($args)*),)*) {
             #[allow(unused_mut)]
             mut __goro_arms => {
                 let __goro_fired = $crate::__private::select_arms(
                     &mut [$(&mut __goro_arms.$i as &mut dyn $crate::__private::SelectArm),*],
-                    $crate::__private::Mode::Block,
+                    $crate::__select_default!(mode $($default)?),
                 );
                 match __goro_fired {
                     $(::core::option::Option::Some($i) => {
@@ -548,28 +542,28 @@ macro_rules! __select_parse {
                         let $p = __goro_arms.$i.take_result();
                         $body
                     })*
-                    _ => unreachable!("a blocking select returned no arm"),
+                    _ => $crate::__select_default!(body $($default)?),
                 }
             }
         }
     };
-    ([$($is:tt)*] [$(($i:tt $kind:ident ($($args:tt)*) $p:pat => $body:tt))*] [$default:tt]) => {
-        match ($($crate::__private::$kind::new($($args)*),)*) {
-            #[allow(unused_mut)]
-            mut __goro_arms => {
-                let __goro_fired = $crate::__private::select_arms(
-                    &mut [$(&mut __goro_arms.$i as &mut dyn $crate::__private::SelectArm),*],
-                    $crate::__private::Mode::NonBlocking,
-                );
-                match __goro_fired {
-                    $(::core::option::Option::Some($i) => {
-                        #[allow(unused_variables)]
-                        let $p = __goro_arms.$i.take_result();
-                        $body
-                    })*
-                    _ => $default,
-                }
-            }
-        }
+}
+
+/// What a `default` arm (or its absence) makes of a select: its mode, and
+/// what runs when no arm fired.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_default {
+    (mode) => {
+        $crate::__private::Mode::Block
+    };
+    (mode $d:tt) => {
+        $crate::__private::Mode::NonBlocking
+    };
+    (body) => {
+        unreachable!("a blocking select returned no arm")
+    };
+    (body $d:tt) => {
+        $d
     };
 }
