@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::bounded;
+use common::{bounded, is_child, run_child};
 use goro::chan::Chan;
 use goro::Runtime;
 
@@ -62,19 +61,6 @@ fn dump_lists_a_parked_goroutine_with_its_wait_reason_and_spawn_site() {
     });
 }
 
-fn child(test: &str, env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]).env("GORO_OBSERVE_CHILD", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn is_child() -> bool {
-    std::env::var_os("GORO_OBSERVE_CHILD").is_some()
-}
-
 #[test]
 fn schedtrace_child() {
     if !is_child() {
@@ -95,7 +81,7 @@ fn schedtrace_child() {
 
 #[test]
 fn schedtrace_prints_gos_line_every_period() {
-    let out = child("schedtrace_child", &[("GORO_SCHEDTRACE", "10")]);
+    let out = run_child("schedtrace_child", &[("GORO_SCHEDTRACE", "10")]);
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("SCHED ")).collect();
     assert!(lines.len() >= 2, "{err}");
@@ -112,7 +98,7 @@ fn schedtrace_prints_gos_line_every_period() {
         let qs: Vec<u64> = queues.trim_end_matches(']').split_whitespace().map(|q| q.parse().unwrap()).collect();
         assert_eq!(qs.len(), 2, "{l}");
     }
-    let out = child("schedtrace_child", &[("GORO_SCHEDTRACE", "10,detail")]);
+    let out = run_child("schedtrace_child", &[("GORO_SCHEDTRACE", "10,detail")]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.lines().any(|l| l.starts_with("  P0: status=")), "{err}");
     assert!(err.lines().any(|l| l.starts_with("  M") && l.contains(" curg=")), "{err}");
@@ -135,7 +121,7 @@ fn deadlock_child() {
 #[test]
 fn a_deadlock_is_reported_and_exits_with_status_2() {
     let t = Instant::now();
-    let out = child("deadlock_child", &[]);
+    let out = run_child("deadlock_child", &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(t.elapsed() < Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2), "{err}");

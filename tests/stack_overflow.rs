@@ -2,9 +2,9 @@
 //! `goroutine N [name] stack overflow (stack size S)` and aborts. Run in a
 //! child process (this test binary re-executed).
 
-use std::process::Command;
+mod common;
 
-const CHILD_ENV: &str = "GORO_TEST_OVERFLOW_CHILD";
+use common::{is_child, run_child};
 
 #[inline(never)]
 fn recurse(n: u64) -> u64 {
@@ -18,7 +18,7 @@ fn recurse(n: u64) -> u64 {
 
 #[test]
 fn overflow_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    if !is_child() {
         return; // only meaningful as the child of the test below
     }
     goro::run(|| {
@@ -30,12 +30,7 @@ fn overflow_child() {
 
 #[test]
 fn stack_overflow_is_reported_and_aborts() {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["--exact", "overflow_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
+    let out = run_child("overflow_child", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "child exited successfully: {stderr}");
     let line = stderr
@@ -46,11 +41,9 @@ fn stack_overflow_is_reported_and_aborts() {
     assert!(line.contains(" [deep] stack overflow (stack size 65536)"), "{line}");
 }
 
-const EXHAUST_ENV: &str = "GORO_TEST_STACK_EXHAUST_CHILD";
-
 #[test]
 fn stack_exhaustion_child() {
-    if std::env::var_os(EXHAUST_ENV).is_none() {
+    if !is_child() {
         return; // only meaningful as the child of the test below
     }
     // 2 GiB of address space; each G below reserves 256 MiB of stack.
@@ -89,12 +82,7 @@ fn stack_exhaustion_child() {
 
 #[test]
 fn running_out_of_stack_memory_is_an_error_not_a_crash() {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["--exact", "stack_exhaustion_child", "--nocapture", "--test-threads=1"])
-        .env(EXHAUST_ENV, "1")
-        .output()
-        .unwrap();
+    let out = run_child("stack_exhaustion_child", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child crashed: {stderr}");

@@ -2,12 +2,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{bounded, busy, Rng};
+use common::{bounded, busy, is_child, run_child, Rng};
 use goro::chan::Chan;
 use goro::{Policy, Retake, Runtime};
 
@@ -255,11 +254,9 @@ fn random_syscalls_mixed_with_channels_and_spawns() {
     });
 }
 
-const CHILD_ENV: &str = "GORO_TEST_THREAD_LIMIT_CHILD";
-
 #[test]
 fn thread_limit_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    if !is_child() {
         return; // only meaningful as the child of the test below
     }
     let rt = Runtime::builder().procs(1).max_threads(3).build().unwrap();
@@ -274,12 +271,7 @@ fn thread_limit_child() {
 
 #[test]
 fn going_over_the_thread_limit_is_fatal_with_a_clear_message() {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["--exact", "thread_limit_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
+    let out = run_child("thread_limit_child", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("exceeds its 3-thread limit"), "{stderr}");

@@ -23,6 +23,26 @@ pub fn bounded<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'sta
     }
 }
 
+/// Set in a child process started by `run_child`.
+const CHILD_ENV: &str = "GORO_TEST_CHILD";
+
+/// Whether this test binary runs as a child of `run_child` (tests that
+/// crash or exit on purpose do their work only then).
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Runs test `test` of this test binary in a child process, with `env`,
+/// and returns its output.
+pub fn run_child(test: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD_ENV, "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
 /// A small deterministic PRNG for random delays (splitmix64).
 pub struct Rng(pub u64);
 
