@@ -77,7 +77,6 @@ pub struct NetPoller {
     pub(crate) waiters: AtomicUsize,
     /// Sockets registered right now.
     registered: AtomicUsize,
-    closed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -98,7 +97,6 @@ impl NetPoller {
             descs: Mutex::new(Slab::default()),
             waiters: AtomicUsize::new(0),
             registered: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
         })
     }
 
@@ -157,12 +155,6 @@ impl NetPoller {
     /// Sockets registered now.
     pub fn registered(&self) -> usize {
         self.registered.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for NetPoller {
-    fn drop(&mut self) {
-        self.closed.store(true, Ordering::Relaxed);
     }
 }
 

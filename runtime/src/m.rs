@@ -26,7 +26,8 @@ use crate::stats::Counters;
 pub(crate) struct M {
     pub id: usize,
     /// What the M is doing, for schedtrace: its P (`NO_P`), its G (0), and
-    /// whether it spins. Relaxed stores by the M itself.
+    /// whether it spins. Relaxed stores by the M itself (G and spinning only
+    /// when schedtrace's detail lines are on).
     pub cur_p: AtomicUsize,
     pub cur_g: std::sync::atomic::AtomicU64,
     pub spinning: AtomicBool,

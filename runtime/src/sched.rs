@@ -570,6 +570,14 @@ impl Sched {
         self.handoffs.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Sets whether M `c` spins, publishing it for schedtrace's detail lines.
+    fn set_spinning(&self, c: &MCtx, v: bool) {
+        c.spinning.set(v);
+        if self.publish_m_state {
+            c.m.spinning.store(v, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn acquirep(&self, c: &MCtx, p: usize) {
         c.p.set(p);
         c.m.cur_p.store(p, Ordering::Relaxed);
@@ -670,7 +678,7 @@ impl Sched {
             let p = c.m.nextp.swap(NO_P, Ordering::AcqRel);
             if p != NO_P {
                 self.acquirep(c, p);
-                c.spinning.set(c.m.next_spinning.load(Ordering::Relaxed));
+                self.set_spinning(c, c.m.next_spinning.load(Ordering::Relaxed));
                 return true;
             }
             thread::park_timeout(IDLE_M_EXIT);
@@ -709,6 +717,7 @@ impl Sched {
         };
         m::set_ctx(&ctx);
         self.acquirep(&ctx, p);
+        self.set_spinning(&ctx, spinning);
         self.schedule(&ctx);
         if let Some(t) = &self.tracer {
             t.flush(&ctx.trace);
@@ -745,7 +754,7 @@ impl Sched {
     /// The M stops spinning because it found work; if it was the last
     /// spinning M, another is woken to look for the next piece of work.
     fn resetspinning(&self, c: &MCtx) {
-        c.spinning.set(false);
+        self.set_spinning(c, false);
         let before = self.nmspinning.fetch_sub(1, Ordering::SeqCst);
         debug_assert!(before > 0, "nmspinning underflow");
         if before == 1 {
@@ -801,7 +810,7 @@ impl Sched {
 
             if self.steals_at_all() && (c.spinning.get() || self.may_spin()) {
                 if !c.spinning.get() {
-                    c.spinning.set(true);
+                    self.set_spinning(c, true);
                     self.nmspinning.fetch_add(1, Ordering::SeqCst);
                 }
                 if let Some(g) = self.steal_work(c) {
@@ -835,7 +844,7 @@ impl Sched {
             }
 
             if c.spinning.get() {
-                c.spinning.set(false);
+                self.set_spinning(c, false);
                 self.nmspinning.fetch_sub(1, Ordering::SeqCst);
                 // Work submitted while we were giving up saw nmspinning > 0
                 // and did not wake anyone: look again.
@@ -847,7 +856,7 @@ impl Sched {
                     };
                     if let Some(p) = p {
                         self.acquirep(c, p);
-                        c.spinning.set(true);
+                        self.set_spinning(c, true);
                         self.nmspinning.fetch_add(1, Ordering::SeqCst);
                         continue;
                     }
