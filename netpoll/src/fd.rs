@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use goro_runtime::sync::Mutex;
-use goro_runtime::{current_unparker, in_goroutine, park, park_until, preempt_point, WaitReason};
+use goro_runtime::{current_unparker, park, park_until, preempt_check, WaitReason};
 
 use crate::poller::{NetPoller, PollDesc};
 
@@ -81,7 +81,8 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
         mut op: impl FnMut(&S) -> io::Result<R>,
         count: impl Fn(&R) -> usize,
     ) -> io::Result<R> {
-        preempt_point();
+        // Whether we run in a G (else: a plain thread, blocking in poll(2)).
+        let in_g = preempt_check() != 0;
         let _serial = match dir {
             Dir::Read => self.rlock.lock(),
             Dir::Write => self.wlock.lock(),
@@ -90,12 +91,11 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
         let empty = if read { &self.rempty } else { &self.wempty };
         let ready = self.pd.ready(read);
         let deadline = self.timeout(dir).map(|d| Instant::now() + d);
-        let in_g = in_goroutine();
         loop {
             if in_g && empty.load(Ordering::Relaxed) && !self.pd.closed.load(Ordering::SeqCst) {
                 // Known empty: only an edge since then can have changed it.
                 if !ready.swap(false, Ordering::SeqCst) {
-                    self.wait(dir, deadline)?;
+                    self.wait(in_g, dir, deadline)?;
                 }
                 empty.store(false, Ordering::Relaxed);
             } else {
@@ -108,7 +108,7 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
                     if in_g {
                         empty.store(true, Ordering::Relaxed);
                     } else {
-                        self.wait(dir, deadline)?;
+                        self.wait(in_g, dir, deadline)?;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -125,8 +125,8 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
     }
 
     /// Parks until the poller reports an edge in `dir`, or `deadline`.
-    pub fn wait(&self, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
-        if !in_goroutine() {
+    pub fn wait(&self, in_g: bool, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+        if !in_g {
             return poll_fd(self.io.as_raw_fd(), dir, deadline);
         }
         let read = dir == Dir::Read;
@@ -137,18 +137,14 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
         *self.pd.waiter(read).lock().unwrap_or_else(|e| e.into_inner()) = Some(current_unparker());
         self.poller.waiters.fetch_add(1, Ordering::Relaxed);
         // An edge between our op's WouldBlock and registering the waiter set
-        // `ready` (the poller sets it before taking the waiter).
+        // `ready` (the poller sets it before taking the waiter): then the
+        // swap consumed it and we do not park.
         let mut timed_out = false;
         if !ready.swap(false, Ordering::SeqCst) {
             match deadline {
                 None => park(WaitReason::IoWait),
                 Some(d) => timed_out = !park_until(WaitReason::IoWait, d) && Instant::now() >= d,
             }
-        } else {
-            // Already ready: consumed above.
-            self.pd.waiter(read).lock().unwrap_or_else(|e| e.into_inner()).take();
-            self.poller.waiters.fetch_sub(1, Ordering::Relaxed);
-            return Ok(());
         }
         self.pd.waiter(read).lock().unwrap_or_else(|e| e.into_inner()).take();
         self.poller.waiters.fetch_sub(1, Ordering::Relaxed);
