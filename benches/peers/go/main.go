@@ -1,6 +1,6 @@
 // The WORKLOADS.md workloads on Go's runtime, printing `name value unit`
 // lines like goro's benches/workloads.rs. Usage: go run . [workload ...]
-// (each run of each workload should be its own process; see scripts/compare.py).
+// (each run of each workload should be its own process; see scripts/compare.sh).
 package main
 
 import (
@@ -78,6 +78,9 @@ func pingpong(name string) {
 	}
 	el := time.Since(t)
 	close(ping)
+	if v != n {
+		panic("pingpong counter")
+	}
 	fmt.Printf("%s %.1f ns/roundtrip\n", name, float64(el.Nanoseconds())/n)
 }
 

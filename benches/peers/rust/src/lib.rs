@@ -1,0 +1,133 @@
+//! What every Rust peer shares: the exact parameters of WORKLOADS.md (the
+//! splitmix64 timer durations, the ~10 µs xorshift chunk, the RSS probe),
+//! the result line, and the checks that make a wrong result fail loudly.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+/// The workloads, in WORKLOADS.md's order.
+pub const ALL: [&str; 13] = [
+    "spawn",
+    "skynet",
+    "pingpong",
+    "pingpong_1p",
+    "prodcons",
+    "select4",
+    "yield",
+    "chained_spawn",
+    "timers",
+    "parked_memory",
+    "syscall_handoff",
+    "hog",
+    "echo",
+];
+
+pub const SPAWN_TASKS: usize = 100_000;
+pub const SKYNET_LEAVES: u64 = 1_000_000;
+pub const SKYNET_SUM: u64 = 499_999_500_000;
+pub const PINGPONG_ROUNDS: u64 = 1_000_000;
+pub const PRODCONS_MSGS: u64 = 10_000_000;
+pub const SELECT4_MSGS: u64 = 4_000_000;
+pub const YIELD_TASKS: usize = 1000;
+pub const YIELDS_EACH: usize = 1000;
+pub const CHAIN_TASKS: u64 = 100_000;
+pub const TIMER_TASKS: usize = 100_000;
+pub const PARKED_TASKS: usize = 100_000;
+pub const ECHO_CLIENTS: usize = 100;
+pub const ECHO_MSGS: usize = 10_000;
+
+/// Prints one result line, `name value unit`.
+pub fn report(name: &str, value: f64, unit: &str) {
+    if value >= 100.0 || unit.ends_with("/s") {
+        println!("{name} {value:.0} {unit}");
+    } else {
+        println!("{name} {value:.3} {unit}");
+    }
+}
+
+/// Exits with 3, which `scripts/compare.sh` reads as "this peer does not
+/// run that workload" (with the reason printed), never as a failure.
+pub fn not_implemented(peer: &str, name: &str, why: &str) -> ! {
+    eprintln!("{peer}: {name} not run: {why}");
+    std::process::exit(3);
+}
+
+/// Panics with a message unless `got == want`: a wrong result must fail the run.
+pub fn check(what: &str, got: u64, want: u64) {
+    assert_eq!(got, want, "{what}: wrong result");
+}
+
+/// The sum `0 + 1 + ... + (n - 1)`.
+pub fn triangle(n: u64) -> u64 {
+    n * (n - 1) / 2
+}
+
+/// The i-th sleep of the `timers` workload: `1 + splitmix64_i % 20` ms, seed 42.
+pub fn timer_durations(n: usize) -> Vec<Duration> {
+    let mut state = 42u64;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            Duration::from_millis(1 + (z ^ (z >> 31)) % 20)
+        })
+        .collect()
+}
+
+/// Reports the `timers` figures from the wall time and every task's lateness.
+pub fn report_timers(wall: Duration, mut late_us: Vec<u64>) {
+    late_us.sort_unstable();
+    report("timers", wall.as_secs_f64() * 1e3, "ms");
+    report("timers_p99_lateness", late_us[late_us.len() * 99 / 100] as f64, "us");
+}
+
+/// One "~10 µs" chunk: 7,000 steps of a dependent xorshift64 chain.
+pub fn chunk(seed: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..7000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    black_box(x)
+}
+
+/// The blocking system call of `syscall_handoff`: a 50 ms `usleep`.
+pub fn blocking_sleep() {
+    // SAFETY: usleep has no memory-safety preconditions.
+    unsafe {
+        libc::usleep(50_000);
+    }
+}
+
+/// Resident set size in KiB, from `/proc/self/statm`.
+pub fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
+    let pages: u64 = s.split_whitespace().nth(1).and_then(|f| f.parse().ok()).expect("statm field");
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    pages * page / 1024
+}
+
+/// The 64-byte message client `client` sends as its `k`-th.
+pub fn echo_message(client: usize, k: usize) -> [u8; 64] {
+    let mut msg = [0u8; 64];
+    msg[..8].copy_from_slice(&((client * ECHO_MSGS + k) as u64).to_le_bytes());
+    msg[8] = client as u8;
+    msg
+}
+
+/// The workload named on the command line.
+pub fn workload_arg() -> String {
+    std::env::args().nth(1).unwrap_or_else(|| {
+        eprintln!("usage: {} <workload>   (one of: {})", std::env::args().next().unwrap(), ALL.join(", "));
+        std::process::exit(2);
+    })
+}
+
+/// The kernel's limit on memory mappings per process (`vm.max_map_count`).
+pub fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
+}
