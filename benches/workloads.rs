@@ -36,6 +36,7 @@ const ALL: &[&str] = &[
 mod schedload;
 #[path = "shared/sysload.rs"]
 mod sysload;
+use sysload::SysSize;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -46,11 +47,14 @@ fn main() {
         return;
     }
     let runs: usize = std::env::var("GORO_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let names: Vec<&str> = if args.is_empty() {
-        ALL.to_vec()
-    } else {
-        args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect()
-    };
+    // Like cargo's own filters: a workload runs if its name contains any argument.
+    let filters: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
+    let names: Vec<&str> =
+        ALL.iter().copied().filter(|w| filters.is_empty() || filters.iter().any(|f| w.contains(f))).collect();
+    if names.is_empty() {
+        eprintln!("no workload matches {filters:?}; the workloads are {}", ALL.join(", "));
+        std::process::exit(2);
+    }
     let exe = std::env::current_exe().unwrap();
     for name in names {
         let mut samples: std::collections::BTreeMap<String, (Vec<f64>, String)> = Default::default();
@@ -121,15 +125,15 @@ fn run_child(name: &str, procs: Option<usize>) {
         "parked_memory" => parked_memory(runtime(procs)),
         "echo" => echo(runtime(procs)),
         "syscall_handoff" => {
-            let (ms, ratio) = sysload::syscall_handoff(&Policy::default());
+            let (ms, ratio) = sysload::syscall_handoff(&sysload::runtime(&policy()), SysSize::FULL);
             println!("syscall_handoff {ms:.1} ms");
             println!("syscall_handoff_ratio {ratio:.3} x");
         }
         "hog" => {
-            println!("hog_baseline {:.1} ms", sysload::hog(&Policy::default(), 0));
-            println!("hog {:.1} ms", sysload::hog(&Policy::default(), 2));
-            let on = Policy { hog_handoff: true, ..Policy::default() };
-            println!("hog_with_handoff {:.1} ms", sysload::hog(&on, 2));
+            let hog = |policy: &Policy, spinners| sysload::hog(&sysload::runtime(policy), SysSize::FULL, spinners);
+            println!("hog_baseline {:.1} ms", hog(&policy(), 0));
+            println!("hog {:.1} ms", hog(&policy(), 2));
+            println!("hog_with_handoff {:.1} ms", hog(&Policy { hog_handoff: true, ..policy() }, 2));
         }
         other => panic!("unknown workload {other}"),
     }

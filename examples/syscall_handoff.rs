@@ -9,6 +9,7 @@ use goro::{Policy, Retake};
 
 #[path = "../benches/shared/sysload.rs"]
 mod sysload;
+use sysload::SysSize;
 
 fn main() {
     let retakes = [
@@ -22,15 +23,18 @@ fn main() {
     println!("|---|---:|---:|");
     for (name, r) in retakes {
         let policy = Policy { syscall_retake: r, ..Policy::default() };
-        let (ms, ratio) = sysload::syscall_handoff(&policy);
+        let (ms, ratio) = sysload::syscall_handoff(&sysload::runtime(&policy), SysSize::FULL);
         println!("| {name} | {ms:.1} | {ratio:.2}x |");
     }
     println!("\nhog: a G doing 100 sleeps of 1 ms while 2 Gs spin 200 ms without a runtime call (procs = 2)\n");
     println!("| policy | sleeper time (ms) |");
     println!("|---|---:|");
     let base = Policy::default();
-    println!("| no spinners (baseline) | {:.1} |", sysload::hog(&base, 0));
-    println!("| hog_handoff off (Go's cooperative rules) | {:.1} |", sysload::hog(&base, 2));
+    println!("| no spinners (baseline) | {:.1} |", sysload::hog(&sysload::runtime(&base), SysSize::FULL, 0));
+    println!(
+        "| hog_handoff off (Go's cooperative rules) | {:.1} |",
+        sysload::hog(&sysload::runtime(&base), SysSize::FULL, 2)
+    );
     let on = Policy { hog_handoff: true, ..Policy::default() };
-    println!("| hog_handoff on | {:.1} |", sysload::hog(&on, 2));
+    println!("| hog_handoff on | {:.1} |", sysload::hog(&sysload::runtime(&on), SysSize::FULL, 2));
 }

@@ -1,5 +1,5 @@
 //! The `syscall_handoff` and `hog` workloads of WORKLOADS.md, shared by
-//! `benches/workloads.rs` and `examples/syscall_handoff.rs`.
+//! `benches/workloads.rs`, `examples/syscall_handoff.rs` and the policy lab.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -25,15 +25,38 @@ fn usleep(us: u32) {
     }
 }
 
-/// Wall time (ms) of 100 compute Gs × 1,000 chunks with a yield between
-/// chunks, with `blockers` Gs each making ten 50 ms sleeping syscalls.
-pub fn compute_with_blockers(policy: &Policy, blockers: usize) -> f64 {
-    let rt = Runtime::builder().procs(2).policy(policy.clone()).build().unwrap();
+/// How big the system-call workloads are: WORKLOADS.md's sizes, or the
+/// policy lab's quick ones.
+#[derive(Clone, Copy, Debug)]
+pub struct SysSize {
+    /// Chunks per compute G (of 100), with a yield after each.
+    pub chunks: u64,
+    /// Blocking 50 ms sleeps per blocker (of 4).
+    pub sleeps: u32,
+    /// How long each hog spinner spins.
+    pub spin: Duration,
+    /// The hog sleeper's 1 ms sleeps.
+    pub naps: u32,
+}
+
+impl SysSize {
+    pub const FULL: SysSize = SysSize { chunks: 1000, sleeps: 10, spin: Duration::from_millis(200), naps: 100 };
+}
+
+/// The runtime these workloads run on: procs = 2, as WORKLOADS.md says.
+pub fn runtime(policy: &Policy) -> Runtime {
+    Runtime::builder().procs(2).policy(policy.clone()).build().unwrap()
+}
+
+/// Wall time (ms) of 100 compute Gs × `size.chunks` chunks with a yield
+/// between chunks, with `blockers` Gs each making `size.sleeps` 50 ms
+/// sleeping syscalls.
+pub fn compute_with_blockers(rt: &Runtime, size: SysSize, blockers: usize) -> f64 {
     rt.block_on(move || {
         let blockers: Vec<_> = (0..blockers)
             .map(|_| {
-                goro::go(|| {
-                    for _ in 0..10 {
+                goro::go(move || {
+                    for _ in 0..size.sleeps {
                         goro::syscall(|| usleep(50_000));
                     }
                 })
@@ -44,7 +67,7 @@ pub fn compute_with_blockers(policy: &Policy, blockers: usize) -> f64 {
             .map(|i| {
                 goro::go(move || {
                     let mut acc = 0u64;
-                    for k in 0..1000 {
+                    for k in 0..size.chunks {
                         acc = acc.wrapping_add(chunk(i * 1000 + k));
                         goro::yield_now();
                     }
@@ -64,16 +87,15 @@ pub fn compute_with_blockers(policy: &Policy, blockers: usize) -> f64 {
 }
 
 /// `syscall_handoff`: (ms with 4 blockers, ratio to the same work without).
-pub fn syscall_handoff(policy: &Policy) -> (f64, f64) {
-    let base = compute_with_blockers(policy, 0);
-    let with = compute_with_blockers(policy, 4);
+pub fn syscall_handoff(rt: &Runtime, size: SysSize) -> (f64, f64) {
+    let base = compute_with_blockers(rt, size, 0);
+    let with = compute_with_blockers(rt, size, 4);
     (with, with / base)
 }
 
-/// `hog`: ms for a G doing 100 sleeps of 1 ms while `spinners` Gs spin
-/// 200 ms each without calling the runtime (procs = 2).
-pub fn hog(policy: &Policy, spinners: usize) -> f64 {
-    let rt = Runtime::builder().procs(2).policy(policy.clone()).build().unwrap();
+/// `hog`: ms for a G doing `size.naps` sleeps of 1 ms while `spinners` Gs
+/// spin `size.spin` each without calling the runtime.
+pub fn hog(rt: &Runtime, size: SysSize, spinners: usize) -> f64 {
     rt.block_on(move || {
         let start = Arc::new(std::sync::Mutex::new(None::<Instant>));
         let s2 = start.clone();
@@ -85,7 +107,7 @@ pub fn hog(policy: &Policy, spinners: usize) -> f64 {
                 }
                 goro::yield_now();
             };
-            for _ in 0..100 {
+            for _ in 0..size.naps {
                 goro::sleep(Duration::from_millis(1));
             }
             t0.elapsed().as_secs_f64() * 1e3
@@ -93,9 +115,9 @@ pub fn hog(policy: &Policy, spinners: usize) -> f64 {
         *start.lock().unwrap() = Some(Instant::now());
         let spin: Vec<_> = (0..spinners)
             .map(|_| {
-                goro::go(|| {
+                goro::go(move || {
                     let t = Instant::now();
-                    while t.elapsed() < Duration::from_millis(200) {
+                    while t.elapsed() < size.spin {
                         black_box(());
                     }
                 })

@@ -366,7 +366,7 @@ impl Sched {
             Some((_, p)) => {
                 Counters::bump(&self.ps[p].counters.spawned);
                 self.runqput(p, g.clone(), true);
-                self.wakep();
+                self.wakep_for_local();
             }
             None => {
                 self.external_spawns.fetch_add(1, Ordering::Relaxed);
@@ -395,7 +395,7 @@ impl Sched {
             }
             Counters::bump(&pp.counters.unparks);
             if self.runqput(p, g, next) || self.policy.wake_for_runnext {
-                self.wakep();
+                self.wakep_for_local();
             }
             return;
         }
@@ -571,8 +571,12 @@ impl Sched {
     }
 
     /// Sets whether M `c` spins, publishing it for schedtrace's detail lines.
+    /// An M starts spinning only while it holds a P, whose counter it bumps.
     fn set_spinning(&self, c: &MCtx, v: bool) {
         c.spinning.set(v);
+        if v {
+            Counters::bump(&self.ps[c.p.get()].counters.spins);
+        }
         if self.publish_m_state {
             c.m.spinning.store(v, Ordering::Relaxed);
         }
@@ -597,6 +601,14 @@ impl Sched {
 
     fn steals_at_all(&self) -> bool {
         self.policy.steal != Steal::Off && self.policy.max_spinning != Spinning::Limit(0)
+    }
+
+    /// `wakep` after work went to a local run queue: only another M that
+    /// may steal can take it, so with stealing off nobody is woken for it.
+    fn wakep_for_local(self: &Arc<Self>) {
+        if self.steals_at_all() {
+            self.wakep();
+        }
     }
 
     /// Go's `wakep`: if there is an idle P and no spinning M, start an M

@@ -48,6 +48,8 @@ counters! {
     completed,
     /// Times a G was scheduled on this P.
     scheduled,
+    /// Times an M holding this P started spinning (looking for work to steal).
+    spins,
     /// Steal operations that took at least one G.
     steals,
     /// Gs taken by those steals.

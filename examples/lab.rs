@@ -1,0 +1,480 @@
+//! The policy lab: runs scheduling workloads under a set of scheduling
+//! policies, several times each, and shows how each policy moves each
+//! figure and which scheduler counters explain it.
+//!
+//!     cargo run --release --example lab                      # --quick: small sizes, about a minute on 2 cores
+//!     cargo run --release --example lab -- --full            # WORKLOADS.md sizes (about ten minutes)
+//!     cargo run --release --example lab -- --runs 9          # runs per cell (default 5)
+//!     cargo run --release --example lab -- --workloads pingpong,hog --policies go-default,runnext-off
+//!     cargo run --release --example lab -- --procs 4 --out /tmp/lab
+//!
+//! Prints a table and writes `lab.md`, `lab.csv` and `lab.svg` (a heat map:
+//! each policy's figure relative to Go's defaults) to `target/lab/`.
+//! A policy variant is one line in `variants()`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use goro::{Policy, Retake, Runtime, Spinning, Steal};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+#[path = "../benches/shared/schedload.rs"]
+mod schedload;
+#[path = "../benches/shared/sysload.rs"]
+mod sysload;
+use sysload::SysSize;
+
+/// A named change to Go's default policy.
+struct Variant {
+    name: &'static str,
+    about: &'static str,
+    apply: fn(&mut Policy),
+}
+
+/// Every policy the lab knows, the first being Go's defaults. To add one,
+/// add a line here.
+fn variants() -> Vec<Variant> {
+    let v = |name, about, apply| Variant { name, about, apply };
+    vec![
+        v("go-default", "Go's rules: runnext, global queue every 61 ticks, steal half, 10 ms slice", |_| {}),
+        v("runnext-off", "readied Gs go to the tail of the local queue", |p| p.runnext = false),
+        v("global-1", "check the global queue first on every schedule", |p| p.global_queue_interval = 1),
+        v("global-never", "never check the global queue before the local one", |p| p.global_queue_interval = 0),
+        v("steal-one", "thieves take one G instead of half", |p| p.steal = Steal::One),
+        v("steal-off", "no work stealing", |p| p.steal = Steal::Off),
+        v("spin-unlimited", "every idle M may spin looking for work", |p| p.max_spinning = Spinning::Limit(usize::MAX)),
+        v("spin-none", "no spinning Ms (and so no stealing)", |p| p.max_spinning = Spinning::Limit(0)),
+        v("retake-immediate", "sysmon retakes a syscall's P at its next round", |p| {
+            p.syscall_retake = Retake::Immediate
+        }),
+        v("retake-never", "a syscall keeps its P until it returns", |p| p.syscall_retake = Retake::Never),
+        v("hog-handoff", "sysmon moves a hogging G's P to another M", |p| p.hog_handoff = true),
+        v("slice-1ms", "1 ms time slice instead of 10 ms", |p| p.time_slice = Duration::from_millis(1)),
+        v("runnext-no-wake", "goro: readying into runnext wakes no idle P", |p| p.wake_for_runnext = false),
+        v("local-queue-16", "goro: local run queues of 16 instead of 256", |p| p.local_queue = 16),
+    ]
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Size {
+    Quick,
+    Full,
+}
+
+struct Workload {
+    name: &'static str,
+    unit: &'static str,
+    /// Runs on the syscall workloads' runtime (procs = 2), not `--procs`.
+    two_procs: bool,
+    run: fn(&Runtime, Size) -> f64,
+}
+
+fn pick<T>(size: Size, quick: T, full: T) -> T {
+    if size == Size::Quick {
+        quick
+    } else {
+        full
+    }
+}
+
+fn sys(size: Size) -> SysSize {
+    pick(size, SysSize { chunks: 150, sleeps: 2, spin: Duration::from_millis(60), naps: 30 }, SysSize::FULL)
+}
+
+fn workloads() -> Vec<Workload> {
+    let w = |name, unit, run| Workload { name, unit, two_procs: false, run };
+    vec![
+        w("skynet", "ms", |rt, s| schedload::skynet(rt, pick(s, 100_000, 1_000_000))),
+        w("spawn", "ns/task", |rt, s| schedload::spawn(rt, pick(s, 20_000, 100_000))),
+        w("chained_spawn", "ns/task", |rt, s| schedload::chained_spawn(rt, pick(s, 20_000, 100_000))),
+        w("pingpong", "ns/rt", |rt, s| schedload::pingpong(rt, pick(s, 100_000, 1_000_000))),
+        w("prodcons", "ns/msg", |rt, s| schedload::prodcons(rt, pick(s, 1_000_000, 10_000_000))),
+        w("select4", "ns/msg", |rt, s| schedload::select4(rt, pick(s, 400_000, 4_000_000))),
+        w("yield", "ns/yield", |rt, s| schedload::yields(rt, 1000, pick(s, 100, 1000))),
+        w("fanout", "ms", |rt, s| fanout(rt, pick(s, 1000, 4000))),
+        Workload { name: "syscall", unit: "x", two_procs: true, run: |rt, s| sysload::syscall_handoff(rt, sys(s)).1 },
+        Workload { name: "hog", unit: "ms", two_procs: true, run: |rt, s| sysload::hog(rt, sys(s), 2) },
+    ]
+}
+
+/// Uneven fan-out: one G spawns `n` Gs of very different lengths; shows
+/// what stealing and spinning are for. ms.
+fn fanout(rt: &Runtime, n: u64) -> f64 {
+    rt.block_on(move || {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..n).map(|i| goro::go(move || sysload::chunk(i).wrapping_add((i % 7) * 3))).collect();
+        for (i, h) in hs.into_iter().enumerate() {
+            std::hint::black_box((h.join().unwrap(), i));
+        }
+        t.elapsed().as_secs_f64() * 1e3
+    })
+}
+
+struct Options {
+    size: Size,
+    runs: usize,
+    procs: usize,
+    out: String,
+    workloads: Option<Vec<String>>,
+    policies: Option<Vec<String>>,
+}
+
+fn usage(err: &str) -> ! {
+    let names = |v: Vec<&str>| v.join(", ");
+    eprintln!(
+        "{err}\nusage: lab [--quick | --full] [--runs N] [--workloads a,b] [--policies x,y] [--procs N] [--out DIR]\n  \
+         workloads: {}\n  policies: {}",
+        names(workloads().iter().map(|w| w.name).collect()),
+        names(variants().iter().map(|v| v.name).collect()),
+    );
+    std::process::exit(2);
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        size: Size::Quick,
+        runs: 0,
+        procs: goro::default_procs(),
+        out: "target/lab".into(),
+        workloads: None,
+        policies: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+        let list = |s: String| Some(s.split(',').filter(|x| !x.is_empty()).map(String::from).collect());
+        match a.as_str() {
+            "--quick" => o.size = Size::Quick,
+            "--full" => o.size = Size::Full,
+            "--runs" => o.runs = value().parse().unwrap_or_else(|_| usage("--runs takes a number")),
+            "--procs" => o.procs = value().parse().unwrap_or_else(|_| usage("--procs takes a number")),
+            "--out" => o.out = value(),
+            "--workloads" => o.workloads = list(value()),
+            "--policies" => o.policies = list(value()),
+            "-h" | "--help" => usage("the goro policy lab"),
+            other => usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    if o.runs == 0 {
+        o.runs = 5;
+    }
+    if o.procs == 0 {
+        usage("--procs must be at least 1");
+    }
+    o
+}
+
+/// Keeps the entries of `all` named in `wanted` (all when `None`), failing
+/// on a name that is not there.
+fn select<T>(all: Vec<T>, wanted: &Option<Vec<String>>, name: fn(&T) -> &str, what: &str) -> Vec<T> {
+    let Some(wanted) = wanted else { return all };
+    for w in wanted {
+        if !all.iter().any(|x| name(x) == w) {
+            usage(&format!("no {what} named {w:?}"));
+        }
+    }
+    all.into_iter().filter(|x| wanted.iter().any(|w| w == name(x))).collect()
+}
+
+/// One cell of the results: a workload under a policy, over the runs.
+#[derive(Clone, Default)]
+struct Cell {
+    figures: Vec<f64>,
+    steals: Vec<f64>,
+    spins: Vec<f64>,
+    handoffs: Vec<f64>,
+    latency_p99_us: Vec<f64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s[s.len() / 2]
+}
+
+impl Cell {
+    fn median(&self) -> f64 {
+        median(&self.figures)
+    }
+    fn spread(&self) -> (f64, f64) {
+        let min = self.figures.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.figures.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (min, max)
+    }
+}
+
+fn main() {
+    let o = options();
+    let mut vs = select(variants(), &o.policies, |v| v.name, "policy");
+    // Go's defaults are the reference every figure is relative to.
+    if vs.first().map(|v| v.name) != Some("go-default") {
+        vs.retain(|v| v.name != "go-default");
+        vs.insert(0, variants().remove(0));
+    }
+    let ws = select(workloads(), &o.workloads, |w| w.name, "workload");
+    let total = vs.len() * ws.len() * o.runs;
+    eprintln!(
+        "goro policy lab: {} workloads x {} policies x {} runs ({}), procs = {} (syscall and hog: 2)",
+        ws.len(),
+        vs.len(),
+        o.runs,
+        if o.size == Size::Quick { "quick sizes" } else { "WORKLOADS.md sizes" },
+        o.procs
+    );
+    let mut cells = vec![vec![Cell::default(); vs.len()]; ws.len()];
+    let started = Instant::now();
+    let mut done = 0;
+    // One untimed round first: the first runs in a fresh process pay for
+    // page faults on new stacks and thread creation, and would otherwise
+    // all land on go-default, the reference.
+    for w in &ws {
+        progress(0, total, started, &format!("warm-up / {}", w.name));
+        let rt = if w.two_procs { sysload::runtime(&Policy::default()) } else { runtime(o.procs, &Policy::default()) };
+        (w.run)(&rt, o.size);
+    }
+    // Runs go round-robin over the policies, so drift in the machine spreads
+    // over all of them instead of landing on one.
+    for run in 0..o.runs {
+        for (vi, v) in vs.iter().enumerate() {
+            let mut policy = Policy::default();
+            (v.apply)(&mut policy);
+            for (wi, w) in ws.iter().enumerate() {
+                progress(done, total, started, &format!("run {}/{} {} / {}", run + 1, o.runs, v.name, w.name));
+                let rt = if w.two_procs { sysload::runtime(&policy) } else { runtime(o.procs, &policy) };
+                let figure = (w.run)(&rt, o.size);
+                let st = rt.stats();
+                drop(rt);
+                let c = &mut cells[wi][vi];
+                c.figures.push(figure);
+                c.steals.push(st.total.steals as f64);
+                c.spins.push(st.total.spins as f64);
+                c.handoffs.push((st.handoffs + st.hog_handoffs) as f64);
+                c.latency_p99_us.push(st.sched_latency.percentile(0.99).as_secs_f64() * 1e6);
+                done += 1;
+            }
+        }
+    }
+    progress(done, total, started, "done");
+    eprintln!();
+
+    let summary = summary_table(&vs, &ws, &cells);
+    let details = detail_tables(&vs, &ws, &cells);
+    println!("\n{summary}\n{details}");
+    let header = format!(
+        "# goro policy lab\n\n{} of {} runs per cell ({}), procs = {} (syscall and hog: 2), {:.0} s. \
+         Lower is better. Relative figures: the policy's median over go-default's median; \
+         `~` marks a change inside go-default's own run-to-run spread.\n\n",
+        "Median",
+        o.runs,
+        if o.size == Size::Quick { "quick sizes" } else { "WORKLOADS.md sizes" },
+        o.procs,
+        started.elapsed().as_secs_f64()
+    );
+    let policies: String = vs.iter().map(|v| format!("- `{}`: {}\n", v.name, v.about)).collect();
+    std::fs::create_dir_all(&o.out).unwrap_or_else(|e| panic!("cannot create {}: {e}", o.out));
+    let write = |name: &str, text: &str| {
+        let path = format!("{}/{name}", o.out);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+        path
+    };
+    let md = write("lab.md", &format!("{header}{policies}\n{summary}\n{details}"));
+    let csv = write("lab.csv", &csv(&vs, &ws, &cells));
+    let svg = format!("{}/lab.svg", o.out);
+    heatmap(&svg, &vs, &ws, &cells, o.procs).unwrap_or_else(|e| panic!("cannot draw {svg}: {e}"));
+    println!("wrote {md}, {csv} and {svg}");
+}
+
+fn runtime(procs: usize, policy: &Policy) -> Runtime {
+    Runtime::builder().procs(procs).policy(policy.clone()).build().expect("runtime")
+}
+
+fn progress(done: usize, total: usize, started: Instant, what: &str) {
+    const WIDTH: usize = 30;
+    let filled = WIDTH * done / total.max(1);
+    let elapsed = started.elapsed().as_secs_f64();
+    let left = if done > 0 { elapsed / done as f64 * (total - done) as f64 } else { 0.0 };
+    eprint!(
+        "\r[{}{}] {done:>4}/{total} {elapsed:>4.0}s elapsed, ~{left:>3.0}s left  {what:<44}",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled)
+    );
+    std::io::stderr().flush().ok();
+}
+
+fn num(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The relative figure of policy `vi` for workload row `row`, and whether
+/// the change is inside go-default's own spread (noise).
+fn relative(row: &[Cell], vi: usize) -> (f64, bool) {
+    let base = row[0].median();
+    let rel = row[vi].median() / base;
+    let (min, max) = row[0].spread();
+    (rel, (min / base..=max / base).contains(&rel))
+}
+
+fn summary_table(vs: &[Variant], ws: &[Workload], cells: &[Vec<Cell>]) -> String {
+    let mut s = String::from("| policy |");
+    for w in ws {
+        let _ = write!(s, " {} ({}) |", w.name, w.unit);
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---:|".repeat(ws.len()));
+    s.push('\n');
+    for (vi, v) in vs.iter().enumerate() {
+        let _ = write!(s, "| {} |", v.name);
+        for row in cells {
+            if vi == 0 {
+                let _ = write!(s, " {} |", num(row[0].median()));
+            } else {
+                let (rel, noise) = relative(row, vi);
+                let _ = write!(s, " {}{rel:.2}x |", if noise { "~" } else { "" });
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn detail_tables(vs: &[Variant], ws: &[Workload], cells: &[Vec<Cell>]) -> String {
+    let mut s = String::new();
+    for (w, row) in ws.iter().zip(cells) {
+        let _ = writeln!(s, "### {} ({})\n", w.name, w.unit);
+        s.push_str("| policy | median | min–max | vs go-default | steals | spins | handoffs | sched p99 (µs) |\n");
+        s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (vi, (v, c)) in vs.iter().zip(row).enumerate() {
+            let (min, max) = c.spread();
+            let (rel, noise) = relative(row, vi);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {}–{} | {}{rel:.2}x | {:.0} | {:.0} | {:.0} | {} |",
+                v.name,
+                num(c.median()),
+                num(min),
+                num(max),
+                if noise && vi > 0 { "~" } else { "" },
+                median(&c.steals),
+                median(&c.spins),
+                median(&c.handoffs),
+                num(median(&c.latency_p99_us)),
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn csv(vs: &[Variant], ws: &[Workload], cells: &[Vec<Cell>]) -> String {
+    let mut s = String::from("policy,workload,unit,median,min,max,relative,runs,steals,spins,handoffs,sched_p99_us\n");
+    for (w, row) in ws.iter().zip(cells) {
+        for (vi, (v, c)) in vs.iter().zip(row).enumerate() {
+            let (min, max) = c.spread();
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{},{:.4},{},{},{},{},{:.1}",
+                v.name,
+                w.name,
+                w.unit,
+                c.median(),
+                min,
+                max,
+                relative(row, vi).0,
+                c.figures.len(),
+                median(&c.steals),
+                median(&c.spins),
+                median(&c.handoffs),
+                median(&c.latency_p99_us)
+            );
+        }
+    }
+    s
+}
+
+/// Colour for a relative figure: green when faster, red when slower, white
+/// at 1.0, saturating at 2x either way (on a log scale).
+fn shade(rel: f64) -> RGBColor {
+    let t = rel.log2().clamp(-1.0, 1.0);
+    let mix = |a: u8, b: u8, f: f64| (a as f64 + (b as f64 - a as f64) * f) as u8;
+    if t < 0.0 {
+        RGBColor(mix(255, 46, -t), mix(255, 160, -t), mix(255, 90, -t))
+    } else {
+        RGBColor(mix(255, 214, t), mix(255, 60, t), mix(255, 50, t))
+    }
+}
+
+/// A heat map: one row per policy, one column per workload; each cell is
+/// the policy's median relative to go-default's (whose row shows the
+/// absolute figures).
+fn heatmap(
+    path: &str,
+    vs: &[Variant],
+    ws: &[Workload],
+    cells: &[Vec<Cell>],
+    procs: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (label_w, cell_w, cell_h, top, legend_h) = (170i32, 96i32, 30i32, 92i32, 70i32);
+    let width = (label_w + cell_w * ws.len() as i32 + 20) as u32;
+    let height = (top + cell_h * vs.len() as i32 + legend_h) as u32;
+    let root = SVGBackend::new(path, (width, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let grey = RGBColor(100, 100, 100);
+    let text = |size: f64, bold: bool, color: RGBColor, h: HPos| {
+        let style = if bold { FontStyle::Bold } else { FontStyle::Normal };
+        ("sans-serif", size, style).into_font().color(&color).pos(Pos::new(h, VPos::Center))
+    };
+    root.draw(&Text::new("goro policy lab", (12, 20), text(20.0, true, BLACK, HPos::Left)))?;
+    root.draw(&Text::new(
+        format!(
+            "each policy's median relative to Go's defaults (lower is better); procs = {procs}, syscall and hog: 2"
+        ),
+        (12, 44),
+        text(13.0, false, grey, HPos::Left),
+    ))?;
+    for (wi, w) in ws.iter().enumerate() {
+        let x = label_w + wi as i32 * cell_w + cell_w / 2;
+        root.draw(&Text::new(w.name.to_string(), (x, top - 30), text(13.0, true, BLACK, HPos::Center)))?;
+        root.draw(&Text::new(format!("({})", w.unit), (x, top - 13), text(11.0, false, grey, HPos::Center)))?;
+    }
+    for (vi, v) in vs.iter().enumerate() {
+        let y = top + vi as i32 * cell_h;
+        root.draw(&Text::new(
+            v.name.to_string(),
+            (label_w - 8, y + cell_h / 2),
+            text(13.0, false, BLACK, HPos::Right),
+        ))?;
+        for (wi, row) in cells.iter().enumerate() {
+            let x = label_w + wi as i32 * cell_w;
+            let (rel, noise) = relative(row, vi);
+            let (fill, label) = if vi == 0 {
+                (RGBColor(235, 238, 245), num(row[0].median()))
+            } else {
+                (shade(rel), format!("{rel:.2}x"))
+            };
+            root.draw(&Rectangle::new([(x + 1, y + 1), (x + cell_w - 1, y + cell_h - 1)], fill.filled()))?;
+            let ink = if noise && vi > 0 { RGBColor(150, 150, 150) } else { BLACK };
+            root.draw(&Text::new(label, (x + cell_w / 2, y + cell_h / 2), text(12.0, false, ink, HPos::Center)))?;
+        }
+    }
+    // Legend: the colour scale from 2x faster to 2x slower.
+    let ly = top + cell_h * vs.len() as i32 + 22;
+    let steps = 40;
+    for i in 0..steps {
+        let rel = 2f64.powf(-1.0 + 2.0 * i as f64 / (steps - 1) as f64);
+        let x = label_w + i * 6;
+        root.draw(&Rectangle::new([(x, ly), (x + 6, ly + 14)], shade(rel).filled()))?;
+    }
+    let lx = label_w + steps * 6;
+    let legend = "2x faster  ←  1.0  →  2x slower;  grey text: inside go-default's run-to-run spread";
+    root.draw(&Text::new(legend, (lx + 10, ly + 7), text(12.0, false, grey, HPos::Left)))?;
+    root.present()?;
+    Ok(())
+}
