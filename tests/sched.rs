@@ -434,3 +434,39 @@ fn park_unpark_turns_across_recycled_goroutines() {
         }
     });
 }
+
+/// With stealing off (or no spinning Ms) no other M can take work from a
+/// P's local queue, so readying a G there must not wake Ms to look for it:
+/// a ping-pong of 20,000 messages starts at most a handful of spinning Ms
+/// (before this rule, one per message, and a busy loop on top).
+#[test]
+fn without_stealing_local_work_wakes_no_spinning_ms() {
+    use goro::chan::Chan;
+    for policy in [
+        Policy { steal: Steal::Off, ..Policy::default() },
+        Policy { max_spinning: Spinning::Limit(0), ..Policy::default() },
+    ] {
+        let spins = bounded(60, move || {
+            let rt = Runtime::builder().procs(2).policy(policy).build().unwrap();
+            rt.block_on(|| {
+                let (ping, pong) = (Chan::new(0), Chan::new(0));
+                let (p2, q2) = (ping.clone(), pong.clone());
+                let echo = goro::go(move || {
+                    while let Some(v) = p2.recv() {
+                        q2.send(v + 1u64).unwrap();
+                    }
+                });
+                let mut v = 0;
+                for _ in 0..20_000 {
+                    ping.send(v).unwrap();
+                    v = pong.recv().unwrap();
+                }
+                ping.close();
+                echo.join().unwrap();
+                assert_eq!(v, 20_000);
+            });
+            rt.stats().total.spins
+        });
+        assert!(spins < 100, "{spins} spinning Ms started for work they could not steal");
+    }
+}

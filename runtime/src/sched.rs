@@ -859,9 +859,12 @@ impl Sched {
                 self.set_spinning(c, false);
                 self.nmspinning.fetch_sub(1, Ordering::SeqCst);
                 // Work submitted while we were giving up saw nmspinning > 0
-                // and did not wake anyone: look again.
+                // and did not wake anyone: look again (at other Ps' queues
+                // only if this M may steal from them).
                 fence(Ordering::SeqCst);
-                if self.runq_size.load(Ordering::SeqCst) > 0 || self.ps.iter().any(|q| q.has_work()) {
+                if self.runq_size.load(Ordering::SeqCst) > 0
+                    || (self.steals_at_all() && self.ps.iter().any(|q| q.has_work()))
+                {
                     let p = {
                         let mut l = self.lock();
                         self.pidleget(&mut l)
