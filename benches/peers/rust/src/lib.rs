@@ -3,7 +3,7 @@
 //! the result line, and the checks that make a wrong result fail loudly.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The workloads, in WORKLOADS.md's order.
 pub const ALL: [&str; 13] = [
@@ -119,6 +119,30 @@ pub fn echo_message(client: usize, k: usize) -> [u8; 64] {
     msg
 }
 
+/// One blocking echo client: `ECHO_MSGS` round trips on `s`, every echo
+/// compared byte for byte; returns how many came back.
+pub fn echo_client(mut s: impl std::io::Read + std::io::Write, client: usize) -> u64 {
+    let mut back = [0u8; 64];
+    for k in 0..ECHO_MSGS {
+        let msg = echo_message(client, k);
+        s.write_all(&msg).unwrap();
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(msg, back, "echo mismatch");
+    }
+    ECHO_MSGS as u64
+}
+
+/// Serves one blocking echo connection until EOF or an error.
+pub fn echo_serve(mut c: impl std::io::Read + std::io::Write) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => c.write_all(&buf[..n]).unwrap(),
+        }
+    }
+}
+
 /// The workload named on the command line.
 pub fn workload_arg() -> String {
     std::env::args().nth(1).unwrap_or_else(|| {
@@ -130,4 +154,91 @@ pub fn workload_arg() -> String {
 /// The kernel's limit on memory mappings per process (`vm.max_map_count`).
 pub fn max_map_count() -> Option<u64> {
     std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
+}
+
+/// A task of a runtime whose tasks block (may's coroutines, OS threads).
+pub type Task = Box<dyn FnOnce() -> f64 + Send>;
+
+/// The primitives of a blocking-style runtime, enough to write the
+/// `syscall_handoff` and `hog` workloads once for may and for threads.
+pub struct Blocking {
+    /// Starts a task; the returned closure joins it and gives its result.
+    pub spawn: fn(Task) -> Box<dyn FnOnce() -> f64>,
+    pub yield_now: fn(),
+    pub sleep: fn(Duration),
+}
+
+impl Blocking {
+    /// Wall time (ms) of 100 compute tasks × 1,000 chunks with a yield
+    /// between chunks, while `blockers` tasks each make ten 50 ms sleeps.
+    fn compute_with_blockers(&self, blockers: usize) -> f64 {
+        let bs: Vec<_> = (0..blockers)
+            .map(|_| {
+                (self.spawn)(Box::new(|| {
+                    for _ in 0..10 {
+                        blocking_sleep();
+                    }
+                    0.0
+                }))
+            })
+            .collect();
+        let t = Instant::now();
+        let yield_now = self.yield_now;
+        let hs: Vec<_> = (0..100u64)
+            .map(|i| {
+                (self.spawn)(Box::new(move || {
+                    let mut acc = 0u64;
+                    for k in 0..1000 {
+                        acc = acc.wrapping_add(chunk(i * 1000 + k));
+                        yield_now();
+                    }
+                    black_box(acc);
+                    0.0
+                }))
+            })
+            .collect();
+        hs.into_iter().for_each(|h| _ = h());
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        bs.into_iter().for_each(|b| _ = b());
+        ms
+    }
+
+    /// The `syscall_handoff` workload: prints its two lines.
+    pub fn syscall_handoff(&self) {
+        let base = self.compute_with_blockers(0);
+        let with = self.compute_with_blockers(4);
+        report("syscall_handoff", with, "ms");
+        report("syscall_handoff_ratio", with / base, "x");
+    }
+
+    /// ms for a task doing 100 sleeps of 1 ms while `spinners` tasks spin
+    /// 200 ms each without calling the runtime.
+    fn hog_run(&self, spinners: usize) -> f64 {
+        let t0 = Instant::now();
+        let sleep = self.sleep;
+        let sleeper = (self.spawn)(Box::new(move || {
+            for _ in 0..100 {
+                sleep(Duration::from_millis(1));
+            }
+            t0.elapsed().as_secs_f64() * 1e3
+        }));
+        let spins: Vec<_> = (0..spinners)
+            .map(|_| {
+                (self.spawn)(Box::new(|| {
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_millis(200) {}
+                    0.0
+                }))
+            })
+            .collect();
+        let ms = sleeper();
+        spins.into_iter().for_each(|s| _ = s());
+        ms
+    }
+
+    /// The `hog` workload: prints its two lines.
+    pub fn hog(&self) {
+        report("hog_baseline", self.hog_run(0), "ms");
+        report("hog", self.hog_run(2), "ms");
+    }
 }

@@ -6,7 +6,7 @@
 //! `skynet` run without the workload's capacity bound (said in BENCHMARKS.md);
 //! may has no syscall entry, so `syscall_handoff` calls `usleep` directly.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,12 +53,22 @@ fn run(name: &str) {
         "chained_spawn" => chained_spawn(),
         "timers" => timers(),
         "parked_memory" => parked_memory(),
-        "syscall_handoff" => syscall_handoff(),
-        "hog" => hog(),
+        "syscall_handoff" => MAY.syscall_handoff(),
+        "hog" => MAY.hog(),
         "echo" => echo(),
         other => not_implemented("may", other, "unknown workload"),
     }
 }
+
+/// may's coroutines for the workloads written once in `goro_peers::Blocking`.
+const MAY: Blocking = Blocking {
+    spawn: |task| {
+        let h = go!(task);
+        Box::new(move || h.join().unwrap())
+    },
+    yield_now: coroutine::yield_now,
+    sleep: coroutine::sleep,
+};
 
 fn join_all<T>(hs: Vec<JoinHandle<T>>) -> Vec<T> {
     hs.into_iter().map(|h| h.join().unwrap()).collect()
@@ -254,108 +264,28 @@ fn parked_memory() {
     report("parked_memory", (after - before) as f64 / PARKED_TASKS as f64, "KiB/task");
 }
 
-fn compute_with_blockers(blockers: usize) -> f64 {
-    let bs: Vec<_> = (0..blockers)
-        .map(|_| {
-            go!(|| {
-                for _ in 0..10 {
-                    blocking_sleep();
-                }
-            })
-        })
-        .collect();
-    let t = Instant::now();
-    let hs: Vec<_> = (0..100u64)
-        .map(|i| {
-            go!(move || {
-                let mut acc = 0u64;
-                for k in 0..1000 {
-                    acc = acc.wrapping_add(chunk(i * 1000 + k));
-                    coroutine::yield_now();
-                }
-                acc
-            })
-        })
-        .collect();
-    std::hint::black_box(join_all(hs));
-    let ms = t.elapsed().as_secs_f64() * 1e3;
-    join_all(bs);
-    ms
-}
-
-fn syscall_handoff() {
-    let base = compute_with_blockers(0);
-    let with = compute_with_blockers(4);
-    report("syscall_handoff", with, "ms");
-    report("syscall_handoff_ratio", with / base, "x");
-}
-
-fn hog_run(spinners: usize) -> f64 {
-    let t0 = Instant::now();
-    let sleeper = go!(move || {
-        for _ in 0..100 {
-            coroutine::sleep(Duration::from_millis(1));
-        }
-        t0.elapsed().as_secs_f64() * 1e3
-    });
-    let spins: Vec<_> = (0..spinners)
-        .map(|_| {
-            go!(|| {
-                let t = Instant::now();
-                while t.elapsed() < Duration::from_millis(200) {}
-            })
-        })
-        .collect();
-    let ms = sleeper.join().unwrap();
-    join_all(spins);
-    ms
-}
-
-fn hog() {
-    report("hog_baseline", hog_run(0), "ms");
-    report("hog", hog_run(2), "ms");
-}
-
 fn echo() {
-    use std::io::{Read, Write};
     let l = may::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     go!(move || {
         for c in l.incoming() {
-            let mut c = c.unwrap();
+            let c = c.unwrap();
             c.set_nodelay(true).unwrap();
-            go!(move || {
-                let mut buf = [0u8; 4096];
-                loop {
-                    match c.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => c.write_all(&buf[..n]).unwrap(),
-                    }
-                }
-            });
+            go!(move || echo_serve(c));
         }
     });
-    let done = Arc::new(AtomicU64::new(0));
     let t = Instant::now();
     let hs: Vec<_> = (0..ECHO_CLIENTS)
         .map(|i| {
-            let done = done.clone();
             go!(move || {
-                let mut s = may::net::TcpStream::connect(addr).unwrap();
+                let s = may::net::TcpStream::connect(addr).unwrap();
                 s.set_nodelay(true).unwrap();
-                let mut back = [0u8; 64];
-                for k in 0..ECHO_MSGS {
-                    let msg = echo_message(i, k);
-                    s.write_all(&msg).unwrap();
-                    s.read_exact(&mut back).unwrap();
-                    assert_eq!(msg, back, "echo mismatch");
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
+                echo_client(s, i)
             })
         })
         .collect();
-    join_all(hs);
-    check("echo messages", done.load(Ordering::Relaxed), (ECHO_CLIENTS * ECHO_MSGS) as u64);
+    let done: u64 = join_all(hs).into_iter().sum();
+    check("echo messages", done, (ECHO_CLIENTS * ECHO_MSGS) as u64);
     report("echo", (ECHO_CLIENTS * ECHO_MSGS) as f64 / t.elapsed().as_secs_f64(), "msgs/s");
     // The accept loop never ends: leave without waiting for it.
     std::process::exit(0);

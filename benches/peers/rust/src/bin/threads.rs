@@ -8,11 +8,8 @@
 //! first join exhaust the machine's mappings). `pingpong_1p`, `syscall_handoff` and
 //! `hog` pin the process to one or two CPUs, the threads' "procs".
 
-use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::{bounded, never, select, Receiver, Sender};
 use goro_peers::*;
@@ -31,11 +28,11 @@ fn main() {
         "chained_spawn" => chained_spawn(),
         "syscall_handoff" => {
             pin_to_cpus(2);
-            syscall_handoff()
+            THREADS.syscall_handoff()
         }
         "hog" => {
             pin_to_cpus(2);
-            hog()
+            THREADS.hog()
         }
         "echo" => echo(),
         "spawn" | "skynet" | "parked_memory" | "timers" => {
@@ -65,6 +62,16 @@ fn pin_to_cpus(n: usize) {
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &pinned);
     }
 }
+
+/// OS threads for the workloads written once in `goro_peers::Blocking`.
+const THREADS: Blocking = Blocking {
+    spawn: |task| {
+        let h = thread::spawn(task);
+        Box::new(move || h.join().unwrap())
+    },
+    yield_now: thread::yield_now,
+    sleep: thread::sleep,
+};
 
 fn join_all<T>(hs: Vec<JoinHandle<T>>) -> Vec<T> {
     hs.into_iter().map(|h| h.join().unwrap()).collect()
@@ -181,106 +188,27 @@ fn chained_spawn() {
     report("chained_spawn", t.elapsed().as_nanos() as f64 / CHAIN_TASKS as f64, "ns/task");
 }
 
-fn compute_with_blockers(blockers: usize) -> f64 {
-    let bs: Vec<_> = (0..blockers)
-        .map(|_| {
-            thread::spawn(|| {
-                for _ in 0..10 {
-                    blocking_sleep();
-                }
-            })
-        })
-        .collect();
-    let t = Instant::now();
-    let hs: Vec<_> = (0..100u64)
-        .map(|i| {
-            thread::spawn(move || {
-                let mut acc = 0u64;
-                for k in 0..1000 {
-                    acc = acc.wrapping_add(chunk(i * 1000 + k));
-                    thread::yield_now();
-                }
-                acc
-            })
-        })
-        .collect();
-    std::hint::black_box(join_all(hs));
-    let ms = t.elapsed().as_secs_f64() * 1e3;
-    join_all(bs);
-    ms
-}
-
-fn syscall_handoff() {
-    let base = compute_with_blockers(0);
-    let with = compute_with_blockers(4);
-    report("syscall_handoff", with, "ms");
-    report("syscall_handoff_ratio", with / base, "x");
-}
-
-fn hog_run(spinners: usize) -> f64 {
-    let t0 = Instant::now();
-    let sleeper = thread::spawn(move || {
-        for _ in 0..100 {
-            thread::sleep(Duration::from_millis(1));
-        }
-        t0.elapsed().as_secs_f64() * 1e3
-    });
-    let spins: Vec<_> = (0..spinners)
-        .map(|_| {
-            thread::spawn(|| {
-                let t = Instant::now();
-                while t.elapsed() < Duration::from_millis(200) {}
-            })
-        })
-        .collect();
-    let ms = sleeper.join().unwrap();
-    join_all(spins);
-    ms
-}
-
-fn hog() {
-    report("hog_baseline", hog_run(0), "ms");
-    report("hog", hog_run(2), "ms");
-}
-
 fn echo() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     thread::spawn(move || {
         for c in l.incoming() {
-            let mut c = c.unwrap();
+            let c = c.unwrap();
             c.set_nodelay(true).unwrap();
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                loop {
-                    match c.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => c.write_all(&buf[..n]).unwrap(),
-                    }
-                }
-            });
+            thread::spawn(move || echo_serve(c));
         }
     });
-    let done = Arc::new(AtomicU64::new(0));
     let t = Instant::now();
     let hs: Vec<_> = (0..ECHO_CLIENTS)
         .map(|i| {
-            let done = done.clone();
             thread::spawn(move || {
-                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                let s = std::net::TcpStream::connect(addr).unwrap();
                 s.set_nodelay(true).unwrap();
-                let mut back = [0u8; 64];
-                for k in 0..ECHO_MSGS {
-                    let msg = echo_message(i, k);
-                    s.write_all(&msg).unwrap();
-                    s.read_exact(&mut back).unwrap();
-                    assert_eq!(msg, back, "echo mismatch");
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
+                echo_client(s, i)
             })
         })
         .collect();
-    join_all(hs);
-    check("echo messages", done.load(Ordering::Relaxed), (ECHO_CLIENTS * ECHO_MSGS) as u64);
+    let done: u64 = join_all(hs).into_iter().sum();
+    check("echo messages", done, (ECHO_CLIENTS * ECHO_MSGS) as u64);
     report("echo", (ECHO_CLIENTS * ECHO_MSGS) as f64 / t.elapsed().as_secs_f64(), "msgs/s");
 }
