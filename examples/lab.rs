@@ -104,7 +104,9 @@ fn workloads() -> Vec<Workload> {
 fn fanout(rt: &Runtime, n: u64) -> f64 {
     rt.block_on(move || {
         let t = Instant::now();
-        let hs: Vec<_> = (0..n).map(|i| goro::go(move || sysload::chunk(i).wrapping_add((i % 7) * 3))).collect();
+        // G `i` runs 1 + i % 7 chunks of ~10 µs.
+        let hs: Vec<_> =
+            (0..n).map(|i| goro::go(move || (0..=i % 7).fold(0u64, |a, k| a ^ sysload::chunk(i * 8 + k)))).collect();
         for (i, h) in hs.into_iter().enumerate() {
             std::hint::black_box((h.join().unwrap(), i));
         }
@@ -214,6 +216,9 @@ fn main() {
         vs.insert(0, variants().remove(0));
     }
     let ws = select(workloads(), &o.workloads, |w| w.name, "workload");
+    if ws.is_empty() {
+        usage("no workload selected");
+    }
     let total = vs.len() * ws.len() * o.runs;
     eprintln!(
         "goro policy lab: {} workloads x {} policies x {} runs ({}), procs = {} (syscall and hog: 2)",
