@@ -70,6 +70,10 @@ pub(crate) struct MCtx {
     pub rng: Cell<u64>,
     /// The G runs user code and the P is in `User` status (hog handoff on).
     pub in_user: Cell<bool>,
+    /// The M is the poller M handing out what its blocking poll found: Gs
+    /// it readies are queued without waking other Ms, because this M takes
+    /// an idle P itself right after (Go's `findrunnable` after `netpoll`).
+    pub poll_dispatch: Cell<bool>,
     pub trace: crate::trace::TraceBuf,
 }
 

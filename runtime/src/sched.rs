@@ -404,7 +404,16 @@ impl Sched {
         }
         self.external_readies.fetch_add(1, Ordering::Relaxed);
         self.globrunqput(g);
-        self.wakep();
+        if !self.poll_dispatching() {
+            self.wakep();
+        }
+    }
+
+    /// Whether this thread is the poller M dispatching its poll's results.
+    fn poll_dispatching(&self) -> bool {
+        let c = m::ctx_ptr();
+        // SAFETY: a non-null context is the live MCtx of this thread.
+        !c.is_null() && unsafe { std::ptr::eq(&*(*c).sched, self) && (*c).poll_dispatch.get() }
     }
 
     /// Go's `runqput`. Must be called by the M holding P `p`.
@@ -725,6 +734,7 @@ impl Sched {
             curg: std::cell::Cell::new(std::ptr::null()),
             rng: std::cell::Cell::new(seed()),
             in_user: std::cell::Cell::new(false),
+            poll_dispatch: std::cell::Cell::new(false),
             trace: Default::default(),
         };
         m::set_ctx(&ctx);
@@ -895,7 +905,9 @@ impl Sched {
             let now = self.now_nanos();
             let timeout = (deadline != u64::MAX).then(|| Duration::from_nanos(deadline.saturating_sub(now)));
             if self.runq_size.load(Ordering::SeqCst) == 0 && !self.shutdown.load(Ordering::Acquire) {
+                c.poll_dispatch.set(true);
                 self.poller().poll(timeout);
+                c.poll_dispatch.set(false);
                 self.last_poll.store(self.now_nanos(), Ordering::Relaxed);
             }
             self.poll_until.store(0, Ordering::SeqCst);
@@ -909,7 +921,18 @@ impl Sched {
             };
             if let Some(p) = p {
                 self.acquirep(c, p);
+                // This M runs the first of the Gs the poll readied; if
+                // there are more and another P idles, start one M for them.
+                if self.runq_size.load(Ordering::SeqCst) > 1 {
+                    c.sched.wakep();
+                }
                 return true;
+            }
+            // Every P is busy: the readied Gs wait in the global queue,
+            // which busy Ps check at least every 61 schedules; wake one
+            // M anyway in case a P went idle since.
+            if self.runq_size.load(Ordering::SeqCst) > 0 {
+                c.sched.wakep();
             }
         }
         self.stopm(c)
