@@ -164,7 +164,8 @@ def main():
             f"median (min–max) of {runs} fresh-process runs per implementation, "
             f"the implementations alternating within each round. Versions: {vers}.\n\n"
             + render(order, units, samples, impls))
-    notes = [f"- {TITLES[i]} `{n}`: {why}" for (i, n), why in sorted(reasons.items())]
+    # The peers say "<peer>: <workload> not run: <why>"; keep the why.
+    notes = [f"- {TITLES[i]} `{n}`: {why.removeprefix(f'{i}: {n} not run: ')}" for (i, n), why in sorted(reasons.items())]
     notes += [f"- {TITLES[p]}: {why}" for p, why in skipped.items()]
     if notes:
         body += "\nNo figure (the reason each implementation gave):\n\n" + "\n".join(notes) + "\n"
