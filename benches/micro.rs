@@ -12,14 +12,15 @@
 //! lock/unlock.
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+
+#[path = "shared/schedload.rs"]
+mod schedload;
 use goro::chan::Chan;
 use goro::sync::Mutex;
-use goro::{select, Runtime, WaitReason};
+use goro::{select, Runtime};
 
 /// Times `body(iters)` run inside a G of `rt`.
 fn in_g(rt: &Runtime, iters: u64, body: fn(u64)) -> Duration {
@@ -84,35 +85,6 @@ fn select2(iters: u64) {
     assert_eq!(sum, iters * iters.saturating_sub(1) / 2);
 }
 
-/// Two Gs take turns through a shared flag, each parking until the other
-/// unparks it: the runtime's bare park/unpark, under every channel and lock.
-fn park_unpark(iters: u64) {
-    let turn = Arc::new(AtomicBool::new(false)); // false: main's turn
-    let main = goro::current_unparker();
-    let (t2, m2) = (turn.clone(), main.clone());
-    let tx = Chan::<goro::Unparker>::new(1);
-    let rx = tx.clone();
-    let partner = goro::go(move || {
-        tx.send(goro::current_unparker()).unwrap();
-        for _ in 0..iters {
-            while !t2.load(Ordering::Acquire) {
-                goro::park(WaitReason::Park);
-            }
-            t2.store(false, Ordering::Release);
-            m2.unpark();
-        }
-    });
-    let other = rx.recv().unwrap();
-    for _ in 0..iters {
-        turn.store(true, Ordering::Release);
-        other.unpark();
-        while turn.load(Ordering::Acquire) {
-            goro::park(WaitReason::Park);
-        }
-    }
-    partner.join().unwrap();
-}
-
 fn mutex(iters: u64) {
     let m = Mutex::new(0u64);
     for _ in 0..iters {
@@ -132,7 +104,7 @@ fn benches(c: &mut Criterion) {
         ("chan_unbuffered", |n| pass(n, 0)),
         ("chan_buffered", |n| pass(n, 128)),
         ("select2", select2),
-        ("park_unpark", park_unpark),
+        ("park_unpark", schedload::park_unpark_turns),
         ("mutex", mutex),
         ("chan_buffered_1", |n| pass(n, 1)),
     ];

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{bounded, busy, Rng};
+#[path = "../benches/shared/schedload.rs"]
+mod schedload;
 use goro::{Policy, Runtime, Spinning, Steal};
 
 /// Each node spawns 10 children and joins them; the leaves return their
@@ -399,38 +401,12 @@ fn random_spawn_park_and_sleep_mix() {
 /// wake-up may be lost, whatever a previous life of a G left behind.
 #[test]
 fn park_unpark_turns_across_recycled_goroutines() {
-    use goro::chan::Chan;
     bounded(120, || {
         let rt = Runtime::new().unwrap();
         let mut rng = Rng(7);
         for _ in 0..3000 {
             let iters = rng.below(50);
-            rt.block_on(move || {
-                let turn = Arc::new(AtomicBool::new(false));
-                let main = goro::current_unparker();
-                let (t2, m2) = (turn.clone(), main.clone());
-                let tx = Chan::<goro::Unparker>::new(1);
-                let rx = tx.clone();
-                let partner = goro::go(move || {
-                    tx.send(goro::current_unparker()).unwrap();
-                    for _ in 0..iters {
-                        while !t2.load(Ordering::Acquire) {
-                            goro::park(goro::WaitReason::Park);
-                        }
-                        t2.store(false, Ordering::Release);
-                        m2.unpark();
-                    }
-                });
-                let other = rx.recv().unwrap();
-                for _ in 0..iters {
-                    turn.store(true, Ordering::Release);
-                    other.unpark();
-                    while turn.load(Ordering::Acquire) {
-                        goro::park(goro::WaitReason::Park);
-                    }
-                }
-                partner.join().unwrap();
-            });
+            rt.block_on(move || schedload::park_unpark_turns(iters));
         }
     });
 }

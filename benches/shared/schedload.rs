@@ -1,11 +1,12 @@
 //! The scheduling and channel workloads of WORKLOADS.md, sized by the
-//! caller: shared by `benches/workloads.rs` (full size) and
-//! `examples/policy_lab.rs` (full or scaled down). Each runs on `rt` and
-//! returns its figure.
+//! caller: shared by `benches/workloads.rs` (full size) and `examples/lab.rs`
+//! (full or scaled down). Each runs on `rt` and returns its figure. Also
+//! the park/unpark turn-taking loop that `benches/micro.rs` times and
+//! `tests/sched.rs` checks.
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -183,4 +184,33 @@ pub fn chained_spawn(rt: &Runtime, n: u64) -> f64 {
         done.recv().unwrap();
         t.elapsed().as_nanos() as f64 / n as f64
     })
+}
+
+/// Two Gs (the caller and a partner) take `iters` turns through a shared
+/// flag, each parking until the other unparks it: the runtime's bare
+/// park/unpark, under every channel and lock. Call from a G.
+pub fn park_unpark_turns(iters: u64) {
+    let turn = Arc::new(AtomicBool::new(false)); // false: the caller's turn
+    let (t2, me) = (turn.clone(), goro::current_unparker());
+    let tx = Chan::<goro::Unparker>::new(1);
+    let rx = tx.clone();
+    let partner = goro::go(move || {
+        tx.send(goro::current_unparker()).unwrap();
+        for _ in 0..iters {
+            while !t2.load(Ordering::Acquire) {
+                goro::park(goro::WaitReason::Park);
+            }
+            t2.store(false, Ordering::Release);
+            me.unpark();
+        }
+    });
+    let other = rx.recv().unwrap();
+    for _ in 0..iters {
+        turn.store(true, Ordering::Release);
+        other.unpark();
+        while turn.load(Ordering::Acquire) {
+            goro::park(goro::WaitReason::Park);
+        }
+    }
+    partner.join().unwrap();
 }
