@@ -206,7 +206,11 @@ impl Poller for NetPoller {
         };
         let (poll, events) = &mut *guard;
         let polled = poll.poll(events, timeout);
-        self.blocking.store(false, Ordering::SeqCst);
+        if timeout != Some(Duration::ZERO) {
+            // Only the blocking poller clears its flag: a non-blocking poll
+            // that a blocking one is queued behind must leave it set.
+            self.blocking.store(false, Ordering::SeqCst);
+        }
         if let Err(e) = polled {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 eprintln!("goro: netpoll: {e}");
