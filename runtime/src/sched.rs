@@ -929,11 +929,8 @@ impl Sched {
                 return true;
             }
             // Every P is busy: the readied Gs wait in the global queue,
-            // which busy Ps check at least every 61 schedules; wake one
-            // M anyway in case a P went idle since.
-            if self.runq_size.load(Ordering::SeqCst) > 0 {
-                c.sched.wakep();
-            }
+            // which busy Ps check at least every 61 schedules, and which a
+            // P about to go idle checks under the scheduler lock.
         }
         self.stopm(c)
     }
