@@ -71,6 +71,18 @@ struct Workload {
     run: fn(&Runtime, Size) -> f64,
 }
 
+impl Workload {
+    /// A runtime for one run: the syscall workloads' own (procs = 2), or
+    /// one with `procs` Ps.
+    fn runtime(&self, procs: usize, policy: &Policy) -> Runtime {
+        if self.two_procs {
+            sysload::runtime(policy)
+        } else {
+            Runtime::builder().procs(procs).policy(policy.clone()).build().expect("runtime")
+        }
+    }
+}
+
 fn pick<T>(size: Size, quick: T, full: T) -> T {
     if size == Size::Quick {
         quick
@@ -236,8 +248,7 @@ fn main() {
     // all land on go-default, the reference.
     for w in &ws {
         progress(0, total, started, &format!("warm-up / {}", w.name));
-        let rt = if w.two_procs { sysload::runtime(&Policy::default()) } else { runtime(o.procs, &Policy::default()) };
-        (w.run)(&rt, o.size);
+        (w.run)(&w.runtime(o.procs, &Policy::default()), o.size);
     }
     // Runs go round-robin over the policies, so drift in the machine spreads
     // over all of them instead of landing on one.
@@ -247,7 +258,7 @@ fn main() {
             (v.apply)(&mut policy);
             for (wi, w) in ws.iter().enumerate() {
                 progress(done, total, started, &format!("run {}/{} {} / {}", run + 1, o.runs, v.name, w.name));
-                let rt = if w.two_procs { sysload::runtime(&policy) } else { runtime(o.procs, &policy) };
+                let rt = w.runtime(o.procs, &policy);
                 let figure = (w.run)(&rt, o.size);
                 let st = rt.stats();
                 drop(rt);
@@ -289,10 +300,6 @@ fn main() {
     let svg = format!("{}/lab.svg", o.out);
     heatmap(&svg, &vs, &ws, &cells, o.procs).unwrap_or_else(|e| panic!("cannot draw {svg}: {e}"));
     println!("wrote {md}, {csv} and {svg}");
-}
-
-fn runtime(procs: usize, policy: &Policy) -> Runtime {
-    Runtime::builder().procs(procs).policy(policy.clone()).build().expect("runtime")
 }
 
 fn progress(done: usize, total: usize, started: Instant, what: &str) {
