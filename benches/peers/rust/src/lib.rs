@@ -143,6 +143,21 @@ pub fn echo_serve(mut c: impl std::io::Read + std::io::Write) {
     }
 }
 
+/// How many CPUs (procs, workers) a workload is limited to: 1 for
+/// `pingpong_1p`, 2 for `syscall_handoff` and `hog`; `None`: all of them.
+pub fn procs_for(name: &str) -> Option<usize> {
+    match name {
+        "pingpong_1p" => Some(1),
+        "syscall_handoff" | "hog" => Some(2),
+        _ => None,
+    }
+}
+
+/// `procs_for`, with "all of them" counted.
+pub fn workers_for(name: &str) -> usize {
+    procs_for(name).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// The workload named on the command line.
 pub fn workload_arg() -> String {
     std::env::args().nth(1).unwrap_or_else(|| {

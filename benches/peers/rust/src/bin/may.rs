@@ -17,11 +17,7 @@ use may::sync::{mpmc, mpsc};
 
 fn main() {
     let name = workload_arg();
-    let workers = match name.as_str() {
-        "pingpong_1p" => 1,
-        "syscall_handoff" | "hog" => 2,
-        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let workers = workers_for(&name);
     may::config().set_workers(workers);
     // The workload runs in a coroutine, as goro's main G runs on a P.
     go!(move || run(&name)).join().unwrap();

@@ -16,24 +16,17 @@ use goro_peers::*;
 
 fn main() {
     let name = workload_arg();
+    if let Some(n) = procs_for(&name) {
+        pin_to_cpus(n);
+    }
     match name.as_str() {
-        "pingpong" => pingpong(&name),
-        "pingpong_1p" => {
-            pin_to_cpus(1);
-            pingpong(&name)
-        }
+        "pingpong" | "pingpong_1p" => pingpong(&name),
         "prodcons" => prodcons(),
         "select4" => select4(),
         "yield" => yields(),
         "chained_spawn" => chained_spawn(),
-        "syscall_handoff" => {
-            pin_to_cpus(2);
-            THREADS.syscall_handoff()
-        }
-        "hog" => {
-            pin_to_cpus(2);
-            THREADS.hog()
-        }
+        "syscall_handoff" => THREADS.syscall_handoff(),
+        "hog" => THREADS.hog(),
         "echo" => echo(),
         "spawn" | "skynet" | "parked_memory" | "timers" => {
             not_implemented("threads", &name, "needs 100,000+ simultaneous OS threads")

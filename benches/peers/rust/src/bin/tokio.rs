@@ -15,11 +15,7 @@ use tokio::sync::mpsc;
 
 fn main() {
     let name = workload_arg();
-    let workers = match name.as_str() {
-        "pingpong_1p" => 1,
-        "syscall_handoff" | "hog" => 2,
-        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let workers = workers_for(&name);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
     // The workload's main task runs on a worker, as goro's main G runs on a P.
     rt.block_on(async move { tokio::spawn(async move { run(&name).await }).await.unwrap() });
