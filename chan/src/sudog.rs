@@ -13,10 +13,12 @@
 //! - A waker *claims* the operation (CAS on `state`), so at most one waker
 //!   completes it: for `select`, the first channel to fire wins and the others
 //!   discard the stale sudog. The waker's last access to the `Waiting` is the
-//!   `Release` store of `DONE`; it unparks through its own clone of the
-//!   unparker, so the owner may return as soon as it sees `DONE`.
+//!   `Release` store of `DONE`; it moves the unparker out before that store
+//!   and unparks through it, so the owner may return as soon as it sees
+//!   `DONE` (and does not drop the unparker then: the waker owns it).
 
 use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
 
 use goro_runtime::{park_internal, park_until, Unparker, WaitReason};
 
@@ -27,8 +29,10 @@ use crate::opstate::OpState;
 pub struct Waiting {
     state: OpState,
     /// Replaced only by a future adapter re-polled with a new waker, with
-    /// the (single) channel's lock held; read by wakers under that lock.
-    unparker: UnsafeCell<Unparker>,
+    /// the (single) channel's lock held; moved out by the one waker that
+    /// claims the operation (`finish`), under that lock. Dropped by `Drop`
+    /// unless a waker took it (the state is then `DONE`).
+    unparker: UnsafeCell<ManuallyDrop<Unparker>>,
 }
 
 impl Default for Waiting {
@@ -45,7 +49,7 @@ impl Waiting {
 
     /// An operation woken through `u` (a future adapter's waker).
     pub fn with_unparker(u: Unparker) -> Self {
-        Waiting { state: OpState::new(), unparker: UnsafeCell::new(u) }
+        Waiting { state: OpState::new(), unparker: UnsafeCell::new(ManuallyDrop::new(u)) }
     }
 
     /// Replaces the unparker.
@@ -54,7 +58,10 @@ impl Waiting {
     /// The operation is queued on one channel only, whose lock the caller
     /// holds (wakers read the unparker under it).
     pub unsafe fn set_unparker(&self, u: Unparker) {
-        *self.unparker.get() = u;
+        debug_assert!(!self.done(), "set_unparker on a finished operation");
+        let slot = &mut *self.unparker.get();
+        ManuallyDrop::drop(slot);
+        *slot = ManuallyDrop::new(u);
     }
 
     /// Claims the operation for a waker. Only one claim ever succeeds.
@@ -64,11 +71,14 @@ impl Waiting {
 
     /// Completes a claimed operation: case `case` fired, `success` false
     /// meaning "woken by close". Returns the unparker to call once the
-    /// channel lock is released.
+    /// channel lock is released (moved out, not cloned: a reference count
+    /// less per wake-up).
     pub fn finish(&self, case: usize, success: bool) -> Unparker {
-        // SAFETY: called by the claimer with the channel lock held, which
-        // excludes `set_unparker`; cloned before DONE, our last access.
-        let u = unsafe { (*self.unparker.get()).clone() };
+        // SAFETY: called once per operation, by the claimer (claims succeed
+        // once), with the channel lock held, which excludes `set_unparker`;
+        // moved out before DONE, our last access; once DONE, `Drop` leaves
+        // the slot alone.
+        let u = unsafe { ManuallyDrop::take(&mut *self.unparker.get()) };
         self.state.finish(case, success);
         u
     }
@@ -113,6 +123,19 @@ impl Waiting {
 
     fn result(&self) -> (usize, bool) {
         self.state.result()
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        // Not DONE: no waker claimed the operation (or it was cancelled), so
+        // the unparker is still ours. (The owner drops a `Waiting` only once
+        // no waker can touch it any more: DONE, or never claimed.)
+        if !self.done() {
+            // SAFETY: not moved out (only `finish` does, before DONE), and
+            // dropped once, here.
+            unsafe { ManuallyDrop::drop(self.unparker.get_mut()) };
+        }
     }
 }
 

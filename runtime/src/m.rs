@@ -150,8 +150,7 @@ pub(crate) fn current_g() -> Option<Arc<G>> {
 /// The runtime and P to put new work on: the current M's, or the global
 /// runtime's P 0 from a plain thread.
 pub(crate) fn current_sched_and_p() -> (Arc<Sched>, usize) {
-    crate::syscall::reacquire();
-    let c = ctx_ptr();
+    let c = ctx_reacquired();
     if !c.is_null() {
         // SAFETY: see `current_g_ptr`.
         let c = unsafe { &*c };
@@ -171,16 +170,42 @@ pub(crate) fn current_sched() -> Option<Arc<Sched>> {
     Some(unsafe { (*c).sched.clone() })
 }
 
+/// The current M's context after making sure the M still holds its P (see
+/// `syscall::reacquire`): one thread-local read on the common path. Null on
+/// a plain thread. The G may have moved to another M if the slow path ran,
+/// which is why the context is read again after it.
+#[inline]
+pub(crate) fn ctx_reacquired() -> *const MCtx {
+    let c = ctx_ptr();
+    // SAFETY: a non-null CTX is this thread's live MCtx.
+    if !c.is_null() && unsafe { (*c).in_user.get() } {
+        // SAFETY: as above.
+        crate::syscall::reacquire_slow(unsafe { &*c });
+        return ctx_ptr();
+    }
+    c
+}
+
 /// Gives the M back to the scheduler. Must be called from a G.
 pub(crate) fn switch_out(why: Switch) {
     // The M needs its P to schedule the next G.
-    crate::syscall::reacquire();
-    raw_switch_out(why)
+    let c = ctx_reacquired();
+    debug_assert!(!c.is_null(), "switch_out outside a G");
+    // SAFETY: a non-null context is this thread's live MCtx; we run in its G.
+    unsafe { switch_out_of((*c).curg.get(), why) }
 }
 
 /// `switch_out` without re-checking the P (for `syscall.rs` itself).
 pub(crate) fn raw_switch_out(why: Switch) {
-    let g = current_g_ptr();
+    // SAFETY: we run in the current G.
+    unsafe { switch_out_of(current_g_ptr(), why) }
+}
+
+/// Suspends `g`'s coroutine back to its M's scheduler stack.
+///
+/// # Safety
+/// `g` is the G running on this thread, and the caller runs on its stack.
+pub(crate) unsafe fn switch_out_of(g: *const G, why: Switch) {
     debug_assert!(!g.is_null(), "switch_out outside a G");
     // SAFETY: the running G is alive; its yielder was set when it started and
     // lives on its own stack, which we are running on.
@@ -201,8 +226,7 @@ pub fn preempt_point() {
 /// (0 outside any G); saves runtime-aware code a second thread-local read.
 #[inline]
 pub fn preempt_check() -> usize {
-    crate::syscall::reacquire();
-    let c = ctx_ptr();
+    let c = ctx_reacquired();
     if c.is_null() {
         return 0;
     }

@@ -35,6 +35,7 @@ pub(crate) enum PStatus {
     Syscall = 3,
 }
 
+#[repr(align(128))]
 pub(crate) struct P {
     pub runq: RunQueue<G>,
     /// A G readied by the running G, run next and inheriting the time slice.

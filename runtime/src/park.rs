@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use crate::g::{GStatus, Switch, WaitReason, G};
 use crate::m;
+use crate::sched::Sched;
 use crate::timer::{add_timer, TimerAction};
 
 /// A handle that makes a parked G (or thread) runnable again. Cheap to
@@ -48,7 +49,11 @@ impl Unparker {
     /// return at once.
     pub fn unpark(&self) {
         match &self.inner {
-            Inner::G(g) => unpark_g(g),
+            Inner::G(g) => {
+                if g.park.unpark() {
+                    Sched::ready_g(g.clone(), true);
+                }
+            }
             Inner::Thread(t) => t.unpark(),
             Inner::Waker(w) => w.wake_by_ref(),
         }
@@ -60,10 +65,15 @@ impl Unparker {
         Unparker { inner: Inner::Waker(w) }
     }
 
-    /// Like `unpark`, consuming the handle (saves a reference count).
+    /// Like `unpark`, consuming the handle: its reference to the G becomes
+    /// the run queue's (no reference-count traffic).
     pub fn unpark_owned(self) {
         match self.inner {
-            Inner::G(g) => unpark_g(&g),
+            Inner::G(g) => {
+                if g.park.unpark() {
+                    Sched::ready_g(g, true);
+                }
+            }
             Inner::Thread(t) => t.unpark(),
             Inner::Waker(w) => w.wake(),
         }
@@ -85,12 +95,6 @@ impl Unparker {
             (Inner::Waker(a), Inner::Waker(b)) => a.will_wake(b),
             _ => false,
         }
-    }
-}
-
-fn unpark_g(g: &Arc<G>) {
-    if g.park.unpark() {
-        g.sched.ready(g.clone(), true);
     }
 }
 
@@ -117,13 +121,17 @@ pub fn park_internal(reason: WaitReason, external: bool) {
 }
 
 fn park_as(reason: WaitReason, external: bool) {
-    let g = m::current_g_ptr();
-    if g.is_null() {
+    // One thread-local read: the M keeps its P (hog handoff) before the G
+    // switches out, and the G is found from the same context.
+    let c = m::ctx_reacquired();
+    // SAFETY: a non-null context is this thread's live MCtx.
+    let gp = if c.is_null() { std::ptr::null() } else { unsafe { (*c).curg.get() } };
+    if gp.is_null() {
         std::thread::park();
         return;
     }
     // SAFETY: the current G is alive while it runs.
-    let g: &G = unsafe { &*g };
+    let g: &G = unsafe { &*gp };
     if g.park.try_consume() {
         return;
     }
@@ -131,7 +139,8 @@ fn park_as(reason: WaitReason, external: bool) {
     g.wait_external.store(external, Ordering::Release);
     g.wait_since.store(g.sched.coarse_now(), Ordering::Relaxed);
     g.set_status(GStatus::Waiting);
-    m::switch_out(Switch::Park);
+    // SAFETY: `gp` is the G running on this thread, on whose stack we are.
+    unsafe { m::switch_out_of(gp, Switch::Park) };
 }
 
 /// Parks until unparked, or until `deadline` has passed. Returns `false` if

@@ -31,8 +31,12 @@ impl ParkToken {
     }
 
     /// The G, about to park: takes a pending unpark. `true`: do not park.
+    /// A plain load first: a failed CAS costs a locked instruction too, and
+    /// parking with no unpark pending is the common case. An unpark that
+    /// lands after the load is caught by `commit_park`.
     pub fn try_consume(&self) -> bool {
-        self.0.compare_exchange(NOTIFIED, EMPTY, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.0.load(Ordering::Relaxed) == NOTIFIED
+            && self.0.compare_exchange(NOTIFIED, EMPTY, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// The G's M, after the G switched out to park. `true`: parked (an

@@ -243,8 +243,7 @@ impl Sched {
 
     /// The P the calling M holds on this runtime, if any.
     fn current_p(&self) -> Option<(&MCtx, usize)> {
-        crate::syscall::reacquire();
-        let c = m::ctx_ptr();
+        let c = m::ctx_reacquired();
         if c.is_null() {
             return None;
         }
@@ -377,27 +376,45 @@ impl Sched {
         Ok(g)
     }
 
-    /// Go's `ready`: makes a parked G runnable. On an M of this runtime it
-    /// goes to the M's P (`runnext` if `next`); elsewhere to the global queue.
-    pub fn ready(self: &Arc<Self>, g: Arc<G>, next: bool) {
+    /// Go's `ready`: makes a parked G runnable. On an M of the G's runtime it
+    /// goes to the M's P (`runnext` if `next`); elsewhere to the global
+    /// queue. The runtime's reference count is not touched on the hot path: on an M of that runtime the M's
+    /// context holds the runtime alive (the G may run, exit and be freed
+    /// elsewhere as soon as it is queued, so `g.sched` cannot be used after).
+    pub(crate) fn ready_g(g: Arc<G>, next: bool) {
+        let c = m::ctx_reacquired();
+        if !c.is_null() {
+            // SAFETY: a non-null context is this thread's live MCtx.
+            let c = unsafe { &*c };
+            let p = c.p.get();
+            if p != NO_P && std::ptr::eq(&*c.sched, &*g.sched) {
+                c.sched.ready_local(c, p, g, next);
+                return;
+            }
+        }
+        let sched = g.sched.clone();
+        sched.ready_external(g);
+    }
+
+    fn ready_local(self: &Arc<Self>, c: &MCtx, p: usize, g: Arc<G>, next: bool) {
         g.set_status(GStatus::Runnable);
         if let Some(t) = &self.tracer {
-            let (buf, m) = match self.current_p() {
-                Some((c, _)) => (Some(&c.trace), Some(c.m.id)),
-                None => (None, None),
-            };
-            g.flow_id.store(t.flow_start(buf, m, g.id), Ordering::Relaxed);
+            g.flow_id.store(t.flow_start(Some(&c.trace), Some(c.m.id), g.id), Ordering::Relaxed);
         }
-        if let Some((_, p)) = self.current_p() {
-            let pp = &self.ps[p];
-            if pp.counters.unparks.load(Ordering::Relaxed) & SAMPLE_MASK == 0 {
-                g.ready_at.store(self.now_nanos().max(1), Ordering::Relaxed);
-            }
-            Counters::bump(&pp.counters.unparks);
-            if self.runqput(p, g, next) || self.policy.wake_for_runnext {
-                self.wakep_for_local();
-            }
-            return;
+        let pp = &self.ps[p];
+        if pp.counters.unparks.load(Ordering::Relaxed) & SAMPLE_MASK == 0 {
+            g.ready_at.store(self.now_nanos().max(1), Ordering::Relaxed);
+        }
+        Counters::bump(&pp.counters.unparks);
+        if self.runqput(p, g, next) || self.policy.wake_for_runnext {
+            self.wakep_for_local();
+        }
+    }
+
+    fn ready_external(self: &Arc<Self>, g: Arc<G>) {
+        g.set_status(GStatus::Runnable);
+        if let Some(t) = &self.tracer {
+            g.flow_id.store(t.flow_start(None, None, g.id), Ordering::Relaxed);
         }
         if self.shutdown.load(Ordering::Acquire) {
             return;
@@ -800,10 +817,11 @@ impl Sched {
             }
 
             // Fairness: every `global_queue_interval` ticks, the global queue first.
+            // (The queue's length first: the modulo is a division.)
             let interval = self.policy.global_queue_interval;
             if interval > 0
-                && pp.schedtick.load(Ordering::Relaxed).is_multiple_of(interval)
                 && self.runq_size.load(Ordering::Relaxed) > 0
+                && pp.schedtick.load(Ordering::Relaxed).is_multiple_of(interval)
             {
                 let mut l = self.lock();
                 if let Some(g) = self.globrunqget(&mut l, p, 1) {

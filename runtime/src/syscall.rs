@@ -164,20 +164,11 @@ fn acquire_idle_p(c: &MCtx, prefer: Option<usize>) -> bool {
 /// on another M: callers re-read the thread context afterwards).
 #[inline]
 pub(crate) fn reacquire() {
-    let c = m::ctx_ptr();
-    if c.is_null() {
-        return;
-    }
-    // SAFETY: a non-null context is this thread's live MCtx.
-    let c = unsafe { &*c };
-    if !c.in_user.get() {
-        return;
-    }
-    reacquire_slow(c);
+    m::ctx_reacquired();
 }
 
 #[cold]
-fn reacquire_slow(c: &MCtx) {
+pub(crate) fn reacquire_slow(c: &MCtx) {
     c.in_user.set(false);
     let p = c.p.get();
     if c.sched.ps[p].cas_status(PStatus::User, PStatus::Running) {
