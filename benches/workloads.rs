@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use goro::chan::Chan;
-use goro::{Policy, Runtime};
+use goro::{Policy, RunnextWake, Runtime};
 
 const ALL: &[&str] = &[
     "spawn",
@@ -93,12 +93,15 @@ fn fmt(v: f64) -> String {
     }
 }
 
-/// The policy to measure: Go's defaults, or `GORO_BENCH_NO_RUNNEXT_WAKE=1`
-/// for `Policy::wake_for_runnext = false`.
+/// The policy to measure: goro's defaults, or with `GORO_BENCH_RUNNEXT_WAKE`
+/// = `immediate` (Go's rule) / `never` (Tokio's) another `Policy::runnext_wake`.
 fn policy() -> Policy {
     let mut p = Policy::default();
-    if std::env::var_os("GORO_BENCH_NO_RUNNEXT_WAKE").is_some() {
-        p.wake_for_runnext = false;
+    match std::env::var("GORO_BENCH_RUNNEXT_WAKE").as_deref() {
+        Ok("immediate") => p.runnext_wake = RunnextWake::Immediate,
+        Ok("never") => p.runnext_wake = RunnextWake::Never,
+        Ok("deferred") | Err(_) => {}
+        Ok(other) => panic!("GORO_BENCH_RUNNEXT_WAKE={other}: expected immediate, deferred or never"),
     }
     p
 }

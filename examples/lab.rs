@@ -5,18 +5,18 @@
 //!     cargo run --release --example lab                      # --quick: small sizes, about a minute on 2 cores
 //!     cargo run --release --example lab -- --full            # WORKLOADS.md sizes (about ten minutes)
 //!     cargo run --release --example lab -- --runs 9          # runs per cell (default 5)
-//!     cargo run --release --example lab -- --workloads pingpong,hog --policies go-default,runnext-off
+//!     cargo run --release --example lab -- --workloads pingpong,hog --policies default,runnext-off
 //!     cargo run --release --example lab -- --procs 4 --out /tmp/lab
 //!
 //! Prints a table and writes `lab.md`, `lab.csv` and `lab.svg` (a heat map:
-//! each policy's figure relative to Go's defaults) to `target/lab/`.
+//! each policy's figure relative to goro's defaults) to `target/lab/`.
 //! A policy variant is one line in `variants()`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use goro::{Policy, Retake, Runtime, Spinning, Steal};
+use goro::{Policy, Retake, RunnextWake, Runtime, Spinning, Steal};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -26,19 +26,27 @@ mod schedload;
 mod sysload;
 use sysload::SysSize;
 
-/// A named change to Go's default policy.
+/// A named change to goro's default policy.
 struct Variant {
     name: &'static str,
     about: &'static str,
     apply: fn(&mut Policy),
 }
 
-/// Every policy the lab knows, the first being Go's defaults. To add one,
+/// Every policy the lab knows, the first being goro's defaults. To add one,
 /// add a line here.
 fn variants() -> Vec<Variant> {
     let v = |name, about, apply| Variant { name, about, apply };
     vec![
-        v("go-default", "Go's rules: runnext, global queue every 61 ticks, steal half, 10 ms slice", |_| {}),
+        v(
+            "default",
+            "goro's defaults: Go's rules (runnext, global queue every 61 ticks, steal half, 10 ms slice), \
+             runnext wake-ups deferred",
+            |_| {},
+        ),
+        v("go-wake", "Go's rule: readying into runnext wakes an idle P at once", |p| {
+            p.runnext_wake = RunnextWake::Immediate
+        }),
         v("runnext-off", "readied Gs go to the tail of the local queue", |p| p.runnext = false),
         v("global-1", "check the global queue first on every schedule", |p| p.global_queue_interval = 1),
         v("global-never", "never check the global queue before the local one", |p| p.global_queue_interval = 0),
@@ -52,7 +60,9 @@ fn variants() -> Vec<Variant> {
         v("retake-never", "a syscall keeps its P until it returns", |p| p.syscall_retake = Retake::Never),
         v("hog-handoff", "sysmon moves a hogging G's P to another M", |p| p.hog_handoff = true),
         v("slice-1ms", "1 ms time slice instead of 10 ms", |p| p.time_slice = Duration::from_millis(1)),
-        v("runnext-no-wake", "goro: readying into runnext wakes no idle P", |p| p.wake_for_runnext = false),
+        v("runnext-no-wake", "Tokio's LIFO rule: readying into runnext wakes no idle P", |p| {
+            p.runnext_wake = RunnextWake::Never
+        }),
         v("local-queue-16", "goro: local run queues of 16 instead of 256", |p| p.local_queue = 16),
     ]
 }
@@ -222,9 +232,9 @@ impl Cell {
 fn main() {
     let o = options();
     let mut vs = select(variants(), &o.policies, |v| v.name, "policy");
-    // Go's defaults are the reference every figure is relative to.
-    if vs.first().map(|v| v.name) != Some("go-default") {
-        vs.retain(|v| v.name != "go-default");
+    // goro's defaults are the reference every figure is relative to.
+    if vs.first().map(|v| v.name) != Some("default") {
+        vs.retain(|v| v.name != "default");
         vs.insert(0, variants().remove(0));
     }
     let ws = select(workloads(), &o.workloads, |w| w.name, "workload");
@@ -245,7 +255,7 @@ fn main() {
     let mut done = 0;
     // One untimed round first: the first runs in a fresh process pay for
     // page faults on new stacks and thread creation, and would otherwise
-    // all land on go-default, the reference.
+    // all land on default, the reference.
     for w in &ws {
         progress(0, total, started, &format!("warm-up / {}", w.name));
         (w.run)(&w.runtime(o.procs, &Policy::default()), o.size);
@@ -280,8 +290,8 @@ fn main() {
     println!("\n{summary}\n{details}");
     let header = format!(
         "# goro policy lab\n\n{} of {} runs per cell ({}), procs = {} (syscall and hog: 2), {:.0} s. \
-         Lower is better. Relative figures: the policy's median over go-default's median; \
-         `~` marks a change inside go-default's own run-to-run spread.\n\n",
+         Lower is better. Relative figures: the policy's median over default's median; \
+         `~` marks a change inside default's own run-to-run spread.\n\n",
         "Median",
         o.runs,
         if o.size == Size::Quick { "quick sizes" } else { "WORKLOADS.md sizes" },
@@ -326,7 +336,7 @@ fn num(v: f64) -> String {
 }
 
 /// The relative figure of policy `vi` for workload row `row`, and whether
-/// the change is inside go-default's own spread (noise).
+/// the change is inside default's own spread (noise).
 fn relative(row: &[Cell], vi: usize) -> (f64, bool) {
     let base = row[0].median();
     let rel = row[vi].median() / base;
@@ -361,7 +371,7 @@ fn detail_tables(vs: &[Variant], ws: &[Workload], cells: &[Vec<Cell>]) -> String
     let mut s = String::new();
     for (w, row) in ws.iter().zip(cells) {
         let _ = writeln!(s, "### {} ({})\n", w.name, w.unit);
-        s.push_str("| policy | median | min–max | vs go-default | steals | spins | handoffs | sched p99 (µs) |\n");
+        s.push_str("| policy | median | min–max | vs default | steals | spins | handoffs | sched p99 (µs) |\n");
         s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for (vi, (v, c)) in vs.iter().zip(row).enumerate() {
             let (min, max) = c.spread();
@@ -424,7 +434,7 @@ fn shade(rel: f64) -> RGBColor {
 }
 
 /// A heat map: one row per policy, one column per workload; each cell is
-/// the policy's median relative to go-default's (whose row shows the
+/// the policy's median relative to default's (whose row shows the
 /// absolute figures).
 fn heatmap(
     path: &str,
@@ -446,7 +456,7 @@ fn heatmap(
     root.draw(&Text::new("goro policy lab", (12, 20), text(20.0, true, BLACK, HPos::Left)))?;
     root.draw(&Text::new(
         format!(
-            "each policy's median relative to Go's defaults (lower is better); procs = {procs}, syscall and hog: 2"
+            "each policy's median relative to goro's defaults (lower is better); procs = {procs}, syscall and hog: 2"
         ),
         (12, 44),
         text(13.0, false, grey, HPos::Left),
@@ -485,7 +495,7 @@ fn heatmap(
         root.draw(&Rectangle::new([(x, ly), (x + 6, ly + 14)], shade(rel).filled()))?;
     }
     let lx = label_w + steps * 6;
-    let legend = "2x faster  ←  1.0  →  2x slower;  grey text: inside go-default's run-to-run spread";
+    let legend = "2x faster  ←  1.0  →  2x slower;  grey text: inside default's run-to-run spread";
     root.draw(&Text::new(legend, (lx + 10, ly + 7), text(12.0, false, grey, HPos::Left)))?;
     root.present()?;
     Ok(())

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{bounded, busy, Rng};
 #[path = "../benches/shared/schedload.rs"]
 mod schedload;
-use goro::{Policy, Runtime, Spinning, Steal};
+use goro::{Policy, RunnextWake, Runtime, Spinning, Steal};
 
 /// Each node spawns 10 children and joins them; the leaves return their
 /// index. `depth` 6 is skynet's million leaves.
@@ -103,7 +103,9 @@ fn policy_variants() -> Vec<(String, Policy)> {
     v.push(("no spinning".into(), Policy { max_spinning: Spinning::Limit(0), ..Policy::default() }));
     v.push(("spin limit 1".into(), Policy { max_spinning: Spinning::Limit(1), ..Policy::default() }));
     v.push(("short time slice".into(), Policy { time_slice: Duration::from_micros(100), ..Policy::default() }));
-    v.push(("no wake for runnext".into(), Policy { wake_for_runnext: false, ..Policy::default() }));
+    for runnext_wake in [RunnextWake::Immediate, RunnextWake::Never] {
+        v.push((format!("{runnext_wake:?} runnext wake"), Policy { runnext_wake, ..Policy::default() }));
+    }
     v
 }
 
@@ -445,4 +447,92 @@ fn without_stealing_local_work_wakes_no_spinning_ms() {
         });
         assert!(spins < 100, "{spins} spinning Ms started for work they could not steal");
     }
+}
+
+/// A ping-pong of 20,000 messages on 2 Ps: with the default deferred
+/// runnext wake-up, a G that readies its partner and then blocks wakes no
+/// idle P (Go's immediate rule starts a spinning M for most messages).
+#[test]
+fn deferred_runnext_wake_spins_no_m_for_a_ping_pong() {
+    let spins = bounded(60, || {
+        let rt = Runtime::builder().procs(2).build().unwrap();
+        let v = schedload::pingpong(&rt, 20_000);
+        assert!(v > 0.0);
+        rt.stats().total.spins
+    });
+    assert!(spins < 100, "{spins} spinning Ms started for a ping-pong");
+}
+
+/// A G readies another into `runnext` and then runs on without any runtime
+/// call: the deferred wake-up must still happen (sysmon does it), so that
+/// the idle P takes the readied G. Under `RunnextWake::Never` this can hang.
+#[test]
+fn a_readier_that_never_calls_the_runtime_still_lets_an_idle_p_run_runnext() {
+    use goro::chan::Chan;
+    for runnext_wake in [RunnextWake::Deferred, RunnextWake::Immediate] {
+        for _ in 0..5 {
+            bounded(30, move || {
+                let rt =
+                    Runtime::builder().procs(2).policy(Policy { runnext_wake, ..Policy::default() }).build().unwrap();
+                rt.block_on(|| {
+                    let (started, go_on) = (Chan::new(0), Chan::new(0));
+                    let done = Arc::new(AtomicBool::new(false));
+                    let (s2, g2, d2) = (started.clone(), go_on.clone(), done.clone());
+                    goro::go(move || {
+                        s2.send(()).unwrap();
+                        g2.recv().unwrap();
+                        d2.store(true, Ordering::Release);
+                    });
+                    started.recv().unwrap();
+                    // Let every other M go to sleep (run without a runtime
+                    // call for a while): no spinning M may happen to be
+                    // around to steal the G readied next.
+                    busy(2_000);
+                    go_on.send(()).unwrap();
+                    // No runtime call from here on: only another P can run
+                    // the G just readied into this P's runnext.
+                    while !done.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                });
+            });
+        }
+    }
+}
+
+/// The readier keeps making runtime calls that do not block: the deferred
+/// wake-up happens at the second one and an idle P runs the readied G
+/// while the readier polls — the readier need not be preempted for it (as
+/// it would be under `RunnextWake::Never`, once per round).
+#[test]
+fn a_readier_that_keeps_polling_wakes_an_idle_p() {
+    use goro::chan::Chan;
+    let preemptions = bounded(60, || {
+        let rt = Runtime::builder().procs(2).build().unwrap();
+        rt.block_on(|| {
+            for _ in 0..20 {
+                let (ch, reply) = (Chan::new(0), Chan::new(1));
+                let (c2, r2) = (ch.clone(), reply.clone());
+                let echo = goro::go(move || {
+                    let v: u64 = c2.recv().unwrap();
+                    r2.send(v * 2).unwrap();
+                });
+                // Let the echo G park on `ch` and every other M go to sleep
+                // (as in the test above), then hand it a value and poll
+                // for the answer without blocking.
+                goro::yield_now();
+                busy(2_000);
+                ch.send(21).unwrap();
+                let got = loop {
+                    if let Ok(v) = reply.try_recv() {
+                        break v;
+                    }
+                };
+                assert_eq!(got, 42);
+                echo.join().unwrap();
+            }
+        });
+        rt.stats().total.preemptions
+    });
+    assert!(preemptions < 5, "the readier was preempted {preemptions} times in 20 rounds");
 }

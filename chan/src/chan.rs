@@ -398,7 +398,7 @@ impl<T> Chan<T> {
     /// Sends without blocking.
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         let Some(h) = &self.inner else { return Err(TrySendError::Full(v)) };
-        self.note_use();
+        self.note_use_by(preempt_check());
         h.lock.lock();
         // SAFETY: lock held.
         let r = unsafe { h.send_locked(v) };
@@ -416,7 +416,7 @@ impl<T> Chan<T> {
     /// Receives without blocking.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let Some(h) = &self.inner else { return Err(TryRecvError::Empty) };
-        self.note_use();
+        self.note_use_by(preempt_check());
         h.lock.lock();
         // SAFETY: lock held.
         let r = unsafe { h.recv_locked() };

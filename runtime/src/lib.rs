@@ -47,7 +47,7 @@ pub use g::{GStatus, GoroutineInfo, WaitReason};
 pub use goroutine::{current, go, try_current, yield_now, Builder, JoinHandle};
 pub use m::{current_runtime_id, in_goroutine, preempt_check, preempt_point};
 pub use park::{current_unparker, park, park_internal, park_until, Unparker};
-pub use policy::{Policy, Retake, Spinning, Steal};
+pub use policy::{Policy, Retake, RunnextWake, Spinning, Steal};
 pub use poller::{runtime_poller, ParkPoller, Poller};
 pub use runtime::{default_procs, run, stats, Deadlock, GoroutineState, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
 pub use stack::mapped_stacks;

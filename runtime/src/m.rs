@@ -240,11 +240,16 @@ pub fn preempt_check() -> usize {
     if p == NO_P {
         return id;
     }
-    if c.sched.ps[p].preempt.load(Ordering::Relaxed) {
-        c.sched.ps[p].preempt.store(false, Ordering::Relaxed);
-        Counters::bump(&c.sched.ps[p].counters.preemptions);
+    let pp = &c.sched.ps[p];
+    if pp.preempt.load(Ordering::Relaxed) {
+        pp.preempt.store(false, Ordering::Relaxed);
+        Counters::bump(&pp.counters.preemptions);
         switch_out(Switch::Preempt);
         return current_runtime_id();
+    }
+    if pp.wake_due() {
+        // A G this one readied into `runnext` still waits (RunnextWake::Deferred).
+        c.sched.wakep_for_local();
     }
     if c.sched.policy.hog_handoff {
         // Back to user code: the P may be taken again.

@@ -49,6 +49,11 @@ pub(crate) struct P {
     pub syscalltick: AtomicU32,
     /// Set by sysmon: the running G yields at its next preemption point.
     pub preempt: AtomicBool,
+    /// `RunnextWake::Deferred`: a G went into an empty `runnext` without
+    /// waking an idle P (1), and the readier has since made one runtime
+    /// call (2); the next one wakes. Cleared when `runnext` is taken.
+    /// Written by the owner; sysmon reads it.
+    pub wake_pending: AtomicU8,
     pub timers: Mutex<TimerHeap>,
     /// Earliest timer deadline (ns since the runtime epoch), `u64::MAX` if none.
     pub timer_next: AtomicU64,
@@ -89,6 +94,7 @@ impl P {
             schedtick: AtomicU32::new(0),
             syscalltick: AtomicU32::new(0),
             preempt: AtomicBool::new(false),
+            wake_pending: AtomicU8::new(0),
             timers: Mutex::new(TimerHeap::default()),
             timer_next: AtomicU64::new(u64::MAX),
             counters: Counters::default(),
@@ -104,6 +110,32 @@ impl P {
                 overflow: Vec::new(),
                 gfree: Vec::new(),
             }),
+        }
+    }
+
+    /// The owner: a deferred wake-up is moot (`runnext` was taken, or the P
+    /// goes idle). Stores only if set, to keep the line clean.
+    #[inline]
+    pub fn clear_wake_pending(&self) {
+        if self.wake_pending.load(Ordering::Relaxed) != 0 {
+            self.wake_pending.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The owner, at a runtime call of the running G: advances a deferred
+    /// wake-up; `true` when it is due (the readier kept running).
+    #[inline]
+    pub fn wake_due(&self) -> bool {
+        match self.wake_pending.load(Ordering::Relaxed) {
+            0 => false,
+            1 => {
+                self.wake_pending.store(2, Ordering::Relaxed);
+                false
+            }
+            _ => {
+                self.wake_pending.store(0, Ordering::Relaxed);
+                true
+            }
         }
     }
 

@@ -61,12 +61,28 @@ pub struct Policy {
     /// slice without a preemption point to another M (more threads; see
     /// ARCHITECTURE.md).
     pub hog_handoff: bool,
-    /// Whether readying a G into an empty `runnext` slot wakes an idle P to
-    /// look for work (Go: yes). Off (Tokio's LIFO-slot rule): only readying
-    /// that leaves work in the local queue wakes one, so a G that hands off
-    /// and then blocks (ping-pong) costs no futex wake-up, at the price of
-    /// the readied G waiting for its P when the readier keeps running.
-    pub wake_for_runnext: bool,
+    /// When readying a G into an empty `runnext` slot wakes an idle P to
+    /// look for work (readying that leaves work in the local queue always
+    /// wakes one). Go: at once; goro: deferred (see [`RunnextWake`]).
+    pub runnext_wake: RunnextWake,
+}
+
+/// When a G readied into an empty `runnext` wakes an idle P (another M
+/// could steal it from there if the readier keeps running).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunnextWake {
+    /// Go's rule: at once. A G that hands off and then blocks (ping-pong)
+    /// pays a futex wake-up of an M that finds nothing to do.
+    Immediate,
+    /// goro's default: only if the readier goes on running — at its second
+    /// runtime call (channel operation, preemption point...) that follows
+    /// without a switch, or when sysmon sees the P still running the same
+    /// G with the wake-up pending. A readier that blocks right away (the G
+    /// in `runnext` runs next) wakes nobody.
+    Deferred,
+    /// Tokio's LIFO-slot rule: never; the readied G waits for its P when
+    /// the readier keeps running (up to the time slice).
+    Never,
 }
 
 impl Default for Policy {
@@ -81,7 +97,7 @@ impl Default for Policy {
             syscall_retake: Retake::After(Duration::from_micros(20)),
             time_slice: Duration::from_millis(10),
             hog_handoff: false,
-            wake_for_runnext: true,
+            runnext_wake: RunnextWake::Deferred,
         }
     }
 }

@@ -50,7 +50,7 @@ use corosensei::{Coroutine, CoroutineResult};
 use crate::g::{GStatus, GYielder, Switch, G};
 use crate::m::{self, MCtx, M};
 use crate::p::{PStatus, P};
-use crate::policy::{Policy, Spinning, Steal};
+use crate::policy::{Policy, RunnextWake, Spinning, Steal};
 use crate::poller::Poller;
 use crate::runq::Take;
 use crate::signal;
@@ -62,7 +62,8 @@ pub(crate) const NO_P: usize = usize::MAX;
 
 /// How long a thief waits before taking a running P's `runnext`, in spin
 /// hints (a few µs; Go sleeps 3 µs): the G there is usually about to run,
-/// and taking it would bounce a ping-pong pair between Ps.
+/// and taking it would bounce a ping-pong pair between Ps. If the victim
+/// scheduled any G during the wait, the thief leaves `runnext` alone.
 const RUNNEXT_STEAL_SPINS: u32 = 200;
 
 /// Scheduling latency and run time are measured for one event in 64.
@@ -406,8 +407,17 @@ impl Sched {
             g.ready_at.store(self.now_nanos().max(1), Ordering::Relaxed);
         }
         Counters::bump(&pp.counters.unparks);
-        if self.runqput(p, g, next) || self.policy.wake_for_runnext {
+        if self.runqput(p, g, next) {
+            // Work behind the running G: an idle P should look (and a
+            // deferred wake-up is covered by this one).
+            pp.clear_wake_pending();
             self.wakep_for_local();
+            return;
+        }
+        match self.policy.runnext_wake {
+            RunnextWake::Immediate => self.wakep_for_local(),
+            RunnextWake::Deferred => pp.wake_pending.store(1, Ordering::Relaxed),
+            RunnextWake::Never => {}
         }
     }
 
@@ -471,6 +481,7 @@ impl Sched {
         if !pp.runnext.load(Ordering::Relaxed).is_null() {
             let g = pp.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
             if !g.is_null() {
+                pp.clear_wake_pending();
                 Counters::bump(&pp.counters.runnext_hits);
                 // SAFETY: runnext holds pointers from Arc::into_raw; the swap
                 // made us their only owner.
@@ -540,6 +551,7 @@ impl Sched {
     fn pidleput(&self, l: &mut Locked, p: usize) {
         self.ps[p].idle_since.store(self.now_nanos(), Ordering::Relaxed);
         self.ps[p].set_status(PStatus::Idle);
+        self.ps[p].wake_pending.store(0, Ordering::Relaxed);
         l.pidle.push(p);
         self.npidle.fetch_add(1, Ordering::SeqCst);
     }
@@ -631,7 +643,7 @@ impl Sched {
 
     /// `wakep` after work went to a local run queue: only another M that
     /// may steal can take it, so with stealing off nobody is woken for it.
-    fn wakep_for_local(self: &Arc<Self>) {
+    pub(crate) fn wakep_for_local(self: &Arc<Self>) {
         if self.steals_at_all() {
             self.wakep();
         }
@@ -1017,8 +1029,17 @@ impl Sched {
             let next = victim.runnext.load(Ordering::Acquire);
             if !next.is_null() {
                 if victim.is_running() {
+                    let before = victim.counters.scheduled.load(Ordering::Relaxed);
                     for _ in 0..RUNNEXT_STEAL_SPINS {
                         std::hint::spin_loop();
+                    }
+                    // The victim switched Gs meanwhile: it is not stuck
+                    // behind a long-running G and will run `runnext` itself
+                    // (in a ping-pong, `runnext` now holds the *other* G of
+                    // the pair, or the same pointer again: taking it would
+                    // split the pair across Ps for nothing).
+                    if victim.counters.scheduled.load(Ordering::Relaxed) != before {
+                        return None;
                     }
                 }
                 if victim

@@ -31,6 +31,9 @@ const TRIM_PERIOD: Duration = Duration::from_secs(1);
 const FORCE_RETAKE: Duration = Duration::from_millis(10);
 /// sysmon polls the network when no M has for this long.
 const NETPOLL_STALE: Duration = Duration::from_millis(10);
+/// How soon sysmon looks again at a P it saw with a deferred runnext
+/// wake-up pending.
+const PENDING_WAKE_RECHECK: Duration = Duration::from_millis(1);
 
 pub(crate) struct Sysmon {
     sched: Arc<Sched>,
@@ -59,14 +62,18 @@ struct PSeen {
     schedwhen: Instant,
     syscalltick: u32,
     syscallwhen: Instant,
+    /// The P's `scheduled` count when sysmon last saw a deferred runnext
+    /// wake-up pending on it.
+    wake_pending_at: Option<u64>,
 }
 
 fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
     let mut last_trace = Instant::now();
     let mut deadlock_seen = None;
     let now = Instant::now();
-    let mut seen: Vec<PSeen> =
-        (0..sched.procs).map(|_| PSeen { schedtick: 0, schedwhen: now, syscalltick: 0, syscallwhen: now }).collect();
+    let mut seen: Vec<PSeen> = (0..sched.procs)
+        .map(|_| PSeen { schedtick: 0, schedwhen: now, syscalltick: 0, syscallwhen: now, wake_pending_at: None })
+        .collect();
     let mut delay = MIN_DELAY;
     let mut idle = 0u32;
     let mut last_trim = Instant::now();
@@ -102,7 +109,7 @@ fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
         if sched.check_deadlock(&mut deadlock_seen) {
             sched.report_deadlock();
         }
-        let acted = retake(&sched, &mut seen, now);
+        let (acted, soon) = retake(&sched, &mut seen, now);
         if now.duration_since(last_trim) >= TRIM_PERIOD {
             last_trim = now;
             sched.trim_stacks();
@@ -113,13 +120,19 @@ fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
             idle = idle.saturating_add(1);
         }
         delay = if idle < IDLE_ROUNDS { MIN_DELAY } else { (delay * 2).min(MAX_DELAY) };
+        if soon {
+            delay = delay.min(PENDING_WAKE_RECHECK);
+        }
     }
 }
 
 /// Go's `retake`. Returns whether it did anything (or is about to).
-fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> bool {
+/// One round over the Ps. Returns whether sysmon acted, and whether it
+/// wants to look again soon (a deferred wake-up it may have to do).
+fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, bool) {
     let slice = sched.policy.time_slice;
     let mut acted = false;
+    let mut soon = false;
     for (i, s) in seen.iter_mut().enumerate() {
         let p = &sched.ps[i];
         let status = p.status();
@@ -159,7 +172,24 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> bool {
         }
         if !p.is_running() {
             s.schedwhen = now;
+            s.wake_pending_at = None;
             continue;
+        }
+        // A G readied into `runnext` with its wake-up deferred, and the P
+        // has not switched Gs since the last round: its readier runs on
+        // without runtime calls. Wake an idle P to steal it.
+        if p.wake_pending.load(Ordering::Relaxed) != 0 {
+            let scheduled = p.counters.scheduled.load(Ordering::Relaxed);
+            if s.wake_pending_at == Some(scheduled) {
+                sched.wakep();
+                s.wake_pending_at = None;
+                acted = true;
+            } else {
+                s.wake_pending_at = Some(scheduled);
+                soon = true;
+            }
+        } else {
+            s.wake_pending_at = None;
         }
         let t = p.schedtick.load(Ordering::Relaxed);
         if t != s.schedtick {
@@ -183,5 +213,5 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> bool {
             acted = true;
         }
     }
-    acted
+    (acted, soon)
 }
