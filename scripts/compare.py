@@ -5,7 +5,7 @@ Called by scripts/compare.sh, which builds everything first. Every run of
 every workload is a fresh process; the implementations take turns within
 each round (the order rotates from round to round), so drift in the machine
 spreads over all of them. Writes the table between the compare markers of
-BENCHMARKS.md (unless --no-write) and prints it.
+BENCHMARKS.md (a full run, unless --no-write) and prints it; --help says how.
 """
 import datetime, glob, os, platform, re, statistics, subprocess, sys
 
@@ -118,9 +118,21 @@ def render(order, units, samples, impls):
     return "\n".join(lines) + "\n"
 
 
+USAGE = """usage: scripts/compare.sh [--runs N] [--peers go,tokio,may,threads] [--no-write] [--write] [WORKLOAD...]
+
+Runs every workload (or the named ones) for goro and its peers, N fresh
+processes each (default 5), and prints the table. A full run writes it into
+BENCHMARKS.md unless --no-write; a run of named workloads writes only with
+--write (it would replace the full table with a partial one).
+Workloads: """ + ", ".join(WORKLOADS)
+
+
 def main():
     args = sys.argv[1:]
-    runs, write, peers = 5, True, PEERS
+    runs, peers = 5, PEERS
+    if "-h" in args or "--help" in args:
+        print(USAGE)
+        return
 
     def take(flag):
         i = args.index(flag)
@@ -131,10 +143,19 @@ def main():
         runs = int(take("--runs"))
     if "--peers" in args:
         peers = [p for p in take("--peers").split(",") if p in PEERS]
+    write = None
     if "--no-write" in args:
         args.remove("--no-write")
         write = False
+    if "--write" in args:
+        args.remove("--write")
+        write = True
+    bad = [a for a in args if a not in WORKLOADS]
+    if bad:
+        sys.exit(f"compare: unknown workload or flag {', '.join(bad)}\n\n{USAGE}")
     names = args or WORKLOADS
+    if write is None:
+        write = not args
     cmds = commands()
     impls = ["goro"] + [p for p in peers if cmds.get(p)]
     skipped = {p: "not built (see the messages above)" for p in peers if not cmds.get(p)}

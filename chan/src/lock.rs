@@ -18,6 +18,7 @@ pub(crate) struct RawLock {
 }
 
 const SPINS: u32 = 16;
+const MAX_BACKOFF: u32 = 256;
 
 impl RawLock {
     pub const fn new() -> Self {
@@ -34,7 +35,11 @@ impl RawLock {
     #[cold]
     fn lock_slow(&self) {
         // Spin with exponential backoff while the holder runs its few
-        // instructions, then sleep in the kernel.
+        // instructions, then sleep in the kernel. The backoff grows long
+        // (up to 256 pauses): moving the lock's line between CPUs costs
+        // more than the critical section, so under contention it pays to
+        // let the holder take the lock again a few times (prodcons: 33 ns
+        // per message with a cap of 64, 30 with 256, 100+ with no backoff).
         let mut backoff = 1;
         for _ in 0..SPINS {
             if self.state.load(Ordering::Relaxed) == 0
@@ -45,7 +50,7 @@ impl RawLock {
             for _ in 0..backoff {
                 std::hint::spin_loop();
             }
-            backoff = (backoff * 2).min(64);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         while self.state.swap(2, Ordering::Acquire) != 0 {
             futex_wait(&self.state, 2);

@@ -60,11 +60,13 @@ use crate::stats::{Counters, Stats};
 /// "No P" in an M's `p` or `nextp`.
 pub(crate) const NO_P: usize = usize::MAX;
 
-/// How long a thief waits before taking a running P's `runnext`, in spin
-/// hints (a few µs; Go sleeps 3 µs): the G there is usually about to run,
-/// and taking it would bounce a ping-pong pair between Ps. If the victim
-/// scheduled any G during the wait, the thief leaves `runnext` alone.
-const RUNNEXT_STEAL_SPINS: u32 = 200;
+/// How long a thief waits before taking a running P's `runnext` (Go's
+/// `usleep(3)`; the kernel's timer slack makes it ~50 µs): the G there is
+/// usually about to run, and taking it would bounce a ping-pong pair
+/// between Ps. Sleeping, not spinning: a spinning thief burns a CPU the
+/// runtime's other threads could use. If the victim scheduled any G during
+/// the wait, the thief leaves `runnext` alone.
+const RUNNEXT_STEAL_WAIT: Duration = Duration::from_micros(3);
 
 /// Scheduling latency and run time are measured for one event in 64.
 const SAMPLE_MASK: u64 = 63;
@@ -1030,9 +1032,7 @@ impl Sched {
             if !next.is_null() {
                 if victim.is_running() {
                     let before = victim.counters.scheduled.load(Ordering::Relaxed);
-                    for _ in 0..RUNNEXT_STEAL_SPINS {
-                        std::hint::spin_loop();
-                    }
+                    std::thread::sleep(RUNNEXT_STEAL_WAIT);
                     // The victim switched Gs meanwhile: it is not stuck
                     // behind a long-running G and will run `runnext` itself
                     // (in a ping-pong, `runnext` now holds the *other* G of
