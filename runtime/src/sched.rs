@@ -381,9 +381,10 @@ impl Sched {
 
     /// Go's `ready`: makes a parked G runnable. On an M of the G's runtime it
     /// goes to the M's P (`runnext` if `next`); elsewhere to the global
-    /// queue. The runtime's reference count is not touched on the hot path: on an M of that runtime the M's
-    /// context holds the runtime alive (the G may run, exit and be freed
-    /// elsewhere as soon as it is queued, so `g.sched` cannot be used after).
+    /// queue. The runtime's reference count is not touched on the hot path:
+    /// on an M of that runtime the M's context keeps the runtime alive (the
+    /// G may run, exit and be freed elsewhere as soon as it is queued, so
+    /// `g.sched` cannot be used after).
     pub(crate) fn ready_g(g: Arc<G>, next: bool) {
         let c = m::ctx_reacquired();
         if !c.is_null() {

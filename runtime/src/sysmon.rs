@@ -7,7 +7,11 @@
 //! - running the same G (same `schedtick`) past the time slice: set its
 //!   `preempt` flag, so the G yields at its next preemption point; with
 //!   `Policy::hog_handoff`, if the G runs user code, also take the P
-//!   (`User` → `Idle`) and hand it to another M.
+//!   (`User` → `Idle`) and hand it to another M;
+//! - running with a deferred runnext wake-up pending (`RunnextWake::Deferred`)
+//!   and no switch since the last round: the readier computes without
+//!   runtime calls, so wake an idle P to take the readied G (it looks again
+//!   within 1 ms after first seeing the mark).
 //!
 //! It sleeps 20 µs between rounds, doubling after 50 rounds with nothing to
 //! do, up to 10 ms; `entersyscall` wakes it from a long sleep. It also keeps
