@@ -291,11 +291,29 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
     let mut po = Scratch::new(n);
     let pollorder = po.get();
     for i in 0..n {
-        let j = fastrand() as usize % (i + 1);
+        // Uniform in 0..=i by multiply-shift (no division).
+        let j = ((fastrand() as u64 * (i as u64 + 1)) >> 32) as usize;
         pollorder[i] = pollorder[j];
         pollorder[j] = i;
     }
-    // Lock order: by channel address, nil arms left out.
+    // Pass 0 (a goro shortcut): in poll order, try the arms whose channel
+    // looks ready, locking only that channel. Usually one lock instead of
+    // all of them; the full pass below still decides when nothing was.
+    for &i in pollorder.iter() {
+        if arms[i].hint() {
+            arms[i].lock();
+            // SAFETY: this arm's channel is locked.
+            let done = unsafe { arms[i].try_now() };
+            arms[i].unlock();
+            if let Some(u) = done {
+                wake(u);
+                return Some(i);
+            }
+        }
+    }
+
+    // Lock order (only needed from here on): by channel address, nil arms
+    // left out.
     let mut lo = Scratch::new(n);
     let all = lo.get();
     let mut k = 0;
@@ -318,22 +336,6 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
             Mode::Block => loop {
                 goro_runtime::park_internal(if n == 0 { WaitReason::SelectNoCases } else { WaitReason::Select }, false);
             },
-        }
-    }
-
-    // Pass 0 (a goro shortcut): in poll order, try the arms whose channel
-    // looks ready, locking only that channel. Usually one lock instead of
-    // all of them; the full pass below still decides when nothing was.
-    for &i in pollorder.iter() {
-        if arms[i].hint() {
-            arms[i].lock();
-            // SAFETY: this arm's channel is locked.
-            let done = unsafe { arms[i].try_now() };
-            arms[i].unlock();
-            if let Some(u) = done {
-                wake(u);
-                return Some(i);
-            }
         }
     }
 
