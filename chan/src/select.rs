@@ -225,7 +225,7 @@ thread_local! {
 
 /// A per-thread xorshift; only used before the select parks.
 #[inline(never)]
-fn fastrand() -> u32 {
+fn fastrand() -> u64 {
     RNG.with(|r| {
         let mut x = r.get();
         if x == 0 {
@@ -235,7 +235,7 @@ fn fastrand() -> u32 {
         x ^= x >> 7;
         x ^= x << 17;
         r.set(x);
-        (x >> 32) as u32
+        x
     })
 }
 
@@ -290,9 +290,15 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
     // Random poll order.
     let mut po = Scratch::new(n);
     let pollorder = po.get();
+    // One random word serves four arms: 16 bits each, mapped to 0..=i by
+    // multiply-shift (no division; the bias is below (i + 1) / 65536).
+    let mut bits = 0u64;
     for i in 0..n {
-        // Uniform in 0..=i by multiply-shift (no division).
-        let j = ((fastrand() as u64 * (i as u64 + 1)) >> 32) as usize;
+        if i % 4 == 0 {
+            bits = fastrand();
+        }
+        let j = (((bits & 0xFFFF) * (i as u64 + 1)) >> 16) as usize;
+        bits >>= 16;
         pollorder[i] = pollorder[j];
         pollorder[j] = i;
     }
