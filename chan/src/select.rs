@@ -60,6 +60,9 @@ pub trait SelectArm {
     unsafe fn unlink(&mut self, won: bool);
     /// The winner completes from its sudog (`success` false: closed).
     fn complete(&mut self, success: bool);
+    /// Pass 0 for this arm: if its hint says it could complete, locks only
+    /// its channel and tries (`try_now`). One dynamic call per arm.
+    fn try_alone(&mut self) -> Option<Option<Unparker>>;
 }
 
 /// A `recv(ch)` arm.
@@ -118,6 +121,17 @@ macro_rules! arm_channel_methods {
             if let Some(h) = self.chan {
                 h.lock.unlock();
             }
+        }
+        fn try_alone(&mut self) -> Option<Option<Unparker>> {
+            let h = self.chan?;
+            if !self.hint() {
+                return None;
+            }
+            h.lock.lock();
+            // SAFETY: the arm's channel is locked.
+            let done = unsafe { self.try_now() };
+            h.lock.unlock();
+            done
         }
     };
 }
@@ -306,15 +320,9 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
     // looks ready, locking only that channel. Usually one lock instead of
     // all of them; the full pass below still decides when nothing was.
     for &i in pollorder.iter() {
-        if arms[i].hint() {
-            arms[i].lock();
-            // SAFETY: this arm's channel is locked.
-            let done = unsafe { arms[i].try_now() };
-            arms[i].unlock();
-            if let Some(u) = done {
-                wake(u);
-                return Some(i);
-            }
+        if let Some(u) = arms[i].try_alone() {
+            wake(u);
+            return Some(i);
         }
     }
 
