@@ -208,10 +208,13 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 /// Yields the M to other runnable Gs (Go's `runtime.Gosched`); the G goes to
 /// the tail of its P's queue. Outside a G, yields the OS thread.
 pub fn yield_now() {
-    if m::in_goroutine() {
-        m::switch_out(Switch::Yield);
-    } else {
+    // One thread-local read (the M keeps its P first, as `switch_out` does).
+    let g = m::current_g_reacquired();
+    if g.is_null() {
         thread::yield_now();
+    } else {
+        // SAFETY: `g` is the G running on this thread, on whose stack we are.
+        unsafe { m::switch_out_of(g, Switch::Yield) };
     }
 }
 

@@ -186,6 +186,18 @@ pub(crate) fn ctx_reacquired() -> *const MCtx {
     c
 }
 
+/// The running G (null outside one), after `ctx_reacquired`: for a G about
+/// to switch out, whose M must hold its P.
+#[inline]
+pub(crate) fn current_g_reacquired() -> *const G {
+    let c = ctx_reacquired();
+    if c.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: a non-null context is this thread's live MCtx.
+    unsafe { (*c).curg.get() }
+}
+
 /// Gives the M back to the scheduler. Must be called from a G.
 pub(crate) fn switch_out(why: Switch) {
     // The M needs its P to schedule the next G.

@@ -45,6 +45,10 @@ pub(crate) struct P {
     /// Incremented by the owner each time it schedules a G without inherited
     /// time; sysmon reads it to detect a G that has run too long.
     pub schedtick: AtomicU32,
+    /// `schedtick` modulo `Policy::global_queue_interval`, kept by the
+    /// owner next to it (the fairness check would otherwise divide on
+    /// every schedule).
+    pub fair_tick: AtomicU32,
     /// Incremented by the owner at each `entersyscall`; sysmon reads it.
     pub syscalltick: AtomicU32,
     /// Set by sysmon: the running G yields at its next preemption point.
@@ -92,6 +96,7 @@ impl P {
             runnext: AtomicPtr::new(std::ptr::null_mut()),
             status: AtomicU8::new(PStatus::Idle as u8),
             schedtick: AtomicU32::new(0),
+            fair_tick: AtomicU32::new(0),
             syscalltick: AtomicU32::new(0),
             preempt: AtomicBool::new(false),
             wake_pending: AtomicU8::new(0),

@@ -123,9 +123,7 @@ pub fn park_internal(reason: WaitReason, external: bool) {
 fn park_as(reason: WaitReason, external: bool) {
     // One thread-local read: the M keeps its P (hog handoff) before the G
     // switches out, and the G is found from the same context.
-    let c = m::ctx_reacquired();
-    // SAFETY: a non-null context is this thread's live MCtx.
-    let gp = if c.is_null() { std::ptr::null() } else { unsafe { (*c).curg.get() } };
+    let gp = m::current_g_reacquired();
     if gp.is_null() {
         std::thread::park();
         return;

@@ -832,11 +832,9 @@ impl Sched {
             }
 
             // Fairness: every `global_queue_interval` ticks, the global queue first.
-            // (The queue's length first: the modulo is a division.)
-            let interval = self.policy.global_queue_interval;
-            if interval > 0
+            if self.policy.global_queue_interval > 0
+                && pp.fair_tick.load(Ordering::Relaxed) == 0
                 && self.runq_size.load(Ordering::Relaxed) > 0
-                && pp.schedtick.load(Ordering::Relaxed).is_multiple_of(interval)
             {
                 let mut l = self.lock();
                 if let Some(g) = self.globrunqget(&mut l, p, 1) {
@@ -1064,6 +1062,8 @@ impl Sched {
         let pp = &self.ps[p];
         if !inherit {
             pp.schedtick.store(pp.schedtick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            let f = pp.fair_tick.load(Ordering::Relaxed) + 1;
+            pp.fair_tick.store(if f >= self.policy.global_queue_interval { 0 } else { f }, Ordering::Relaxed);
         }
         if pp.preempt.load(Ordering::Relaxed) {
             pp.preempt.store(false, Ordering::Relaxed);
