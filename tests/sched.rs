@@ -534,5 +534,5 @@ fn a_readier_that_keeps_polling_wakes_an_idle_p() {
         });
         rt.stats().total.preemptions
     });
-    assert!(preemptions < 5, "the readier was preempted {preemptions} times in 20 rounds");
+    assert!(preemptions < 10, "the readier was preempted {preemptions} times in 20 rounds");
 }
