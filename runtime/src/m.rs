@@ -201,10 +201,8 @@ pub(crate) fn current_g_reacquired() -> *const G {
 /// Gives the M back to the scheduler. Must be called from a G.
 pub(crate) fn switch_out(why: Switch) {
     // The M needs its P to schedule the next G.
-    let c = ctx_reacquired();
-    debug_assert!(!c.is_null(), "switch_out outside a G");
-    // SAFETY: a non-null context is this thread's live MCtx; we run in its G.
-    unsafe { switch_out_of((*c).curg.get(), why) }
+    // SAFETY: called from a G (the contract), so this is the running G.
+    unsafe { switch_out_of(current_g_reacquired(), why) }
 }
 
 /// `switch_out` without re-checking the P (for `syscall.rs` itself).
