@@ -181,11 +181,12 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, bool) 
         }
         // A G readied into `runnext` with its wake-up deferred, and the P
         // has not switched Gs since the last round: its readier runs on
-        // without runtime calls. Wake an idle P to steal it.
+        // without runtime calls. Wake an idle P to steal it (the same wake
+        // the readier's own runtime call would do: none if nobody may steal).
         if p.wake_pending.load(Ordering::Relaxed) != 0 {
             let scheduled = p.counters.scheduled.load(Ordering::Relaxed);
             if s.wake_pending_at == Some(scheduled) {
-                sched.wakep();
+                sched.wakep_for_local();
                 s.wake_pending_at = None;
                 acted = true;
             } else {
