@@ -32,8 +32,6 @@ use crate::sudog::{Sudog, Waiting};
 /// One arm of a select, type-erased. Public only for the `select!` macro.
 #[doc(hidden)]
 pub trait SelectArm {
-    /// A lock-free guess that the arm could complete now.
-    fn hint(&self) -> bool;
     /// The channel's address (lock order and identity); 0 for nil.
     fn addr(&self) -> usize;
     /// Whether a plain thread may hold the channel (deadlock detection).
@@ -140,11 +138,15 @@ fn addr_of<T>(c: Option<&HChan<T>>) -> usize {
     c.map_or(0, |h| h as *const HChan<T> as usize)
 }
 
-impl<T> SelectArm for RecvArm<'_, T> {
-    arm_channel_methods!();
+impl<T> RecvArm<'_, T> {
+    /// A lock-free guess that the arm could complete now.
     fn hint(&self) -> bool {
         self.chan.is_some_and(|h| h.recv_hint())
     }
+}
+
+impl<T> SelectArm for RecvArm<'_, T> {
+    arm_channel_methods!();
     unsafe fn try_now(&mut self) -> Option<Option<Unparker>> {
         let h = self.chan?;
         match h.recv_locked() {
@@ -176,11 +178,15 @@ impl<T> SelectArm for RecvArm<'_, T> {
     }
 }
 
-impl<T> SelectArm for SendArm<'_, T> {
-    arm_channel_methods!();
+impl<T> SendArm<'_, T> {
+    /// A lock-free guess that the arm could complete now.
     fn hint(&self) -> bool {
         self.chan.is_some_and(|h| h.send_hint())
     }
+}
+
+impl<T> SelectArm for SendArm<'_, T> {
+    arm_channel_methods!();
     unsafe fn try_now(&mut self) -> Option<Option<Unparker>> {
         let h = self.chan?;
         let v = self.value.take().expect("send arm already used");
