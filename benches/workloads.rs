@@ -111,7 +111,8 @@ fn runtime(procs: Option<usize>) -> Runtime {
     if let Some(p) = procs {
         b = b.procs(p);
     }
-    b.build().unwrap()
+    // SAFETY: the workloads' Gs keep no thread-local state across switch points.
+    unsafe { b.build() }.unwrap()
 }
 
 fn run_child(name: &str, procs: Option<usize>) {

@@ -74,28 +74,31 @@ fn serve(conn: TcpStream, joins: Chan<Client>, leaves: Chan<String>, messages: C
 
 fn main() {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:7879".into());
-    goro::run(move || {
-        let l = match TcpListener::bind(&addr) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("cannot listen on {addr}: {e}");
-                return;
-            }
-        };
-        println!("chat server on {}", l.local_addr().unwrap());
-        let (joins, leaves, messages) = (Chan::new(0), Chan::new(0), Chan::new(64));
-        {
-            let (j, lv, m) = (joins.clone(), leaves.clone(), messages.clone());
-            goro::go(move || broker(j, lv, m));
-        }
-        for conn in l.incoming() {
-            match conn {
-                Ok(c) => {
-                    let (j, lv, m) = (joins.clone(), leaves.clone(), messages.clone());
-                    goro::go(move || serve(c, j, lv, m));
+    // SAFETY: this program's Gs keep no thread-local state across switch points.
+    unsafe {
+        goro::run(move || {
+            let l = match TcpListener::bind(&addr) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("cannot listen on {addr}: {e}");
+                    return;
                 }
-                Err(e) => eprintln!("accept: {e}"),
+            };
+            println!("chat server on {}", l.local_addr().unwrap());
+            let (joins, leaves, messages) = (Chan::new(0), Chan::new(0), Chan::new(64));
+            {
+                let (j, lv, m) = (joins.clone(), leaves.clone(), messages.clone());
+                goro::go(move || broker(j, lv, m));
             }
-        }
-    });
+            for conn in l.incoming() {
+                match conn {
+                    Ok(c) => {
+                        let (j, lv, m) = (joins.clone(), leaves.clone(), messages.clone());
+                        goro::go(move || serve(c, j, lv, m));
+                    }
+                    Err(e) => eprintln!("accept: {e}"),
+                }
+            }
+        })
+    };
 }

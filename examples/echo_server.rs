@@ -23,52 +23,55 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
     }
-    goro::run(move || {
-        let l = match TcpListener::bind(&addr) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("cannot listen on {addr}: {e}");
-                return;
-            }
-        };
-        println!("echo server on {} (Ctrl-C stops it)", l.local_addr().unwrap());
-        let open = Arc::new(AtomicU64::new(0));
-        let total = Arc::new(AtomicU64::new(0));
-        {
-            let (open, total) = (open.clone(), total.clone());
-            goro::go(move || {
-                for conn in l.incoming() {
-                    let mut c = match conn {
-                        Ok(c) => c,
-                        Err(e) => {
-                            eprintln!("accept: {e}");
-                            continue;
-                        }
-                    };
-                    let open = open.clone();
-                    open.fetch_add(1, Ordering::Relaxed);
-                    total.fetch_add(1, Ordering::Relaxed);
-                    goro::go(move || {
-                        let mut buf = [0u8; 4096];
-                        while let Ok(n) = c.read(&mut buf) {
-                            if n == 0 || c.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        open.fetch_sub(1, Ordering::Relaxed);
-                    });
+    // SAFETY: this program's Gs keep no thread-local state across switch points.
+    unsafe {
+        goro::run(move || {
+            let l = match TcpListener::bind(&addr) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("cannot listen on {addr}: {e}");
+                    return;
                 }
-            });
-        }
-        let mut last = (u64::MAX, u64::MAX);
-        while STOP.load(Ordering::SeqCst) == 0 {
-            goro::sleep(Duration::from_millis(200));
-            let now = (open.load(Ordering::Relaxed), total.load(Ordering::Relaxed));
-            if now != last {
-                println!("connections: {} open, {} served", now.0, now.1);
-                last = now;
+            };
+            println!("echo server on {} (Ctrl-C stops it)", l.local_addr().unwrap());
+            let open = Arc::new(AtomicU64::new(0));
+            let total = Arc::new(AtomicU64::new(0));
+            {
+                let (open, total) = (open.clone(), total.clone());
+                goro::go(move || {
+                    for conn in l.incoming() {
+                        let mut c = match conn {
+                            Ok(c) => c,
+                            Err(e) => {
+                                eprintln!("accept: {e}");
+                                continue;
+                            }
+                        };
+                        let open = open.clone();
+                        open.fetch_add(1, Ordering::Relaxed);
+                        total.fetch_add(1, Ordering::Relaxed);
+                        goro::go(move || {
+                            let mut buf = [0u8; 4096];
+                            while let Ok(n) = c.read(&mut buf) {
+                                if n == 0 || c.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                            open.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    }
+                });
             }
-        }
-        println!("\nstopping: {} connections served", total.load(Ordering::Relaxed));
-    });
+            let mut last = (u64::MAX, u64::MAX);
+            while STOP.load(Ordering::SeqCst) == 0 {
+                goro::sleep(Duration::from_millis(200));
+                let now = (open.load(Ordering::Relaxed), total.load(Ordering::Relaxed));
+                if now != last {
+                    println!("connections: {} open, {} served", now.0, now.1);
+                    last = now;
+                }
+            }
+            println!("\nstopping: {} connections served", total.load(Ordering::Relaxed));
+        })
+    };
 }

@@ -2,17 +2,20 @@
 use std::time::Duration;
 
 fn main() {
-    goro::run(|| {
-        let handles: Vec<_> = (0..4)
-            .map(|i| {
-                goro::go(move || {
-                    goro::sleep(Duration::from_millis(10 * (4 - i)));
-                    println!("hello from goroutine {} (#{i})", goro::current().id());
-                    i
+    // SAFETY: this program's Gs keep no thread-local state across switch points.
+    unsafe {
+        goro::run(|| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    goro::go(move || {
+                        goro::sleep(Duration::from_millis(10 * (4 - i)));
+                        println!("hello from goroutine {} (#{i})", goro::current().id());
+                        i
+                    })
                 })
-            })
-            .collect();
-        let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
-        println!("sum of results: {sum}");
-    });
+                .collect();
+            let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            println!("sum of results: {sum}");
+        })
+    };
 }

@@ -10,7 +10,8 @@ use goro::Runtime;
 
 fn main() {
     let path = std::env::args().nth(1).unwrap_or_else(|| "goro-trace.json".into());
-    let rt = Runtime::builder().procs(2).trace(&path).build().expect("runtime");
+    // SAFETY: this program's Gs keep no thread-local state across switch points.
+    let rt = unsafe { Runtime::builder().procs(2).trace(&path).build() }.expect("runtime");
     rt.block_on(|| {
         let jobs = Chan::new(8);
         let results = Chan::new(8);

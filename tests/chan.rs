@@ -12,7 +12,8 @@ use goro::chan::{Chan, RecvTimeoutError, SendError, SendTimeoutError, TryRecvErr
 use goro::Runtime;
 
 fn rt(procs: usize) -> Runtime {
-    Runtime::builder().procs(procs).build().unwrap()
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    unsafe { Runtime::builder().procs(procs).build() }.unwrap()
 }
 
 #[test]
@@ -71,18 +72,21 @@ fn buffered_channel_is_fifo() {
 fn daisy_chain_of_ten_thousand_goroutines() {
     // Go's test/chan/goroutines.go and fifo.go's synchronous chain.
     bounded(60, || {
-        let out = goro::run(|| {
-            let first = Chan::new(0);
-            let mut left = first.clone();
-            for _ in 0..10_000 {
-                let right = Chan::new(0);
-                let (l, r) = (left, right.clone());
-                goro::go(move || l.send(1 + r.recv().unwrap()).unwrap());
-                left = right;
-            }
-            goro::go(move || left.send(1).unwrap());
-            first.recv().unwrap()
-        });
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let out = unsafe {
+            goro::run(|| {
+                let first = Chan::new(0);
+                let mut left = first.clone();
+                for _ in 0..10_000 {
+                    let right = Chan::new(0);
+                    let (l, r) = (left, right.clone());
+                    goro::go(move || l.send(1 + r.recv().unwrap()).unwrap());
+                    left = right;
+                }
+                goro::go(move || left.send(1).unwrap());
+                first.recv().unwrap()
+            })
+        };
         assert_eq!(out, 10_001);
     });
 }
@@ -109,22 +113,25 @@ fn concurrent_prime_sieve() {
         }
     }
     bounded(60, || {
-        let primes = goro::run(|| {
-            let mut ch = Chan::new(0);
-            let c = ch.clone();
-            goro::go(move || generate(c));
-            let mut primes = Vec::new();
-            for _ in 0..100 {
-                let prime = ch.recv().unwrap();
-                primes.push(prime);
-                let ch1 = Chan::new(0);
-                let (i, o) = (ch.clone(), ch1.clone());
-                goro::go(move || filter(i, o, prime));
-                ch = ch1;
-            }
-            ch.close();
-            primes
-        });
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let primes = unsafe {
+            goro::run(|| {
+                let mut ch = Chan::new(0);
+                let c = ch.clone();
+                goro::go(move || generate(c));
+                let mut primes = Vec::new();
+                for _ in 0..100 {
+                    let prime = ch.recv().unwrap();
+                    primes.push(prime);
+                    let ch1 = Chan::new(0);
+                    let (i, o) = (ch.clone(), ch1.clone());
+                    goro::go(move || filter(i, o, prime));
+                    ch = ch1;
+                }
+                ch.close();
+                primes
+            })
+        };
         assert_eq!(&primes[..10], &[2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
         assert_eq!(primes[99], 541);
     });

@@ -12,7 +12,8 @@ use goro::Runtime;
 #[test]
 fn stats_count_what_the_program_did() {
     bounded(30, || {
-        let rt = Runtime::builder().procs(2).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
         rt.block_on(|| {
             let hs: Vec<_> = (0..500).map(|i| goro::go(move || i)).collect();
             for h in hs {
@@ -42,7 +43,8 @@ fn stats_count_what_the_program_did() {
 #[test]
 fn dump_lists_a_parked_goroutine_with_its_wait_reason_and_spawn_site() {
     bounded(30, || {
-        let rt = Runtime::builder().procs(1).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).build() }.unwrap();
         let (dump, line) = rt.block_on(|| {
             let ch: Chan<u8> = Chan::new(0);
             let c2 = ch.clone();
@@ -66,7 +68,8 @@ fn schedtrace_child() {
     if !is_child() {
         return;
     }
-    let rt = Runtime::builder().procs(2).build().unwrap();
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
     rt.block_on(|| {
         let t = Instant::now();
         while t.elapsed() < Duration::from_millis(60) {
@@ -109,12 +112,15 @@ fn deadlock_child() {
     if !is_child() {
         return;
     }
-    goro::run(|| {
-        let ch: Chan<u8> = Chan::new(0);
-        let c2 = ch.clone();
-        goro::go(move || c2.recv());
-        ch.recv()
-    });
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    unsafe {
+        goro::run(|| {
+            let ch: Chan<u8> = Chan::new(0);
+            let c2 = ch.clone();
+            goro::go(move || c2.recv());
+            ch.recv()
+        })
+    };
     unreachable!("deadlock should have ended the process");
 }
 
@@ -132,7 +138,8 @@ fn a_deadlock_is_reported_and_exits_with_status_2() {
 #[test]
 fn try_block_on_returns_deadlock_as_an_error() {
     bounded(30, || {
-        let rt = Runtime::builder().procs(1).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).build() }.unwrap();
         let r = rt.try_block_on(|| {
             let never: Chan<u8> = Chan::new(0);
             let keep = never.clone();
@@ -148,7 +155,8 @@ fn try_block_on_returns_deadlock_as_an_error() {
 #[test]
 fn no_false_deadlock_for_a_channel_a_plain_thread_holds_or_a_timer() {
     bounded(30, || {
-        let rt = Runtime::builder().procs(1).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).build() }.unwrap();
         let ch: Chan<u8> = Chan::new(0);
         let c2 = ch.clone();
         let h = rt.spawn(move || c2.recv());
@@ -170,8 +178,10 @@ fn no_false_deadlock_for_a_channel_a_plain_thread_holds_or_a_timer() {
 #[test]
 fn no_false_deadlock_across_runtimes() {
     bounded(30, || {
-        let a = Runtime::builder().procs(1).name("dl-a").build().unwrap();
-        let b = Runtime::builder().procs(1).name("dl-b").build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let a = unsafe { Runtime::builder().procs(1).name("dl-a").build() }.unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let b = unsafe { Runtime::builder().procs(1).name("dl-b").build() }.unwrap();
         // A channel made in a G of `a`, handed to a G of `b` that sends late.
         let ch = a.block_on(|| Chan::<u8>::new(0));
         let c2 = ch.clone();
@@ -197,7 +207,8 @@ fn trace_file_is_valid_perfetto_json() {
     bounded(30, || {
         let path = std::env::temp_dir().join(format!("goro-trace-{}.json", std::process::id()));
         {
-            let rt = Runtime::builder().procs(2).trace(&path).build().unwrap();
+            // SAFETY: the test's Gs keep no thread-local state across switch points.
+            let rt = unsafe { Runtime::builder().procs(2).trace(&path).build() }.unwrap();
             rt.block_on(|| {
                 let ch = Chan::new(0);
                 let c2 = ch.clone();

@@ -29,7 +29,8 @@ fn quiet_expected_panics() {
 fn thousand_panicking_goroutines_are_contained() {
     quiet_expected_panics();
     bounded(60, || {
-        let rt = Runtime::builder().procs(2).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
         let hs: Vec<_> = (0..1000u32)
             .map(|i| {
                 rt.spawn(move || {
@@ -68,7 +69,8 @@ fn thousand_panicking_goroutines_are_contained() {
 fn block_on_resumes_the_panic_in_the_caller_and_the_runtime_survives() {
     quiet_expected_panics();
     bounded(30, || {
-        let rt = Runtime::builder().procs(1).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).build() }.unwrap();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(|| panic!("main G failed"))));
         let p = r.unwrap_err();
         assert_eq!(p.downcast_ref::<&str>(), Some(&"main G failed"));

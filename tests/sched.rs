@@ -25,14 +25,16 @@ fn tree(depth: u32, base: u64) -> u64 {
 
 #[test]
 fn a_million_goroutines_spawn_and_join() {
-    let sum = bounded(120, || goro::run(|| tree(6, 0)));
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    let sum = bounded(120, || unsafe { goro::run(|| tree(6, 0)) });
     assert_eq!(sum, 499_999_500_000);
 }
 
 #[test]
 fn hundred_thousand_parked_goroutines_are_released() {
     bounded(60, || {
-        let rt = Runtime::new().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::new() }.unwrap();
         const N: usize = 100_000;
         let parked = Arc::new(Mutex::new(Vec::with_capacity(N)));
         let go_on = Arc::new(AtomicBool::new(false));
@@ -68,7 +70,8 @@ fn hundred_thousand_parked_goroutines_are_released() {
 #[test]
 fn idle_ps_steal_from_a_busy_one() {
     bounded(60, || {
-        let rt = Runtime::builder().procs(2).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
         let threads = rt.block_on(|| {
             // All these land on the spawning P; the other P must steal.
             let hs: Vec<_> = (0..200)
@@ -114,7 +117,8 @@ fn every_policy_gives_correct_results() {
     bounded(120, || {
         for (name, policy) in policy_variants() {
             for procs in [1, 3] {
-                let rt = Runtime::builder().procs(procs).policy(policy.clone()).build().unwrap();
+                // SAFETY: the test's Gs keep no thread-local state across switch points.
+                let rt = unsafe { Runtime::builder().procs(procs).policy(policy.clone()).build() }.unwrap();
                 let sum = rt.block_on(|| tree(4, 0));
                 assert_eq!(sum, 49_995_000, "{name}, procs={procs}");
                 let st = rt.stats();
@@ -131,7 +135,8 @@ fn every_policy_gives_correct_results() {
 fn a_small_local_queue_overflows_to_the_global_queue() {
     bounded(30, || {
         let policy = Policy { local_queue: 8, ..Policy::default() };
-        let rt = Runtime::builder().procs(1).policy(policy).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).policy(policy).build() }.unwrap();
         let n = rt.block_on(|| {
             let hs: Vec<_> = (0..100u64).map(|i| goro::go(move || i)).collect();
             hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
@@ -146,7 +151,8 @@ fn a_small_local_queue_overflows_to_the_global_queue() {
 #[test]
 fn join_from_a_plain_thread() {
     bounded(30, || {
-        let rt = Runtime::builder().procs(2).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
         let h = rt.spawn(|| {
             goro::sleep(Duration::from_millis(5));
             goro::current().id()
@@ -160,38 +166,44 @@ fn join_from_a_plain_thread() {
 #[test]
 fn join_from_another_goroutine_parks_it() {
     bounded(30, || {
-        goro::run(|| {
-            let slow = goro::go(|| {
-                goro::sleep(Duration::from_millis(20));
-                7
-            });
-            let waiter = goro::go(move || slow.join().unwrap() * 6);
-            assert_eq!(waiter.join().unwrap(), 42);
-        });
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        unsafe {
+            goro::run(|| {
+                let slow = goro::go(|| {
+                    goro::sleep(Duration::from_millis(20));
+                    7
+                });
+                let waiter = goro::go(move || slow.join().unwrap() * 6);
+                assert_eq!(waiter.join().unwrap(), 42);
+            })
+        };
     });
 }
 
 #[test]
 fn sleepers_wake_in_deadline_order() {
     bounded(30, || {
-        let order = goro::run(|| {
-            let order = Arc::new(Mutex::new(Vec::new()));
-            let hs: Vec<_> = [50u64, 40, 30, 20, 10]
-                .into_iter()
-                .map(|ms| {
-                    let order = order.clone();
-                    goro::go(move || {
-                        goro::sleep(Duration::from_millis(ms));
-                        order.lock().unwrap().push(ms);
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let order = unsafe {
+            goro::run(|| {
+                let order = Arc::new(Mutex::new(Vec::new()));
+                let hs: Vec<_> = [50u64, 40, 30, 20, 10]
+                    .into_iter()
+                    .map(|ms| {
+                        let order = order.clone();
+                        goro::go(move || {
+                            goro::sleep(Duration::from_millis(ms));
+                            order.lock().unwrap().push(ms);
+                        })
                     })
-                })
-                .collect();
-            for h in hs {
-                h.join().unwrap();
-            }
-            let v = order.lock().unwrap().clone();
-            v
-        });
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+                let v = order.lock().unwrap().clone();
+                v
+            })
+        };
         assert_eq!(order, vec![10, 20, 30, 40, 50]);
     });
 }
@@ -199,21 +211,26 @@ fn sleepers_wake_in_deadline_order() {
 #[test]
 fn sleep_lasts_at_least_its_duration() {
     bounded(30, || {
-        goro::run(|| {
-            for ms in [0u64, 1, 3, 7] {
-                let t = std::time::Instant::now();
-                goro::sleep(Duration::from_millis(ms));
-                assert!(t.elapsed() >= Duration::from_millis(ms));
-            }
-        });
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        unsafe {
+            goro::run(|| {
+                for ms in [0u64, 1, 3, 7] {
+                    let t = std::time::Instant::now();
+                    goro::sleep(Duration::from_millis(ms));
+                    assert!(t.elapsed() >= Duration::from_millis(ms));
+                }
+            })
+        };
     });
 }
 
 #[test]
 fn two_runtimes_run_side_by_side() {
     bounded(60, || {
-        let a = Runtime::builder().procs(1).name("rt-a").build().unwrap();
-        let b = Runtime::builder().procs(1).name("rt-b").build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let a = unsafe { Runtime::builder().procs(1).name("rt-a").build() }.unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let b = unsafe { Runtime::builder().procs(1).name("rt-b").build() }.unwrap();
         let ha = a.spawn(|| {
             let inner = goro::go(|| std::thread::current().name().unwrap().to_string());
             inner.join().unwrap()
@@ -242,30 +259,34 @@ fn go_outside_a_runtime_uses_the_global_one() {
 #[test]
 fn builder_names_and_sizes_goroutines() {
     bounded(30, || {
-        goro::run(|| {
-            let h = goro::Builder::new()
-                .name("worker-7")
-                .stack_size(64 * 1024)
-                .spawn(|| goro::current().name().map(str::to_string))
-                .unwrap();
-            assert_eq!(h.join().unwrap().as_deref(), Some("worker-7"));
-            // A big frame on a big stack is fine.
-            let h = goro::Builder::new()
-                .stack_size(4 << 20)
-                .spawn(|| {
-                    let buf = [1u8; 1 << 20];
-                    std::hint::black_box(&buf).iter().map(|&b| b as u64).sum::<u64>()
-                })
-                .unwrap();
-            assert_eq!(h.join().unwrap(), 1 << 20);
-        });
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        unsafe {
+            goro::run(|| {
+                let h = goro::Builder::new()
+                    .name("worker-7")
+                    .stack_size(64 * 1024)
+                    .spawn(|| goro::current().name().map(str::to_string))
+                    .unwrap();
+                assert_eq!(h.join().unwrap().as_deref(), Some("worker-7"));
+                // A big frame on a big stack is fine.
+                let h = goro::Builder::new()
+                    .stack_size(4 << 20)
+                    .spawn(|| {
+                        let buf = [1u8; 1 << 20];
+                        std::hint::black_box(&buf).iter().map(|&b| b as u64).sum::<u64>()
+                    })
+                    .unwrap();
+                assert_eq!(h.join().unwrap(), 1 << 20);
+            })
+        };
     });
 }
 
 #[test]
 fn a_goroutine_past_its_time_slice_yields_at_a_preemption_point() {
     bounded(30, || {
-        let rt = Runtime::builder().procs(1).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).build() }.unwrap();
         rt.block_on(|| {
             let flag = Arc::new(AtomicBool::new(false));
             // The spinner spawns the setter (it goes to runnext) and never
@@ -290,7 +311,8 @@ fn a_goroutine_past_its_time_slice_yields_at_a_preemption_point() {
 #[test]
 fn yield_now_lets_others_run_on_one_p() {
     bounded(30, || {
-        let rt = Runtime::builder().procs(1).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).build() }.unwrap();
         let log = rt.block_on(|| {
             let log = Arc::new(Mutex::new(Vec::new()));
             let hs: Vec<_> = (0..3)
@@ -319,7 +341,8 @@ fn yield_now_lets_others_run_on_one_p() {
 #[test]
 fn unpark_before_park_is_not_lost() {
     bounded(60, || {
-        let rt = Runtime::builder().procs(2).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
         let mut rng = Rng(7);
         for _ in 0..2_000 {
             let delay = rng.below(20);
@@ -349,12 +372,15 @@ fn unpark_before_park_is_not_lost() {
 #[test]
 fn park_until_times_out() {
     bounded(30, || {
-        goro::run(|| {
-            let t = std::time::Instant::now();
-            let woken = goro::park_until(goro::WaitReason::Park, t + Duration::from_millis(15));
-            assert!(!woken);
-            assert!(t.elapsed() >= Duration::from_millis(15));
-        });
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        unsafe {
+            goro::run(|| {
+                let t = std::time::Instant::now();
+                let woken = goro::park_until(goro::WaitReason::Park, t + Duration::from_millis(15));
+                assert!(!woken);
+                assert!(t.elapsed() >= Duration::from_millis(15));
+            })
+        };
         let t = std::time::Instant::now();
         goro::park_until(goro::WaitReason::Park, t + Duration::from_millis(5));
         assert!(t.elapsed() >= Duration::from_millis(5));
@@ -363,16 +389,19 @@ fn park_until_times_out() {
 
 #[test]
 fn goro_procs_and_builder_validate_input() {
-    assert!(Runtime::builder().procs(0).build().is_err());
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    assert!(unsafe { Runtime::builder().procs(0).build() }.is_err());
     let bad = Policy { local_queue: 1, ..Policy::default() };
-    assert!(Runtime::builder().policy(bad).build().is_err());
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    assert!(unsafe { Runtime::builder().policy(bad).build() }.is_err());
 }
 
 #[test]
 fn random_spawn_park_and_sleep_mix() {
     bounded(120, || {
         for seed in 0..8u64 {
-            let rt = Runtime::builder().procs(1 + (seed as usize % 3)).build().unwrap();
+            // SAFETY: the test's Gs keep no thread-local state across switch points.
+            let rt = unsafe { Runtime::builder().procs(1 + (seed as usize % 3)).build() }.unwrap();
             let total = rt.block_on(move || {
                 let hs: Vec<_> = (0..200u64)
                     .map(|i| {
@@ -404,7 +433,8 @@ fn random_spawn_park_and_sleep_mix() {
 #[test]
 fn park_unpark_turns_across_recycled_goroutines() {
     bounded(120, || {
-        let rt = Runtime::new().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::new() }.unwrap();
         let mut rng = Rng(7);
         for _ in 0..3000 {
             let iters = rng.below(50);
@@ -425,7 +455,8 @@ fn without_stealing_local_work_wakes_no_spinning_ms() {
         Policy { max_spinning: Spinning::Limit(0), ..Policy::default() },
     ] {
         let spins = bounded(60, move || {
-            let rt = Runtime::builder().procs(2).policy(policy).build().unwrap();
+            // SAFETY: the test's Gs keep no thread-local state across switch points.
+            let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
             rt.block_on(|| {
                 let (ping, pong) = (Chan::new(0), Chan::new(0));
                 let (p2, q2) = (ping.clone(), pong.clone());
@@ -455,7 +486,8 @@ fn without_stealing_local_work_wakes_no_spinning_ms() {
 #[test]
 fn deferred_runnext_wake_spins_no_m_for_a_ping_pong() {
     let spins = bounded(60, || {
-        let rt = Runtime::builder().procs(2).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
         let v = schedload::pingpong(&rt, 20_000);
         assert!(v > 0.0);
         rt.stats().total.spins
@@ -473,7 +505,8 @@ fn a_readier_that_never_calls_the_runtime_still_lets_an_idle_p_run_runnext() {
         for _ in 0..5 {
             bounded(30, move || {
                 let rt =
-                    Runtime::builder().procs(2).policy(Policy { runnext_wake, ..Policy::default() }).build().unwrap();
+                    // SAFETY: the test's Gs keep no thread-local state across switch points.
+                    unsafe { Runtime::builder().procs(2).policy(Policy { runnext_wake, ..Policy::default() }).build() }.unwrap();
                 rt.block_on(|| {
                     let (started, go_on) = (Chan::new(0), Chan::new(0));
                     let done = Arc::new(AtomicBool::new(false));
@@ -508,7 +541,8 @@ fn a_readier_that_never_calls_the_runtime_still_lets_an_idle_p_run_runnext() {
 fn a_readier_that_keeps_polling_wakes_an_idle_p() {
     use goro::chan::Chan;
     let preemptions = bounded(60, || {
-        let rt = Runtime::builder().procs(2).build().unwrap();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
         rt.block_on(|| {
             for _ in 0..20 {
                 let (ch, reply) = (Chan::new(0), Chan::new(1));

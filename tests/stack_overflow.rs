@@ -21,10 +21,13 @@ fn overflow_child() {
     if !is_child() {
         return; // only meaningful as the child of the test below
     }
-    goro::run(|| {
-        let h = goro::Builder::new().name("deep").stack_size(64 * 1024).spawn(|| recurse(0)).unwrap();
-        let _ = h.join();
-    });
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    unsafe {
+        goro::run(|| {
+            let h = goro::Builder::new().name("deep").stack_size(64 * 1024).spawn(|| recurse(0)).unwrap();
+            let _ = h.join();
+        })
+    };
     unreachable!("the overflow should have aborted the process");
 }
 
@@ -50,33 +53,36 @@ fn stack_exhaustion_child() {
     let lim = libc::rlimit { rlim_cur: 2 << 30, rlim_max: 2 << 30 };
     // SAFETY: setrlimit on our own process with a valid struct.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
-    let (ok, failed_joins, failed_spawns) = goro::run(|| {
-        let gate = goro::chan::Chan::<()>::new(0);
-        let mut hs = Vec::new();
-        let mut failed_spawns = 0;
-        for _ in 0..40 {
-            let g = gate.clone();
-            match goro::Builder::new().stack_size(256 << 20).spawn(move || g.recv()) {
-                Ok(h) => hs.push(h),
-                Err(e) => {
-                    assert!(e.to_string().contains("goro:"), "{e}");
-                    failed_spawns += 1;
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    let (ok, failed_joins, failed_spawns) = unsafe {
+        goro::run(|| {
+            let gate = goro::chan::Chan::<()>::new(0);
+            let mut hs = Vec::new();
+            let mut failed_spawns = 0;
+            for _ in 0..40 {
+                let g = gate.clone();
+                match goro::Builder::new().stack_size(256 << 20).spawn(move || g.recv()) {
+                    Ok(h) => hs.push(h),
+                    Err(e) => {
+                        assert!(e.to_string().contains("goro:"), "{e}");
+                        failed_spawns += 1;
+                    }
+                }
+                goro::yield_now(); // let it start (and map its stack) now
+            }
+            gate.close();
+            let (mut ok, mut failed) = (0, 0);
+            for h in hs {
+                match h.join() {
+                    Ok(_) => ok += 1,
+                    Err(_) => failed += 1,
                 }
             }
-            goro::yield_now(); // let it start (and map its stack) now
-        }
-        gate.close();
-        let (mut ok, mut failed) = (0, 0);
-        for h in hs {
-            match h.join() {
-                Ok(_) => ok += 1,
-                Err(_) => failed += 1,
-            }
-        }
-        // The runtime still works once memory is back.
-        assert_eq!(goro::go(|| 7).join().unwrap(), 7);
-        (ok, failed, failed_spawns)
-    });
+            // The runtime still works once memory is back.
+            assert_eq!(goro::go(|| 7).join().unwrap(), 7);
+            (ok, failed, failed_spawns)
+        })
+    };
     println!("RESULT ok={ok} failed_joins={failed_joins} failed_spawns={failed_spawns}");
 }
 

@@ -11,7 +11,8 @@ use goro::chan::Chan;
 use goro::{Policy, Retake, Runtime};
 
 fn rt(procs: usize, policy: Policy) -> Runtime {
-    Runtime::builder().procs(procs).policy(policy).build().unwrap()
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    unsafe { Runtime::builder().procs(procs).policy(policy).build() }.unwrap()
 }
 
 fn usleep(us: u32) {
@@ -259,7 +260,8 @@ fn thread_limit_child() {
     if !is_child() {
         return; // only meaningful as the child of the test below
     }
-    let rt = Runtime::builder().procs(1).max_threads(3).build().unwrap();
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    let rt = unsafe { Runtime::builder().procs(1).max_threads(3).build() }.unwrap();
     rt.block_on(|| {
         let hs: Vec<_> = (0..10).map(|_| goro::go(|| goro::blocking(|| usleep(300_000)))).collect();
         for h in hs {

@@ -27,7 +27,8 @@ impl Wake for GWaker {
 /// is pending) or thread.
 ///
 /// ```
-/// let v = goro_runtime::run(|| goro_runtime::block_on(async { 40 + 2 }));
+/// // SAFETY: the G keeps no thread-local state across switch points.
+/// let v = unsafe { goro_runtime::run(|| goro_runtime::block_on(async { 40 + 2 })) };
 /// assert_eq!(v, 42);
 /// ```
 pub fn block_on<F: Future>(fut: F) -> F::Output {

@@ -11,7 +11,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use corosensei::{Coroutine, Yielder};
@@ -158,6 +158,16 @@ pub struct G {
     /// Whether something outside the runtime may wake the G (deadlock
     /// detection counts only Gs for which this is false).
     pub(crate) wait_external: std::sync::atomic::AtomicBool,
+    /// The M this G is wired to (Go's `g.lockedm`), null if none: set and
+    /// cleared only by the G itself while it runs (`lock_os_thread.rs`),
+    /// read by the M that takes the G from a run queue, after the queue's
+    /// Acquire.
+    pub(crate) lockedm: AtomicPtr<crate::m::M>,
+    /// Nesting depth of `lock_os_thread` calls (Go's `lockedExt`), and
+    /// switches made while unwinding (Go's `lockedInt` has this role for
+    /// the runtime's own reasons). Touched only by the G while it runs.
+    pub(crate) locked_ext: Cell<u32>,
+    pub(crate) locked_int: Cell<u32>,
 }
 
 // SAFETY: `co` and `yielder` are touched only by the single M running the G

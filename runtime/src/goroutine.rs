@@ -15,9 +15,12 @@ use crate::m;
 use crate::park::{self, Unparker};
 use crate::sched::Sched;
 
-/// Spawns a G on the current runtime (the global one when called outside
-/// any runtime) and returns its handle. Like `std::thread::spawn`, panics if
-/// the G cannot be created (no memory for its stack).
+/// Spawns a G on the runtime the caller runs on and returns its handle.
+///
+/// # Panics
+/// Outside any runtime (on a plain thread: use [`Runtime::spawn`](crate::Runtime::spawn)
+/// there), and, like `std::thread::spawn`, if the G cannot be created (no
+/// memory for its stack).
 #[track_caller]
 pub fn go<F, T>(f: F) -> JoinHandle<T>
 where
@@ -25,15 +28,20 @@ where
     T: Send + 'static,
 {
     let site = Location::caller();
-    let sched = m::current_sched().unwrap_or_else(crate::runtime::global_sched);
+    let sched = m::current_sched().unwrap_or_else(|| panic!("goro::go: {}", NO_RUNTIME));
     spawn_on(&sched, f, None, None, site).unwrap_or_else(|e| panic!("goro::go: {e}"))
 }
+
+/// Why `go` and `Builder::spawn` refuse to run on a plain thread.
+const NO_RUNTIME: &str = "called outside a goro runtime; start one with `unsafe { goro::run(..) }` or \
+                          `unsafe { Runtime::builder().build() }` and spawn with `Runtime::spawn` from plain threads";
 
 /// Configures a G before spawning it, as `std::thread::Builder` does a thread.
 #[derive(Debug, Default)]
 pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
+    locked: bool,
 }
 
 impl Builder {
@@ -54,7 +62,16 @@ impl Builder {
         self
     }
 
-    /// Spawns the G on the current runtime (the global one outside any).
+    /// Makes the G start locked to the thread that first runs it, as if
+    /// its first instruction were [`lock_os_thread`](crate::lock_os_thread)
+    /// (it may still call `unlock_os_thread`).
+    pub fn locked(mut self, locked: bool) -> Builder {
+        self.locked = locked;
+        self
+    }
+
+    /// Spawns the G on the runtime the caller runs on; an error on a plain
+    /// thread (outside any runtime: use [`Builder::spawn_on`] there).
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
@@ -62,8 +79,24 @@ impl Builder {
         T: Send + 'static,
     {
         let site = Location::caller();
-        let sched = m::current_sched().unwrap_or_else(crate::runtime::global_sched);
-        spawn_on(&sched, f, self.name, self.stack_size, site)
+        let sched = m::current_sched().ok_or_else(|| io::Error::other(format!("goro: Builder::spawn {NO_RUNTIME}")))?;
+        self.spawn_at(&sched, f, site)
+    }
+
+    fn spawn_at<F, T>(self, sched: &Arc<Sched>, f: F, site: &'static Location<'static>) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.locked {
+            let f = move || {
+                crate::lock_os_thread();
+                f()
+            };
+            spawn_on(sched, f, self.name, self.stack_size, site)
+        } else {
+            spawn_on(sched, f, self.name, self.stack_size, site)
+        }
     }
 
     /// Spawns the G on `rt`.
@@ -73,7 +106,7 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_on(rt.sched(), f, self.name, self.stack_size, Location::caller())
+        self.spawn_at(rt.sched(), f, Location::caller())
     }
 }
 

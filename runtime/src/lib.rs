@@ -7,10 +7,13 @@
 //! modules.
 //!
 //! ```
-//! let sum = goro_runtime::run(|| {
-//!     let hs: Vec<_> = (0..10u64).map(|i| goro_runtime::go(move || i * i)).collect();
-//!     hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
-//! });
+//! // SAFETY: the Gs keep no thread-local state across switch points.
+//! let sum = unsafe {
+//!     goro_runtime::run(|| {
+//!         let hs: Vec<_> = (0..10u64).map(|i| goro_runtime::go(move || i * i)).collect();
+//!         hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//!     })
+//! };
 //! assert_eq!(sum, 285);
 //! ```
 
@@ -18,6 +21,7 @@ mod dump;
 mod future;
 mod g;
 mod goroutine;
+mod lock_os_thread;
 mod m;
 mod p;
 mod park;
@@ -45,6 +49,7 @@ pub use dump::dump;
 pub use future::{block_on, go_future};
 pub use g::{GStatus, GoroutineInfo, WaitReason};
 pub use goroutine::{current, go, try_current, yield_now, Builder, JoinHandle};
+pub use lock_os_thread::{is_locked_to_thread, lock_os_thread, unlock_os_thread};
 pub use m::{current_runtime_id, in_goroutine, preempt_check, preempt_point};
 pub use park::{current_unparker, park, park_internal, park_until, Unparker};
 pub use policy::{Policy, Retake, RunnextWake, Spinning, Steal};

@@ -6,14 +6,16 @@
 //!
 //! Thread-locals and stackful coroutines: a G may park on one M and resume on
 //! another, so the thread-local context must be read again after every
-//! switch. LLVM may cache the address of a thread-local within a function, so
-//! every accessor here is `#[inline(never)]` and returns the *value* read,
-//! never a reference. No runtime code holds a `&MCtx` across a park.
-//! User code in a G should do the same: a `thread_local!` read before a
-//! channel operation may belong to another thread after it.
+//! switch. LLVM may cache the address of a thread-local within a function
+//! (the thread pointer is assumed constant), so every accessor here is
+//! `#[inline(never)]` and returns the *value* read, never a reference, and
+//! no runtime code holds a `&MCtx` across a switch. User code has no such
+//! discipline to rely on: that is why entering a runtime is `unsafe` (the
+//! caller promises it for the code its Gs run) and why a G may be wired to
+//! its thread with `lock_os_thread` (`lock_os_thread.rs`).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
@@ -36,6 +38,12 @@ pub(crate) struct M {
     pub nextp: AtomicUsize,
     /// Whether the handed P comes with the spinning role.
     pub next_spinning: AtomicBool,
+    /// With `nextp`: the G wired to this M, handed back to it by the M
+    /// that found it runnable (Go's `startlockedm`). An `Arc<G>` as a raw
+    /// pointer, or null.
+    pub nextg: AtomicPtr<G>,
+    /// The kernel's id of the M's thread (for dumps and tests).
+    pub tid: AtomicI32,
 }
 
 impl M {
@@ -48,6 +56,8 @@ impl M {
             thread: OnceLock::new(),
             nextp: AtomicUsize::new(NO_P),
             next_spinning: AtomicBool::new(false),
+            nextg: AtomicPtr::new(std::ptr::null_mut()),
+            tid: AtomicI32::new(0),
         }
     }
 
@@ -74,6 +84,11 @@ pub(crate) struct MCtx {
     /// it readies are queued without waking other Ms, because this M takes
     /// an idle P itself right after (Go's `findrunnable` after `netpoll`).
     pub poll_dispatch: Cell<bool>,
+    /// The G wired to this M by `lock_os_thread` (or by a switch while it
+    /// unwinds), null if none: the M runs no other G until it is unwired.
+    pub lockedg: Cell<*const G>,
+    /// The wired G exited while locked: the M's thread ends (Go's `mexit`).
+    pub exit_thread: Cell<bool>,
     pub trace: crate::trace::TraceBuf,
 }
 
@@ -217,11 +232,21 @@ pub(crate) fn raw_switch_out(why: Switch) {
 /// `g` is the G running on this thread, and the caller runs on its stack.
 pub(crate) unsafe fn switch_out_of(g: *const G, why: Switch) {
     debug_assert!(!g.is_null(), "switch_out outside a G");
+    // The panic count and the unwinder's state are per thread: a G that
+    // switches while it unwinds (a `Drop` that parks) must come back on
+    // this M. One load of std's global panic count when nothing panics.
+    let unwinding = std::thread::panicking();
+    if unwinding {
+        crate::lock_os_thread::wire_internal();
+    }
     // SAFETY: the running G is alive; its yielder was set when it started and
     // lives on its own stack, which we are running on.
     unsafe {
         let y = (*g).yielder.get();
         (*y).suspend(why);
+    }
+    if unwinding {
+        crate::lock_os_thread::unwire_internal();
     }
 }
 

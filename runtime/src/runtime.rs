@@ -1,6 +1,12 @@
 //! `Runtime`: one scheduler instance (its Ps, Ms, sysmon) and its builder;
-//! `run`, and the lazily built global runtime that `go` uses outside any
-//! runtime.
+//! `run`; and the lazily built global runtime that hosts timers and the
+//! poller used from plain threads (no user G ever runs on it).
+//!
+//! Creating a runtime is the one `unsafe` step of goro: a G may resume on
+//! another OS thread after any switch point, which safe Rust cannot see
+//! (thread-locals would hand out another thread's value: a data race). The
+//! caller of `run` or `RuntimeBuilder::build` promises, for every G of the
+//! runtime, what the compiler cannot check; see [`RuntimeBuilder::build`].
 
 use std::io;
 use std::panic::{resume_unwind, Location};
@@ -136,7 +142,24 @@ impl RuntimeBuilder {
         self
     }
 
-    pub fn build(self) -> io::Result<Runtime> {
+    /// Builds the runtime: its Ps, sysmon, and Ms as work needs them.
+    ///
+    /// # Safety
+    /// A G of this runtime may resume on a different OS thread after any
+    /// point where it can switch: a channel operation, `select!`, a `sync`
+    /// wait, `sleep`, `yield_now`, `join`, a network call, spawning, or any
+    /// runtime call (each is a preemption point). The caller promises that
+    /// code run by the runtime's Gs keeps no thread-local state, and no
+    /// reference or value derived from one that is not `Send`, across such
+    /// a point, unless the G is locked to its thread with
+    /// [`lock_os_thread`](crate::lock_os_thread). This covers libraries
+    /// called from the Gs: `thread_local!` caches (`rand::thread_rng`, a
+    /// `tracing` subscriber's per-thread state, `RefCell`s in thread-locals),
+    /// thread-affine C libraries, `std::thread::current()` used as an
+    /// identity. LLVM may keep a thread-local's address across calls within
+    /// one function, so even a fresh `with` after a switch is exposed.
+    /// Values that are `Send` (an `Arc`, a channel) may be held freely.
+    pub unsafe fn build(self) -> io::Result<Runtime> {
         let procs = self.procs.unwrap_or_else(default_procs);
         if procs == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "goro: procs must be at least 1"));
@@ -166,8 +189,12 @@ impl Runtime {
     }
 
     /// A runtime with the default settings.
-    pub fn new() -> io::Result<Runtime> {
-        RuntimeBuilder::default().build()
+    ///
+    /// # Safety
+    /// The contract of [`RuntimeBuilder::build`].
+    pub unsafe fn new() -> io::Result<Runtime> {
+        // SAFETY: the caller takes on `build`'s contract.
+        unsafe { RuntimeBuilder::default().build() }
     }
 
     pub(crate) fn sched(&self) -> &Arc<Sched> {
@@ -316,14 +343,16 @@ impl Drop for Runtime {
 
 static GLOBAL: OnceLock<Runtime> = OnceLock::new();
 
-/// The runtime `go` uses when called outside any runtime; built on first use
-/// with the default settings, never shut down.
+/// The runtime that timers and the poller use when called from a plain
+/// thread; built on first use with the default settings, never shut down.
 pub(crate) fn global_sched() -> Arc<Sched> {
     GLOBAL
         .get_or_init(|| {
-            Runtime::builder()
-                .name("goro-global")
-                .build()
+            // SAFETY: no user G runs on this runtime: `go` and
+            // `Builder::spawn` refuse plain threads, and nothing else
+            // spawns on it. Timer actions run on scheduler stacks, which
+            // are their M's own thread stack and never switch.
+            unsafe { Runtime::builder().name("goro-global").build() }
                 .unwrap_or_else(|e| panic!("goro: cannot start the global runtime: {e}"))
         })
         .sched
@@ -333,14 +362,25 @@ pub(crate) fn global_sched() -> Arc<Sched> {
 /// Builds a runtime with the default settings, runs `f` as its main G,
 /// shuts the runtime down and returns `f`'s result (a panic in `f` resumes
 /// here). Gs still running when `f` returns are dropped, as Go's are when
-/// `main` returns.
+/// `main` returns. A deadlock ends the process with status 2, as in Go.
+///
+/// ```
+/// // SAFETY: the Gs keep no thread-local state across switch points.
+/// let v = unsafe { goro_runtime::run(|| goro_runtime::go(|| 6 * 7).join().unwrap()) };
+/// assert_eq!(v, 42);
+/// ```
+///
+/// # Safety
+/// Gs may move between OS threads: the contract of
+/// [`RuntimeBuilder::build`] holds for every G of the runtime.
 #[track_caller]
-pub fn run<F, T>(f: F) -> T
+pub unsafe fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let rt = Runtime::new().unwrap_or_else(|e| panic!("goro: cannot start a runtime: {e}"));
+    // SAFETY: the caller takes on `build`'s contract.
+    let rt = unsafe { Runtime::new() }.unwrap_or_else(|e| panic!("goro: cannot start a runtime: {e}"));
     // As Go's main: a deadlock ends the process with status 2.
     rt.sched.exit_on_deadlock.store(true, std::sync::atomic::Ordering::SeqCst);
     rt.block_on(f)

@@ -36,7 +36,7 @@
 //! - `steal_work`, `runqsteal`: stealing.
 //! - `shutdown`: tearing a runtime down.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::io;
 use std::panic::Location;
@@ -337,6 +337,9 @@ impl Sched {
                 *m.ready_at.get_mut() = 0;
                 *m.flow_id.get_mut() = 0;
                 *m.wait_external.get_mut() = true;
+                debug_assert!(m.lockedm.get_mut().is_null(), "a free G is wired to no M");
+                m.locked_ext.set(0);
+                m.locked_int.set(0);
                 g
             }
             None => Arc::new(G {
@@ -357,6 +360,9 @@ impl Sched {
                 ready_at: AtomicU64::new(0),
                 flow_id: AtomicU64::new(0),
                 wait_external: AtomicBool::new(true),
+                lockedm: Default::default(),
+                locked_ext: Cell::new(0),
+                locked_int: Cell::new(0),
             }),
         };
 
@@ -711,6 +717,9 @@ impl Sched {
         }
         let m = Arc::new(M::new(id));
         self.ms.lock().unwrap().push(m.clone());
+        // Threads that ended (idle too long, or taken by a G that exited
+        // locked) need no join at shutdown.
+        self.threads.lock().unwrap().retain(|t| !t.is_finished());
         let name = format!("{}-m{}", self.name, id);
         let h = thread::Builder::new()
             .name(name)
@@ -757,7 +766,9 @@ impl Sched {
 
     fn mstart(self: Arc<Self>, m: Arc<M>, p: usize, spinning: bool) {
         let _ = m.thread.set(thread::current());
-        signal::on_thread_start();
+        // SAFETY: gettid has no preconditions.
+        m.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+        let _altstack = signal::on_thread_start();
         let ctx = MCtx {
             sched: self.clone(),
             m,
@@ -767,6 +778,8 @@ impl Sched {
             rng: std::cell::Cell::new(seed()),
             in_user: std::cell::Cell::new(false),
             poll_dispatch: std::cell::Cell::new(false),
+            lockedg: std::cell::Cell::new(std::ptr::null()),
+            exit_thread: std::cell::Cell::new(false),
             trace: Default::default(),
         };
         m::set_ctx(&ctx);
@@ -785,15 +798,39 @@ impl Sched {
     }
 
     /// Go's `schedule`: finds a runnable G and runs it, forever (until
-    /// shutdown).
-    fn schedule(&self, c: &MCtx) {
-        while let Some((g, inherit)) = self.find_runnable(c) {
+    /// shutdown, or until a G that locked this M's thread exits).
+    fn schedule(self: &Arc<Self>, c: &MCtx) {
+        while let Some((mut g, mut inherit)) = self.find_runnable(c) {
             if c.spinning.get() {
                 self.resetspinning(c);
             }
-            self.execute(c, g, inherit);
-            if self.publish_m_state {
-                c.m.cur_g.store(0, Ordering::Relaxed);
+            if !g.lockedm.load(Ordering::Relaxed).is_null() {
+                // Wired to another M (`lock_os_thread.rs`): hand it our P
+                // and the G, and wait for work like an idle M.
+                self.startlockedm(c, g);
+                if !self.stopm(c) {
+                    return;
+                }
+                continue;
+            }
+            loop {
+                self.execute(c, g, inherit);
+                if self.publish_m_state {
+                    c.m.cur_g.store(0, Ordering::Relaxed);
+                }
+                if c.lockedg.get().is_null() {
+                    break;
+                }
+                // The G is wired to this M: run nothing else until it is
+                // runnable again and handed back.
+                match self.stoplockedm(c) {
+                    Some(next) => (g, inherit) = (next, false),
+                    None => return,
+                }
+            }
+            if c.exit_thread.get() {
+                self.mexit(c);
+                return;
             }
             if self.shutdown.load(Ordering::Acquire) {
                 return;
@@ -803,6 +840,18 @@ impl Sched {
                 return;
             }
         }
+    }
+
+    /// Go's `mexit`: a G exited while locked to this M, whose thread ends
+    /// now (the thread state the G may have changed dies with it).
+    fn mexit(self: &Arc<Self>, c: &MCtx) {
+        let p = c.p.replace(NO_P);
+        if p != NO_P {
+            c.m.cur_p.store(NO_P, Ordering::Relaxed);
+            self.handoffp(p);
+        }
+        self.ms_exited.fetch_add(1, Ordering::Relaxed);
+        self.ms.lock().unwrap().retain(|x| !Arc::ptr_eq(x, &c.m));
     }
 
     /// The M stops spinning because it found work; if it was the last
@@ -1161,7 +1210,10 @@ impl Sched {
                         self.globrunqput(g);
                         c.sched.wakep();
                     }
-                    CoroutineResult::Return(()) => self.gdestroy_nop(&g),
+                    CoroutineResult::Return(()) => {
+                        crate::lock_os_thread::exited(c, &g);
+                        self.gdestroy_nop(&g)
+                    }
                 }
                 return;
             }
@@ -1187,6 +1239,7 @@ impl Sched {
                     // Unparked while switching out: the token is consumed, resume.
                 }
                 CoroutineResult::Return(()) => {
+                    crate::lock_os_thread::exited(c, &g);
                     self.gdestroy(p, g);
                     return;
                 }

@@ -31,19 +31,43 @@ pub(crate) fn install() {
     });
 }
 
+/// An alternate signal stack this module mapped for an M's thread; dropping
+/// it (when the M's thread ends) disables and unmaps it.
+pub(crate) struct AltStack(Option<(*mut libc::c_void, usize)>);
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        if let Some((p, size)) = self.0.take() {
+            // SAFETY: `p` is the mapping `on_thread_start` installed as this
+            // thread's alternate stack (the guard never leaves the thread).
+            // No handler runs on it now: we are on the thread's own stack,
+            // outside any handler. Disabling it first means a later signal
+            // cannot land on unmapped memory.
+            unsafe {
+                let off = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+                if libc::sigaltstack(&off, std::ptr::null_mut()) == 0 {
+                    libc::munmap(p, size);
+                }
+            }
+        }
+    }
+}
+
 /// Makes sure the calling thread has an alternate signal stack (std gives
-/// its threads one, but only when its own handler is installed).
-pub(crate) fn on_thread_start() {
+/// its threads one, but only when its own handler is installed). Keep the
+/// returned guard until the thread ends: an M that ends while the process
+/// goes on (a G that exits locked to it) gives its mapping back.
+pub(crate) fn on_thread_start() -> AltStack {
     // SAFETY: querying and setting sigaltstack for the calling thread; the
-    // new stack is a fresh mapping that stays mapped for the life of the
-    // thread (leaked on purpose: a handler may run until the thread ends).
+    // new stack is a fresh mapping that stays mapped until the guard drops
+    // at the end of the thread.
     unsafe {
         let mut old: libc::stack_t = std::mem::zeroed();
         if libc::sigaltstack(std::ptr::null(), &mut old) != 0 {
-            return;
+            return AltStack(None);
         }
         if old.ss_flags & libc::SS_DISABLE == 0 {
-            return;
+            return AltStack(None);
         }
         let size = 64 * 1024;
         let p = libc::mmap(
@@ -55,10 +79,14 @@ pub(crate) fn on_thread_start() {
             0,
         );
         if p == libc::MAP_FAILED {
-            return;
+            return AltStack(None);
         }
         let st = libc::stack_t { ss_sp: p, ss_flags: 0, ss_size: size };
-        libc::sigaltstack(&st, std::ptr::null_mut());
+        if libc::sigaltstack(&st, std::ptr::null_mut()) != 0 {
+            libc::munmap(p, size);
+            return AltStack(None);
+        }
+        AltStack(Some((p, size)))
     }
 }
 

@@ -35,7 +35,8 @@ use crate::stats::Counters;
 /// to another M so the P's other Gs keep running. Outside a G, just calls `f`.
 ///
 /// ```
-/// let n = goro_runtime::run(|| goro_runtime::syscall(|| std::fs::read_dir(".").map(|d| d.count())));
+/// // SAFETY: the G keeps no thread-local state across switch points.
+/// let n = unsafe { goro_runtime::run(|| goro_runtime::syscall(|| std::fs::read_dir(".").map(|d| d.count()))) };
 /// assert!(n.unwrap() > 0);
 /// ```
 pub fn syscall<R>(f: impl FnOnce() -> R) -> R {

@@ -12,15 +12,18 @@ use crate::g::WaitReason;
 /// ```
 /// use goro_runtime::sync::WaitGroup;
 /// use std::sync::Arc;
-/// goro_runtime::run(|| {
-///     let wg = Arc::new(WaitGroup::new());
-///     for _ in 0..10 {
-///         wg.add(1);
-///         let wg = wg.clone();
-///         goro_runtime::go(move || wg.done());
-///     }
-///     wg.wait();
-/// });
+/// // SAFETY: the Gs keep no thread-local state across switch points.
+/// unsafe {
+///     goro_runtime::run(|| {
+///         let wg = Arc::new(WaitGroup::new());
+///         for _ in 0..10 {
+///             wg.add(1);
+///             let wg = wg.clone();
+///             goro_runtime::go(move || wg.done());
+///         }
+///         wg.wait();
+///     })
+/// };
 /// ```
 #[derive(Default)]
 pub struct WaitGroup {
