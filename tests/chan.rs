@@ -239,9 +239,17 @@ fn timed_operations_time_out_and_succeed() {
             assert!(matches!(ch.send_timeout(1, Duration::from_millis(5)), Err(SendTimeoutError::Timeout(1))));
             // The timed-out waiters left no trace: a later exchange works.
             let c = ch.clone();
-            let h = goro::go(move || c.recv_timeout(Duration::from_secs(5)));
+            let recv = move || c.recv_timeout(Duration::from_secs(5));
+            // A G inside the runtime, a plain thread outside it.
+            let join: Box<dyn FnOnce() -> Result<u8, RecvTimeoutError>> = if goro::in_goroutine() {
+                let h = goro::go(recv);
+                Box::new(move || h.join().unwrap())
+            } else {
+                let h = std::thread::spawn(recv);
+                Box::new(move || h.join().unwrap())
+            };
             ch.send_timeout(3, Duration::from_secs(5)).unwrap();
-            assert_eq!(h.join().unwrap(), Ok(3));
+            assert_eq!(join(), Ok(3));
             ch.close();
             assert_eq!(ch.recv_timeout(Duration::from_secs(1)), Err(RecvTimeoutError::Closed));
             assert!(matches!(ch.send_timeout(4, Duration::from_secs(1)), Err(SendTimeoutError::Closed(4))));

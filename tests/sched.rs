@@ -248,11 +248,23 @@ fn two_runtimes_run_side_by_side() {
 }
 
 #[test]
-fn go_outside_a_runtime_uses_the_global_one() {
+fn go_outside_a_runtime_fails_with_a_clear_message() {
     bounded(30, || {
-        let h = goro::go(|| goro::current().id());
-        assert!(h.join().unwrap() > 0);
+        // No runtime is started behind the caller's back: that would skip
+        // the `unsafe` promise about thread-locals.
+        let err = std::panic::catch_unwind(|| goro::go(|| 1)).unwrap_err();
+        let msg = err.downcast_ref::<String>().expect("a formatted message");
+        assert!(msg.contains("outside a goro runtime"), "{msg}");
+        assert!(msg.contains("unsafe { goro::run"), "{msg}");
+        let err = goro::Builder::new().spawn(|| 1).unwrap_err();
+        assert!(err.to_string().contains("outside a goro runtime"), "{err}");
         assert!(goro::try_current().is_none());
+        // A runtime's handle spawns from a plain thread.
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).build() }.unwrap();
+        assert!(rt.spawn(|| goro::current().id()).join().unwrap() > 0);
+        let h = goro::Builder::new().name("on").spawn_on(&rt, || goro::current().name().map(str::to_string));
+        assert_eq!(h.unwrap().join().unwrap().as_deref(), Some("on"));
     });
 }
 

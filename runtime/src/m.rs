@@ -303,3 +303,67 @@ pub(crate) fn force_unwinding() -> bool {
 pub(crate) fn set_force_unwinding(v: bool) {
     FORCE_UNWIND.with(|f| f.set(v));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::ctx_ptr;
+
+    fn tid() -> i32 {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::gettid() }
+    }
+
+    /// The M context as the accessor reads it after a switch must be this
+    /// thread's: if `ctx_ptr` were inlined and LLVM kept the thread-local's
+    /// address across the switch, a G that moved would read the old M's
+    /// context, whose thread id is not the one the kernel reports.
+    #[test]
+    fn the_context_read_after_a_switch_is_this_threads() {
+        // SAFETY: the Gs keep no thread-local state across switch points
+        // (the accessors under test read theirs afresh).
+        let rt = unsafe { crate::Runtime::builder().procs(2).build() }.unwrap();
+        let moves = Arc::new(AtomicUsize::new(0));
+        let m = moves.clone();
+        rt.block_on(move || {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let m = m.clone();
+                    crate::go(move || {
+                        let mut last = tid();
+                        for i in 0..2000 {
+                            // A read before the switch that a cached address
+                            // would reuse after it.
+                            let before = ctx_ptr();
+                            assert!(!before.is_null());
+                            if i % 2 == 0 {
+                                crate::yield_now();
+                            } else {
+                                // Gives the P away: the G comes back on
+                                // whichever M finds it.
+                                crate::blocking(|| ());
+                            }
+                            let c = ctx_ptr();
+                            assert!(!c.is_null());
+                            // SAFETY: a non-null context is this thread's live MCtx.
+                            let mm: &super::M = unsafe { &(*c).m };
+                            let ctx_tid = mm.tid.load(Ordering::Relaxed);
+                            let t = tid();
+                            assert_eq!(ctx_tid, t, "the M context read after a switch belongs to another thread");
+                            if t != last {
+                                m.fetch_add(1, Ordering::Relaxed);
+                                last = t;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+        });
+        assert!(moves.load(Ordering::Relaxed) > 0, "no G changed threads: the check proves nothing");
+    }
+}
