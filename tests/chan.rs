@@ -156,7 +156,7 @@ fn close_wakes_all_receivers_and_senders() {
                     goro::go(move || c.send(100 + i))
                 })
                 .collect();
-            goro::sleep(Duration::from_millis(20));
+            common::wait_until("20 Gs parked", || common::parked_goroutines() >= 20);
             ch.close();
             full.close();
             for r in receivers {
@@ -459,17 +459,49 @@ fn after_tick_and_timer() {
             let at = goro::time::after(Duration::from_millis(20)).recv().unwrap();
             assert!(at.duration_since(t) >= Duration::from_millis(20));
 
-            let ticker = goro::time::tick(Duration::from_millis(5));
-            let mut last = Instant::now();
-            for _ in 0..5 {
+            // Ticks come on the period's grid: the i-th no earlier than
+            // start + i periods.
+            let period = Duration::from_millis(5);
+            let start = Instant::now();
+            let ticker = goro::time::tick(period);
+            let mut last = start;
+            for i in 1..=5u32 {
                 let now = ticker.chan().recv().unwrap();
                 assert!(now >= last);
+                assert!(now.duration_since(start) >= period * i, "tick {i} came early: {:?}", now - start);
                 last = now;
             }
-            // A slow reader misses ticks rather than queueing them.
-            goro::sleep(Duration::from_millis(30));
-            assert!(ticker.chan().len() <= 1);
+            // A slow reader misses ticks rather than queueing them: one tick
+            // waits in the channel, and the next is sent after it is taken.
+            goro::sleep(period * 6);
+            let woke = Instant::now();
+            let stale = ticker.chan().recv().unwrap();
+            assert!(stale <= woke);
+            let fresh = ticker.chan().recv().unwrap();
+            assert!(fresh > woke, "a missed tick was queued: {:?} before the reader woke", woke - fresh);
+            // After stop, no tick comes (drop one that was already in flight).
             ticker.stop();
+            let _ = ticker.chan().try_recv();
+            assert_eq!(
+                ticker.chan().recv_timeout(period * 6),
+                Err(RecvTimeoutError::Timeout),
+                "a stopped ticker ticked"
+            );
+
+            // Reset of a pending timer moves its deadline, both ways, and
+            // the timer fires once.
+            let timer = goro::time::Timer::new(Duration::from_secs(60));
+            assert!(timer.reset(Duration::from_millis(5)), "reset of a pending timer reports it pending");
+            assert!(timer.chan().recv_timeout(Duration::from_secs(5)).is_ok(), "the earlier deadline fired");
+            assert_eq!(timer.chan().recv_timeout(Duration::from_millis(30)), Err(RecvTimeoutError::Timeout));
+            let timer = goro::time::Timer::new(Duration::from_millis(5));
+            assert!(timer.reset(Duration::from_secs(60)));
+            assert_eq!(
+                timer.chan().recv_timeout(Duration::from_millis(50)),
+                Err(RecvTimeoutError::Timeout),
+                "the old deadline fired after reset"
+            );
+            assert!(timer.stop());
 
             let timer = goro::time::Timer::new(Duration::from_secs(60));
             assert!(timer.stop(), "pending timer stops");

@@ -298,7 +298,11 @@ fn shutdown_with_goroutines_parked_on_sockets() {
         let l = Arc::new(rt.block_on(|| TcpListener::bind("127.0.0.1:0").unwrap()));
         let addr = l.local_addr().unwrap();
         let l2 = l.clone();
-        let _acceptor = rt.spawn(move || l2.accept().map(|_| ()));
+        // The acceptor keeps the one connection it takes and reads from it.
+        let acceptor = rt.spawn(move || {
+            let (s, _) = l2.accept()?;
+            (&s).read(&mut [0u8; 1]).map(|_| ())
+        });
         let readers: Vec<_> = (0..10)
             .map(|_| {
                 rt.spawn(move || {
@@ -308,12 +312,14 @@ fn shutdown_with_goroutines_parked_on_sockets() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(rt.goroutines().iter().any(|g| g.wait_reason == goro::WaitReason::IoWait));
+        let in_io_wait = || rt.goroutines().iter().filter(|g| g.wait_reason == goro::WaitReason::IoWait).count();
+        common::wait_until("10 readers and the acceptor parked in IO wait", || in_io_wait() == 11);
         drop(rt);
-        for r in readers {
+        for r in readers.into_iter().chain([acceptor]) {
             // Dropped at shutdown: the join reports it; nothing hangs.
-            let _ = r.join();
+            let err = r.join().expect_err("a reader parked at shutdown finished");
+            let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+            assert!(msg.contains("dropped before it finished"), "{msg}");
         }
     });
 }

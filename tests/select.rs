@@ -84,37 +84,67 @@ fn select_send_picks_arms_pseudo_randomly() {
 fn select_never_receives_its_own_send() {
     // Go's TestSelfSelect: two Gs select-send and select-receive on one
     // channel; on an unbuffered channel a G must never get its own value.
+    // On both, every value sent is received exactly once.
     bounded(60, || {
         for cap in [0usize, 10] {
             rt(2).block_on(move || {
                 let c = Chan::new(cap);
+                let done = Chan::<()>::new(0);
                 let hs: Vec<_> = (0..2u64)
                     .map(|p| {
                         let c = c.clone();
                         goro::go(move || {
+                            let (mut sent, mut got) = (Vec::new(), Vec::new());
                             for i in 0..1000u64 {
                                 let mine = p * 1_000_000 + i;
                                 select! {
-                                    send(c, mine) -> r => r.unwrap(),
+                                    send(c, mine) -> r => {
+                                        r.unwrap();
+                                        sent.push(mine);
+                                    }
                                     recv(c) -> v => {
+                                        let v = v.unwrap();
                                         if cap == 0 {
-                                            assert_ne!(v, Some(mine), "received own value");
+                                            assert_ne!(v, mine, "received own value");
                                         }
+                                        got.push(v);
                                     }
                                 }
                             }
+                            (sent, got)
                         })
                     })
                     .collect();
-                // The two Gs may end unbalanced; drain whoever is left.
+                // The two Gs may end unbalanced: receive for whoever is left
+                // until both are done, then take what is still buffered.
                 let drain = {
-                    let c = c.clone();
-                    goro::go(move || while c.recv_timeout(Duration::from_millis(50)).is_ok() {})
+                    let (c, done) = (c.clone(), done.clone());
+                    goro::go(move || {
+                        let mut got = Vec::new();
+                        loop {
+                            select! {
+                                recv(c) -> v => got.push(v.unwrap()),
+                                recv(done) -> _ => break,
+                            }
+                        }
+                        while let Ok(v) = c.try_recv() {
+                            got.push(v);
+                        }
+                        got
+                    })
                 };
+                let (mut sent, mut got) = (Vec::new(), Vec::new());
                 for h in hs {
-                    h.join().unwrap();
+                    let (s, g) = h.join().unwrap();
+                    sent.extend(s);
+                    got.extend(g);
                 }
-                drain.join().unwrap();
+                done.close();
+                got.extend(drain.join().unwrap());
+                assert!(!sent.is_empty());
+                sent.sort_unstable();
+                got.sort_unstable();
+                assert_eq!(got, sent, "cap {cap}: every value sent is received exactly once");
             });
         }
     });
@@ -182,9 +212,10 @@ fn a_losing_send_arm_drops_its_value_exactly_once() {
             let a: Chan<Counted> = Chan::new(0);
             let b: Chan<u8> = Chan::new(0);
             let b2 = b.clone();
-            // Wins after the select has queued on both channels.
+            // Wins after the select has queued on both channels (the
+            // selecting G is the only other one, and it parks in select).
             goro::go(move || {
-                goro::sleep(Duration::from_millis(10));
+                common::wait_until("the select parked", || common::parked_goroutines() >= 1);
                 b2.send(1).unwrap();
             });
             let r = select! {

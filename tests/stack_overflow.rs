@@ -17,6 +17,7 @@ fn recurse(n: u64) -> u64 {
 }
 
 #[test]
+#[ignore = "child process: its parent test runs it"]
 fn overflow_child() {
     if !is_child() {
         return; // only meaningful as the child of the test below
@@ -45,6 +46,7 @@ fn stack_overflow_is_reported_and_aborts() {
 }
 
 #[test]
+#[ignore = "child process: its parent test runs it"]
 fn stack_exhaustion_child() {
     if !is_child() {
         return; // only meaningful as the child of the test below

@@ -264,7 +264,7 @@ fn semaphore_limits_concurrency_and_is_fifo_for_big_requests() {
                 s2.acquire_n(3);
                 s2.release_n(3);
             });
-            goro::sleep(Duration::from_millis(5));
+            common::wait_until("the big request parked", || common::parked_goroutines() >= 1);
             assert!(!sem.try_acquire(), "a small request jumped the queue");
             sem.release_n(2);
             big.join().unwrap();

@@ -26,21 +26,70 @@ pub fn bounded<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'sta
 /// Set in a child process started by `run_child`.
 const CHILD_ENV: &str = "GORO_TEST_CHILD";
 
-/// Whether this test binary runs as a child of `run_child` (tests that
-/// crash or exit on purpose do their work only then).
+/// Whether this test binary runs as a child of `run_child`. Child entry
+/// points are `#[ignore]`d (so a normal run lists them as ignored, not as
+/// passed) and also return at once unless this is set, in case someone
+/// runs them with `--ignored`.
 pub fn is_child() -> bool {
     std::env::var_os(CHILD_ENV).is_some()
 }
 
-/// Runs test `test` of this test binary in a child process, with `env`,
-/// and returns its output.
+/// How long a child process may run before `run_child` kills it.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs the (ignored) test `test` of this test binary in a child process,
+/// with `env`, and returns its output. A child that runs longer than
+/// `CHILD_TIMEOUT` is killed and the calling test fails with what the child
+/// printed: a hang fails instead of stalling CI.
 pub fn run_child(test: &str, env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD_ENV, "1");
+    run_child_for(test, env, CHILD_TIMEOUT)
+}
+
+/// `run_child` with its own time bound.
+pub fn run_child_for(test: &str, env: &[(&str, &str)], limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    let mut child = cmd.spawn().unwrap();
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(status) => std::process::Output { status, stdout, stderr },
+        None => panic!(
+            "child `{test}` did not finish within {limit:?} (hang?); it printed:\n--- stdout\n{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        ),
+    }
 }
 
 /// A small deterministic PRNG for random delays (splitmix64).
@@ -66,4 +115,24 @@ pub fn busy(micros: u64) {
     while t.elapsed() < Duration::from_micros(micros) {
         std::hint::spin_loop();
     }
+}
+
+/// Waits until `cond` holds, checking every millisecond (a G sleeps, a
+/// plain thread sleeps); fails after 20 s naming `what`. For waiting on a
+/// state (a G parked, a counter reached) instead of sleeping and hoping.
+pub fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let t = std::time::Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
+        if goro::in_goroutine() {
+            goro::sleep(Duration::from_millis(1));
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Gs of the caller's runtime that are parked (status waiting).
+pub fn parked_goroutines() -> usize {
+    goro::stats().waiting_goroutines
 }
