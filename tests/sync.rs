@@ -76,27 +76,40 @@ fn mutex_waiters_park_and_do_not_block_the_m() {
 
 #[test]
 fn starving_waiter_gets_the_mutex() {
-    // Go's starvation mode: a G that keeps relocking cannot starve a waiter
-    // forever; once the waiter has waited over 1 ms it is handed the lock.
-    bounded(30, || {
+    // Go's starvation mode: a G that keeps relocking cannot starve a waiter;
+    // once the waiter has waited over 1 ms, the next unlock hands it the
+    // lock. Measured in the hog's acquisitions while the waiter waits (about
+    // 10 at 100 µs each; without starvation mode, hundreds: the woken waiter
+    // loses almost every race to the running hog).
+    bounded(60, || {
         rt(2).block_on(|| {
             let m = Arc::new(Mutex::new(()));
+            let hog_locks = Arc::new(AtomicUsize::new(0));
             let stop = Arc::new(AtomicBool::new(false));
-            let (m2, s2) = (m.clone(), stop.clone());
+            let (m2, s2, n2) = (m.clone(), stop.clone(), hog_locks.clone());
             let hog = goro::go(move || {
                 while !s2.load(Ordering::Relaxed) {
                     let _g = m2.lock();
+                    n2.fetch_add(1, Ordering::Relaxed);
                     busy(100);
                 }
             });
-            goro::sleep(Duration::from_millis(2));
-            let t = Instant::now();
-            for _ in 0..20 {
-                let _g = m.lock();
-            }
+            common::wait_until("the hog runs", || hog_locks.load(Ordering::Relaxed) > 10);
+            let waits: Vec<usize> = (0..10)
+                .map(|_| {
+                    // The hog is back in its relock loop (the waiter's own
+                    // unlock may have handed it the lock, or it waited).
+                    let before = hog_locks.load(Ordering::Relaxed);
+                    common::wait_until("the hog relocks", || hog_locks.load(Ordering::Relaxed) > before + 2);
+                    let before = hog_locks.load(Ordering::Relaxed);
+                    let _g = m.lock();
+                    hog_locks.load(Ordering::Relaxed) - before
+                })
+                .collect();
             stop.store(true, Ordering::Relaxed);
             hog.join().unwrap();
-            assert!(t.elapsed() < Duration::from_secs(5));
+            let worst = *waits.iter().max().unwrap();
+            assert!(worst <= 200, "a waiter waited through {worst} of the hog's locks (all: {waits:?})");
         });
     });
 }
