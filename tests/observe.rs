@@ -89,6 +89,15 @@ fn schedtrace_prints_gos_line_every_period() {
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("SCHED ")).collect();
     assert!(lines.len() >= 2, "{err}");
+    // One line per period: the time stamps (ms since start) are a period
+    // apart at least (a millisecond of rounding allowed).
+    let stamps: Vec<u64> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(1).and_then(|t| t.strip_suffix("ms:")).unwrap().parse().unwrap())
+        .collect();
+    for w in stamps.windows(2) {
+        assert!(w[1] >= w[0] + 9, "lines {} ms apart with a 10 ms period: {stamps:?}", w[1] - w[0]);
+    }
     for l in &lines {
         // SCHED 12ms: procs=2 idleprocs=1 threads=3 spinningthreads=0 idlethreads=1 runqueue=0 [0 0]
         let (head, queues) = l.split_once(" [").expect("per-P queues");

@@ -410,12 +410,46 @@ fn park_until_times_out() {
 }
 
 #[test]
-fn goro_procs_and_builder_validate_input() {
+fn the_builder_validates_its_input() {
     // SAFETY: the test's Gs keep no thread-local state across switch points.
-    assert!(unsafe { Runtime::builder().procs(0).build() }.is_err());
+    let err = unsafe { Runtime::builder().procs(0).build() }.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("procs"), "{err}");
     let bad = Policy { local_queue: 1, ..Policy::default() };
+    // SAFETY: as above.
+    let err = unsafe { Runtime::builder().policy(bad).build() }.unwrap_err();
+    assert!(err.to_string().contains("local_queue"), "{err}");
+}
+
+#[test]
+#[ignore = "child process: its parent test runs it"]
+fn goro_procs_child() {
+    if !common::is_child() {
+        return;
+    }
     // SAFETY: the test's Gs keep no thread-local state across switch points.
-    assert!(unsafe { Runtime::builder().policy(bad).build() }.is_err());
+    let in_run = unsafe { goro::run(|| goro::stats().procs) };
+    // SAFETY: as above.
+    let built = unsafe { Runtime::new() }.unwrap().procs();
+    println!("RESULT default={} run={in_run} new={built}", goro::default_procs());
+}
+
+#[test]
+fn goro_procs_sets_the_default_number_of_ps() {
+    let result = |env: &[(&str, &str)]| {
+        let out = common::run_child("goro_procs_child", env);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout.lines().find_map(|l| l.split_once("RESULT ").map(|(_, r)| r.to_string())).unwrap_or_else(|| panic!("{stdout}"))
+    };
+    assert_eq!(result(&[("GORO_PROCS", "3")]), "default=3 run=3 new=3");
+    assert_eq!(result(&[("GORO_PROCS", " 7 ")]), "default=7 run=7 new=7");
+    // Not a positive number: the CPU count, as without the variable.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let want = format!("default={cpus} run={cpus} new={cpus}");
+    for bad in ["0", "abc", "-2", ""] {
+        assert_eq!(result(&[("GORO_PROCS", bad)]), want, "GORO_PROCS={bad:?}");
+    }
 }
 
 #[test]

@@ -308,6 +308,12 @@ impl Runtime {
     }
 }
 
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("name", &self.sched.name()).field("procs", &self.sched.procs).finish()
+    }
+}
+
 /// One G as `Runtime::goroutines` reports it.
 #[derive(Clone, Debug)]
 pub struct GoroutineState {
