@@ -343,3 +343,126 @@ fn sockets_work_from_plain_threads_too() {
         t.join().unwrap();
     });
 }
+
+#[test]
+fn udp_connect_send_and_recv() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+            a.connect(ba).unwrap();
+            b.connect(aa).unwrap();
+            assert_eq!(a.peer_addr().unwrap(), ba);
+            // The receiver parks first, then the datagram comes.
+            let h = goro::go(move || {
+                let mut buf = [0u8; 16];
+                let n = b.recv(&mut buf).unwrap();
+                b.send(&buf[..n]).unwrap();
+                buf[..n].to_vec()
+            });
+            assert_eq!(a.send(b"ping").unwrap(), 4);
+            let mut buf = [0u8; 16];
+            let n = a.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"ping");
+            assert_eq!(h.join().unwrap(), b"ping");
+            // A connected socket takes datagrams from its peer only.
+            let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+            stranger.send_to(b"noise", aa).unwrap();
+            a.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            let e = a.recv(&mut buf).unwrap_err();
+            assert!(matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock), "{e}");
+        });
+    });
+}
+
+#[test]
+fn tcp_peek_peer_addr_take_error_and_connect_timeout() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+            let (s, from) = l.accept().unwrap();
+            assert_eq!(c.peer_addr().unwrap(), addr);
+            assert_eq!(s.peer_addr().unwrap(), from);
+            assert_eq!(c.local_addr().unwrap(), from);
+            assert!(c.take_error().unwrap().is_none());
+            // peek parks until data comes, and leaves it for read.
+            let reader = goro::go(move || {
+                let mut b = [0u8; 8];
+                let n = s.peek(&mut b).unwrap();
+                let peeked = b[..n].to_vec();
+                let mut all = [0u8; 5];
+                (&s).read_exact(&mut all).unwrap();
+                (peeked, all)
+            });
+            (&c).write_all(b"hello").unwrap();
+            let (peeked, all) = reader.join().unwrap();
+            assert!(!peeked.is_empty() && b"hello".starts_with(&peeked), "{peeked:?}");
+            assert_eq!(&all, b"hello");
+            // A refused connect is an error, not a hang (nothing listens on
+            // the port the listener had once it is closed).
+            drop(l);
+            let e = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+        });
+    });
+}
+
+#[test]
+fn a_large_write_to_a_slow_reader_parks_the_g_not_its_m() {
+    bounded(60, || {
+        let rt = rt(1);
+        let (total, other_ran) = rt.block_on(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            const LEN: usize = 8 << 20;
+            // One write call of 8 MiB: far more than the socket buffers hold,
+            // so the writer parks in IO wait until the reader catches up.
+            let writer = goro::go(move || {
+                let data = vec![7u8; LEN];
+                (&c).write_all(&data).unwrap();
+            });
+            common::wait_until("the writer parked in IO wait", || goro::dump().lines().any(|l| l.contains("[IO wait")));
+            // With one P, this G runs only because the writer's M is free.
+            let other_ran = goro::go(|| 42).join().unwrap();
+            let mut total = 0;
+            let mut buf = vec![0u8; 64 << 10];
+            while total < LEN {
+                let n = (&s).read(&mut buf).unwrap();
+                assert!(n > 0);
+                assert!(buf[..n].iter().all(|&b| b == 7));
+                total += n;
+            }
+            writer.join().unwrap();
+            (total, other_ran)
+        });
+        assert_eq!((total, other_ran), (8 << 20, 42));
+    });
+}
+
+#[test]
+fn a_write_timeout_gives_timed_out() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (_s, _) = l.accept().unwrap(); // never reads
+            c.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
+            assert_eq!(c.write_timeout().unwrap(), Some(Duration::from_millis(50)));
+            let data = vec![1u8; 1 << 20];
+            let mut sent = 0usize;
+            let e = loop {
+                match (&c).write(&data) {
+                    Ok(n) => sent += n,
+                    Err(e) => break e,
+                }
+                assert!(sent < 1 << 30, "1 GiB written to a peer that never reads");
+            };
+            assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+            assert!(sent > 0);
+        });
+    });
+}

@@ -440,7 +440,10 @@ fn goro_procs_sets_the_default_number_of_ps() {
         let out = common::run_child("goro_procs_child", env);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-        stdout.lines().find_map(|l| l.split_once("RESULT ").map(|(_, r)| r.to_string())).unwrap_or_else(|| panic!("{stdout}"))
+        stdout
+            .lines()
+            .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r.to_string()))
+            .unwrap_or_else(|| panic!("{stdout}"))
     };
     assert_eq!(result(&[("GORO_PROCS", "3")]), "default=3 run=3 new=3");
     assert_eq!(result(&[("GORO_PROCS", " 7 ")]), "default=7 run=7 new=7");

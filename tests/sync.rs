@@ -451,3 +451,69 @@ fn a_dropped_channel_future_leaves_no_waiter() {
         });
     });
 }
+
+#[test]
+fn try_lock_get_mut_and_into_inner() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let mut m = Mutex::new(5);
+            {
+                let g = m.try_lock().expect("an unlocked mutex");
+                assert!(m.try_lock().is_none(), "try_lock of a locked mutex");
+                drop(g);
+            }
+            *m.get_mut() += 1;
+            assert_eq!(*m.try_lock().unwrap(), 6);
+            // Held by another G: try_lock fails without parking.
+            let m = Arc::new(m);
+            let (locked, release) = (Chan::new(0), Chan::<()>::new(0));
+            let holder = {
+                let (m, locked, release) = (m.clone(), locked.clone(), release.clone());
+                goro::go(move || {
+                    let _g = m.lock();
+                    locked.send(()).unwrap();
+                    release.recv();
+                })
+            };
+            locked.recv().unwrap();
+            assert!(m.try_lock().is_none());
+            release.close();
+            holder.join().unwrap();
+            assert_eq!(Arc::try_unwrap(m).ok().unwrap().into_inner(), 6);
+
+            let mut l = RwLock::new(vec![1]);
+            {
+                let r1 = l.try_read().unwrap();
+                let r2 = l.try_read().expect("readers share");
+                assert!(l.try_write().is_none(), "a writer with readers inside");
+                assert_eq!(r1.len() + r2.len(), 2);
+            }
+            {
+                let mut w = l.try_write().unwrap();
+                w.push(2);
+                assert!(l.try_read().is_none(), "a reader with a writer inside");
+                assert!(l.try_write().is_none());
+            }
+            l.get_mut().push(3);
+            assert_eq!(l.into_inner(), vec![1, 2, 3]);
+        });
+    });
+}
+
+#[test]
+fn join_handle_reports_when_its_g_finished() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let gate = Chan::<()>::new(0);
+            let g2 = gate.clone();
+            let h = goro::go(move || {
+                g2.recv();
+                7
+            });
+            assert!(!h.is_finished());
+            gate.close();
+            common::wait_until("the G finished", || h.is_finished());
+            assert_eq!(h.join().unwrap(), 7);
+        });
+    });
+}
