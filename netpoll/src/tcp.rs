@@ -17,9 +17,19 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds to the first address of `addr` that works.
+    /// Binds to the first address of `addr` that works, with the system's
+    /// largest listen backlog (`net.core.somaxconn`, as Go does: a burst of
+    /// connects must not overflow std's and mio's 128).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        each_addr(addr, |a| TcpListener::from_mio(mio::net::TcpListener::bind(a)?))
+        each_addr(addr, |a| {
+            let l = mio::net::TcpListener::bind(a)?;
+            // Listening again on a listening socket sets its backlog (Linux).
+            // SAFETY: `l` owns a valid listening socket.
+            if unsafe { libc::listen(l.as_raw_fd(), max_backlog()) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            TcpListener::from_mio(l)
+        })
     }
 
     fn from_mio(l: mio::net::TcpListener) -> io::Result<TcpListener> {
@@ -44,6 +54,18 @@ impl TcpListener {
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.fd.io().take_error()
     }
+}
+
+/// The kernel's cap on listen backlogs, read once (Go's `maxListenerBacklog`).
+fn max_backlog() -> libc::c_int {
+    static MAX: std::sync::OnceLock<libc::c_int> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse::<libc::c_int>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(libc::SOMAXCONN)
+    })
 }
 
 impl AsRawFd for TcpListener {
