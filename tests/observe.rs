@@ -257,3 +257,176 @@ fn trace_file_is_valid_perfetto_json() {
         assert!(ends.iter().all(|id| starts.contains(id)), "every flow end has its start");
     });
 }
+
+/// A small program for the child-process tests below: a few Gs that talk
+/// over a channel, with one parked in a named G at the end when asked.
+fn small_program(park_forever: bool) {
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
+    rt.block_on(move || {
+        let ch = Chan::new(0);
+        let c2 = ch.clone();
+        let h = goro::go(move || (0..10).map(|_| c2.recv().unwrap()).sum::<u32>());
+        for i in 0..10 {
+            ch.send(i).unwrap();
+        }
+        assert_eq!(h.join().unwrap(), 45);
+        if park_forever {
+            let never = Chan::<()>::new(0);
+            let n2 = never.clone();
+            goro::Builder::new().name("sleeper-in-dump").spawn(move || n2.recv()).unwrap();
+            println!("READY");
+            // Keep a handle so this is no deadlock; wait for the signal.
+            loop {
+                goro::sleep(Duration::from_millis(10));
+                let _ = &never;
+            }
+        }
+    });
+}
+
+#[test]
+#[ignore = "child process: its parent test runs it"]
+fn goro_trace_child() {
+    if is_child() {
+        small_program(false);
+    }
+}
+
+#[test]
+fn goro_trace_env_writes_a_trace_when_the_runtime_drops() {
+    let path = std::env::temp_dir().join(format!("goro-env-trace-{}.json", std::process::id()));
+    let out = run_child("goro_trace_child", &[("GORO_TRACE", path.to_str().unwrap())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("trace written to"), "{err}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("no trace at {path:?}: {e}\n{err}"));
+    let _ = std::fs::remove_file(&path);
+    let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let events = v["traceEvents"].as_array().expect("traceEvents");
+    assert!(events.iter().any(|e| e["ph"] == "X"), "no G runs in the trace");
+}
+
+#[test]
+#[ignore = "child process: its parent test runs it"]
+fn sigquit_child() {
+    if is_child() {
+        small_program(true);
+    }
+}
+
+#[test]
+fn sigquit_dumps_every_goroutine_and_exits_2() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // Like `run_child`, but the parent signals the child once it is ready.
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "sigquit_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("GORO_TEST_CHILD", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("READY") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the child ended before it was ready");
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGQUIT) }, 0);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the child did not exit after SIGQUIT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("SIGQUIT"), "{err}");
+    assert!(err.contains("name: sleeper-in-dump"), "the parked G is in the dump: {err}");
+    assert!(err.contains("[chan receive"), "{err}");
+}
+
+#[test]
+#[ignore = "child process: its parent test runs it"]
+fn builder_schedtrace_child() {
+    if !is_child() {
+        return;
+    }
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    let rt = unsafe { Runtime::builder().procs(1).schedtrace(Duration::from_millis(5), true).build() }.unwrap();
+    rt.block_on(|| goro::sleep(Duration::from_millis(40)));
+}
+
+#[test]
+fn builder_schedtrace_prints_without_the_environment() {
+    let out = run_child("builder_schedtrace_child", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.lines().filter(|l| l.starts_with("SCHED ")).count() >= 2, "{err}");
+    assert!(err.lines().any(|l| l.starts_with("  P0: status=")), "detail lines: {err}");
+}
+
+/// A poller that counts its calls and sleeps on a condition variable; the
+/// test keeps a second handle to read the counts.
+#[derive(Clone, Default)]
+struct CountingPoller(std::sync::Arc<Counts>);
+
+#[derive(Default)]
+struct Counts {
+    polls: std::sync::atomic::AtomicUsize,
+    wakes: std::sync::atomic::AtomicUsize,
+    woken: std::sync::Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl goro::Poller for CountingPoller {
+    fn poll(&self, timeout: Option<Duration>) -> usize {
+        use std::sync::atomic::Ordering::Relaxed;
+        let me = &self.0;
+        me.polls.fetch_add(1, Relaxed);
+        let mut w = me.woken.lock().unwrap();
+        if !*w {
+            w = match timeout {
+                Some(t) => me.cv.wait_timeout(w, t).unwrap().0,
+                None => me.cv.wait(w).unwrap(),
+            };
+        }
+        *w = false;
+        0
+    }
+
+    fn wake(&self) {
+        self.0.wakes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.0.woken.lock().unwrap() = true;
+        self.0.cv.notify_one();
+    }
+}
+
+#[test]
+fn an_installed_poller_is_where_idle_ms_wait() {
+    use std::sync::atomic::Ordering::Relaxed;
+    bounded(30, || {
+        let p = CountingPoller::default();
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).poller(Box::new(p.clone())).build() }.unwrap();
+        for _ in 0..20 {
+            // Every M idles between these; timers wake the one in the poller.
+            let v = rt.block_on(|| {
+                goro::sleep(Duration::from_millis(2));
+                goro::go(|| 5).join().unwrap()
+            });
+            assert_eq!(v, 5);
+        }
+        assert!(p.0.polls.load(Relaxed) > 0, "no M ever waited in the installed poller");
+        drop(rt);
+        assert!(p.0.wakes.load(Relaxed) > 0, "shutdown did not wake the poller");
+    });
+}
