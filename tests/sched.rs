@@ -147,14 +147,25 @@ fn a_small_local_queue_overflows_to_the_global_queue() {
         let policy = Policy { local_queue: 8, ..Policy::default() };
         // SAFETY: the test's Gs keep no thread-local state across switch points.
         let rt = unsafe { Runtime::builder().procs(1).policy(policy).build() }.unwrap();
-        let n = rt.block_on(|| {
+        let (n, at_spawn) = rt.block_on(|| {
+            // None of them runs before the main G blocks (one P): the
+            // newest is in runnext, the others in the local and global
+            // queues.
             let hs: Vec<_> = (0..100u64).map(|i| goro::go(move || i)).collect();
-            hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+            let at_spawn = goro::stats();
+            (hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>(), at_spawn)
         });
         assert_eq!(n, 4950);
-        let st = rt.stats();
-        assert!(st.total.local_overflows > 0, "{st:?}");
-        assert!(st.total.global_takes > 0, "{st:?}");
+        // Each overflow moves half of the full local queue (4 of 8) and the
+        // G being queued: 5 to the global queue.
+        let (global, local, overflows) =
+            (at_spawn.global_queue as u64, at_spawn.per_p[0].local_queue, at_spawn.total.local_overflows);
+        assert!(overflows > 0, "{at_spawn:?}");
+        assert_eq!(global, 5 * overflows, "global queue after {overflows} overflows");
+        // `local_queue` counts runnext too.
+        assert_eq!(global + local, 100, "they all wait in the queues");
+        assert!((5..=9).contains(&local), "local queue and runnext hold {local}");
+        assert!(rt.stats().total.global_takes > 0);
     });
 }
 
@@ -699,5 +710,54 @@ fn a_global_g_runs_within_61_schedules_on_a_busy_p() {
             None,
             "with the check off, a busy P never looks at the global queue"
         );
+    });
+}
+
+/// Go's stealing order: a thief takes the victim's queued Gs first and its
+/// `runnext` G only on its last round (and only from a victim that has not
+/// switched Gs meanwhile); with `steal_runnext: false`, never.
+#[test]
+fn a_thief_takes_queued_gs_first_and_runnext_only_from_a_stuck_p() {
+    fn run(steal_runnext: bool) -> (Option<usize>, Option<usize>) {
+        let policy = Policy { steal_runnext, ..Policy::default() };
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
+        rt.block_on(move || {
+            goro::go(move || {
+                let seq = Arc::new(AtomicUsize::new(1));
+                let (a_at, b_at) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+                let mark = |at: &Arc<AtomicUsize>| {
+                    let (seq, at) = (seq.clone(), at.clone());
+                    move || at.store(seq.fetch_add(1, Ordering::SeqCst), Ordering::SeqCst)
+                };
+                // `a` goes to runnext, then to the local queue when `b`
+                // takes runnext; this G then computes without runtime calls,
+                // so only a thief on the other P can run them meanwhile.
+                let ha = goro::go(mark(&a_at));
+                let hb = goro::go(mark(&b_at));
+                let t = std::time::Instant::now();
+                let limit = Duration::from_millis(if steal_runnext { 5000 } else { 300 });
+                while (a_at.load(Ordering::SeqCst) == 0 || b_at.load(Ordering::SeqCst) == 0) && t.elapsed() < limit {
+                    std::hint::spin_loop();
+                }
+                let seen = |at: &AtomicUsize| Some(at.load(Ordering::SeqCst)).filter(|&s| s != 0);
+                let r = (seen(&a_at), seen(&b_at));
+                ha.join().unwrap();
+                hb.join().unwrap();
+                r
+            })
+            .join()
+            .unwrap()
+        })
+    }
+    bounded(120, || {
+        for _ in 0..10 {
+            let (a, b) = run(true);
+            let (a, b) = (a.expect("the queued G was not stolen"), b.expect("runnext was not stolen from a stuck P"));
+            assert!(a < b, "runnext ({b}) was taken before the queued G ({a})");
+        }
+        let (a, b) = run(false);
+        assert!(a.is_some(), "the queued G was not stolen");
+        assert_eq!(b, None, "runnext was stolen with steal_runnext off");
     });
 }
