@@ -511,3 +511,114 @@ fn after_tick_and_timer() {
         });
     });
 }
+
+/// Every duration is a valid timeout: past about a century (`goro::NEVER`)
+/// it means "never" instead of overflowing `Instant` or wrapping the timer
+/// clock (a wrapped 600-year timeout used to fire after about a second).
+#[test]
+fn huge_durations_saturate_to_never() {
+    let huge = [
+        Duration::MAX,
+        Duration::MAX - Duration::from_nanos(1),
+        Duration::from_secs(u64::MAX),
+        Duration::from_nanos(u64::MAX),
+        Duration::from_nanos(u64::MAX) + Duration::from_nanos(1),
+        Duration::from_secs(585 * 365 * 24 * 3600),
+        Duration::from_secs(586 * 365 * 24 * 3600),
+        goro::NEVER,
+        goro::NEVER + Duration::from_nanos(1),
+    ];
+    bounded(60, move || {
+        rt(2).block_on(move || {
+            let quiet = Duration::from_millis(30);
+            for d in huge {
+                let what = format!("{d:?}");
+                let ch: Chan<u8> = Chan::new(0);
+                let a = goro::time::after(d);
+                let t = goro::time::Timer::new(d);
+                let tick = goro::time::tick(d);
+                let sleeper = goro::go(move || goro::sleep(d));
+                let r = {
+                    let ch = ch.clone();
+                    goro::go(move || ch.recv_timeout(d))
+                };
+                let full: Chan<u8> = Chan::new(1);
+                full.send(0).unwrap();
+                let s = {
+                    let full = full.clone();
+                    goro::go(move || full.send_timeout(1, d))
+                };
+                let sel = {
+                    let ch = ch.clone();
+                    goro::go(move || {
+                        let mut sel = goro::chan::Select::new();
+                        sel.recv(&ch);
+                        sel.select_timeout(d).is_none()
+                    })
+                };
+                // Nothing fires or returns early.
+                assert_eq!(a.recv_timeout(quiet), Err(RecvTimeoutError::Timeout), "after({what})");
+                assert_eq!(t.chan().recv_timeout(quiet), Err(RecvTimeoutError::Timeout), "Timer({what})");
+                assert_eq!(tick.chan().recv_timeout(quiet), Err(RecvTimeoutError::Timeout), "tick({what})");
+                assert!(!sleeper.is_finished(), "sleep({what}) returned");
+                assert!(!r.is_finished() && !s.is_finished() && !sel.is_finished(), "a timeout of {what} expired");
+                // Each still works: the waits end when their channel does.
+                ch.send(1).unwrap();
+                ch.close();
+                assert_eq!(full.recv(), Some(0));
+                assert!(t.stop(), "Timer({what}) is pending");
+                assert!(!t.reset(Duration::ZERO));
+                assert!(t.chan().recv_timeout(Duration::from_secs(5)).is_ok(), "a reset Timer fires");
+                tick.stop();
+                drop(sleeper); // parked in a century-long sleep; dropped at shutdown
+                               // One of the receivers got the value, the other saw the close.
+                let got = r.join().unwrap();
+                assert!(matches!(got, Ok(1) | Err(RecvTimeoutError::Closed)), "{what}: {got:?}");
+                assert!(!sel.join().unwrap(), "select_timeout({what}) timed out");
+                assert!(s.join().unwrap().is_ok(), "send_timeout({what})");
+            }
+            // Small ones still fire.
+            for d in [Duration::ZERO, Duration::from_nanos(1), Duration::from_millis(1)] {
+                assert!(goro::time::after(d).recv_timeout(Duration::from_secs(5)).is_ok(), "{d:?}");
+            }
+        });
+    });
+}
+
+/// `Timer::reset` is atomic: two Gs resetting one timer over and over, then
+/// a `stop`, leave nothing armed (a lost handle used to fire seconds later).
+#[test]
+fn a_stopped_timer_never_fires_after_racing_resets() {
+    bounded(120, || {
+        rt(2).block_on(|| {
+            for round in 0..5u64 {
+                let t = Arc::new(goro::time::Timer::new(Duration::from_secs(60)));
+                let hs: Vec<_> = (0..2u64)
+                    .map(|k| {
+                        let t = t.clone();
+                        goro::go(move || {
+                            let mut rng = Rng(round * 10 + k);
+                            for _ in 0..20_000 {
+                                // Due 30-60 ms out: none is due before the check below.
+                                t.reset(Duration::from_micros(30_000 + rng.below(30_000)));
+                                if rng.below(64) == 0 {
+                                    goro::yield_now();
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+                t.stop();
+                let _ = t.chan().try_recv(); // one that fired before the stop
+                assert_eq!(
+                    t.chan().recv_timeout(Duration::from_millis(150)),
+                    Err(RecvTimeoutError::Timeout),
+                    "round {round}: a stopped timer fired"
+                );
+            }
+        });
+    });
+}

@@ -481,3 +481,53 @@ fn a_write_timeout_gives_timed_out() {
         });
     });
 }
+
+/// A listener's backlog is the system's `somaxconn` (as Go's), not std's
+/// 128: a burst of connects to a server that has not accepted yet all
+/// complete, without the kernel dropping SYNs (which costs a client a 1 s
+/// retransmission: the 900 ms timeout below catches that).
+#[test]
+fn a_burst_of_connects_fits_in_the_listen_backlog() {
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap().trim().parse().unwrap();
+    let n = somaxconn.min(1000);
+    bounded(60, move || {
+        rt(2).block_on(move || {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let clients: Vec<TcpStream> = (0..n)
+                .map(|i| {
+                    TcpStream::connect_timeout(&addr, Duration::from_millis(900))
+                        .unwrap_or_else(|e| panic!("connect {i} of {n} before any accept: {e}"))
+                })
+                .collect();
+            for _ in 0..n {
+                l.accept().unwrap();
+            }
+            assert_eq!(clients.len(), n);
+        });
+    });
+}
+
+#[test]
+fn socket_timeouts_of_any_size_are_valid() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            for d in [Duration::MAX, Duration::from_secs(u64::MAX), Duration::from_nanos(u64::MAX) * 2] {
+                s.set_read_timeout(Some(d)).unwrap();
+                c.set_write_timeout(Some(d)).unwrap();
+                let s2 = s.try_clone().unwrap();
+                let reader = goro::go(move || {
+                    let mut b = [0u8; 1];
+                    (&s2).read_exact(&mut b).map(|_| b[0])
+                });
+                common::wait_until("the reader parked", || common::parked_goroutines() >= 1);
+                assert!(!reader.is_finished(), "a read with a timeout of {d:?} ended early");
+                (&c).write_all(&[9]).unwrap();
+                assert_eq!(reader.join().unwrap().unwrap(), 9, "{d:?}");
+            }
+        });
+    });
+}

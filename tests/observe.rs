@@ -276,8 +276,10 @@ fn small_program(park_forever: bool) {
             let n2 = never.clone();
             goro::Builder::new().name("sleeper-in-dump").spawn(move || n2.recv()).unwrap();
             println!("READY");
-            // Keep a handle so this is no deadlock; wait for the signal.
-            loop {
+            // Keep a handle so this is no deadlock; wait for the signal
+            // (this process ends there, unless the application's own
+            // SIGQUIT handler ran: then it returns).
+            while !APP_QUIT_SEEN.load(std::sync::atomic::Ordering::SeqCst) {
                 goro::sleep(Duration::from_millis(10));
                 let _ = &never;
             }
@@ -307,32 +309,56 @@ fn goro_trace_env_writes_a_trace_when_the_runtime_drops() {
     assert!(events.iter().any(|e| e["ph"] == "X"), "no G runs in the trace");
 }
 
-#[test]
-#[ignore = "child process: its parent test runs it"]
-fn sigquit_child() {
-    if is_child() {
-        small_program(true);
-    }
+static APP_QUIT_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn app_sigquit(_: libc::c_int) {
+    APP_QUIT_SEEN.store(true, std::sync::atomic::Ordering::SeqCst);
+    let msg = b"APP QUIT HANDLER\n";
+    // SAFETY: write(2) is async-signal-safe.
+    unsafe { libc::write(2, msg.as_ptr() as *const libc::c_void, msg.len()) };
 }
 
 #[test]
-fn sigquit_dumps_every_goroutine_and_exits_2() {
+#[ignore = "child process: its parent test runs it"]
+fn sigquit_child() {
+    if !is_child() {
+        return;
+    }
+    if std::env::var_os("GORO_TEST_APP_QUIT").is_some() {
+        // SAFETY: installs a handler that stores to an atomic and writes.
+        unsafe { libc::signal(libc::SIGQUIT, app_sigquit as *const () as libc::sighandler_t) };
+    }
+    small_program(true);
+}
+
+/// Runs `sigquit_child` with `env`, sends it SIGQUIT once it is ready, and
+/// returns how it ended and its stderr.
+fn quit_child(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     // Like `run_child`, but the parent signals the child once it is ready.
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "sigquit_child", "--ignored", "--nocapture", "--test-threads=1"])
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "sigquit_child", "--ignored", "--nocapture", "--test-threads=1"])
         .env("GORO_TEST_CHILD", "1")
+        .env_remove("GORO_SIGQUIT")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     while !line.contains("READY") {
         line.clear();
         assert!(stdout.read_line(&mut line).unwrap() > 0, "the child ended before it was ready");
     }
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut e = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut e).unwrap();
+        e
+    });
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGQUIT) }, 0);
     let t = Instant::now();
@@ -346,12 +372,30 @@ fn sigquit_dumps_every_goroutine_and_exits_2() {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status, err.join().unwrap())
+}
+
+#[test]
+fn sigquit_dumps_every_goroutine_and_exits_2_when_asked() {
+    use std::os::unix::process::ExitStatusExt;
+    // Asked for (as GOTRACEBACK's family is in Go): the dump, then exit 2.
+    let (status, err) = quit_child(&[("GORO_SIGQUIT", "1")]);
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("SIGQUIT"), "{err}");
     assert!(err.contains("name: sleeper-in-dump"), "the parked G is in the dump: {err}");
     assert!(err.contains("[chan receive"), "{err}");
+    // Not asked for: a library leaves SIGQUIT alone (the default action).
+    let (status, err) = quit_child(&[]);
+    assert_eq!(status.signal(), Some(libc::SIGQUIT), "{err}");
+    assert!(!err.contains("sleeper-in-dump"), "{err}");
+    // The application's own handler still runs; with the dump asked for,
+    // the dump comes too and the process goes on.
+    let (status, err) = quit_child(&[("GORO_TEST_APP_QUIT", "1")]);
+    assert!(status.success(), "{err}");
+    assert!(err.contains("APP QUIT HANDLER") && !err.contains("sleeper-in-dump"), "{err}");
+    let (status, err) = quit_child(&[("GORO_TEST_APP_QUIT", "1"), ("GORO_SIGQUIT", "1")]);
+    assert!(status.success(), "{err}");
+    assert!(err.contains("APP QUIT HANDLER") && err.contains("sleeper-in-dump"), "{err}");
 }
 
 #[test]
@@ -429,4 +473,35 @@ fn an_installed_poller_is_where_idle_ms_wait() {
         drop(rt);
         assert!(p.0.wakes.load(Relaxed) > 0, "shutdown did not wake the poller");
     });
+}
+
+#[test]
+#[ignore = "child process: its parent test runs it"]
+fn bad_env_child() {
+    if !is_child() {
+        return;
+    }
+    // Two runtimes: each variable is reported once, not per runtime.
+    for _ in 0..2 {
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::new() }.unwrap();
+        assert_eq!(rt.block_on(|| 1), 1);
+    }
+}
+
+#[test]
+fn invalid_goro_environment_values_are_reported_once() {
+    let out = run_child(
+        "bad_env_child",
+        &[("GORO_PROCS", "many"), ("GORO_SCHEDTRACE", "abc"), ("GORO_SIGQUIT", "maybe"), ("GORO_TRACEBACK", "loud")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for (var, value) in
+        [("GORO_PROCS", "many"), ("GORO_SCHEDTRACE", "abc"), ("GORO_SIGQUIT", "maybe"), ("GORO_TRACEBACK", "loud")]
+    {
+        let line = format!("goro: ignoring {var}=\"{value}\": expected");
+        assert_eq!(err.matches(&line).count(), 1, "one warning for {var}: {err}");
+    }
+    assert!(!err.contains("SCHED "), "an invalid GORO_SCHEDTRACE traced anyway: {err}");
 }

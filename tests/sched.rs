@@ -761,3 +761,44 @@ fn a_thief_takes_queued_gs_first_and_runnext_only_from_a_stuck_p() {
         assert_eq!(b, None, "runnext was stolen with steal_runnext off");
     });
 }
+
+#[test]
+fn stack_sizes_are_validated_not_crashed_on() {
+    bounded(30, || {
+        for bytes in [usize::MAX, usize::MAX / 2, (1 << 30) + 1] {
+            // SAFETY: the test's Gs keep no thread-local state across switch points.
+            let err = unsafe { Runtime::builder().stack_size(bytes).build() }.unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bytes}: {err}");
+            assert!(err.to_string().contains("stack_size"), "{err}");
+        }
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::builder().procs(1).stack_size(0).build() }.unwrap();
+        rt.block_on(|| {
+            for bytes in [usize::MAX, usize::MAX - 4095, (1 << 30) + 1] {
+                let err = goro::Builder::new().stack_size(bytes).spawn(|| ()).unwrap_err();
+                assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bytes}: {err}");
+            }
+            // Zero means the smallest stack there is; it runs.
+            let h = goro::Builder::new().stack_size(0).spawn(|| 3).unwrap();
+            assert_eq!(h.join().unwrap(), 3);
+            // The runtime's own default of 0 too.
+            assert_eq!(goro::go(|| 4).join().unwrap(), 4);
+        });
+    });
+}
+
+/// A G that waits really switches out (its M runs the other G): on one P,
+/// each message of a ping-pong parks one side. A park that returned at once
+/// (a token never consumed, a fast path gone wrong) would spin instead.
+#[test]
+fn a_waiting_g_parks_instead_of_spinning() {
+    bounded(60, || {
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).build() }.unwrap();
+        let before = rt.stats().total.parks;
+        schedload::pingpong(&rt, 1000);
+        let parks = rt.stats().total.parks - before;
+        // Two messages per round trip, one side of each parks.
+        assert!(parks >= 2000, "{parks} parks for 2,000 hand-offs on one P");
+    });
+}

@@ -1,5 +1,7 @@
 //! A G that overflows its stack hits the guard page; the runtime prints
-//! `goroutine N [name] stack overflow (stack size S)` and aborts. Run in a
+//! `goroutine N [name] stack overflow (stack size S)` and exits with status
+//! 2, as Go does (`GORO_TRACEBACK=crash`: aborts). Faults that are not
+//! goro's go to the handler installed before goro's. Each case runs in a
 //! child process (this test binary re-executed).
 
 mod common;
@@ -33,16 +35,79 @@ fn overflow_child() {
 }
 
 #[test]
-fn stack_overflow_is_reported_and_aborts() {
-    let out = run_child("overflow_child", &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "child exited successfully: {stderr}");
-    let line = stderr
-        .lines()
-        .find(|l| l.contains("stack overflow (stack size"))
-        .unwrap_or_else(|| panic!("no overflow report in: {stderr}"));
-    assert!(line.starts_with("goroutine "), "{line}");
-    assert!(line.contains(" [deep] stack overflow (stack size 65536)"), "{line}");
+fn stack_overflow_is_reported_and_exits_2() {
+    use std::os::unix::process::ExitStatusExt;
+    for (env, crash) in [(None, false), (Some("crash"), true)] {
+        let vars: Vec<(&str, &str)> = env.map(|v| ("GORO_TRACEBACK", v)).into_iter().collect();
+        let out = run_child("overflow_child", &vars);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if crash {
+            assert_eq!(out.status.signal(), Some(libc::SIGABRT), "GORO_TRACEBACK=crash aborts: {stderr}");
+        } else {
+            assert_eq!(out.status.code(), Some(2), "Go's exit status: {stderr}");
+        }
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("stack overflow (stack size"))
+            .unwrap_or_else(|| panic!("no overflow report in: {stderr}"));
+        assert!(line.starts_with("goroutine "), "{line}");
+        assert!(line.contains(" [deep] stack overflow (stack size 65536)"), "{line}");
+        assert!(stderr.contains("fatal error: stack overflow"), "{stderr}");
+    }
+}
+
+/// The application's own SIGSEGV handler, installed before any runtime.
+extern "C" fn app_segv(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let msg = b"APP HANDLER\n";
+    // SAFETY: write(2) and _exit(2) are async-signal-safe.
+    unsafe {
+        libc::write(2, msg.as_ptr() as *const libc::c_void, msg.len());
+        libc::_exit(7);
+    }
+}
+
+#[test]
+#[ignore = "child process: its parent test runs it"]
+fn foreign_fault_child() {
+    if !is_child() {
+        return;
+    }
+    // SAFETY: installs a handler that only writes and exits.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = app_segv as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGSEGV, &sa, std::ptr::null_mut());
+    }
+    let in_g = std::env::var("GORO_TEST_FAULT_IN_G").is_ok();
+    fn fault() {
+        // A fault far from any guard page: not goro's.
+        // SAFETY: deliberately invalid; the handler ends the process.
+        unsafe { std::ptr::write_volatile(16 as *mut u8, 1) };
+    }
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    unsafe {
+        goro::run(move || {
+            if in_g {
+                goro::go(fault).join().unwrap();
+            } else {
+                std::thread::spawn(fault).join().unwrap();
+            }
+        })
+    };
+    unreachable!("the fault should have ended the process");
+}
+
+#[test]
+fn faults_that_are_not_goros_reach_the_handler_installed_before() {
+    for env in [vec![], vec![("GORO_TEST_FAULT_IN_G", "1")]] {
+        let out = run_child("foreign_fault_child", &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(7), "{env:?}: {stderr}");
+        assert!(stderr.contains("APP HANDLER"), "{stderr}");
+        assert!(!stderr.contains("stack overflow"), "{stderr}");
+    }
 }
 
 #[test]

@@ -433,7 +433,7 @@ impl<T> Chan<T> {
 
     /// Sends, waiting at most `d`.
     pub fn send_timeout(&self, v: T, d: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.send_deadline(v, Instant::now() + d)
+        self.send_deadline(v, goro_runtime::deadline_after(d))
     }
 
     /// Sends, waiting until `deadline` at most.
@@ -447,7 +447,7 @@ impl<T> Chan<T> {
 
     /// Receives, waiting at most `d`.
     pub fn recv_timeout(&self, d: Duration) -> Result<T, RecvTimeoutError> {
-        self.recv_deadline(Instant::now() + d)
+        self.recv_deadline(goro_runtime::deadline_after(d))
     }
 
     /// Receives, waiting until `deadline` at most.

@@ -458,7 +458,7 @@ impl<'a> Select<'a> {
 
     /// Waits at most `d` for an arm to fire.
     pub fn select_timeout(&mut self, d: Duration) -> Option<usize> {
-        self.run(Mode::Until(Instant::now() + d))
+        self.run(Mode::Until(goro_runtime::deadline_after(d)))
     }
 
     /// The value received by arm `i` (`None`: channel closed).

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use goro_runtime::{add_timer, TimerAction, TimerHandle};
+use goro_runtime::{add_timer, deadline_after, deadline_from, TimerAction, TimerHandle};
 
 use crate::chan::{AsChan, Chan};
 
@@ -38,14 +38,17 @@ impl Timer {
     /// A timer that fires after `d`.
     pub fn new(d: Duration) -> Timer {
         let t = Timer { ch: Chan::new(1), handle: Mutex::new(None) };
-        t.arm(d);
+        t.arm(&mut t.handle.lock().unwrap(), d);
         t
     }
 
-    fn arm(&self, d: Duration) {
+    /// Arms the timer in `slot` (which the caller emptied, under its lock):
+    /// one lock around stop-and-arm, so two `reset`s cannot both arm and
+    /// leave one handle uncancellable.
+    fn arm(&self, slot: &mut Option<TimerHandle>, d: Duration) {
+        debug_assert!(slot.is_none());
         let ch = self.ch.clone();
-        let h = add_timer(Instant::now() + d, TimerAction::Call(Box::new(move || fire(&ch))));
-        *self.handle.lock().unwrap() = Some(h);
+        *slot = Some(add_timer(deadline_after(d), TimerAction::Call(Box::new(move || fire(&ch)))));
     }
 
     /// The channel the time is delivered on.
@@ -66,9 +69,12 @@ impl Timer {
 
     /// Re-arms the timer to fire after `d`. Returns `true` if it was still
     /// pending (Go's `Reset`). A value already delivered stays in the channel.
+    /// Atomic with respect to other `reset`s and `stop`s: after a `stop`
+    /// that follows any number of concurrent resets, the timer never fires.
     pub fn reset(&self, d: Duration) -> bool {
-        let was_pending = self.stop();
-        self.arm(d);
+        let mut slot = self.handle.lock().unwrap();
+        let was_pending = slot.take().is_some_and(|h| h.cancel());
+        self.arm(&mut slot, d);
         was_pending
     }
 }
@@ -105,7 +111,7 @@ fn arm_tick(st: &Arc<TickState>, when: Instant) {
             fire(&st2.ch);
             // Next tick on the period's grid, skipping ticks already missed.
             let now = Instant::now();
-            let mut next = when + st2.period;
+            let mut next = deadline_from(when, st2.period);
             if next <= now {
                 let behind = now.duration_since(when).as_nanos() % st2.period.as_nanos().max(1);
                 next = now + st2.period - Duration::from_nanos(behind as u64);
@@ -133,7 +139,7 @@ impl Ticker {
         assert!(!period.is_zero(), "non-positive interval for goro::time::tick");
         let st =
             Arc::new(TickState { ch: Chan::new(1), period, stopped: AtomicBool::new(false), handle: Mutex::new(None) });
-        arm_tick(&st, Instant::now() + period);
+        arm_tick(&st, deadline_after(period));
         Ticker { st }
     }
 

@@ -90,7 +90,7 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
         let read = dir == Dir::Read;
         let empty = if read { &self.rempty } else { &self.wempty };
         let ready = self.pd.ready(read);
-        let deadline = self.timeout(dir).map(|d| Instant::now() + d);
+        let deadline = self.timeout(dir).map(goro_runtime::deadline_after);
         loop {
             if in_g && empty.load(Ordering::Relaxed) && !self.pd.closed.load(Ordering::SeqCst) {
                 // Known empty: only an edge since then can have changed it.

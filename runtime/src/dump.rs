@@ -178,32 +178,65 @@ fn describe(g: &G, now: u64) -> String {
 static RUNTIMES: Mutex<Vec<Weak<Sched>>> = Mutex::new(Vec::new());
 static SIGQUIT: AtomicBool = AtomicBool::new(false);
 
-pub(crate) fn register(s: &Arc<Sched>) {
+/// `sigquit_dump`: install the SIGQUIT dump (also: `GORO_SIGQUIT=1`).
+pub(crate) fn register(s: &Arc<Sched>, sigquit_dump: bool) {
     let mut v = RUNTIMES.lock().unwrap();
     v.retain(|w| w.strong_count() > 0);
     v.push(Arc::downgrade(s));
-    install_sigquit();
+    drop(v);
+    if sigquit_dump || crate::runtime::env_flag("GORO_SIGQUIT") {
+        install_sigquit();
+    }
 }
 
+/// The SIGQUIT disposition before goro's (`sa_sigaction`, `sa_flags`),
+/// written once before the handler is installed.
+static OLD_QUIT: std::sync::OnceLock<(usize, libc::c_int)> = std::sync::OnceLock::new();
+
+/// A library does not take the process over: the dump is opt-in, and a
+/// handler the application had keeps running (goro's dump comes first, and
+/// the process then goes on instead of exiting).
 fn install_sigquit() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        extern "C" fn on_sigquit(_: libc::c_int) {
-            // Async-signal-safe: only an atomic store; sysmon does the work.
+        extern "C" fn on_sigquit(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+            // Async-signal-safe: an atomic store; sysmon does the work.
             SIGQUIT.store(true, Ordering::SeqCst);
+            if let Some(&(h, flags)) = OLD_QUIT.get() {
+                if h != libc::SIG_DFL && h != libc::SIG_IGN {
+                    // SAFETY: `h` is the handler the application installed
+                    // for this signal, called as it asked to be.
+                    unsafe {
+                        if flags & libc::SA_SIGINFO != 0 {
+                            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                                std::mem::transmute(h);
+                            f(sig, info, ctx);
+                        } else {
+                            let f: extern "C" fn(libc::c_int) = std::mem::transmute(h);
+                            f(sig);
+                        }
+                    }
+                }
+            }
         }
-        // SAFETY: installs a handler that only stores to an atomic.
+        // SAFETY: reads the current disposition, then installs a handler
+        // that stores to an atomic and calls the previous handler.
         unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGQUIT, std::ptr::null(), &mut old);
+            let _ = OLD_QUIT.set((old.sa_sigaction, old.sa_flags));
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_sigquit as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(libc::SIGQUIT, &sa, std::ptr::null_mut());
         }
     });
 }
 
-/// Called by every sysmon round: on SIGQUIT, dump every runtime and exit
-/// with status 2 (Go's behaviour).
+/// Called by every sysmon round: on SIGQUIT, dump every runtime; then exit
+/// with status 2 (Go's behaviour) unless the application had a SIGQUIT
+/// handler of its own, which has run.
 pub(crate) fn check_sigquit() {
     if !SIGQUIT.swap(false, Ordering::SeqCst) {
         return;
@@ -213,7 +246,9 @@ pub(crate) fn check_sigquit() {
         let _ = writeln!(out, "runtime {:?}:\n{}", s.name(), s.dump());
     }
     eprint!("{out}");
-    std::process::exit(2);
+    if OLD_QUIT.get().is_none_or(|&(h, _)| h == libc::SIG_DFL) {
+        std::process::exit(2);
+    }
 }
 
 /// A goroutine dump of the runtime the caller runs on (the global one

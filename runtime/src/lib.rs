@@ -58,4 +58,4 @@ pub use runtime::{default_procs, run, stats, Deadlock, GoroutineState, Runtime, 
 pub use stack::mapped_stacks;
 pub use stats::{Histogram, PStats, Stats};
 pub use syscall::{blocking, syscall};
-pub use timer::{add_timer, sleep, sleep_until, TimerAction, TimerHandle};
+pub use timer::{add_timer, deadline_after, deadline_from, sleep, sleep_until, TimerAction, TimerHandle, NEVER};

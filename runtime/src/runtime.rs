@@ -42,6 +42,7 @@ pub struct RuntimeBuilder {
     max_threads: usize,
     trace: Option<std::path::PathBuf>,
     schedtrace: Option<(Duration, bool)>,
+    sigquit_dump: bool,
 }
 
 impl Default for RuntimeBuilder {
@@ -55,6 +56,7 @@ impl Default for RuntimeBuilder {
             max_threads: 10_000,
             trace: None,
             schedtrace: None,
+            sigquit_dump: false,
         }
     }
 }
@@ -63,9 +65,42 @@ impl Default for RuntimeBuilder {
 fn schedtrace_from_env() -> Option<(Duration, bool)> {
     let v = std::env::var("GORO_SCHEDTRACE").ok()?;
     let mut parts = v.split(',');
-    let ms: u64 = parts.next()?.trim().parse().ok().filter(|&ms| ms > 0)?;
-    let detail = parts.any(|p| p.trim() == "detail");
-    Some((Duration::from_millis(ms), detail))
+    let ms = parts.next().and_then(|ms| ms.trim().parse::<u64>().ok()).filter(|&ms| ms > 0);
+    let rest: Vec<&str> = parts.map(str::trim).collect();
+    match ms {
+        Some(ms) if rest.iter().all(|p| *p == "detail") => Some((Duration::from_millis(ms), !rest.is_empty())),
+        _ => {
+            warn_env("GORO_SCHEDTRACE", &v, "a period in milliseconds above 0, optionally followed by `,detail`");
+            None
+        }
+    }
+}
+
+/// Prints one line about an invalid `GORO_*` value, once per variable in
+/// the process: a typo must not be ignored silently, nor flood stderr.
+pub(crate) fn warn_env(var: &str, value: &str, expected: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.iter().any(|w| w == var) {
+        warned.push(var.to_string());
+        eprintln!("goro: ignoring {var}={value:?}: expected {expected}");
+    }
+}
+
+/// A `GORO_*` switch: `1`/`true`/`yes` on, `0`/`false`/`no`/unset off,
+/// anything else off with a warning.
+pub(crate) fn env_flag(var: &str) -> bool {
+    match std::env::var(var) {
+        Err(_) => false,
+        Ok(v) => match v.trim() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" | "" => false,
+            _ => {
+                warn_env(var, &v, "1 or 0");
+                false
+            }
+        },
+    }
 }
 
 /// `try_block_on` found every G asleep with nothing left to wake them.
@@ -83,11 +118,14 @@ impl std::error::Error for Deadlock {}
 /// The number of Ps when none is configured: `GORO_PROCS`, else the number
 /// of CPUs.
 pub fn default_procs() -> usize {
-    std::env::var("GORO_PROCS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(num_cpus::get)
+    let Ok(v) = std::env::var("GORO_PROCS") else { return num_cpus::get() };
+    match v.trim().parse::<usize>() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            warn_env("GORO_PROCS", &v, "a number of Ps above 0");
+            num_cpus::get()
+        }
+    }
 }
 
 impl RuntimeBuilder {
@@ -97,7 +135,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Default G stack size in bytes.
+    /// Default G stack size in bytes (rounded up to pages; at most 1 GiB,
+    /// else `build` fails with `InvalidInput`). Reserved, not committed.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self
@@ -136,6 +175,15 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Installs the SIGQUIT goroutine dump (Go prints one and exits 2;
+    /// goro does so only when asked: here or with `GORO_SIGQUIT=1`). A
+    /// SIGQUIT handler the application installed before keeps running, and
+    /// then the process goes on.
+    pub fn sigquit_dump(mut self, on: bool) -> Self {
+        self.sigquit_dump = on;
+        self
+    }
+
     /// Prefix of the runtime's thread names.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -164,6 +212,16 @@ impl RuntimeBuilder {
         if procs == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "goro: procs must be at least 1"));
         }
+        if self.stack_size > crate::sched::MAX_STACK_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "goro: stack_size {} is over the limit of {} bytes",
+                    self.stack_size,
+                    crate::sched::MAX_STACK_SIZE
+                ),
+            ));
+        }
         if self.policy.local_queue < 2 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "goro: policy.local_queue must be at least 2"));
         }
@@ -177,6 +235,7 @@ impl RuntimeBuilder {
             max_threads: self.max_threads,
             trace: self.trace.or_else(|| std::env::var_os("GORO_TRACE").map(Into::into)),
             schedtrace_detail: schedtrace.is_some_and(|(_, d)| d),
+            sigquit_dump: self.sigquit_dump,
         });
         let sysmon = Sysmon::start(sched.clone(), &self.name, schedtrace)?;
         Ok(Runtime { sched, sysmon: Some(sysmon) })

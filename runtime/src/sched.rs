@@ -162,6 +162,7 @@ pub(crate) struct SchedConfig {
     pub max_threads: usize,
     pub trace: Option<std::path::PathBuf>,
     pub schedtrace_detail: bool,
+    pub sigquit_dump: bool,
 }
 
 impl Sched {
@@ -211,7 +212,7 @@ impl Sched {
             coprimes,
             name: cfg.name,
         });
-        crate::dump::register(&s);
+        crate::dump::register(&s, cfg.sigquit_dump);
         s
     }
 
@@ -233,8 +234,11 @@ impl Sched {
         self.coarse_clock.store(self.now_nanos(), Ordering::Relaxed);
     }
 
+    /// `t` in ns since the epoch, saturating below `u64::MAX` (which
+    /// means "no timer"): an `Instant` centuries away is still far away.
     pub fn nanos(&self, t: Instant) -> u64 {
-        t.saturating_duration_since(self.epoch).as_nanos() as u64
+        let ns = t.saturating_duration_since(self.epoch).as_nanos();
+        ns.min(u128::from(u64::MAX - 1)) as u64
     }
 
     pub fn is_current(&self) -> bool {

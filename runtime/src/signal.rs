@@ -2,9 +2,11 @@
 //! stack that recognises a fault in the running G's guard page.
 //!
 //! On a hit it writes `goroutine N [name] stack overflow (stack size S)` to
-//! stderr with `write(2)` (nothing that allocates or locks) and aborts. Any
-//! other fault goes to the handler that was installed before ours (Rust's
-//! own, which reports overflows of thread stacks), or to the default action.
+//! stderr with `write(2)` (nothing that allocates or locks) and exits with
+//! status 2, as Go does (`GORO_TRACEBACK=crash` aborts instead, for a core
+//! dump). Any other fault goes to the handler that was installed before ours
+//! (the application's, or Rust's own, which reports overflows of thread
+//! stacks), or to the default action.
 
 use std::sync::Once;
 
@@ -14,9 +16,20 @@ static INSTALL: Once = Once::new();
 static mut OLD_SEGV: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::uninit();
 static mut OLD_BUS: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::uninit();
 
+/// `GORO_TRACEBACK=crash`: abort (and dump core) on a stack overflow instead
+/// of exiting with status 2, as Go's `GOTRACEBACK=crash`. Read once, before
+/// the handler can run (it cannot read the environment).
+static CRASH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Installs the handler once per process.
 pub(crate) fn install() {
     INSTALL.call_once(|| {
+        match std::env::var("GORO_TRACEBACK") {
+            Ok(v) if v.trim() == "crash" => CRASH.store(true, std::sync::atomic::Ordering::Relaxed),
+            Ok(v) if matches!(v.trim(), "" | "none" | "single" | "all" | "system") => {}
+            Ok(v) => crate::runtime::warn_env("GORO_TRACEBACK", &v, "crash (or one of Go's other levels)"),
+            Err(_) => {}
+        }
         // SAFETY: sigaction with a valid handler; the OLD_* statics are
         // written here once, before the handler can run (it is installed by
         // this very call), and only read afterwards.
@@ -128,8 +141,9 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     }
 }
 
-/// Writes the overflow message and aborts. Async-signal-safe: formats into
-/// a stack buffer.
+/// Writes the overflow message and exits with status 2 as Go does (aborts
+/// with `GORO_TRACEBACK=crash`). Async-signal-safe: formats into a stack
+/// buffer.
 fn report_overflow(id: u64, name: Option<&str>, size: usize) -> ! {
     let mut buf = [0u8; 512];
     let mut w = Buf { buf: &mut buf, len: 0 };
@@ -143,10 +157,13 @@ fn report_overflow(id: u64, name: Option<&str>, size: usize) -> ! {
     w.put(b" stack overflow (stack size ");
     w.num(size as u64);
     w.put(b")\nfatal error: stack overflow\n");
-    // SAFETY: write(2) and abort(3) are async-signal-safe.
+    // SAFETY: write(2), abort(3) and _exit(2) are async-signal-safe.
     unsafe {
         libc::write(2, w.buf.as_ptr() as *const libc::c_void, w.len);
-        libc::abort();
+        if CRASH.load(std::sync::atomic::Ordering::Relaxed) {
+            libc::abort();
+        }
+        libc::_exit(2);
     }
 }
 

@@ -67,9 +67,15 @@ impl Stack {
     /// burst of spawns does not take the kernel's mmap lock once per G.
     pub fn new_batch(size: usize, n: usize) -> io::Result<Vec<Stack>> {
         let page = page_size();
-        let size = size.max(corosensei::stack::MIN_STACK_SIZE).div_ceil(page) * page;
-        let len = size + page;
-        let total = len * n;
+        let too_big = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("goro: {n} G stack(s) of {size} bytes overflow the address space"),
+            )
+        };
+        let size = size.max(corosensei::stack::MIN_STACK_SIZE).checked_next_multiple_of(page).ok_or_else(too_big)?;
+        let len = size.checked_add(page).ok_or_else(too_big)?;
+        let total = len.checked_mul(n).ok_or_else(too_big)?;
         // SAFETY: an anonymous mapping at an address of the kernel's choosing
         // touches no existing memory.
         let ptr = unsafe {

@@ -214,10 +214,27 @@ pub fn add_timer(when: Instant, action: TimerAction) -> TimerHandle {
     sched.add_timer(p, when, action)
 }
 
+/// The longest wait goro arms a timer for: a duration past it means
+/// "never" (about a century; `Duration::MAX` saturates to it instead of
+/// overflowing `Instant` or the timer heap's nanosecond clock).
+pub const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `Instant::now() + d`, saturating at [`NEVER`] from now: every timeout in
+/// goro goes through this, so that any `Duration` is a valid timeout.
+pub fn deadline_after(d: Duration) -> Instant {
+    deadline_from(Instant::now(), d)
+}
+
+/// `t + d`, saturating at [`NEVER`] after `t`.
+pub fn deadline_from(t: Instant, d: Duration) -> Instant {
+    t + d.min(NEVER)
+}
+
 /// Puts the current G to sleep for `d` (at least; timers fire when an M gets
-/// to them). Outside a G, sleeps the OS thread.
+/// to them). Outside a G, sleeps the OS thread. Durations past [`NEVER`]
+/// sleep as long as that.
 pub fn sleep(d: Duration) {
-    sleep_until(Instant::now() + d)
+    sleep_until(deadline_after(d))
 }
 
 /// Sleeps until `deadline`.

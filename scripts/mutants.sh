@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Mutation testing of goro's core modules with cargo-mutants: each mutant is
+# a small deliberate bug (a condition flipped, a function returning a
+# default, an operator swapped); a mutant that no test catches ("missed") is
+# a hole in the suite. Too slow for every CI run on 2 cores (docs/testing.md
+# has the times): run the modules an issue touches before resolving it.
+#
+#   scripts/mutants.sh                 # every core module, one after another
+#   scripts/mutants.sh runq sync       # some of them
+#   scripts/mutants.sh --list          # the modules, their files and tests
+#
+# Results: target/mutants/<module>/mutants.out/{caught,missed,timeout,unviable}.txt;
+# the script ends non-zero if any module has a missed mutant that is not in
+# docs/testing.md's list of equivalent mutants.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# module | files (globs) | test packages (comma-separated) | test targets | name regex (optional)
+# Each module runs the model checks of its own crate and the facade's
+# integration tests that exercise it (not the doc tests, not trybuild).
+MODULES=(
+    "runq|runtime/src/runq.rs|goro-runtime,goro|runq_rules loom_runq sched|"
+    "park_token|runtime/src/park_token.rs|goro-runtime,goro|loom_park sched chan|"
+    "opstate|chan/src/opstate.rs|goro-chan,goro|loom_opstate chan select|"
+    "chan|chan/src/chan.rs chan/src/sudog.rs chan/src/lock.rs|goro|chan select|"
+    "select|chan/src/select.rs|goro|select chan|"
+    "sync|runtime/src/sync/*.rs|goro|sync|"
+    "time|chan/src/time.rs runtime/src/timer.rs|goro|chan sched|"
+    "idle|runtime/src/sched.rs|goro|sched lock_os_thread|wakep|spinning|may_spin|pidle|startm|stopm|steal|runq|globrunq"
+    "lock_os_thread|runtime/src/lock_os_thread.rs|goro|lock_os_thread|"
+)
+
+if [[ "${1:-}" == "--list" ]]; then
+    for m in "${MODULES[@]}"; do
+        IFS='|' read -r name files pkg tests re <<<"$m"
+        echo "$name: $files (tests: $pkg ${tests}${re:+; mutants matching $re})"
+    done
+    exit 0
+fi
+
+if ! command -v cargo-mutants >/dev/null 2>&1; then
+    cargo install --locked cargo-mutants
+fi
+
+want=("$@")
+missed_total=0
+for m in "${MODULES[@]}"; do
+    IFS='|' read -r name files pkg tests re <<<"$m"
+    # The regex field may itself contain '|': take everything after the 4th field.
+    re="$(cut -d'|' -f5- <<<"$m")"
+    if ((${#want[@]})) && [[ ! " ${want[*]} " == *" $name "* ]]; then
+        continue
+    fi
+    args=(--workspace --test-package "$pkg" --timeout 300 --output "target/mutants/$name")
+    for f in $files; do args+=(-f "$f"); done
+    for t in $tests; do args+=(--cargo-test-arg=--test "--cargo-test-arg=$t"); done
+    [[ -n "$re" ]] && args+=(--re "$re")
+    echo "== $name: cargo mutants ${args[*]}"
+    start=$(date +%s)
+    cargo mutants "${args[@]}" || true
+    echo "== $name: $(($(date +%s) - start)) s"
+    out="target/mutants/$name/mutants.out"
+    if [[ -s "$out/missed.txt" ]]; then
+        # Missed mutants that docs/testing.md does not list as equivalent.
+        while IFS= read -r line; do
+            if ! grep -qF -- "$line" docs/testing.md; then
+                echo "MISSED ($name): $line"
+                missed_total=$((missed_total + 1))
+            fi
+        done <"$out/missed.txt"
+    fi
+done
+if ((missed_total > 0)); then
+    echo "$missed_total missed mutant(s): add a test that catches each, or list it in docs/testing.md with the reason"
+    exit 1
+fi
