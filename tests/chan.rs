@@ -577,6 +577,14 @@ fn huge_durations_saturate_to_never() {
                 assert!(!sel.join().unwrap(), "select_timeout({what}) timed out");
                 assert!(s.join().unwrap().is_ok(), "send_timeout({what})");
             }
+            // An `Instant` given by the caller, past the timer clock's range
+            // (u64 nanoseconds: 584 years), is far away too.
+            // 2^64 ns from now: a wrapped clock would read it as "now".
+            let far = Instant::now() + Duration::from_nanos(u64::MAX) + Duration::from_nanos(1);
+            let sleeper = goro::go(move || goro::time::sleep_until(far));
+            goro::sleep(Duration::from_millis(30));
+            assert!(!sleeper.is_finished(), "sleep_until 585 years from now returned");
+            drop(sleeper);
             // Small ones still fire.
             for d in [Duration::ZERO, Duration::from_nanos(1), Duration::from_millis(1)] {
                 assert!(goro::time::after(d).recv_timeout(Duration::from_secs(5)).is_ok(), "{d:?}");

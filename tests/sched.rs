@@ -690,7 +690,7 @@ fn a_global_g_runs_within_61_schedules_on_a_busy_p() {
         let s0 = rt.stats().total.scheduled;
         // Give it 20,000 schedules of the busy P.
         common::wait_until("20,000 schedules", || h.is_finished() || rt.stats().total.scheduled > s0 + 20_000);
-        let ran_at = h.is_finished().then(|| s0);
+        let ran_at = h.is_finished().then_some(s0);
         stop.store(true, Ordering::Relaxed);
         let s1 = h.join().unwrap();
         for h in spinners {
