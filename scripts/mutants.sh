@@ -51,15 +51,24 @@ for m in "${MODULES[@]}"; do
     if ((${#want[@]})) && [[ ! " ${want[*]} " == *" $name "* ]]; then
         continue
     fi
-    args=(--workspace --test-package "$pkg" --timeout 300 --output "target/mutants/$name")
+    args=(--workspace --timeout 300 --output "target/mutants/$name")
+    for p in ${pkg//,/ }; do args+=(--test-package "$p"); done
     for f in $files; do args+=(-f "$f"); done
     for t in $tests; do args+=(--cargo-test-arg=--test "--cargo-test-arg=$t"); done
     [[ -n "$re" ]] && args+=(--re "$re")
     echo "== $name: cargo mutants ${args[*]}"
+    mkdir -p "target/mutants/$name"
     start=$(date +%s)
-    cargo mutants "${args[@]}" || true
-    echo "== $name: $(($(date +%s) - start)) s"
+    # Exit status 2 (missed) and 3 (timeouts) are read from the outcome
+    # files below; anything else is a failure of the run itself.
+    status=0
+    cargo mutants "${args[@]}" || status=$?
+    echo "== $name: $(($(date +%s) - start)) s, exit $status"
     out="target/mutants/$name/mutants.out"
+    if [[ ! -f "$out/outcomes.json" ]] || ((status != 0 && status != 2 && status != 3)); then
+        echo "cargo mutants failed for $name (exit $status)"
+        exit 1
+    fi
     if [[ -s "$out/missed.txt" ]]; then
         # Missed mutants that docs/testing.md does not list as equivalent.
         while IFS= read -r line; do

@@ -3,11 +3,14 @@
 //! deadlock detection ("all goroutines are asleep").
 //!
 //! Deadlock: when every P is idle and every live G is waiting on something
-//! only another G could wake (a channel no plain thread holds or has used, a
-//! join, a nil channel), with no timer pending, no G in a syscall and
-//! nothing registered with the poller, and that picture is unchanged across
-//! two sysmon rounds, the runtime prints `fatal error: all goroutines are
-//! asleep - deadlock!` and the dump. `goro::run` then exits the process with
+//! only another G could wake (a channel no plain thread has used, a `sync`
+//! primitive, a join, a nil channel), with no timer pending, no G in a
+//! syscall and nothing registered with the poller, *and no thread in the
+//! process that the runtime cannot account for* (which may hold a handle
+//! cloned in a G and moved out, and wake a G later), and that picture is
+//! unchanged across two sysmon rounds, the runtime prints `fatal error: all
+//! goroutines are asleep - deadlock!` and the dump. It reports only what it
+//! can prove: a correct program is never killed. `goro::run` then exits the process with
 //! status 2, as Go does; `Runtime::try_block_on` returns `Err(Deadlock)` and
 //! `block_on` panics with that message.
 
@@ -121,6 +124,7 @@ impl Sched {
         let gs = self.all_gs();
         if gs.is_empty()
             || !gs.iter().all(|g| g.status() == GStatus::Waiting && !g.wait_external.load(Ordering::Acquire))
+            || !self.no_thread_outside()
         {
             *stable = None;
             return false;
@@ -145,6 +149,48 @@ impl Sched {
         }
     }
 
+    /// Whether every thread of the process is one this runtime accounts for:
+    /// its Ms and sysmon, the threads blocked in its `block_on` (they wait
+    /// for its main G), and the global runtime's threads while that one has
+    /// nothing pending. Any other thread (a `std::thread`, another runtime's
+    /// M, a library's worker) may hold a handle to what the Gs wait on — a
+    /// channel clone moved out of a G, a `Mutex` it will unlock, a
+    /// `WaitGroup` it will finish — and wake them: then nothing is proven.
+    /// Read from `/proc/self/task`, only when every G already sleeps.
+    fn no_thread_outside(&self) -> bool {
+        let mut known: Vec<i32> = self.ms().iter().map(|m| m.tid.load(Ordering::Relaxed)).collect();
+        known.push(self.sysmon_tid.load(Ordering::Relaxed));
+        known.extend(self.deadlock_watchers.lock().unwrap().iter().map(|(_, t)| *t));
+        for other in RUNTIMES.lock().unwrap().iter().filter_map(Weak::upgrade) {
+            if std::ptr::eq(&*other, self) || other.shutdown.load(Ordering::Acquire) {
+                // Ourselves, or a runtime whose threads have all ended.
+                continue;
+            }
+            // Another runtime's threads count as ours only if it is the
+            // global one (which runs no user G) and is idle with nothing
+            // pending: no timer or socket of a plain thread's.
+            if !crate::runtime::is_global(&other) || !other.is_idle_and_empty() {
+                return false;
+            }
+            known.extend(other.ms().iter().map(|m| m.tid.load(Ordering::Relaxed)));
+            known.push(other.sysmon_tid.load(Ordering::Relaxed));
+        }
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return false };
+        tasks.into_iter().all(|t| {
+            t.ok()
+                .and_then(|t| t.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+                .is_some_and(|tid| known.contains(&tid))
+        })
+    }
+
+    /// No G, no queued work, no timer and no socket waiter.
+    fn is_idle_and_empty(&self) -> bool {
+        self.ps.iter().all(|p| p.status() == PStatus::Idle as u8 && p.timer_next.load(Ordering::SeqCst) == u64::MAX)
+            && self.global_queue_len() == 0
+            && !self.poller_has_waiters()
+            && self.all_gs().is_empty()
+    }
+
     /// Reports a confirmed deadlock: message and dump on stderr, then exit
     /// (`goro::run`) or wake the `block_on` callers.
     pub(crate) fn report_deadlock(&self) {
@@ -153,7 +199,7 @@ impl Sched {
         if self.exit_on_deadlock.load(Ordering::SeqCst) {
             std::process::exit(2);
         }
-        for u in self.deadlock_watchers.lock().unwrap().drain(..) {
+        for (u, _) in self.deadlock_watchers.lock().unwrap().iter() {
             u.unpark();
         }
     }

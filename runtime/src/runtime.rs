@@ -303,7 +303,18 @@ impl Runtime {
             h.join()
         } else {
             let me = crate::park::current_unparker();
-            self.sched.deadlock_watchers.lock().unwrap().push(me.clone());
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            self.sched.deadlock_watchers.lock().unwrap().push((me.clone(), tid));
+            // While this thread waits here it only waits for the main G:
+            // deadlock detection may count it as the runtime's own.
+            struct Unwatch<'a>(&'a Sched, i32);
+            impl Drop for Unwatch<'_> {
+                fn drop(&mut self) {
+                    self.0.deadlock_watchers.lock().unwrap_or_else(|e| e.into_inner()).retain(|(_, t)| *t != self.1);
+                }
+            }
+            let _unwatch = Unwatch(&self.sched, tid);
             loop {
                 if let Some(r) = h.try_take(me.clone()) {
                     break r;
@@ -422,6 +433,11 @@ pub(crate) fn global_sched() -> Arc<Sched> {
         })
         .sched
         .clone()
+}
+
+/// Whether `s` is the global runtime.
+pub(crate) fn is_global(s: &Arc<Sched>) -> bool {
+    GLOBAL.get().is_some_and(|g| Arc::ptr_eq(&g.sched, s))
 }
 
 /// Builds a runtime with the default settings, runs `f` as its main G,

@@ -136,8 +136,12 @@ pub(crate) struct Sched {
     pub(crate) deadlocked: AtomicBool,
     /// `goro::run`: exit the process with status 2 on deadlock, as Go does.
     pub(crate) exit_on_deadlock: AtomicBool,
-    /// Plain threads blocked in `block_on`, woken on deadlock.
-    pub(crate) deadlock_watchers: Mutex<Vec<crate::park::Unparker>>,
+    /// Plain threads blocked in `block_on`, woken on deadlock, and their
+    /// kernel thread ids (deadlock detection accounts for them: they wait
+    /// for a G of this runtime).
+    pub(crate) deadlock_watchers: Mutex<Vec<(crate::park::Unparker, i32)>>,
+    /// The kernel thread id of sysmon (0 until it starts).
+    pub(crate) sysmon_tid: std::sync::atomic::AtomicI32,
     /// Dead Gs shared between Ps (Go's `sched.gFree`).
     gfree: Mutex<Vec<Arc<G>>>,
     /// Set when mapping a stack failed, cleared when one is freed: spawn
@@ -207,6 +211,7 @@ impl Sched {
             deadlocked: AtomicBool::new(false),
             exit_on_deadlock: AtomicBool::new(false),
             deadlock_watchers: Mutex::new(Vec::new()),
+            sysmon_tid: std::sync::atomic::AtomicI32::new(0),
             stack_exhausted: AtomicBool::new(false),
             gfree: Mutex::new(Vec::new()),
             coprimes,

@@ -72,6 +72,8 @@ struct PSeen {
 }
 
 fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
+    // SAFETY: gettid has no preconditions.
+    sched.sysmon_tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
     let mut last_trace = Instant::now();
     let mut deadlock_seen = None;
     let now = Instant::now();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::g::WaitReason;
-use crate::park::{current_unparker, park, Unparker};
+use crate::park::{current_unparker, park_internal, Unparker};
 
 pub(crate) struct Waiter {
     granted: AtomicBool,
@@ -48,10 +48,12 @@ impl Waiter {
         self.handoff.load(Ordering::Relaxed)
     }
 
-    /// Parks until granted.
+    /// Parks until granted. Only a holder of the primitive can grant: a G,
+    /// or a plain thread, which deadlock detection sees in its census of
+    /// the process's threads (`dump.rs`), so the wait counts as internal.
     pub fn wait(&self, reason: WaitReason) {
         while !self.granted.load(Ordering::Acquire) {
-            park(reason);
+            park_internal(reason, false);
         }
     }
 }
