@@ -117,51 +117,8 @@ fn schedtrace_prints_gos_line_every_period() {
     assert!(err.lines().any(|l| l.starts_with("  M") && l.contains(" curg=")), "{err}");
 }
 
-#[test]
-#[ignore = "child process: its parent test runs it"]
-fn deadlock_child() {
-    if !is_child() {
-        return;
-    }
-    // SAFETY: the test's Gs keep no thread-local state across switch points.
-    unsafe {
-        goro::run(|| {
-            let ch: Chan<u8> = Chan::new(0);
-            let c2 = ch.clone();
-            goro::go(move || c2.recv());
-            ch.recv()
-        })
-    };
-    unreachable!("deadlock should have ended the process");
-}
-
-#[test]
-fn a_deadlock_is_reported_and_exits_with_status_2() {
-    let t = Instant::now();
-    let out = run_child("deadlock_child", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(t.elapsed() < Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("fatal error: all goroutines are asleep - deadlock!"), "{err}");
-    assert!(err.contains("[chan receive"), "the dump is printed: {err}");
-}
-
-#[test]
-fn try_block_on_returns_deadlock_as_an_error() {
-    bounded(30, || {
-        // SAFETY: the test's Gs keep no thread-local state across switch points.
-        let rt = unsafe { Runtime::builder().procs(1).build() }.unwrap();
-        let r = rt.try_block_on(|| {
-            let never: Chan<u8> = Chan::new(0);
-            let keep = never.clone();
-            let r = never.recv();
-            drop(keep);
-            r
-        });
-        assert_eq!(r, Err(goro::Deadlock));
-        assert!(rt.stats().deadlocked);
-    });
-}
+// Deadlock reports (and the lack of false ones) are tested in child processes
+// without libtest's threads: tests/deadlock.rs.
 
 #[test]
 fn no_false_deadlock_for_a_channel_a_plain_thread_holds_or_a_timer() {

@@ -187,11 +187,15 @@ impl Sched {
         // the shutdown thread drains only after every M has ended; only its
         // wired M (us) touches its coroutine.
         unsafe {
-            let co = (*(*g).co.get()).take();
-            m::set_force_unwinding(true);
-            drop(co);
-            m::set_force_unwinding(false);
-            (*g).set_status(GStatus::Dead);
+            // The shutdown thread may claim a parked G too: the one that
+            // wins the token unwinds it.
+            if (*g).park.kill() {
+                let co = (*(*g).co.get()).take();
+                m::set_force_unwinding(true);
+                drop(co);
+                m::set_force_unwinding(false);
+                (*g).set_status(GStatus::Dead);
+            }
             (*g).lockedm.store(std::ptr::null_mut(), Ordering::Relaxed);
             if !handed.is_null() {
                 // An M handed the G back as shutdown began: drop its reference.

@@ -9,13 +9,17 @@
 //! - its M, after the switch: `EMPTY` → `PARKED`; if that fails an unpark came
 //!   in between: back to `EMPTY` and resume the G;
 //! - an unparker: `EMPTY` → `NOTIFIED` (nothing else to do), or
-//!   `PARKED` → `EMPTY` and the unparker readies the G (exactly one does).
+//!   `PARKED` → `EMPTY` and the unparker readies the G (exactly one does);
+//! - shutdown, for a G no M runs: any state → `DEAD` (`kill`, or
+//!   `kill_parked` from `PARKED` only); unparks of a dead G do nothing.
 
 use crate::atomic::{AtomicU8, Ordering};
 
 const EMPTY: u8 = 0;
 const NOTIFIED: u8 = 1;
 const PARKED: u8 = 2;
+/// Claimed by shutdown (`kill`): never readied again.
+const DEAD: u8 = 3;
 
 pub struct ParkToken(AtomicU8);
 
@@ -65,6 +69,19 @@ impl ParkToken {
                 Err(v) => cur = v,
             }
         }
+    }
+
+    /// Shutdown claims a G that no M runs (taken from a run queue, or
+    /// parked): afterwards no unpark readies it. `true` if this call
+    /// claimed it (whoever claims it unwinds it).
+    pub fn kill(&self) -> bool {
+        self.0.swap(DEAD, Ordering::AcqRel) != DEAD
+    }
+
+    /// `kill` only if the G is parked (its M has let go of it): a G whose
+    /// token is `EMPTY` or `NOTIFIED` may be running.
+    pub fn kill_parked(&self) -> bool {
+        self.0.compare_exchange(PARKED, DEAD, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Back to `EMPTY` (a recycled G; no other reference exists).

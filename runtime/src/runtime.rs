@@ -398,21 +398,34 @@ pub struct GoroutineState {
 }
 
 impl Drop for Runtime {
+    /// Shuts the runtime down in bounded time (about 100 ms for Ms still in
+    /// user code, as much again for destructors that block; see
+    /// `Sched::shutdown`). Dropped from one of its own Gs, the runtime is
+    /// shut down by a new thread instead and the drop returns at once: the
+    /// G goes on until its next switch point, where its M stops.
     fn drop(&mut self) {
-        if self.sched.is_current() {
-            panic!("goro: a Runtime cannot be dropped from one of its own goroutines");
-        }
-        if let Some(mut s) = self.sysmon.take() {
-            s.stop();
-        }
-        self.sched.shutdown();
-        if let Some(t) = &self.sched.tracer {
-            match t.write(self.sched.threads_created()) {
-                Ok(()) => {
-                    eprintln!("goro: trace written to {} (open it in https://ui.perfetto.dev)", t.path().display())
-                }
-                Err(e) => eprintln!("goro: cannot write the trace to {}: {e}", t.path().display()),
+        let (sched, sysmon) = (self.sched.clone(), self.sysmon.take());
+        if sched.is_current() {
+            let name = format!("{}-shutdown", sched.name());
+            let spawned = std::thread::Builder::new().name(name).spawn(move || shut_down(sched, sysmon));
+            if let Err(e) = spawned {
+                eprintln!("goro: cannot start a thread to shut the runtime down: {e}");
             }
+            return;
+        }
+        shut_down(sched, sysmon);
+    }
+}
+
+fn shut_down(sched: Arc<Sched>, sysmon: Option<Sysmon>) {
+    if let Some(mut s) = sysmon {
+        s.stop();
+    }
+    sched.shutdown();
+    if let Some(t) = &sched.tracer {
+        match t.write(sched.threads_created()) {
+            Ok(()) => eprintln!("goro: trace written to {} (open it in https://ui.perfetto.dev)", t.path().display()),
+            Err(e) => eprintln!("goro: cannot write the trace to {}: {e}", t.path().display()),
         }
     }
 }

@@ -71,6 +71,10 @@ const RUNNEXT_STEAL_WAIT: Duration = Duration::from_micros(3);
 /// Scheduling latency and run time are measured for one event in 64.
 const SAMPLE_MASK: u64 = 63;
 
+/// How long shutdown waits for Ms still running user code, and for the
+/// destructors of the Gs it drops, before it leaves them running detached.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+
 /// An idle M exits after this long if more Ms than Ps are idle.
 const IDLE_M_EXIT: Duration = Duration::from_secs(5);
 
@@ -94,6 +98,9 @@ pub(crate) struct Sched {
     npidle: AtomicUsize,
     nmspinning: AtomicUsize,
     pub shutdown: AtomicBool,
+    /// Shutdown gave up waiting for some M (`SHUTDOWN_GRACE`): Ms that come
+    /// back to the runtime leak their G instead of touching it.
+    pub(crate) detached: AtomicBool,
     epoch: Instant,
     coarse_clock: AtomicU64,
     /// The poller given at build time (`ParkPoller` by default).
@@ -184,6 +191,7 @@ impl Sched {
             npidle: AtomicUsize::new(procs),
             nmspinning: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
+            detached: AtomicBool::new(false),
             epoch: Instant::now(),
             coarse_clock: AtomicU64::new(0),
             base_poller: cfg.poller,
@@ -1178,6 +1186,12 @@ impl Sched {
             #[cfg(feature = "tracing")]
             drop(span);
             c.curg.set(std::ptr::null());
+            if self.detached.load(Ordering::Relaxed) {
+                // Shutdown gave up on this M and freed what it could; the
+                // G (and its stack) may be half-way through anything: leak it.
+                std::mem::forget(g);
+                return;
+            }
             let ran = run_start.take().map(|start| self.now_nanos().saturating_sub(start));
             if let (Some(t), Some(start)) = (&self.tracer, trace_start) {
                 t.run(&c.trace, c.m.id, c.m.cur_p.load(Ordering::Relaxed), g.id, g.name(), start);
@@ -1476,66 +1490,115 @@ impl Sched {
     }
 
     /// Stops every M, then drops every G that has not exited: parked and
-    /// runnable Gs are unwound on this thread so their destructors run.
+    /// runnable Gs are unwound so their destructors run. Bounded in time
+    /// whatever the Gs do: an M still running user code after
+    /// `SHUTDOWN_GRACE` (a G in a blocking call, or computing without
+    /// runtime calls) is detached, and nothing it may touch is freed: its G,
+    /// that G's stack, its P's local part. Destructors that block are
+    /// given the same grace, then left running on their own thread.
     pub fn shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
         loop {
             for m in self.ms.lock().unwrap().iter() {
                 m.wake();
             }
             self.poller().wake();
-            let threads = std::mem::take(&mut *self.threads.lock().unwrap());
-            if threads.is_empty() {
+            let running: Vec<thread::JoinHandle<()>> = {
+                let mut threads = self.threads.lock().unwrap();
+                let (done, running): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut *threads).into_iter().partition(|t| t.is_finished());
+                drop(threads);
+                for t in done {
+                    let _ = t.join();
+                }
+                running
+            };
+            if running.is_empty() {
                 break;
             }
-            for t in threads {
-                let _ = t.join();
+            if Instant::now() >= deadline {
+                // Dropping the handles detaches the threads.
+                self.detached.store(true, Ordering::SeqCst);
+                break;
             }
+            *self.threads.lock().unwrap() = running;
+            thread::sleep(Duration::from_millis(1));
         }
-        // No M runs any more: we own every P and every G.
-        let mut gs: Vec<Arc<G>> = Vec::new();
-        let queued: Vec<Arc<G>> = self.lock().runq.drain(..).collect();
+        let detached = self.detached.load(Ordering::SeqCst);
+        // Gs no M runs: queued ones, and (with every M gone) all of them.
+        let mut victims: Vec<Arc<G>> = self.lock().runq.drain(..).collect();
         self.runq_size.store(0, Ordering::SeqCst);
-        drop(queued);
+        if !detached {
+            for p in self.ps.iter() {
+                let next = p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
+                if !next.is_null() {
+                    // SAFETY: runnext holds an Arc::into_raw pointer we now own.
+                    victims.push(unsafe { Arc::from_raw(next) });
+                }
+                for x in p.runq.drain() {
+                    // SAFETY: as above, for queue slots.
+                    victims.push(unsafe { Arc::from_raw(x) });
+                }
+            }
+        }
+        victims.retain(|g| g.park.kill());
         for p in self.ps.iter() {
-            let next = p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
-            if !next.is_null() {
-                // SAFETY: runnext holds an Arc::into_raw pointer we now own.
-                drop(unsafe { Arc::from_raw(next) });
-            }
-            for x in p.runq.drain() {
-                // SAFETY: as above, for queue slots.
-                drop(unsafe { Arc::from_raw(x) });
-            }
             p.timers.lock().unwrap().clear();
-            gs.extend(p.registry.lock().unwrap().drain());
+            for g in p.registry.lock().unwrap().drain() {
+                // With every M gone, any G is ours; a detached M may still
+                // run its own G, so then only parked ones are.
+                let claimed = if detached { g.park.kill_parked() } else { g.park.kill() };
+                if claimed {
+                    victims.push(g);
+                }
+            }
         }
-        m::set_force_unwinding(true);
-        for g in &gs {
-            // SAFETY: no M runs, so no one else touches the coroutine.
-            let co = unsafe { (*g.co.get()).take() };
-            drop(co);
-            // SAFETY: as above.
-            drop(unsafe { (*g.start.get()).take() });
-            g.set_status(GStatus::Dead);
-        }
-        m::set_force_unwinding(false);
-        drop(gs);
-        for p in self.ps.iter() {
-            // SAFETY: no M holds any P any more.
-            unsafe {
-                p.local().stacks.clear();
-                // Free Gs hold the Sched: break the cycle.
-                p.local().gfree.clear();
+        // Unwind them on a thread of their own: a destructor that blocks
+        // forever must not hold up shutdown.
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let unwinder = thread::Builder::new().name(format!("{}-unwind", self.name)).spawn(move || {
+            m::set_force_unwinding(true);
+            for g in victims {
+                // SAFETY: `kill` made us the G's only runner: no M resumes it
+                // and no unpark readies it; its coroutine is ours to drop.
+                unsafe {
+                    drop((*g.co.get()).take());
+                    drop((*g.start.get()).take());
+                }
+                g.set_status(GStatus::Dead);
+            }
+            m::set_force_unwinding(false);
+            let _ = done_tx.send(());
+        });
+        let unwound = match unwinder {
+            Ok(h) => match done.recv_timeout(SHUTDOWN_GRACE) {
+                Ok(()) => {
+                    let _ = h.join();
+                    true
+                }
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        if !detached && unwound {
+            for p in self.ps.iter() {
+                // SAFETY: no M holds any P any more.
+                unsafe {
+                    p.local().stacks.clear();
+                    // Free Gs hold the Sched: break the cycle.
+                    p.local().gfree.clear();
+                }
             }
         }
         self.gfree.lock().unwrap().clear();
         self.shared_stacks.clear();
     }
 
-    /// Gives back the memory of pooled stacks that went unused (sysmon).
-    pub fn trim_stacks(&self) -> usize {
-        self.shared_stacks.trim()
+    /// Gives back the memory of up to `max` pooled stacks that went unused
+    /// (sysmon); whether more are left.
+    pub fn trim_stacks(&self, max: usize) -> (usize, bool) {
+        self.shared_stacks.trim(max)
     }
 
     /// Live Gs of this runtime (for dumps and tests).

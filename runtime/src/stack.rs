@@ -231,17 +231,27 @@ impl SharedPool {
 
     /// Resets the stacks that went unused since the last call (see above).
     /// Returns how many were reset or unmapped.
-    pub fn trim(&self) -> usize {
-        let idle: Vec<Stack> = {
+    /// At most `max` stacks per call (each costs an `madvise`, or a
+    /// `munmap`): the caller, sysmon, must not stall behind a trim of a
+    /// million stacks. Returns how many were trimmed and whether more of
+    /// this period's idle stacks are left (call again soon).
+    pub fn trim(&self, max: usize) -> (usize, bool) {
+        let (idle, more): (Vec<Stack>, bool) = {
             let mut pool = self.inner.lock().unwrap();
-            let n = pool.low_water.min(pool.hot.len());
+            let n = pool.low_water.min(pool.hot.len()).min(max);
             let idle = pool.hot.drain(..n).collect::<Vec<_>>();
-            pool.low_water = pool.hot.len();
-            idle
+            // What is left of the low-water mark is still idle.
+            pool.low_water = (pool.low_water - n).min(pool.hot.len());
+            let more = pool.low_water > 0;
+            if !more {
+                // A new period starts: measure its low-water mark.
+                pool.low_water = pool.hot.len();
+            }
+            (idle, more)
         };
         let n = idle.len();
         if n == 0 {
-            return 0;
+            return (0, false);
         }
         for s in &idle {
             s.reset();
@@ -255,7 +265,7 @@ impl SharedPool {
         pool.cold.extend(idle);
         drop(pool);
         drop(extra);
-        n
+        (n, more)
     }
 
     pub fn clear(&self) {

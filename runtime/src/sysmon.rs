@@ -31,6 +31,9 @@ const MAX_DELAY: Duration = Duration::from_millis(10);
 const IDLE_ROUNDS: u32 = 50;
 /// How often pooled stacks that went unused give their memory back.
 const TRIM_PERIOD: Duration = Duration::from_secs(1);
+/// Stacks trimmed per sysmon round at most (an `madvise` or `munmap` each,
+/// a few µs: about a millisecond of work).
+const TRIM_BATCH: usize = 256;
 /// A syscall P with nothing else to do is retaken after this anyway.
 const FORCE_RETAKE: Duration = Duration::from_millis(10);
 /// sysmon polls the network when no M has for this long.
@@ -83,6 +86,7 @@ fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
     let mut delay = MIN_DELAY;
     let mut idle = 0u32;
     let mut last_trim = Instant::now();
+    let mut trimming = false;
     loop {
         {
             sched.sysmon_deep.store(delay > Duration::from_millis(1), Ordering::Relaxed);
@@ -116,9 +120,14 @@ fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
             sched.report_deadlock();
         }
         let (acted, soon) = retake(&sched, &mut seen, now);
-        if now.duration_since(last_trim) >= TRIM_PERIOD {
-            last_trim = now;
-            sched.trim_stacks();
+        if trimming || now.duration_since(last_trim) >= TRIM_PERIOD {
+            // A bounded batch per round: the rest of sysmon's work (retake,
+            // preemption, deadlock, netpoll) never waits behind a big trim.
+            let (_, more) = sched.trim_stacks(TRIM_BATCH);
+            trimming = more;
+            if !more {
+                last_trim = now;
+            }
         }
         if acted {
             idle = 0;
