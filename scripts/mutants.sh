@@ -15,13 +15,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# module | files (globs) | test packages (comma-separated) | test targets | name regex (optional)
-# Each module runs the model checks of its own crate and the facade's
-# integration tests that exercise it (not the doc tests, not trybuild).
+# module | files (globs) | test package | test targets | name regex (optional)
+# Each module runs the facade's integration tests that exercise it (not the
+# doc tests, not trybuild); the loom models run in every `cargo test`.
 MODULES=(
-    "runq|runtime/src/runq.rs|goro-runtime,goro|runq_rules loom_runq sched|"
-    "park_token|runtime/src/park_token.rs|goro-runtime,goro|loom_park sched chan|"
-    "opstate|chan/src/opstate.rs|goro-chan,goro|loom_opstate chan select|"
+    "runq|runtime/src/runq.rs|goro|sched lock_os_thread|"
+    "park_token|runtime/src/park_token.rs|goro|sched chan|"
+    "opstate|chan/src/opstate.rs|goro|chan select|"
     "chan|chan/src/chan.rs chan/src/sudog.rs chan/src/lock.rs|goro|chan select|"
     "select|chan/src/select.rs|goro|select chan|"
     "sync|runtime/src/sync/*.rs|goro|sync|"
@@ -51,8 +51,7 @@ for m in "${MODULES[@]}"; do
     if ((${#want[@]})) && [[ ! " ${want[*]} " == *" $name "* ]]; then
         continue
     fi
-    args=(--workspace --timeout 300 --output "target/mutants/$name")
-    for p in ${pkg//,/ }; do args+=(--test-package "$p"); done
+    args=(--workspace --test-package "$pkg" --timeout 300 --output "target/mutants/$name")
     for f in $files; do args+=(-f "$f"); done
     for t in $tests; do args+=(--cargo-test-arg=--test "--cargo-test-arg=$t"); done
     [[ -n "$re" ]] && args+=(--re "$re")

@@ -42,6 +42,7 @@ const DEADLOCKS: &[(&str, &str)] = &[
     ("nil_channel", "[chan receive (nil chan)"),
     ("semaphore_without_permits", "[semacquire"),
     ("join_a_stuck_g", "[goroutine join"),
+    ("deadlock_with_trace", "[chan receive"),
 ];
 
 /// Programs that look idle for a while and then go on.
@@ -208,6 +209,17 @@ fn scenario(name: &str) {
             let n = goro::syscall(|| unsafe { libc::read(r, b.as_mut_ptr() as *mut libc::c_void, 1) });
             assert_eq!(n, 1);
         }),
+        // A traced program that ends on a deadlock still leaves its trace.
+        "deadlock_with_trace" => {
+            let path = std::env::var("GORO_TEST_TRACE").unwrap();
+            // SAFETY: this child is single-threaded here, before any runtime.
+            unsafe { std::env::set_var("GORO_TRACE", &path) };
+            run(|| {
+                let c: Chan<u8> = Chan::new(0);
+                let _keep = c.clone();
+                c.recv();
+            })
+        }
         // `Runtime::try_block_on` reports a deadlock as an error instead.
         "try_block_on" => {
             // SAFETY: as in `run`.
@@ -231,8 +243,10 @@ fn scenario(name: &str) {
 
 /// Runs `--scenario name` in a child process, with a time bound.
 fn child(name: &str) -> Result<(Option<i32>, String, String), String> {
+    let trace = trace_path(name);
     let mut c = Command::new(std::env::current_exe().unwrap())
         .args(["--scenario", name])
+        .env("GORO_TEST_TRACE", &trace)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -264,8 +278,24 @@ fn child(name: &str) -> Result<(Option<i32>, String, String), String> {
     Ok((status.code(), out.join().unwrap(), err.join().unwrap()))
 }
 
+/// A trace file of this process's own (children of one scenario run one
+/// after another per thread: the thread id keeps them apart).
+fn trace_path(name: &str) -> String {
+    let me = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    std::env::temp_dir().join(format!("goro-dl-{}-{name}-{me}.json", std::process::id())).display().to_string()
+}
+
 fn check(name: &str, expect: Option<&str>) -> Result<(), String> {
     let (code, out, err) = child(name)?;
+    if name == "deadlock_with_trace" {
+        let path = trace_path(name);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{name}: no trace: {e}\n{err}"))?;
+        let _ = std::fs::remove_file(&path);
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{name}: invalid trace: {e}"))?;
+        if v["traceEvents"].as_array().is_none_or(|a| a.is_empty()) {
+            return Err(format!("{name}: empty trace"));
+        }
+    }
     match (name, expect) {
         ("try_block_on", _) => {
             if code == Some(0) && out.contains("DEADLOCK AS ERROR") {

@@ -190,6 +190,9 @@ fn trace_file_is_valid_perfetto_json() {
                 for h in hs {
                     h.join().unwrap();
                 }
+                // A name that needs escaping in JSON.
+                let odd = goro::Builder::new().name("line\nbreak \"quoted\" back\\slash\ttab").spawn(|| 1).unwrap();
+                odd.join().unwrap();
             });
         }
         let text = std::fs::read_to_string(&path).unwrap();
@@ -212,6 +215,10 @@ fn trace_file_is_valid_perfetto_json() {
         let ends: Vec<u64> = ph("f").map(|e| e["id"].as_u64().unwrap()).collect();
         assert!(!ends.is_empty(), "flow arrows from unpark to run");
         assert!(ends.iter().all(|id| starts.contains(id)), "every flow end has its start");
+        assert!(
+            runs.iter().any(|e| e["name"].as_str().unwrap().ends_with("line\nbreak \"quoted\" back\\slash\ttab")),
+            "the odd name survives the round trip"
+        );
     });
 }
 
@@ -247,9 +254,72 @@ fn small_program(park_forever: bool) {
 #[test]
 #[ignore = "child process: its parent test runs it"]
 fn goro_trace_child() {
-    if is_child() {
-        small_program(false);
+    if !is_child() {
+        return;
     }
+    match std::env::var("GORO_TEST_CASE").as_deref() {
+        // A runtime that is never dropped: the trace is finished at exit.
+        Ok("forget") => {
+            // SAFETY: the test's Gs keep no thread-local state across switch points.
+            let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
+            assert_eq!(rt.block_on(|| goro::go(|| 3).join().unwrap()), 3);
+            std::mem::forget(rt);
+        }
+        // 400 ms of yields: a recorder keeps only the end.
+        Ok("busy") => {
+            // SAFETY: as above.
+            let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
+            rt.block_on(|| {
+                let t = Instant::now();
+                let hs: Vec<_> = (0..4)
+                    .map(|_| {
+                        goro::go(move || {
+                            while t.elapsed() < Duration::from_millis(400) {
+                                goro::yield_now();
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+            });
+        }
+        _ => small_program(false),
+    }
+}
+
+/// The events of a trace file, which must be valid JSON.
+fn trace_events(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("no trace at {path:?}: {e}"));
+    let _ = std::fs::remove_file(path);
+    let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    v["traceEvents"].as_array().expect("traceEvents").clone()
+}
+
+#[test]
+fn a_runtime_never_dropped_still_finishes_its_trace_at_exit() {
+    let path = std::env::temp_dir().join(format!("goro-forget-trace-{}.json", std::process::id()));
+    let out = run_child("goro_trace_child", &[("GORO_TRACE", path.to_str().unwrap()), ("GORO_TEST_CASE", "forget")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(trace_events(&path).iter().any(|e| e["ph"] == "M"), "track names written at exit");
+}
+
+#[test]
+fn a_flight_recorder_keeps_only_the_end_of_the_run() {
+    let path = std::env::temp_dir().join(format!("goro-last-trace-{}.json", std::process::id()));
+    let out = run_child(
+        "goro_trace_child",
+        &[("GORO_TRACE", path.to_str().unwrap()), ("GORO_TRACE_LAST", "0.05"), ("GORO_TEST_CASE", "busy")],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events = trace_events(&path);
+    let runs: Vec<f64> = events.iter().filter(|e| e["ph"] == "X").map(|e| e["ts"].as_f64().unwrap()).collect();
+    assert!(!runs.is_empty());
+    let first = runs.iter().cloned().fold(f64::MAX, f64::min);
+    // The run lasts 400 ms; the recorder keeps chunks of the last 50 ms
+    // (a chunk may start a little earlier than its last event).
+    assert!(first > 200_000.0, "the recorder kept events from {first} µs into a 400 ms run");
 }
 
 #[test]

@@ -197,6 +197,7 @@ impl Sched {
         self.deadlocked.store(true, Ordering::SeqCst);
         eprintln!("fatal error: all goroutines are asleep - deadlock!\n\n{}", self.dump());
         if self.exit_on_deadlock.load(Ordering::SeqCst) {
+            self.finish_trace();
             std::process::exit(2);
         }
         for (u, _) in self.deadlock_watchers.lock().unwrap().iter() {
@@ -295,6 +296,26 @@ pub(crate) fn check_sigquit() {
     if OLD_QUIT.get().is_none_or(|&(h, _)| h == libc::SIG_DFL) {
         std::process::exit(2);
     }
+}
+
+/// Finishes the trace of every live runtime when the process exits
+/// (`exit`, or `main` returning) without dropping them: a runtime kept for
+/// the whole run, a deadlock or SIGQUIT exit. Registered once.
+pub(crate) fn finish_traces_at_exit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    extern "C" fn at_exit() {
+        // Never wait on a lock at exit: another thread may hold it.
+        let Ok(v) = RUNTIMES.try_lock() else { return };
+        let live: Vec<Arc<Sched>> = v.iter().filter_map(Weak::upgrade).collect();
+        drop(v);
+        for s in live {
+            s.finish_trace();
+        }
+    }
+    ONCE.call_once(|| {
+        // SAFETY: registers a function with the C runtime's exit handlers.
+        unsafe { libc::atexit(at_exit) };
+    });
 }
 
 /// A goroutine dump of the runtime the caller runs on (the global one

@@ -43,6 +43,7 @@ pub struct RuntimeBuilder {
     trace: Option<std::path::PathBuf>,
     schedtrace: Option<(Duration, bool)>,
     sigquit_dump: bool,
+    trace_last: Option<Duration>,
 }
 
 impl Default for RuntimeBuilder {
@@ -57,6 +58,7 @@ impl Default for RuntimeBuilder {
             trace: None,
             schedtrace: None,
             sigquit_dump: false,
+            trace_last: None,
         }
     }
 }
@@ -71,6 +73,18 @@ fn schedtrace_from_env() -> Option<(Duration, bool)> {
         Some(ms) if rest.iter().all(|p| *p == "detail") => Some((Duration::from_millis(ms), !rest.is_empty())),
         _ => {
             warn_env("GORO_SCHEDTRACE", &v, "a period in milliseconds above 0, optionally followed by `,detail`");
+            None
+        }
+    }
+}
+
+/// `GORO_TRACE_LAST=<seconds>`.
+fn trace_last_from_env() -> Option<Duration> {
+    let v = std::env::var("GORO_TRACE_LAST").ok()?;
+    match v.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s.min(1e9))),
+        _ => {
+            warn_env("GORO_TRACE_LAST", &v, "a number of seconds above 0");
             None
         }
     }
@@ -168,6 +182,15 @@ impl RuntimeBuilder {
         self
     }
 
+    /// With `trace`: keep only the last `d` of the run (a flight recorder,
+    /// at most 64 MiB in memory), written when the runtime is dropped; also
+    /// `GORO_TRACE_LAST=<seconds>`. Without it the trace streams to the file
+    /// as the run goes.
+    pub fn trace_last(mut self, d: Duration) -> Self {
+        self.trace_last = Some(d);
+        self
+    }
+
     /// Prints Go's schedtrace line every `period` on stderr, with per-P, M
     /// and G lines if `detail` (also: `GORO_SCHEDTRACE=<ms>[,detail]`).
     pub fn schedtrace(mut self, period: Duration, detail: bool) -> Self {
@@ -236,6 +259,7 @@ impl RuntimeBuilder {
             trace: self.trace.or_else(|| std::env::var_os("GORO_TRACE").map(Into::into)),
             schedtrace_detail: schedtrace.is_some_and(|(_, d)| d),
             sigquit_dump: self.sigquit_dump,
+            trace_last: self.trace_last.or_else(trace_last_from_env),
         });
         let sysmon = Sysmon::start(sched.clone(), &self.name, schedtrace)?;
         Ok(Runtime { sched, sysmon: Some(sysmon) })
@@ -422,12 +446,7 @@ fn shut_down(sched: Arc<Sched>, sysmon: Option<Sysmon>) {
         s.stop();
     }
     sched.shutdown();
-    if let Some(t) = &sched.tracer {
-        match t.write(sched.threads_created()) {
-            Ok(()) => eprintln!("goro: trace written to {} (open it in https://ui.perfetto.dev)", t.path().display()),
-            Err(e) => eprintln!("goro: cannot write the trace to {}: {e}", t.path().display()),
-        }
-    }
+    sched.finish_trace();
 }
 
 static GLOBAL: OnceLock<Runtime> = OnceLock::new();

@@ -174,6 +174,7 @@ pub(crate) struct SchedConfig {
     pub trace: Option<std::path::PathBuf>,
     pub schedtrace_detail: bool,
     pub sigquit_dump: bool,
+    pub trace_last: Option<Duration>,
 }
 
 impl Sched {
@@ -214,7 +215,7 @@ impl Sched {
             sysmon_note: Mutex::new(false),
             sysmon_cv: std::sync::Condvar::new(),
             sysmon_deep: AtomicBool::new(false),
-            tracer: cfg.trace.map(|p| crate::trace::Tracer::new(p, procs)),
+            tracer: cfg.trace.map(|p| crate::trace::Tracer::new(p, procs, cfg.trace_last)),
             publish_m_state: cfg.schedtrace_detail,
             deadlocked: AtomicBool::new(false),
             exit_on_deadlock: AtomicBool::new(false),
@@ -226,6 +227,9 @@ impl Sched {
             name: cfg.name,
         });
         crate::dump::register(&s, cfg.sigquit_dump);
+        if s.tracer.is_some() {
+            crate::dump::finish_traces_at_exit();
+        }
         s
     }
 
@@ -1593,6 +1597,17 @@ impl Sched {
         }
         self.gfree.lock().unwrap().clear();
         self.shared_stacks.clear();
+    }
+
+    /// Finishes the trace file, if tracing (once; later calls do nothing).
+    pub(crate) fn finish_trace(&self) {
+        if let Some(t) = &self.tracer {
+            match t.write(self.threads_created()) {
+                Ok(false) => {}
+                Ok(true) => eprintln!("goro: trace written to {} (open it in https://ui.perfetto.dev)", t.path().display()),
+                Err(e) => eprintln!("goro: cannot write the trace to {}: {e}", t.path().display()),
+            }
+        }
     }
 
     /// Gives back the memory of up to `max` pooled stacks that went unused

@@ -5,96 +5,182 @@
 //! both; instant events for park, steal, handoff, retake, syscall enter and
 //! exit; a flow arrow from each unpark to the run it caused.
 //!
-//! Each M buffers its events (no lock on the hot path) and hands them to the
-//! shared sink when the buffer is full and when it exits; the file is
-//! written when the runtime is dropped. With tracing off, every hook is one
-//! branch on an `Option`.
+//! Each M formats its events into its own buffer (no lock on the hot path)
+//! and hands a full buffer (`CHUNK` bytes) to the sink, which either streams
+//! it to the file at once (the default: memory stays bounded however long
+//! the run) or, as a flight recorder (`RuntimeBuilder::trace_last(d)`,
+//! `GORO_TRACE_LAST=<seconds>`), keeps only the chunks of the last `d` (and
+//! at most `RECORDER_BYTES`) in memory and writes them at the end. The file
+//! is finished (track names, closing bracket) when the runtime is dropped,
+//! when the process exits on a deadlock, or at process exit for a runtime
+//! never dropped. Strings (G names) are escaped by serde_json.
+//!
+//! With tracing off, every hook is one branch on an `Option`.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-const FLUSH_AT: usize = 4096;
+/// Bytes an M buffers before it hands them to the sink.
+const CHUNK: usize = 64 * 1024;
+/// The most a flight recorder keeps in memory, whatever its window.
+const RECORDER_BYTES: usize = 64 << 20;
 /// Track ids: Ms are 1..; Ps are P_TRACK + p.
 const P_TRACK: usize = 100_000;
 
 pub(crate) struct Tracer {
     epoch: Instant,
     path: PathBuf,
-    sink: Mutex<Vec<String>>,
+    sink: Mutex<Sink>,
     next_flow: AtomicU64,
     procs: usize,
+    finished: AtomicBool,
 }
 
-/// Per-M event buffer.
+enum Sink {
+    /// Streaming to the file; `first` until the first event is written.
+    File { out: std::io::BufWriter<std::fs::File>, first: bool },
+    /// Flight recorder: chunks with the time (µs) of their last event.
+    Recent { window_us: f64, chunks: VecDeque<(f64, String)>, bytes: usize },
+    /// The file could not be created (reported once); events are dropped.
+    Broken,
+}
+
+/// Per-M event buffer: events as JSON, comma-separated.
 #[derive(Default)]
 pub(crate) struct TraceBuf {
-    events: RefCell<Vec<String>>,
+    events: RefCell<String>,
 }
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+/// `s` as a JSON string literal, quotes included.
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"?\"".into())
 }
 
 impl Tracer {
-    pub fn new(path: PathBuf, procs: usize) -> Tracer {
-        Tracer { epoch: Instant::now(), path, sink: Mutex::new(Vec::new()), next_flow: AtomicU64::new(1), procs }
+    /// `last`: keep only that much of the end of the run (flight recorder).
+    pub fn new(path: PathBuf, procs: usize, last: Option<Duration>) -> Tracer {
+        let sink = match last {
+            Some(d) => Sink::Recent { window_us: d.as_secs_f64() * 1e6, chunks: VecDeque::new(), bytes: 0 },
+            None => match std::fs::File::create(&path) {
+                Ok(f) => {
+                    let mut out = std::io::BufWriter::with_capacity(CHUNK, f);
+                    let _ = out.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
+                    Sink::File { out, first: true }
+                }
+                Err(e) => {
+                    eprintln!("goro: cannot create the trace file {}: {e}", path.display());
+                    Sink::Broken
+                }
+            },
+        };
+        Tracer {
+            epoch: Instant::now(),
+            path,
+            sink: Mutex::new(sink),
+            next_flow: AtomicU64::new(1),
+            procs,
+            finished: AtomicBool::new(false),
+        }
     }
 
     pub fn now_us(&self) -> f64 {
         self.epoch.elapsed().as_nanos() as f64 / 1000.0
     }
 
-    fn push(&self, buf: Option<&TraceBuf>, ev: String) {
+    /// Appends one event (formatted by `ev`) to `buf`, or straight to the
+    /// sink without one (threads that are not Ms).
+    fn push(&self, buf: Option<&TraceBuf>, ev: impl FnOnce(&mut String)) {
         match buf {
             Some(b) => {
-                let mut v = b.events.borrow_mut();
-                v.push(ev);
-                if v.len() >= FLUSH_AT {
-                    self.sink.lock().unwrap().append(&mut v);
+                let mut s = b.events.borrow_mut();
+                if !s.is_empty() {
+                    s.push_str(",\n");
+                }
+                ev(&mut s);
+                if s.len() >= CHUNK {
+                    let chunk = std::mem::replace(&mut *s, String::with_capacity(CHUNK + 1024));
+                    drop(s);
+                    self.sink(chunk);
                 }
             }
-            None => self.sink.lock().unwrap().push(ev),
+            None => {
+                let mut s = String::new();
+                ev(&mut s);
+                self.sink(s);
+            }
         }
     }
 
+    fn sink(&self, chunk: String) {
+        if chunk.is_empty() || self.finished.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = self.now_us();
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *sink {
+            Sink::File { out, first } => {
+                if !std::mem::take(first) {
+                    let _ = out.write_all(b",\n");
+                }
+                let _ = out.write_all(chunk.as_bytes());
+            }
+            Sink::Recent { window_us, chunks, bytes } => {
+                *bytes += chunk.len();
+                chunks.push_back((now, chunk));
+                while let Some((t, c)) = chunks.front() {
+                    if *t >= now - *window_us && *bytes <= RECORDER_BYTES {
+                        break;
+                    }
+                    *bytes -= c.len();
+                    chunks.pop_front();
+                }
+            }
+            Sink::Broken => {}
+        }
+    }
+
+    /// Hands what `buf` holds to the sink (an M that exits).
     pub fn flush(&self, buf: &TraceBuf) {
-        let mut v = buf.events.borrow_mut();
-        self.sink.lock().unwrap().append(&mut v);
+        let chunk = std::mem::take(&mut *buf.events.borrow_mut());
+        self.sink(chunk);
     }
 
     /// A G ran on M `m` and P `p` from `start` (µs) to now.
     pub fn run(&self, buf: &TraceBuf, m: usize, p: usize, g: u64, name: Option<&str>, start: f64) {
         let dur = (self.now_us() - start).max(0.001);
         let label = match name {
-            Some(n) => format!("G{g} {}", esc(n)),
-            None => format!("G{g}"),
+            Some(n) => json_str(&format!("G{g} {n}")),
+            None => format!("\"G{g}\""),
         };
         for tid in [m + 1, P_TRACK + p] {
-            self.push(
-                Some(buf),
-                format!(
-                    r#"{{"ph":"X","pid":1,"tid":{tid},"ts":{start:.3},"dur":{dur:.3},"name":"{label}","cat":"run","args":{{"g":{g},"m":{m},"p":{p}}}}}"#
-                ),
-            );
+            self.push(Some(buf), |s| {
+                let _ = write!(
+                    s,
+                    r#"{{"ph":"X","pid":1,"tid":{tid},"ts":{start:.3},"dur":{dur:.3},"name":{label},"args":{{"g":{g},"m":{m},"p":{p}}}}}"#
+                );
+            });
         }
     }
 
     /// An instant event on M `m`'s track (or a runtime-wide one if `m` is
-    /// `None`).
+    /// `None`). `args` is the inside of a JSON object.
     pub fn instant(&self, buf: Option<&TraceBuf>, m: Option<usize>, name: &str, args: &str) {
         let ts = self.now_us();
         let (tid, scope) = match m {
             Some(m) => (m + 1, "t"),
             None => (0, "g"),
         };
-        self.push(
-            buf,
-            format!(r#"{{"ph":"i","s":"{scope}","pid":1,"tid":{tid},"ts":{ts:.3},"name":"{name}","args":{{{args}}}}}"#),
-        );
+        let name = json_str(name);
+        self.push(buf, |s| {
+            let _ =
+                write!(s, r#"{{"ph":"i","s":"{scope}","pid":1,"tid":{tid},"ts":{ts:.3},"name":{name},"args":{{{args}}}}}"#);
+        });
     }
 
     /// Start of a flow arrow (an unpark); returns its id for `flow_end`.
@@ -102,51 +188,77 @@ impl Tracer {
         let id = self.next_flow.fetch_add(1, Ordering::Relaxed);
         let ts = self.now_us();
         let tid = m.map_or(0, |m| m + 1);
-        self.push(
-            buf,
-            format!(r#"{{"ph":"s","pid":1,"tid":{tid},"ts":{ts:.3},"id":{id},"name":"unpark","cat":"wake","args":{{"g":{g}}}}}"#),
-        );
+        self.push(buf, |s| {
+            let _ = write!(
+                s,
+                r#"{{"ph":"s","pid":1,"tid":{tid},"ts":{ts:.3},"id":{id},"name":"unpark","cat":"wake","args":{{"g":{g}}}}}"#
+            );
+        });
         id
     }
 
     /// End of flow `id`, at the start of the run it caused.
     pub fn flow_end(&self, buf: &TraceBuf, m: usize, id: u64, ts: f64) {
-        self.push(
-            Some(buf),
-            format!(
+        self.push(Some(buf), |s| {
+            let _ = write!(
+                s,
                 r#"{{"ph":"f","bp":"e","pid":1,"tid":{},"ts":{ts:.3},"id":{id},"name":"unpark","cat":"wake"}}"#,
                 m + 1
-            ),
-        );
+            );
+        });
     }
 
-    /// Writes the trace file. `ms` is the number of Ms created.
-    pub fn write(&self, ms: usize) -> std::io::Result<()> {
-        let events = std::mem::take(&mut *self.sink.lock().unwrap());
-        let mut out = String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
-        let _ = write!(out, r#"{{"ph":"M","pid":1,"name":"process_name","args":{{"name":"goro runtime"}}}}"#);
-        out.push_str(",\n");
-        out.push_str(r#"{"ph":"M","pid":1,"tid":0,"name":"thread_name","args":{"name":"runtime"}}"#);
+    /// Finishes the trace file (once: `Ok(false)` after the first call):
+    /// track names for `ms` Ms and the closing bracket, after the
+    /// recorder's chunks if it is one. Events still in the buffers of
+    /// running Ms are lost.
+    pub fn write(&self, ms: usize) -> std::io::Result<bool> {
+        if self.finished.swap(true, Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let mut meta = String::from(r#"{"ph":"M","pid":1,"name":"process_name","args":{"name":"goro runtime"}}"#);
+        meta.push_str(",\n");
+        meta.push_str(r#"{"ph":"M","pid":1,"tid":0,"name":"thread_name","args":{"name":"runtime"}}"#);
         for m in 0..ms {
             let _ = write!(
-                out,
+                meta,
                 ",\n{{\"ph\":\"M\",\"pid\":1,\"tid\":{},\"name\":\"thread_name\",\"args\":{{\"name\":\"M{m}\"}}}}",
                 m + 1
             );
         }
         for p in 0..self.procs {
             let _ = write!(
-                out,
+                meta,
                 ",\n{{\"ph\":\"M\",\"pid\":1,\"tid\":{},\"name\":\"thread_name\",\"args\":{{\"name\":\"P{p}\"}}}}",
                 P_TRACK + p
             );
         }
-        for e in events {
-            out.push_str(",\n");
-            out.push_str(&e);
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut *sink, Sink::Broken) {
+            Sink::File { mut out, first } => {
+                if !first {
+                    out.write_all(b",\n")?;
+                }
+                out.write_all(meta.as_bytes())?;
+                out.write_all(b"\n]}\n")?;
+                out.flush()?;
+                Ok(true)
+            }
+            Sink::Recent { chunks, .. } => {
+                let f = std::fs::File::create(&self.path)?;
+                let mut out = std::io::BufWriter::with_capacity(CHUNK, f);
+                out.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
+                out.write_all(meta.as_bytes())?;
+                for (_, c) in chunks {
+                    out.write_all(b",\n")?;
+                    out.write_all(c.as_bytes())?;
+                }
+                out.write_all(b"\n]}\n")?;
+                out.flush()?;
+                Ok(true)
+            }
+            Sink::Broken => Err(std::io::Error::other("the trace file could not be created")),
         }
-        out.push_str("\n]}\n");
-        std::fs::write(&self.path, out)
     }
 
     pub fn path(&self) -> &std::path::Path {
