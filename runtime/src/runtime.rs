@@ -183,7 +183,7 @@ impl RuntimeBuilder {
     }
 
     /// With `trace`: keep only the last `d` of the run (a flight recorder,
-    /// at most 64 MiB in memory), written when the runtime is dropped; also
+    /// at most 16 MiB in memory), written when the runtime is dropped; also
     /// `GORO_TRACE_LAST=<seconds>`. Without it the trace streams to the file
     /// as the run goes.
     pub fn trace_last(mut self, d: Duration) -> Self {

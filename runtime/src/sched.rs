@@ -1159,7 +1159,7 @@ impl Sched {
             g.set_status(GStatus::Running);
             c.curg.set(Arc::as_ptr(&g));
             let trace_start = self.tracer.as_ref().map(|t| {
-                let ts = t.now_us();
+                let ts = t.now_ns();
                 let flow = g.flow_id.swap(0, Ordering::Relaxed);
                 if flow != 0 {
                     t.flow_end(&c.trace, c.m.id, flow, ts);
@@ -1200,12 +1200,7 @@ impl Sched {
             if let (Some(t), Some(start)) = (&self.tracer, trace_start) {
                 t.run(&c.trace, c.m.id, c.m.cur_p.load(Ordering::Relaxed), g.id, g.name(), start);
                 if let CoroutineResult::Yield(Switch::Park) = r {
-                    t.instant(
-                        Some(&c.trace),
-                        Some(c.m.id),
-                        "park",
-                        &format!(r#""g":{},"reason":"{}""#, g.id, g.wait_reason()),
-                    );
+                    t.park(&c.trace, c.m.id, g.id, g.wait_reason().as_str());
                 }
             }
             if c.in_user.replace(false) {
@@ -1604,7 +1599,9 @@ impl Sched {
         if let Some(t) = &self.tracer {
             match t.write(self.threads_created()) {
                 Ok(false) => {}
-                Ok(true) => eprintln!("goro: trace written to {} (open it in https://ui.perfetto.dev)", t.path().display()),
+                Ok(true) => {
+                    eprintln!("goro: trace written to {} (open it in https://ui.perfetto.dev)", t.path().display())
+                }
                 Err(e) => eprintln!("goro: cannot write the trace to {}: {e}", t.path().display()),
             }
         }

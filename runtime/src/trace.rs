@@ -10,7 +10,7 @@
 //! it to the file at once (the default: memory stays bounded however long
 //! the run) or, as a flight recorder (`RuntimeBuilder::trace_last(d)`,
 //! `GORO_TRACE_LAST=<seconds>`), keeps only the chunks of the last `d` (and
-//! at most `RECORDER_BYTES`) in memory and writes them at the end. The file
+//! at most `RECORDER_BYTES`, 16 MiB) in memory and writes them at the end. The file
 //! is finished (track names, closing bracket) when the runtime is dropped,
 //! when the process exits on a deadlock, or at process exit for a runtime
 //! never dropped. Strings (G names) are escaped by serde_json.
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 /// Bytes an M buffers before it hands them to the sink.
 const CHUNK: usize = 64 * 1024;
 /// The most a flight recorder keeps in memory, whatever its window.
-const RECORDER_BYTES: usize = 64 << 20;
+const RECORDER_BYTES: usize = 16 << 20;
 /// Track ids: Ms are 1..; Ps are P_TRACK + p.
 const P_TRACK: usize = 100_000;
 
@@ -55,6 +55,34 @@ enum Sink {
 #[derive(Default)]
 pub(crate) struct TraceBuf {
     events: RefCell<String>,
+}
+
+/// Nanoseconds written as the trace format's microseconds, three decimals,
+/// with integer formatting only (floats cost more than the rest of an event).
+struct Us(u64);
+
+impl std::fmt::Display for Us {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+    }
+}
+
+fn num(s: &mut String, v: u64) {
+    s.push_str(itoa::Buffer::new().format(v));
+}
+
+/// Nanoseconds as the format's microseconds with three decimals.
+fn us(s: &mut String, ns: u64) {
+    num(s, ns / 1000);
+    let frac = ns % 1000;
+    s.push('.');
+    if frac < 100 {
+        s.push('0');
+    }
+    if frac < 10 {
+        s.push('0');
+    }
+    num(s, frac);
 }
 
 /// `s` as a JSON string literal, quotes included.
@@ -89,8 +117,9 @@ impl Tracer {
         }
     }
 
-    pub fn now_us(&self) -> f64 {
-        self.epoch.elapsed().as_nanos() as f64 / 1000.0
+    /// Nanoseconds since the trace began.
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
     }
 
     /// Appends one event (formatted by `ev`) to `buf`, or straight to the
@@ -121,7 +150,7 @@ impl Tracer {
         if chunk.is_empty() || self.finished.load(Ordering::Relaxed) {
             return;
         }
-        let now = self.now_us();
+        let now = self.now_ns() as f64 / 1000.0;
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *sink {
             Sink::File { out, first } => {
@@ -151,19 +180,36 @@ impl Tracer {
         self.sink(chunk);
     }
 
-    /// A G ran on M `m` and P `p` from `start` (µs) to now.
-    pub fn run(&self, buf: &TraceBuf, m: usize, p: usize, g: u64, name: Option<&str>, start: f64) {
-        let dur = (self.now_us() - start).max(0.001);
-        let label = match name {
-            Some(n) => json_str(&format!("G{g} {n}")),
-            None => format!("\"G{g}\""),
-        };
+    /// A G ran on M `m` and P `p` from `start` (ns) to now: a slice on the
+    /// M's track and one on the P's. Written field by field with integer
+    /// formatting: a traced run emits millions of these.
+    pub fn run(&self, buf: &TraceBuf, m: usize, p: usize, g: u64, name: Option<&str>, start: u64) {
+        let dur = self.now_ns().saturating_sub(start).max(1);
+        let label = name.map(|n| json_str(&format!("G{g} {n}")));
         for tid in [m + 1, P_TRACK + p] {
             self.push(Some(buf), |s| {
-                let _ = write!(
-                    s,
-                    r#"{{"ph":"X","pid":1,"tid":{tid},"ts":{start:.3},"dur":{dur:.3},"name":{label},"args":{{"g":{g},"m":{m},"p":{p}}}}}"#
-                );
+                s.push_str(r#"{"ph":"X","pid":1,"tid":"#);
+                num(s, tid as u64);
+                s.push_str(r#","ts":"#);
+                us(s, start);
+                s.push_str(r#","dur":"#);
+                us(s, dur);
+                s.push_str(r#","name":"#);
+                match &label {
+                    Some(l) => s.push_str(l),
+                    None => {
+                        s.push_str("\"G");
+                        num(s, g);
+                        s.push('"');
+                    }
+                }
+                s.push_str(r#","args":{"g":"#);
+                num(s, g);
+                s.push_str(r#","m":"#);
+                num(s, m as u64);
+                s.push_str(r#","p":"#);
+                num(s, p as u64);
+                s.push_str("}}");
             });
         }
     }
@@ -171,40 +217,63 @@ impl Tracer {
     /// An instant event on M `m`'s track (or a runtime-wide one if `m` is
     /// `None`). `args` is the inside of a JSON object.
     pub fn instant(&self, buf: Option<&TraceBuf>, m: Option<usize>, name: &str, args: &str) {
-        let ts = self.now_us();
+        let ts = self.now_ns();
         let (tid, scope) = match m {
             Some(m) => (m + 1, "t"),
             None => (0, "g"),
         };
         let name = json_str(name);
         self.push(buf, |s| {
-            let _ =
-                write!(s, r#"{{"ph":"i","s":"{scope}","pid":1,"tid":{tid},"ts":{ts:.3},"name":{name},"args":{{{args}}}}}"#);
+            let _ = write!(
+                s,
+                r#"{{"ph":"i","s":"{scope}","pid":1,"tid":{tid},"ts":{},"name":{name},"args":{{{args}}}}}"#,
+                Us(ts)
+            );
+        });
+    }
+
+    /// A G parked (why: `reason`), on M `m`'s track.
+    pub fn park(&self, buf: &TraceBuf, m: usize, g: u64, reason: &str) {
+        let ts = self.now_ns();
+        self.push(Some(buf), |s| {
+            let _ = write!(
+                s,
+                r#"{{"ph":"i","s":"t","pid":1,"tid":{},"ts":{},"name":"park","args":{{"g":{g},"reason":"{reason}"}}}}"#,
+                m + 1,
+                Us(ts)
+            );
         });
     }
 
     /// Start of a flow arrow (an unpark); returns its id for `flow_end`.
     pub fn flow_start(&self, buf: Option<&TraceBuf>, m: Option<usize>, g: u64) -> u64 {
         let id = self.next_flow.fetch_add(1, Ordering::Relaxed);
-        let ts = self.now_us();
+        let ts = self.now_ns();
         let tid = m.map_or(0, |m| m + 1);
         self.push(buf, |s| {
-            let _ = write!(
-                s,
-                r#"{{"ph":"s","pid":1,"tid":{tid},"ts":{ts:.3},"id":{id},"name":"unpark","cat":"wake","args":{{"g":{g}}}}}"#
-            );
+            s.push_str(r#"{"ph":"s","pid":1,"tid":"#);
+            num(s, tid as u64);
+            s.push_str(r#","ts":"#);
+            us(s, ts);
+            s.push_str(r#","id":"#);
+            num(s, id);
+            s.push_str(r#","name":"unpark","cat":"wake","args":{"g":"#);
+            num(s, g);
+            s.push_str("}}");
         });
         id
     }
 
-    /// End of flow `id`, at the start of the run it caused.
-    pub fn flow_end(&self, buf: &TraceBuf, m: usize, id: u64, ts: f64) {
+    /// End of flow `id`, at the start (ns) of the run it caused.
+    pub fn flow_end(&self, buf: &TraceBuf, m: usize, id: u64, ts: u64) {
         self.push(Some(buf), |s| {
-            let _ = write!(
-                s,
-                r#"{{"ph":"f","bp":"e","pid":1,"tid":{},"ts":{ts:.3},"id":{id},"name":"unpark","cat":"wake"}}"#,
-                m + 1
-            );
+            s.push_str(r#"{"ph":"f","bp":"e","pid":1,"tid":"#);
+            num(s, m as u64 + 1);
+            s.push_str(r#","ts":"#);
+            us(s, ts);
+            s.push_str(r#","id":"#);
+            num(s, id);
+            s.push_str(r#","name":"unpark","cat":"wake"}"#);
         });
     }
 
