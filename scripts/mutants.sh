@@ -15,25 +15,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# module | files (globs) | test package | test targets | name regex (optional)
-# Each module runs the facade's integration tests that exercise it (not the
-# doc tests, not trybuild); the loom models run in every `cargo test`.
+# module | files (globs) | test targets (any package of the workspace) | name regex (optional)
+# Each module runs its crate's model checks and the facade's integration
+# tests that exercise it (not the doc tests, not trybuild).
 MODULES=(
-    "runq|runtime/src/runq.rs|goro|sched lock_os_thread|"
-    "park_token|runtime/src/park_token.rs|goro|sched chan|"
-    "opstate|chan/src/opstate.rs|goro|chan select|"
-    "chan|chan/src/chan.rs chan/src/sudog.rs chan/src/lock.rs|goro|chan select|"
-    "select|chan/src/select.rs|goro|select chan|"
-    "sync|runtime/src/sync/*.rs|goro|sync|"
-    "time|chan/src/time.rs runtime/src/timer.rs|goro|chan sched|"
-    "idle|runtime/src/sched.rs|goro|sched lock_os_thread|wakep|spinning|may_spin|pidle|startm|stopm|steal|runq|globrunq"
-    "lock_os_thread|runtime/src/lock_os_thread.rs|goro|lock_os_thread|"
+    "runq|runtime/src/runq.rs|runq_rules loom_runq sched|"
+    "park_token|runtime/src/park_token.rs|loom_park sched chan|"
+    "opstate|chan/src/opstate.rs|loom_opstate chan select|"
+    "chan|chan/src/chan.rs chan/src/sudog.rs chan/src/lock.rs|chan select|"
+    "select|chan/src/select.rs|select chan|"
+    "sync|runtime/src/sync/*.rs|sync|"
+    "time|chan/src/time.rs runtime/src/timer.rs|chan sched|"
+    "idle|runtime/src/sched.rs|sched lock_os_thread|wakep|spinning|may_spin|pidle|startm|stopm|steal|runq|globrunq"
+    "lock_os_thread|runtime/src/lock_os_thread.rs|lock_os_thread|"
 )
 
 if [[ "${1:-}" == "--list" ]]; then
     for m in "${MODULES[@]}"; do
-        IFS='|' read -r name files pkg tests re <<<"$m"
-        echo "$name: $files (tests: $pkg ${tests}${re:+; mutants matching $re})"
+        IFS='|' read -r name files tests re <<<"$m"
+        echo "$name: $files (tests: ${tests}${re:+; mutants matching $re})"
     done
     exit 0
 fi
@@ -45,13 +45,13 @@ fi
 want=("$@")
 missed_total=0
 for m in "${MODULES[@]}"; do
-    IFS='|' read -r name files pkg tests re <<<"$m"
-    # The regex field may itself contain '|': take everything after the 4th field.
-    re="$(cut -d'|' -f5- <<<"$m")"
+    IFS='|' read -r name files tests re <<<"$m"
+    # The regex field may itself contain '|': take everything after the 3rd field.
+    re="$(cut -d'|' -f4- <<<"$m")"
     if ((${#want[@]})) && [[ ! " ${want[*]} " == *" $name "* ]]; then
         continue
     fi
-    args=(--workspace --test-package "$pkg" --timeout 300 --output "target/mutants/$name")
+    args=(--workspace --test-workspace=true --timeout 300 --output "target/mutants/$name")
     for f in $files; do args+=(-f "$f"); done
     for t in $tests; do args+=(--cargo-test-arg=--test "--cargo-test-arg=$t"); done
     [[ -n "$re" ]] && args+=(--re "$re")
