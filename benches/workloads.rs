@@ -1,4 +1,4 @@
-//! The workloads of WORKLOADS.md on goro, printing `name value unit`.
+//! The workloads of docs/workloads.md on goro, printing `name value unit`.
 //!
 //!     cargo bench --bench workloads                 # every workload, median of GORO_BENCH_RUNS (3)
 //!     cargo bench --bench workloads -- pingpong yield

@@ -3,7 +3,7 @@
 //! figure and which scheduler counters explain it.
 //!
 //!     cargo run --release --example lab                      # --quick: small sizes, about a minute on 2 cores
-//!     cargo run --release --example lab -- --full            # WORKLOADS.md sizes (about ten minutes)
+//!     cargo run --release --example lab -- --full            # docs/workloads.md sizes (about ten minutes)
 //!     cargo run --release --example lab -- --runs 9          # runs per cell (default 5)
 //!     cargo run --release --example lab -- --workloads pingpong,hog --policies default,runnext-off
 //!     cargo run --release --example lab -- --procs 4 --out /tmp/lab
@@ -248,7 +248,7 @@ fn main() {
         ws.len(),
         vs.len(),
         o.runs,
-        if o.size == Size::Quick { "quick sizes" } else { "WORKLOADS.md sizes" },
+        if o.size == Size::Quick { "quick sizes" } else { "docs/workloads.md sizes" },
         o.procs
     );
     let mut cells = vec![vec![Cell::default(); vs.len()]; ws.len()];
@@ -295,7 +295,7 @@ fn main() {
          `~` marks a change inside default's own run-to-run spread.\n\n",
         "Median",
         o.runs,
-        if o.size == Size::Quick { "quick sizes" } else { "WORKLOADS.md sizes" },
+        if o.size == Size::Quick { "quick sizes" } else { "docs/workloads.md sizes" },
         o.procs,
         started.elapsed().as_secs_f64()
     );

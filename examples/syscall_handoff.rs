@@ -1,5 +1,5 @@
 //! Blocking syscalls and hogs under each policy: runs the `syscall_handoff`
-//! and `hog` workloads of WORKLOADS.md (procs = 2) and prints a table.
+//! and `hog` workloads of docs/workloads.md (procs = 2) and prints a table.
 //!
 //!     cargo run --release --example syscall_handoff
 

@@ -1,4 +1,4 @@
-//! The `syscall_handoff` and `hog` workloads of WORKLOADS.md, shared by
+//! The `syscall_handoff` and `hog` workloads of docs/workloads.md, shared by
 //! `benches/workloads.rs`, `examples/syscall_handoff.rs` and the policy lab.
 
 use std::hint::black_box;
@@ -25,7 +25,7 @@ fn usleep(us: u32) {
     }
 }
 
-/// How big the system-call workloads are: WORKLOADS.md's sizes, or the
+/// How big the system-call workloads are: docs/workloads.md's sizes, or the
 /// policy lab's quick ones.
 #[derive(Clone, Copy, Debug)]
 pub struct SysSize {
@@ -43,7 +43,7 @@ impl SysSize {
     pub const FULL: SysSize = SysSize { chunks: 1000, sleeps: 10, spin: Duration::from_millis(200), naps: 100 };
 }
 
-/// The runtime these workloads run on: procs = 2, as WORKLOADS.md says.
+/// The runtime these workloads run on: procs = 2, as docs/workloads.md says.
 pub fn runtime(policy: &Policy) -> Runtime {
     // SAFETY: the workloads' Gs keep no thread-local state across switch points.
     unsafe { Runtime::builder().procs(2).policy(policy.clone()).build() }.unwrap()

@@ -1,4 +1,4 @@
-// The WORKLOADS.md workloads on Go's runtime, printing `name value unit`
+// The docs/workloads.md workloads on Go's runtime, printing `name value unit`
 // lines like goro's benches/workloads.rs. Usage: go run . [workload ...]
 // (each run of each workload should be its own process; see scripts/compare.sh).
 package main

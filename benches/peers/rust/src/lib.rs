@@ -1,11 +1,11 @@
-//! What every Rust peer shares: the exact parameters of WORKLOADS.md (the
+//! What every Rust peer shares: the exact parameters of docs/workloads.md (the
 //! splitmix64 timer durations, the ~10 µs xorshift chunk, the RSS probe),
 //! the result line, and the checks that make a wrong result fail loudly.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// The workloads, in WORKLOADS.md's order.
+/// The workloads, in docs/workloads.md's order.
 pub const ALL: [&str; 13] = [
     "spawn",
     "skynet",

@@ -1,4 +1,4 @@
-//! The WORKLOADS.md workloads on may's stackful coroutines (`may::go!`,
+//! The docs/workloads.md workloads on may's stackful coroutines (`may::go!`,
 //! `may::sync::mpsc`/`mpmc`, a `cqueue` for select), printing
 //! `name value unit` lines like goro's benches. Usage: peer-may <workload>.
 //!

@@ -1,8 +1,8 @@
-//! The WORKLOADS.md workloads on plain OS threads with `crossbeam-channel`
+//! The docs/workloads.md workloads on plain OS threads with `crossbeam-channel`
 //! (`bounded(0)` is a true rendezvous channel, `select!` its select), the
 //! baseline a user would write without any runtime. Usage: peer-threads <workload>.
 //!
-//! Not run, as WORKLOADS.md says: `skynet` (a million threads) and
+//! Not run, as docs/workloads.md says: `skynet` (a million threads) and
 //! `parked_memory` (100,000 parked threads); `timers` and `spawn` too, for
 //! the same reason (100,000 sleeping threads; 100,000 spawned before the
 //! first join exhaust the machine's mappings). `pingpong_1p`, `syscall_handoff` and

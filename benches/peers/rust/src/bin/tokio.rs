@@ -1,4 +1,4 @@
-//! The WORKLOADS.md workloads on Tokio's multi-threaded runtime
+//! The docs/workloads.md workloads on Tokio's multi-threaded runtime
 //! (`tokio::sync::mpsc` for channels, `tokio::select!`, `spawn_blocking` as
 //! its syscall entry), printing `name value unit` lines like goro's benches.
 //! Usage: peer-tokio <workload>.
@@ -83,7 +83,7 @@ async fn skynet() {
     report("skynet", t.elapsed().as_secs_f64() * 1e3, "ms");
 }
 
-/// Tokio has no unbuffered channel: capacity 1, as WORKLOADS.md allows.
+/// Tokio has no unbuffered channel: capacity 1, as docs/workloads.md allows.
 async fn pingpong(name: &str) {
     let (ptx, mut prx) = mpsc::channel::<u64>(1);
     let (qtx, mut qrx) = mpsc::channel::<u64>(1);
