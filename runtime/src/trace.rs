@@ -85,6 +85,16 @@ fn us(s: &mut String, ns: u64) {
     num(s, frac);
 }
 
+/// The start of an event: `{"ph":..,"pid":1,"tid":..,"ts":..` (open).
+fn head(s: &mut String, ph: &str, tid: u64, ts_ns: u64) {
+    s.push_str(r#"{"ph":""#);
+    s.push_str(ph);
+    s.push_str(r#"","pid":1,"tid":"#);
+    num(s, tid);
+    s.push_str(r#","ts":"#);
+    us(s, ts_ns);
+}
+
 /// `s` as a JSON string literal, quotes included.
 fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"?\"".into())
@@ -188,10 +198,7 @@ impl Tracer {
         let label = name.map(|n| json_str(&format!("G{g} {n}")));
         for tid in [m + 1, P_TRACK + p] {
             self.push(Some(buf), |s| {
-                s.push_str(r#"{"ph":"X","pid":1,"tid":"#);
-                num(s, tid as u64);
-                s.push_str(r#","ts":"#);
-                us(s, start);
+                head(s, "X", tid as u64, start);
                 s.push_str(r#","dur":"#);
                 us(s, dur);
                 s.push_str(r#","name":"#);
@@ -251,10 +258,7 @@ impl Tracer {
         let ts = self.now_ns();
         let tid = m.map_or(0, |m| m + 1);
         self.push(buf, |s| {
-            s.push_str(r#"{"ph":"s","pid":1,"tid":"#);
-            num(s, tid as u64);
-            s.push_str(r#","ts":"#);
-            us(s, ts);
+            head(s, "s", tid as u64, ts);
             s.push_str(r#","id":"#);
             num(s, id);
             s.push_str(r#","name":"unpark","cat":"wake","args":{"g":"#);
@@ -267,13 +271,10 @@ impl Tracer {
     /// End of flow `id`, at the start (ns) of the run it caused.
     pub fn flow_end(&self, buf: &TraceBuf, m: usize, id: u64, ts: u64) {
         self.push(Some(buf), |s| {
-            s.push_str(r#"{"ph":"f","bp":"e","pid":1,"tid":"#);
-            num(s, m as u64 + 1);
-            s.push_str(r#","ts":"#);
-            us(s, ts);
+            head(s, "f", m as u64 + 1, ts);
             s.push_str(r#","id":"#);
             num(s, id);
-            s.push_str(r#","name":"unpark","cat":"wake"}"#);
+            s.push_str(r#","bp":"e","name":"unpark","cat":"wake"}"#);
         });
     }
 
