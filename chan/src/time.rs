@@ -38,17 +38,14 @@ impl Timer {
     /// A timer that fires after `d`.
     pub fn new(d: Duration) -> Timer {
         let t = Timer { ch: Chan::new(1), handle: Mutex::new(None) };
-        t.arm(&mut t.handle.lock().unwrap(), d);
+        *t.handle.lock().unwrap() = Some(t.arm(d));
         t
     }
 
-    /// Arms the timer in `slot` (which the caller emptied, under its lock):
-    /// one lock around stop-and-arm, so two `reset`s cannot both arm and
-    /// leave one handle uncancellable.
-    fn arm(&self, slot: &mut Option<TimerHandle>, d: Duration) {
-        debug_assert!(slot.is_none());
+    /// A new pending timer for this timer's channel, due after `d`.
+    fn arm(&self, d: Duration) -> TimerHandle {
         let ch = self.ch.clone();
-        *slot = Some(add_timer(deadline_after(d), TimerAction::Call(Box::new(move || fire(&ch)))));
+        add_timer(deadline_after(d), TimerAction::Call(Box::new(move || fire(&ch))))
     }
 
     /// The channel the time is delivered on.
@@ -70,12 +67,17 @@ impl Timer {
     /// Re-arms the timer to fire after `d`. Returns `true` if it was still
     /// pending (Go's `Reset`). A value already delivered stays in the channel.
     /// Atomic with respect to other `reset`s and `stop`s: after a `stop`
-    /// that follows any number of concurrent resets, the timer never fires.
+    /// that follows any number of concurrent resets, the timer fires no more
+    /// (a firing already under way when `stop` is called may still deliver
+    /// its value, as in Go).
     pub fn reset(&self, d: Duration) -> bool {
-        let mut slot = self.handle.lock().unwrap();
-        let was_pending = slot.take().is_some_and(|h| h.cancel());
-        self.arm(&mut slot, d);
-        was_pending
+        // Arm first (`add_timer` may switch the G: no lock is held across
+        // it), then swap the handle in and cancel the one it replaces. Every
+        // handle that leaves the slot is cancelled by whoever took it out,
+        // so none is lost, whatever the interleaving of resets and stops.
+        let new = self.arm(d);
+        let old = self.handle.lock().unwrap().replace(new);
+        old.is_some_and(|h| h.cancel())
     }
 }
 

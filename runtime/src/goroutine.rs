@@ -28,6 +28,13 @@ where
     T: Send + 'static,
 {
     let site = Location::caller();
+    if m::force_unwinding() {
+        // A destructor of a G that shutdown is dropping: a panic here would
+        // abort the process. The new G is refused the way shutdown refuses
+        // every G: its join reports it was dropped.
+        drop(f);
+        return JoinHandle::dropped();
+    }
     let sched = m::current_sched().unwrap_or_else(|| panic!("goro::go: {}", NO_RUNTIME));
     spawn_on(&sched, f, None, None, site).unwrap_or_else(|e| panic!("goro::go: {e}"))
 }
@@ -193,6 +200,13 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
+    /// A handle to a G that was never run: its join reports the drop.
+    fn dropped() -> JoinHandle<T> {
+        let inner = Arc::new(JoinInner { state: Mutex::new(JoinState { result: None, waiter: None }) });
+        drop(Completer(Some(inner.clone())));
+        JoinHandle { inner, id: 0, runtime: 0, _t: PhantomData }
+    }
+
     /// Waits for the G to finish: parks the calling G, or blocks the calling
     /// thread outside a G. `Err` holds the G's panic payload.
     pub fn join(self) -> thread::Result<T> {

@@ -105,15 +105,27 @@ fn running<'a>() -> Option<(&'a MCtx, &'a G)> {
     }
 }
 
+/// Wires `g` to this M. `MCtx::lockedg` owns a reference to the G while it
+/// is wired, so the M can always reach it (at shutdown too).
 fn wire(c: &MCtx, g: &G) {
     g.lockedm.store(Arc::as_ptr(&c.m) as *mut M, Ordering::Relaxed);
-    c.lockedg.set(g);
+    if c.lockedg.get().is_null() {
+        // SAFETY: `g` is the running G, kept alive by its M's reference
+        // while it runs; the count taken here is given back in `unwire`.
+        unsafe { Arc::increment_strong_count(g) };
+        c.lockedg.set(g);
+    }
 }
 
 fn unwire_if_free(c: &MCtx, g: &G) {
     if g.locked_ext.get() == 0 && g.locked_int.get() == 0 {
         g.lockedm.store(std::ptr::null_mut(), Ordering::Relaxed);
-        c.lockedg.set(std::ptr::null());
+        let wired = c.lockedg.replace(std::ptr::null());
+        if !wired.is_null() {
+            // SAFETY: the count `wire` took; the running G is still held by
+            // its M's own reference, so this never frees it.
+            unsafe { Arc::decrement_strong_count(wired) };
+        }
     }
 }
 
@@ -181,36 +193,37 @@ impl Sched {
     /// on its own thread. No other M ever resumes a wired G, and the
     /// shutdown thread waits for this one before it touches any G.
     fn drop_locked_g(&self, c: &MCtx) {
-        let g = c.lockedg.replace(std::ptr::null());
+        // SAFETY: the reference `wire` took; it keeps the G alive here
+        // whatever the registry and the run queues do meanwhile.
+        let g = unsafe { Arc::from_raw(c.lockedg.replace(std::ptr::null())) };
         let handed = c.m.nextg.swap(std::ptr::null_mut(), Ordering::Acquire);
-        // SAFETY: a wired G that has not exited is in the registry, which
-        // the shutdown thread drains only after every M has ended; only its
-        // wired M (us) touches its coroutine.
-        unsafe {
-            // The shutdown thread may claim a parked G too: the one that
-            // wins the token unwinds it.
-            if (*g).park.kill() {
-                let co = (*(*g).co.get()).take();
-                m::set_force_unwinding(true);
-                drop(co);
-                m::set_force_unwinding(false);
-                (*g).set_status(GStatus::Dead);
-            }
-            (*g).lockedm.store(std::ptr::null_mut(), Ordering::Relaxed);
-            if !handed.is_null() {
-                // An M handed the G back as shutdown began: drop its reference.
-                drop(Arc::from_raw(handed));
-            }
+        if !handed.is_null() {
+            // An M handed the G back as shutdown began: drop its reference.
+            // SAFETY: `startlockedm` stored an `Arc::into_raw` pointer.
+            drop(unsafe { Arc::from_raw(handed) });
+        }
+        // Shutdown leaves wired Gs to their M (`Sched::shutdown`), and no M
+        // runs a G after shutdown began; the token makes sure only one
+        // claimant unwinds it. `lockedm` stays set, so an M that takes the
+        // G from a queue late still hands it here (and the handoff is
+        // dropped) instead of running it.
+        if g.park.kill() {
+            // SAFETY: `kill` made us the G's only runner.
+            let co = unsafe { (*g.co.get()).take() };
+            m::set_force_unwinding(true);
+            drop(co);
+            m::set_force_unwinding(false);
+            g.set_status(GStatus::Dead);
         }
     }
 
     /// Go's `startlockedm`: `g`, taken from a run queue, is wired to another
     /// M. Hands it this M's P and the G; the caller then stops this M.
-    pub(crate) fn startlockedm(&self, c: &MCtx, g: Arc<G>) {
-        let lm = g.lockedm.load(Ordering::Relaxed);
+    /// `lm`: the G's `lockedm`, as the caller loaded it (non-null).
+    pub(crate) fn startlockedm(&self, c: &MCtx, g: Arc<G>, lm: *const M) {
         // SAFETY: a wired G's M is alive: it waits in `stoplockedm` for this
-        // G (it cannot end while the G is wired and alive), and `Sched::ms`
-        // holds a reference to it.
+        // G (it cannot end while the G is wired and alive, or it is past
+        // shutdown, where it still is in `Sched::ms`, which holds it).
         let lm = unsafe { &*lm };
         let p = c.p.replace(NO_P);
         c.m.cur_p.store(NO_P, Ordering::Relaxed);

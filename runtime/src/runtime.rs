@@ -321,33 +321,44 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let h =
-            spawn_on(&self.sched, f, Some("main".into()), None, site).unwrap_or_else(|e| panic!("goro: block_on: {e}"));
-        let r = if crate::m::in_goroutine() {
-            h.join()
-        } else {
-            let me = crate::park::current_unparker();
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() };
-            self.sched.deadlock_watchers.lock().unwrap().push((me.clone(), tid));
-            // While this thread waits here it only waits for the main G:
-            // deadlock detection may count it as the runtime's own.
-            struct Unwatch<'a>(&'a Sched, i32);
-            impl Drop for Unwatch<'_> {
-                fn drop(&mut self) {
-                    self.0.deadlock_watchers.lock().unwrap_or_else(|e| e.into_inner()).retain(|(_, t)| *t != self.1);
-                }
+        if crate::m::in_goroutine() {
+            let h = spawn_on(&self.sched, f, Some("main".into()), None, site)
+                .unwrap_or_else(|e| panic!("goro: block_on: {e}"));
+            return match h.join() {
+                Ok(v) => Ok(v),
+                Err(p) => resume_unwind(p),
+            };
+        }
+        let me = crate::park::current_unparker();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        // While this thread waits here it only waits for the main G:
+        // deadlock detection may count it as the runtime's own. The main G
+        // takes it off the list before its result is published (the thread
+        // is about to run again, with whatever the result holds).
+        self.sched.deadlock_watchers.lock().unwrap().push((me.clone(), tid));
+        struct Unwatch(Arc<Sched>, i32);
+        impl Drop for Unwatch {
+            fn drop(&mut self) {
+                self.0.deadlock_watchers.lock().unwrap_or_else(|e| e.into_inner()).retain(|(_, t)| *t != self.1);
             }
-            let _unwatch = Unwatch(&self.sched, tid);
-            loop {
-                if let Some(r) = h.try_take(me.clone()) {
-                    break r;
-                }
-                if self.sched.deadlocked.load(std::sync::atomic::Ordering::SeqCst) {
-                    return Err(Deadlock);
-                }
-                std::thread::park();
+        }
+        let unwatch = Unwatch(self.sched.clone(), tid);
+        let body = move || {
+            let _unwatch = unwatch;
+            f()
+        };
+        let h = spawn_on(&self.sched, body, Some("main".into()), None, site)
+            .unwrap_or_else(|e| panic!("goro: block_on: {e}"));
+        let _unwatch = Unwatch(self.sched.clone(), tid);
+        let r = loop {
+            if let Some(r) = h.try_take(me.clone()) {
+                break r;
             }
+            if self.sched.deadlocked.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Deadlock);
+            }
+            std::thread::park();
         };
         match r {
             Ok(v) => Ok(v),

@@ -738,15 +738,29 @@ impl Sched {
         }
         let m = Arc::new(M::new(id));
         self.ms.lock().unwrap().push(m.clone());
+        // Under the threads lock, so that shutdown either sees this M in the
+        // list or this M sees shutdown (and never starts).
+        let mut threads = self.threads.lock().unwrap();
+        if self.shutdown.load(Ordering::SeqCst) {
+            drop(threads);
+            self.ms.lock().unwrap().retain(|x| !Arc::ptr_eq(x, &m));
+            self.ms_exited.fetch_add(1, Ordering::Relaxed);
+            let mut l = self.lock();
+            self.pidleput(&mut l, p);
+            if spinning {
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            return;
+        }
         // Threads that ended (idle too long, or taken by a G that exited
         // locked) need no join at shutdown.
-        self.threads.lock().unwrap().retain(|t| !t.is_finished());
+        threads.retain(|t| !t.is_finished());
         let name = format!("{}-m{}", self.name, id);
         let h = thread::Builder::new()
             .name(name)
             .spawn(move || this.mstart(m, p, spinning))
             .unwrap_or_else(|e| panic!("goro: cannot create an OS thread for an M: {e}"));
-        self.threads.lock().unwrap().push(h);
+        threads.push(h);
     }
 
     /// Go's `stopm`: parks the M until it is handed a P. Returns false on
@@ -825,10 +839,11 @@ impl Sched {
             if c.spinning.get() {
                 self.resetspinning(c);
             }
-            if !g.lockedm.load(Ordering::Relaxed).is_null() {
+            let lm = g.lockedm.load(Ordering::Relaxed);
+            if !lm.is_null() {
                 // Wired to another M (`lock_os_thread.rs`): hand it our P
                 // and the G, and wait for work like an idle M.
-                self.startlockedm(c, g);
+                self.startlockedm(c, g, lm);
                 if !self.stopm(c) {
                     return;
                 }
@@ -1503,51 +1518,54 @@ impl Sched {
                 m.wake();
             }
             self.poller().wake();
-            let running: Vec<thread::JoinHandle<()>> = {
-                let mut threads = self.threads.lock().unwrap();
-                let (done, running): (Vec<_>, Vec<_>) =
-                    std::mem::take(&mut *threads).into_iter().partition(|t| t.is_finished());
-                drop(threads);
-                for t in done {
-                    let _ = t.join();
-                }
-                running
-            };
-            if running.is_empty() {
+            let all = std::mem::take(&mut *self.threads.lock().unwrap());
+            let (done, running): (Vec<_>, Vec<_>) = all.into_iter().partition(|t| t.is_finished());
+            for t in done {
+                let _ = t.join();
+            }
+            // `newm` pushes under this lock after checking `shutdown`: an
+            // M started meanwhile is in the list now, or never starts.
+            let mut threads = self.threads.lock().unwrap();
+            threads.extend(running);
+            if threads.is_empty() {
                 break;
             }
             if Instant::now() >= deadline {
                 // Dropping the handles detaches the threads.
                 self.detached.store(true, Ordering::SeqCst);
+                threads.clear();
                 break;
             }
-            *self.threads.lock().unwrap() = running;
+            drop(threads);
             thread::sleep(Duration::from_millis(1));
         }
         let detached = self.detached.load(Ordering::SeqCst);
-        // Gs no M runs: queued ones, and (with every M gone) all of them.
+        // Gs no M runs: the queued ones. The local queues are emptied from
+        // the consumer side (as a thief would), which is safe even while a
+        // detached M still pushes to its own.
         let mut victims: Vec<Arc<G>> = self.lock().runq.drain(..).collect();
         self.runq_size.store(0, Ordering::SeqCst);
-        if !detached {
-            for p in self.ps.iter() {
-                let next = p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
-                if !next.is_null() {
-                    // SAFETY: runnext holds an Arc::into_raw pointer we now own.
-                    victims.push(unsafe { Arc::from_raw(next) });
-                }
-                for x in p.runq.drain() {
-                    // SAFETY: as above, for queue slots.
-                    victims.push(unsafe { Arc::from_raw(x) });
-                }
+        for p in self.ps.iter() {
+            let next = p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
+            if !next.is_null() {
+                // SAFETY: runnext holds an Arc::into_raw pointer we now own.
+                victims.push(unsafe { Arc::from_raw(next) });
+            }
+            for x in p.runq.drain() {
+                // SAFETY: as above, for queue slots (taken by CAS).
+                victims.push(unsafe { Arc::from_raw(x) });
             }
         }
-        victims.retain(|g| g.park.kill());
+        // A G wired to an M is that M's to unwind, on its own thread
+        // (`drop_locked_g`).
+        let wired = |g: &Arc<G>| !g.lockedm.load(Ordering::Relaxed).is_null();
+        victims.retain(|g| !wired(g) && g.park.kill());
         for p in self.ps.iter() {
             p.timers.lock().unwrap().clear();
             for g in p.registry.lock().unwrap().drain() {
                 // With every M gone, any G is ours; a detached M may still
                 // run its own G, so then only parked ones are.
-                let claimed = if detached { g.park.kill_parked() } else { g.park.kill() };
+                let claimed = !wired(&g) && if detached { g.park.kill_parked() } else { g.park.kill() };
                 if claimed {
                     victims.push(g);
                 }
@@ -1597,13 +1615,17 @@ impl Sched {
     /// Finishes the trace file, if tracing (once; later calls do nothing).
     pub(crate) fn finish_trace(&self) {
         if let Some(t) = &self.tracer {
-            match t.write(self.threads_created()) {
-                Ok(false) => {}
+            // Not `eprintln!`: this may run at process exit, where a panic on
+            // a closed stderr would abort.
+            use std::io::Write as _;
+            let mut err = std::io::stderr();
+            let _ = match t.write(self.threads_created()) {
+                Ok(false) => Ok(()),
                 Ok(true) => {
-                    eprintln!("goro: trace written to {} (open it in https://ui.perfetto.dev)", t.path().display())
+                    writeln!(err, "goro: trace written to {} (open it in https://ui.perfetto.dev)", t.path().display())
                 }
-                Err(e) => eprintln!("goro: cannot write the trace to {}: {e}", t.path().display()),
-            }
+                Err(e) => writeln!(err, "goro: cannot write the trace to {}: {e}", t.path().display()),
+            };
         }
     }
 

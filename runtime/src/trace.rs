@@ -196,7 +196,10 @@ impl Tracer {
     pub fn run(&self, buf: &TraceBuf, m: usize, p: usize, g: u64, name: Option<&str>, start: u64) {
         let dur = self.now_ns().saturating_sub(start).max(1);
         let label = name.map(|n| json_str(&format!("G{g} {n}")));
-        for tid in [m + 1, P_TRACK + p] {
+        // No P track when the M ran the G without one (a G parked inside
+        // a system call and was resumed on its M alone).
+        let p_track = (p != usize::MAX).then(|| P_TRACK + p);
+        for tid in std::iter::once(m + 1).chain(p_track) {
             self.push(Some(buf), |s| {
                 head(s, "X", tid as u64, start);
                 s.push_str(r#","dur":"#);
