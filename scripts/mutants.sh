@@ -75,7 +75,9 @@ for m in "${MODULES[@]}"; do
     if [[ -s "$out/missed.txt" ]]; then
         # Missed mutants that docs/testing.md does not list as equivalent.
         while IFS= read -r line; do
-            if ! grep -qF -- "$line" docs/testing.md; then
+            # Matched without the line and column, which move with edits.
+            key="$(sed -E 's/:[0-9]+:[0-9]+:/:/' <<<"$line")"
+            if ! grep -qF -- "$key" docs/testing.md; then
                 echo "MISSED ($name): $line"
                 missed_total=$((missed_total + 1))
             fi
