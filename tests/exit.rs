@@ -40,9 +40,15 @@ fn exit_child() {
         // `blocking`, in `syscall`, or spins without runtime calls.
         "stdin_blocking" | "stdin_syscall" | "spin" => {
             let case2 = case.clone();
+            let case2_main = case.clone();
             let main = move || {
                 let started = Chan::new(1);
                 let s = started.clone();
+                // The spinner starts spinning only as the main G returns:
+                // with one P it would otherwise never let the main G run
+                // again (a G that never calls the runtime keeps its P).
+                let last_word = Chan::<()>::new(0);
+                let lw = last_word.clone();
                 // A pipe nobody writes to stands for a terminal nobody
                 // types at (the child's own stdin is /dev/null).
                 let mut fds = [0; 2];
@@ -57,13 +63,19 @@ fn exit_child() {
                     match case2.as_str() {
                         "stdin_blocking" => drop(goro::blocking(read)),
                         "stdin_syscall" => drop(goro::syscall(read)),
-                        _ => loop {
-                            std::hint::spin_loop();
-                        },
+                        _ => {
+                            lw.recv();
+                            loop {
+                                std::hint::spin_loop();
+                            }
+                        }
                     }
                 });
                 started.recv().unwrap();
                 goro::sleep(Duration::from_millis(10));
+                if case2_main == "spin" {
+                    last_word.send(()).unwrap();
+                }
                 7
             };
             // SAFETY: the test's Gs keep no thread-local state across switch points.

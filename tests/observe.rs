@@ -239,6 +239,7 @@ fn small_program(park_forever: bool) {
             let never = Chan::<()>::new(0);
             let n2 = never.clone();
             goro::Builder::new().name("sleeper-in-dump").spawn(move || n2.recv()).unwrap();
+            common::wait_until("the sleeper parked", || common::parked_goroutines() >= 1);
             println!("READY");
             // Keep a handle so this is no deadlock; wait for the signal
             // (this process ends there, unless the application's own
