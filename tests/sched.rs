@@ -713,11 +713,13 @@ fn a_global_g_runs_within_61_schedules_on_a_busy_p() {
     });
 }
 
-/// Go's stealing order: a thief takes the victim's queued Gs first and its
-/// `runnext` G only on its last round (and only from a victim that has not
-/// switched Gs meanwhile); with `steal_runnext: false`, never.
+/// A thief takes the victim's queued Gs, and its `runnext` G only from a
+/// victim stuck in one G (it has not switched Gs meanwhile); with
+/// `steal_runnext: false`, never. (Which of the two goes first is a race:
+/// a thief that found the queue empty before the second spawn may take
+/// the new `runnext` on its last round, as Go's would.)
 #[test]
-fn a_thief_takes_queued_gs_first_and_runnext_only_from_a_stuck_p() {
+fn a_thief_takes_queued_gs_and_runnext_only_from_a_stuck_p() {
     fn run(steal_runnext: bool) -> (Option<usize>, Option<usize>) {
         let policy = Policy { steal_runnext, ..Policy::default() };
         // SAFETY: the test's Gs keep no thread-local state across switch points.
@@ -753,8 +755,8 @@ fn a_thief_takes_queued_gs_first_and_runnext_only_from_a_stuck_p() {
     bounded(120, || {
         for _ in 0..10 {
             let (a, b) = run(true);
-            let (a, b) = (a.expect("the queued G was not stolen"), b.expect("runnext was not stolen from a stuck P"));
-            assert!(a < b, "runnext ({b}) was taken before the queued G ({a})");
+            assert!(a.is_some(), "the queued G was not stolen");
+            assert!(b.is_some(), "runnext was not stolen from a stuck P");
         }
         let (a, b) = run(false);
         assert!(a.is_some(), "the queued G was not stolen");
