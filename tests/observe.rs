@@ -248,6 +248,9 @@ fn small_program(park_forever: bool) {
                 goro::sleep(Duration::from_millis(10));
                 let _ = &never;
             }
+            // The dump, if asked for, comes from sysmon's next round (at
+            // most 10 ms away): give it twenty times that before exiting.
+            goro::sleep(Duration::from_millis(200));
         }
     });
 }
