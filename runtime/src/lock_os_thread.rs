@@ -191,7 +191,7 @@ impl Sched {
 
     /// Shutdown while this M's wired G is switched out: unwind the G here,
     /// on its own thread. No other M ever resumes a wired G, and the
-    /// shutdown thread waits for this one before it touches any G.
+    /// shutdown thread leaves wired Gs to their M.
     fn drop_locked_g(&self, c: &MCtx) {
         // SAFETY: the reference `wire` took; it keeps the G alive here
         // whatever the registry and the run queues do meanwhile.
