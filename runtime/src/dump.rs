@@ -1,5 +1,5 @@
 //! Looking inside a running scheduler: goroutine dumps (`goro::dump()`,
-//! SIGQUIT), Go's `schedtrace` line (`GORO_SCHEDTRACE=<ms>[,detail]`), and
+//! SIGQUIT when asked for), Go's `schedtrace` line (`GORO_SCHEDTRACE=<ms>[,detail]`), and
 //! deadlock detection ("all goroutines are asleep").
 //!
 //! Deadlock: when every P is idle and every live G is waiting on something
@@ -10,9 +10,12 @@
 //! cloned in a G and moved out, and wake a G later), and that picture is
 //! unchanged across two sysmon rounds, the runtime prints `fatal error: all
 //! goroutines are asleep - deadlock!` and the dump. It reports only what it
-//! can prove: a correct program is never killed. `goro::run` then exits the process with
-//! status 2, as Go does; `Runtime::try_block_on` returns `Err(Deadlock)` and
-//! `block_on` panics with that message.
+//! can prove: a correct program is never killed. `goro::run` then exits the
+//! process with status 2, as Go does; `Runtime::try_block_on` returns
+//! `Err(Deadlock)` and `block_on` panics with that message.
+//!
+//! The SIGQUIT dump is opt-in (`GORO_SIGQUIT=1`, `sigquit_dump`) and chains
+//! to the application's own handler.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
