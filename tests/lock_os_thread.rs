@@ -124,8 +124,11 @@ fn a_locked_goroutine_stays_on_its_thread_and_an_unlocked_one_moves() {
 
 #[test]
 fn locking_nests_and_unlocking_an_unlocked_g_does_nothing() {
-    bounded(30, || {
+    bounded(60, || {
         runtime(2).block_on(|| {
+            // Busy Gs on both Ps: an unwired G would move.
+            let stop = Arc::new(AtomicBool::new(false));
+            let busy = keep_busy(4, &stop);
             goro::go(|| {
                 goro::unlock_os_thread(); // not locked: no effect
                 assert!(!goro::is_locked_to_thread());
@@ -144,6 +147,10 @@ fn locking_nests_and_unlocking_an_unlocked_g_does_nothing() {
             })
             .join()
             .unwrap();
+            stop.store(true, Ordering::Relaxed);
+            for h in busy {
+                h.join().unwrap();
+            }
         });
         // On a plain thread both calls are no-ops.
         goro::lock_os_thread();
@@ -338,5 +345,42 @@ fn a_goroutine_that_switches_while_unwinding_finishes_on_its_thread() {
                 }
             });
         }
+    });
+}
+
+#[test]
+fn a_goroutine_unwired_after_an_unwinding_switch_moves_again() {
+    bounded(120, || {
+        runtime(2).block_on(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let busy = keep_busy(4, &stop);
+            let moves = goro::go(|| {
+                // A panic caught inside the G, whose unwinding parks once
+                // (the send waits for the receiver below).
+                let c = Chan::new(0);
+                let rx = c.clone();
+                let receiver = goro::go(move || {
+                    for _ in 0..10 {
+                        goro::yield_now();
+                    }
+                    rx.recv()
+                });
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _send = SendOnDrop(c);
+                    panic!("caught");
+                }));
+                assert!(r.is_err());
+                assert_eq!(receiver.join().unwrap(), Some(7));
+                // Wired only for that switch: the G may change threads again.
+                switch_a_lot(false)
+            })
+            .join()
+            .unwrap();
+            assert!(moves > 0, "the G stayed wired to its thread after the unwinding switch");
+            stop.store(true, Ordering::Relaxed);
+            for h in busy {
+                h.join().unwrap();
+            }
+        });
     });
 }
