@@ -30,9 +30,11 @@ fn runtime(procs: usize) -> Runtime {
     unsafe { Runtime::builder().procs(procs).build() }.unwrap()
 }
 
-/// Busy Gs on every P (they compute and yield) until `stop`.
-fn keep_busy(n: usize, stop: &Arc<AtomicBool>) -> Vec<goro::JoinHandle<()>> {
-    (0..n)
+/// Runs `f` with `n` busy Gs beside it (they compute and yield, so every
+/// P has work and an unwired G moves), stopped and joined afterwards.
+fn with_busy<T>(n: usize, f: impl FnOnce() -> T) -> T {
+    let stop = Arc::new(AtomicBool::new(false));
+    let hs: Vec<_> = (0..n)
         .map(|_| {
             let stop = stop.clone();
             goro::go(move || {
@@ -42,7 +44,13 @@ fn keep_busy(n: usize, stop: &Arc<AtomicBool>) -> Vec<goro::JoinHandle<()>> {
                 }
             })
         })
-        .collect()
+        .collect();
+    let r = f();
+    stop.store(true, Ordering::Relaxed);
+    for h in hs {
+        h.join().unwrap();
+    }
+    r
 }
 
 /// 1,000 rounds of yields, channel round trips with a partner G, and
@@ -106,18 +114,14 @@ fn a_locked_goroutine_stays_on_its_thread_and_an_unlocked_one_moves() {
     bounded(120, || {
         let rt = runtime(2);
         rt.block_on(|| {
-            let stop = Arc::new(AtomicBool::new(false));
-            let busy = keep_busy(4, &stop);
-            let moves = goro::go(|| switch_a_lot(true)).join().unwrap();
-            assert_eq!(moves, 0);
-            // The same program unlocked (under the runtime's contract: no
-            // thread-local kept across a switch) is free to move, and does.
-            let moves = goro::go(|| switch_a_lot(false)).join().unwrap();
-            assert!(moves > 0, "an unlocked G never changed threads: the locked case proves nothing");
-            stop.store(true, Ordering::Relaxed);
-            for h in busy {
-                h.join().unwrap();
-            }
+            with_busy(4, || {
+                let moves = goro::go(|| switch_a_lot(true)).join().unwrap();
+                assert_eq!(moves, 0);
+                // The same program unlocked (under the runtime's contract: no
+                // thread-local kept across a switch) is free to move, and does.
+                let moves = goro::go(|| switch_a_lot(false)).join().unwrap();
+                assert!(moves > 0, "an unlocked G never changed threads: the locked case proves nothing");
+            });
         });
     });
 }
@@ -127,30 +131,26 @@ fn locking_nests_and_unlocking_an_unlocked_g_does_nothing() {
     bounded(60, || {
         runtime(2).block_on(|| {
             // Busy Gs on both Ps: an unwired G would move.
-            let stop = Arc::new(AtomicBool::new(false));
-            let busy = keep_busy(4, &stop);
-            goro::go(|| {
-                goro::unlock_os_thread(); // not locked: no effect
-                assert!(!goro::is_locked_to_thread());
-                goro::lock_os_thread();
-                goro::lock_os_thread();
-                goro::unlock_os_thread();
-                assert!(goro::is_locked_to_thread(), "one unlock for two locks leaves the G locked");
-                let t = tid();
-                for _ in 0..100 {
-                    goro::yield_now();
-                    goro::blocking(|| ());
-                    assert_eq!(tid(), t);
-                }
-                goro::unlock_os_thread();
-                assert!(!goro::is_locked_to_thread());
-            })
-            .join()
-            .unwrap();
-            stop.store(true, Ordering::Relaxed);
-            for h in busy {
-                h.join().unwrap();
-            }
+            with_busy(4, || {
+                goro::go(|| {
+                    goro::unlock_os_thread(); // not locked: no effect
+                    assert!(!goro::is_locked_to_thread());
+                    goro::lock_os_thread();
+                    goro::lock_os_thread();
+                    goro::unlock_os_thread();
+                    assert!(goro::is_locked_to_thread(), "one unlock for two locks leaves the G locked");
+                    let t = tid();
+                    for _ in 0..100 {
+                        goro::yield_now();
+                        goro::blocking(|| ());
+                        assert_eq!(tid(), t);
+                    }
+                    goro::unlock_os_thread();
+                    assert!(!goro::is_locked_to_thread());
+                })
+                .join()
+                .unwrap();
+            });
         });
         // On a plain thread both calls are no-ops.
         goro::lock_os_thread();
@@ -315,34 +315,30 @@ fn a_goroutine_that_switches_while_unwinding_finishes_on_its_thread() {
         for i in 0..100 {
             let delay = rng.below(50);
             rt.block_on(move || {
-                let stop = Arc::new(AtomicBool::new(false));
-                let busy = keep_busy(3, &stop);
-                let c = Chan::new(0);
-                let tx = c.clone();
-                let threads = Arc::new(Mutex::new(Vec::new()));
-                let th = threads.clone();
-                let h = goro::go(move || {
-                    th.lock().unwrap().push(tid());
-                    // Dropped in reverse order: the send (a switch: the
-                    // receiver is not there yet) comes first, then the
-                    // record of where the unwind goes on.
-                    let _after = WhereDropped(th);
-                    let _send = SendOnDrop(tx);
-                    panic!("boom {i}");
+                with_busy(3, || {
+                    let c = Chan::new(0);
+                    let tx = c.clone();
+                    let threads = Arc::new(Mutex::new(Vec::new()));
+                    let th = threads.clone();
+                    let h = goro::go(move || {
+                        th.lock().unwrap().push(tid());
+                        // Dropped in reverse order: the send (a switch: the
+                        // receiver is not there yet) comes first, then the
+                        // record of where the unwind goes on.
+                        let _after = WhereDropped(th);
+                        let _send = SendOnDrop(tx);
+                        panic!("boom {i}");
+                    });
+                    for _ in 0..delay {
+                        goro::yield_now();
+                    }
+                    assert_eq!(c.recv(), Some(7));
+                    let err = h.join().unwrap_err();
+                    assert_eq!(err.downcast_ref::<String>().map(String::as_str), Some(format!("boom {i}").as_str()));
+                    let threads = threads.lock().unwrap().clone();
+                    assert_eq!(threads.len(), 2);
+                    assert_eq!(threads[0], threads[1], "round {i}: the unwind moved to another thread");
                 });
-                for _ in 0..delay {
-                    goro::yield_now();
-                }
-                assert_eq!(c.recv(), Some(7));
-                let err = h.join().unwrap_err();
-                assert_eq!(err.downcast_ref::<String>().map(String::as_str), Some(format!("boom {i}").as_str()));
-                let threads = threads.lock().unwrap().clone();
-                assert_eq!(threads.len(), 2);
-                assert_eq!(threads[0], threads[1], "round {i}: the unwind moved to another thread");
-                stop.store(true, Ordering::Relaxed);
-                for h in busy {
-                    h.join().unwrap();
-                }
             });
         }
     });
@@ -352,35 +348,31 @@ fn a_goroutine_that_switches_while_unwinding_finishes_on_its_thread() {
 fn a_goroutine_unwired_after_an_unwinding_switch_moves_again() {
     bounded(120, || {
         runtime(2).block_on(|| {
-            let stop = Arc::new(AtomicBool::new(false));
-            let busy = keep_busy(4, &stop);
-            let moves = goro::go(|| {
-                // A panic caught inside the G, whose unwinding parks once
-                // (the send waits for the receiver below).
-                let c = Chan::new(0);
-                let rx = c.clone();
-                let receiver = goro::go(move || {
-                    for _ in 0..10 {
-                        goro::yield_now();
-                    }
-                    rx.recv()
-                });
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let _send = SendOnDrop(c);
-                    panic!("caught");
-                }));
-                assert!(r.is_err());
-                assert_eq!(receiver.join().unwrap(), Some(7));
-                // Wired only for that switch: the G may change threads again.
-                switch_a_lot(false)
-            })
-            .join()
-            .unwrap();
-            assert!(moves > 0, "the G stayed wired to its thread after the unwinding switch");
-            stop.store(true, Ordering::Relaxed);
-            for h in busy {
-                h.join().unwrap();
-            }
+            with_busy(4, || {
+                let moves = goro::go(|| {
+                    // A panic caught inside the G, whose unwinding parks once
+                    // (the send waits for the receiver below).
+                    let c = Chan::new(0);
+                    let rx = c.clone();
+                    let receiver = goro::go(move || {
+                        for _ in 0..10 {
+                            goro::yield_now();
+                        }
+                        rx.recv()
+                    });
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let _send = SendOnDrop(c);
+                        panic!("caught");
+                    }));
+                    assert!(r.is_err());
+                    assert_eq!(receiver.join().unwrap(), Some(7));
+                    // Wired only for that switch: the G may change threads again.
+                    switch_a_lot(false)
+                })
+                .join()
+                .unwrap();
+                assert!(moves > 0, "the G stayed wired to its thread after the unwinding switch");
+            });
         });
     });
 }
