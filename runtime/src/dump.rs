@@ -26,6 +26,19 @@ use crate::g::{GStatus, G};
 use crate::p::PStatus;
 use crate::sched::{Sched, NO_P};
 
+/// What deadlock detection found, and whom it tells.
+#[derive(Default)]
+pub(crate) struct DeadlockState {
+    /// Set once sysmon found every G asleep with nothing to wake them.
+    pub(crate) found: AtomicBool,
+    /// `goro::run`: exit the process with status 2 on deadlock, as Go does.
+    pub(crate) exit_process: AtomicBool,
+    /// Plain threads blocked in `block_on`, woken on deadlock, and their
+    /// kernel thread ids (deadlock detection accounts for them: they wait
+    /// for a G of this runtime).
+    pub(crate) watchers: Mutex<Vec<(crate::park::Unparker, i32)>>,
+}
+
 fn fmt_wait(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s >= 60.0 {
@@ -37,175 +50,173 @@ fn fmt_wait(d: Duration) -> String {
     }
 }
 
-impl Sched {
-    /// A goroutine dump, Go's format without stacks: one paragraph per G.
-    pub(crate) fn dump(&self) -> String {
-        let now = self.coarse_now().max(self.now_nanos());
-        let mut gs = self.all_gs();
-        gs.sort_by_key(|g| g.id);
-        let mut out = String::new();
-        for g in gs {
-            let _ = writeln!(out, "goroutine {} [{}]:", g.id, describe(&g, now));
-            if let Some(n) = g.name() {
-                let _ = writeln!(out, "\tname: {n}");
-            }
-            let _ = writeln!(out, "\tcreated by {}\n", g.spawn_site);
+/// A goroutine dump, Go's format without stacks: one paragraph per G.
+pub(crate) fn goroutines(s: &Sched) -> String {
+    let now = s.clock.coarse_now().max(s.now_nanos());
+    let mut gs = s.all_gs();
+    gs.sort_by_key(|g| g.id);
+    let mut out = String::new();
+    for g in gs {
+        let _ = writeln!(out, "goroutine {} [{}]:", g.id, describe(&g, now));
+        if let Some(n) = g.name() {
+            let _ = writeln!(out, "\tname: {n}");
         }
-        out
+        let _ = writeln!(out, "\tcreated by {}\n", g.spawn_site);
     }
+    out
+}
 
-    /// Go's `schedtrace` line, plus per-P, per-M and per-G lines with `detail`.
-    pub(crate) fn schedtrace(&self, detail: bool) -> String {
-        let st = self.stats();
-        let mut out = format!(
-            "SCHED {}ms: procs={} idleprocs={} threads={} spinningthreads={} idlethreads={} runqueue={} [",
-            st.uptime.as_millis(),
-            st.procs,
-            st.idle_procs,
-            st.threads,
-            st.spinning_threads,
-            st.idle_threads,
-            st.global_queue
+/// Go's `schedtrace` line, plus per-P, per-M and per-G lines with `detail`.
+pub(crate) fn schedtrace(s: &Sched, detail: bool) -> String {
+    let st = crate::stats::collect(s);
+    let mut out = format!(
+        "SCHED {}ms: procs={} idleprocs={} threads={} spinningthreads={} idlethreads={} runqueue={} [",
+        st.uptime.as_millis(),
+        st.procs,
+        st.idle_procs,
+        st.threads,
+        st.spinning_threads,
+        st.idle_threads,
+        st.global_queue
+    );
+    let qs: Vec<String> = st.per_p.iter().map(|p| p.local_queue.to_string()).collect();
+    out.push_str(&qs.join(" "));
+    out.push_str("]\n");
+    if !detail {
+        return out;
+    }
+    let ms = s.ms.all();
+    for (i, p) in s.ps.iter().enumerate() {
+        let m = ms.iter().find(|m| m.cur_p.load(Ordering::Relaxed) == i).map_or(-1, |m| m.id as i64);
+        let _ = writeln!(
+            out,
+            "  P{i}: status={} schedtick={} syscalltick={} m={m} runqsize={} timer_next={}",
+            p.status() as u8,
+            p.schedtick.load(Ordering::Relaxed),
+            p.syscalltick.load(Ordering::Relaxed),
+            p.queue_len(),
+            match p.timer_next.load(Ordering::Relaxed) {
+                u64::MAX => "none".to_string(),
+                t => format!("{}ms", t / 1_000_000),
+            }
         );
-        let qs: Vec<String> = st.per_p.iter().map(|p| p.local_queue.to_string()).collect();
-        out.push_str(&qs.join(" "));
-        out.push_str("]\n");
-        if !detail {
-            return out;
-        }
-        let ms = self.ms();
-        for (i, p) in self.ps.iter().enumerate() {
-            let m = ms.iter().find(|m| m.cur_p.load(Ordering::Relaxed) == i).map_or(-1, |m| m.id as i64);
-            let _ = writeln!(
-                out,
-                "  P{i}: status={} schedtick={} syscalltick={} m={m} runqsize={} timer_next={}",
-                p.status(),
-                p.schedtick.load(Ordering::Relaxed),
-                p.syscalltick.load(Ordering::Relaxed),
-                p.queue_len(),
-                match p.timer_next.load(Ordering::Relaxed) {
-                    u64::MAX => "none".to_string(),
-                    t => format!("{}ms", t / 1_000_000),
-                }
-            );
-        }
-        for m in &ms {
-            let p = m.cur_p.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "  M{}: p={} curg={} spinning={}",
-                m.id,
-                if p == NO_P { -1 } else { p as i64 },
-                m.cur_g.load(Ordering::Relaxed),
-                m.spinning.load(Ordering::Relaxed)
-            );
-        }
-        let now = self.now_nanos();
-        let mut gs = self.all_gs();
-        gs.sort_by_key(|g| g.id);
-        for g in gs {
-            let m = ms.iter().find(|m| m.cur_g.load(Ordering::Relaxed) == g.id).map_or(-1, |m| m.id as i64);
-            let _ = writeln!(out, "  G{}: status={}({}) m={m}", g.id, g.status() as u8, describe(&g, now));
-        }
-        out
     }
-
-    /// One deadlock check (sysmon). Returns true once a deadlock is
-    /// confirmed (`stable` is sysmon's memory between rounds).
-    pub(crate) fn check_deadlock(&self, stable: &mut Option<u64>) -> bool {
-        if self.deadlocked.load(Ordering::Relaxed) || self.shutdown.load(Ordering::Relaxed) {
-            return false;
-        }
-        let quiet = self.ps.iter().all(|p| p.status() == PStatus::Idle as u8) && self.global_queue_len() == 0;
-        if !quiet
-            || self.poller_has_waiters()
-            || self.ps.iter().any(|p| p.timer_next.load(Ordering::SeqCst) != u64::MAX)
-        {
-            *stable = None;
-            return false;
-        }
-        let gs = self.all_gs();
-        if gs.is_empty()
-            || !gs.iter().all(|g| g.status() == GStatus::Waiting && !g.wait_external.load(Ordering::Acquire))
-            || !self.no_thread_outside()
-        {
-            *stable = None;
-            return false;
-        }
-        // Everything asleep; confirm it did not change since the last round.
-        let sig: u64 = self
-            .ps
-            .iter()
-            .map(|p| {
-                p.counters.scheduled.load(Ordering::Relaxed)
-                    + p.counters.unparks.load(Ordering::Relaxed)
-                    + p.counters.spawned.load(Ordering::Relaxed)
-            })
-            .sum::<u64>()
-            + self.external_readies_count();
-        match *stable {
-            Some(s) if s == sig => true,
-            _ => {
-                *stable = Some(sig);
-                false
-            }
-        }
+    for m in &ms {
+        let p = m.cur_p.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "  M{}: p={} curg={} spinning={}",
+            m.id,
+            if p == NO_P { -1 } else { p as i64 },
+            m.cur_g.load(Ordering::Relaxed),
+            m.spinning.load(Ordering::Relaxed)
+        );
     }
+    let now = s.now_nanos();
+    let mut gs = s.all_gs();
+    gs.sort_by_key(|g| g.id);
+    for g in gs {
+        let m = ms.iter().find(|m| m.cur_g.load(Ordering::Relaxed) == g.id).map_or(-1, |m| m.id as i64);
+        let _ = writeln!(out, "  G{}: status={}({}) m={m}", g.id, g.status() as u8, describe(&g, now));
+    }
+    out
+}
 
-    /// Whether every thread of the process is one this runtime accounts for:
-    /// its Ms and sysmon, the threads blocked in its `block_on` (they wait
-    /// for its main G), and the global runtime's threads while that one has
-    /// nothing pending. Any other thread (a `std::thread`, another runtime's
-    /// M, a library's worker) may hold a handle to what the Gs wait on — a
-    /// channel clone moved out of a G, a `Mutex` it will unlock, a
-    /// `WaitGroup` it will finish — and wake them: then nothing is proven.
-    /// Read from `/proc/self/task`, only when every G already sleeps.
-    fn no_thread_outside(&self) -> bool {
-        let mut known: Vec<i32> = self.ms().iter().map(|m| m.tid.load(Ordering::Relaxed)).collect();
-        known.push(self.sysmon_tid.load(Ordering::Relaxed));
-        known.extend(self.deadlock_watchers.lock().unwrap().iter().map(|(_, t)| *t));
-        for other in RUNTIMES.lock().unwrap().iter().filter_map(Weak::upgrade) {
-            if std::ptr::eq(&*other, self) || other.shutdown.load(Ordering::Acquire) {
-                // Ourselves, or a runtime whose threads have all ended.
-                continue;
-            }
-            // Another runtime's threads count as ours only if it is the
-            // global one (which runs no user G) and is idle with nothing
-            // pending: no timer or socket of a plain thread's.
-            if !crate::runtime::is_global(&other) || !other.is_idle_and_empty() {
-                return false;
-            }
-            known.extend(other.ms().iter().map(|m| m.tid.load(Ordering::Relaxed)));
-            known.push(other.sysmon_tid.load(Ordering::Relaxed));
-        }
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return false };
-        tasks.into_iter().all(|t| {
-            t.ok()
-                .and_then(|t| t.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-                .is_some_and(|tid| known.contains(&tid))
+/// One deadlock check (sysmon). Returns true once a deadlock is
+/// confirmed (`stable` is sysmon's memory between rounds).
+pub(crate) fn check_deadlock(s: &Sched, stable: &mut Option<u64>) -> bool {
+    if s.deadlock.found.load(Ordering::Relaxed) || s.shutdown.started() {
+        return false;
+    }
+    let quiet = s.ps.iter().all(|p| p.status() == PStatus::Idle) && s.global_queue_len() == 0;
+    if !quiet
+        || s.poller.has_waiters()
+        || s.ps.iter().any(|p| p.timer_next.load(Ordering::SeqCst) != u64::MAX)
+    {
+        *stable = None;
+        return false;
+    }
+    let gs = s.all_gs();
+    if gs.is_empty()
+        || !gs.iter().all(|g| g.status() == GStatus::Waiting && !g.wait_external.load(Ordering::Acquire))
+        || !no_thread_outside(s)
+    {
+        *stable = None;
+        return false;
+    }
+    // Everything asleep; confirm it did not change since the last round.
+    let sig: u64 = s
+        .ps
+        .iter()
+        .map(|p| {
+            p.counters.scheduled.load(Ordering::Relaxed)
+                + p.counters.unparks.load(Ordering::Relaxed)
+                + p.counters.spawned.load(Ordering::Relaxed)
         })
-    }
-
-    /// No G, no queued work, no timer and no socket waiter.
-    fn is_idle_and_empty(&self) -> bool {
-        self.ps.iter().all(|p| p.status() == PStatus::Idle as u8 && p.timer_next.load(Ordering::SeqCst) == u64::MAX)
-            && self.global_queue_len() == 0
-            && !self.poller_has_waiters()
-            && self.all_gs().is_empty()
-    }
-
-    /// Reports a confirmed deadlock: message and dump on stderr, then exit
-    /// (`goro::run`) or wake the `block_on` callers.
-    pub(crate) fn report_deadlock(&self) {
-        self.deadlocked.store(true, Ordering::SeqCst);
-        eprintln!("fatal error: all goroutines are asleep - deadlock!\n\n{}", self.dump());
-        if self.exit_on_deadlock.load(Ordering::SeqCst) {
-            self.finish_trace();
-            std::process::exit(2);
+        .sum::<u64>()
+        + s.counters.external_readies.load(Ordering::Relaxed);
+    match *stable {
+        Some(s) if s == sig => true,
+        _ => {
+            *stable = Some(sig);
+            false
         }
-        for (u, _) in self.deadlock_watchers.lock().unwrap().iter() {
-            u.unpark();
+    }
+}
+
+/// Whether every thread of the process is one this runtime accounts for:
+/// its Ms and sysmon, the threads blocked in its `block_on` (they wait
+/// for its main G), and the global runtime's threads while that one has
+/// nothing pending. Any other thread (a `std::thread`, another runtime's
+/// M, a library's worker) may hold a handle to what the Gs wait on — a
+/// channel clone moved out of a G, a `Mutex` it will unlock, a
+/// `WaitGroup` it will finish — and wake them: then nothing is proven.
+/// Read from `/proc/self/task`, only when every G already sleeps.
+fn no_thread_outside(s: &Sched) -> bool {
+    let mut known: Vec<i32> = s.ms.all().iter().map(|m| m.tid.load(Ordering::Relaxed)).collect();
+    known.push(s.sysmon.tid.load(Ordering::Relaxed));
+    known.extend(s.deadlock.watchers.lock().unwrap().iter().map(|(_, t)| *t));
+    for other in RUNTIMES.lock().unwrap().iter().filter_map(Weak::upgrade) {
+        if std::ptr::eq(&*other, s) || other.shutdown.started() {
+            // Ourselves, or a runtime whose threads have all ended.
+            continue;
         }
+        // Another runtime's threads count as ours only if it is the
+        // global one (which runs no user G) and is idle with nothing
+        // pending: no timer or socket of a plain thread's.
+        if !crate::runtime::is_global(&other) || !is_idle_and_empty(&other) {
+            return false;
+        }
+        known.extend(other.ms.all().iter().map(|m| m.tid.load(Ordering::Relaxed)));
+        known.push(other.sysmon.tid.load(Ordering::Relaxed));
+    }
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return false };
+    tasks.into_iter().all(|t| {
+        t.ok()
+            .and_then(|t| t.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+            .is_some_and(|tid| known.contains(&tid))
+    })
+}
+
+/// No G, no queued work, no timer and no socket waiter.
+fn is_idle_and_empty(s: &Sched) -> bool {
+    s.ps.iter().all(|p| p.status() == PStatus::Idle && p.timer_next.load(Ordering::SeqCst) == u64::MAX)
+        && s.global_queue_len() == 0
+        && !s.poller.has_waiters()
+        && s.all_gs().is_empty()
+}
+
+/// Reports a confirmed deadlock: message and dump on stderr, then exit
+/// (`goro::run`) or wake the `block_on` callers.
+pub(crate) fn report_deadlock(s: &Sched) {
+    s.deadlock.found.store(true, Ordering::SeqCst);
+    eprintln!("fatal error: all goroutines are asleep - deadlock!\n\n{}", goroutines(s));
+    if s.deadlock.exit_process.load(Ordering::SeqCst) {
+        crate::trace::finish(&s.tracer, s.ms.created());
+        std::process::exit(2);
+    }
+    for (u, _) in s.deadlock.watchers.lock().unwrap().iter() {
+        u.unpark();
     }
 }
 
@@ -293,7 +304,7 @@ pub(crate) fn check_sigquit() {
     }
     let mut out = String::from("SIGQUIT: quit\n\n");
     for s in RUNTIMES.lock().unwrap().iter().filter_map(Weak::upgrade) {
-        let _ = writeln!(out, "runtime {:?}:\n{}", s.name(), s.dump());
+        let _ = writeln!(out, "runtime {:?}:\n{}", s.name(), goroutines(&s));
     }
     eprint!("{out}");
     if OLD_QUIT.get().is_none_or(|&(h, _)| h == libc::SIG_DFL) {
@@ -312,7 +323,7 @@ pub(crate) fn finish_traces_at_exit() {
         let live: Vec<Arc<Sched>> = v.iter().filter_map(Weak::upgrade).collect();
         drop(v);
         for s in live {
-            s.finish_trace();
+            crate::trace::finish(&s.tracer, s.ms.created());
         }
     }
     ONCE.call_once(|| {
@@ -324,5 +335,5 @@ pub(crate) fn finish_traces_at_exit() {
 /// A goroutine dump of the runtime the caller runs on (the global one
 /// outside any runtime): id, state, wait reason and time, name, spawn site.
 pub fn dump() -> String {
-    crate::m::current_sched().unwrap_or_else(crate::runtime::global_sched).dump()
+    goroutines(&crate::m::current_sched().unwrap_or_else(crate::runtime::global_sched))
 }

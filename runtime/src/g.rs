@@ -7,17 +7,26 @@
 //!
 //! The coroutine itself (`co`) is touched only by the M that runs the G, or
 //! by the thread that shuts the runtime down once every M has exited.
+//!
+//! Also here: a G's lives. `newproc` makes a G with [`G::new`] or reuses a
+//! dead one from the free lists ([`GPool::gfget`], Go's `gfget`); either
+//! way [`G::begin_life`] sets everything one life may change. A G gets its
+//! stack when it first runs ([`GPool::gstart`]) and gives it back when it
+//! exits ([`GPool::gdestroy`]), which also keeps the G for the next spawn
+//! when nothing else holds it (Go's `gfput`).
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use corosensei::{Coroutine, Yielder};
 
+use crate::p::PLocal;
 use crate::sched::Sched;
-use crate::stack::Stack;
+use crate::stack::{self, SharedPool, Stack};
 
 /// Why a G gives its M back to the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +166,7 @@ pub struct G {
     pub(crate) flow_id: AtomicU64,
     /// Whether something outside the runtime may wake the G (deadlock
     /// detection counts only Gs for which this is false).
-    pub(crate) wait_external: std::sync::atomic::AtomicBool,
+    pub(crate) wait_external: AtomicBool,
     /// The M this G is wired to (Go's `g.lockedm`), null if none: set and
     /// cleared only by the G itself while it runs (`lock_os_thread.rs`),
     /// read by the M that takes the G from a run queue, after the queue's
@@ -178,7 +187,69 @@ unsafe impl Send for G {}
 // SAFETY: as above.
 unsafe impl Sync for G {}
 
+/// What a spawn gives a G: everything that differs from one life to the
+/// next.
+pub(crate) struct Life {
+    pub id: u64,
+    pub name: Option<Box<str>>,
+    pub body: Body,
+    pub site: &'static Location<'static>,
+    pub stack_size: usize,
+}
+
 impl G {
+    /// A new G of runtime `sched` that starts life `life`.
+    pub(crate) fn new(sched: Arc<Sched>, life: Life) -> Arc<G> {
+        let mut g = G {
+            id: 0,
+            name: None,
+            sched,
+            status: AtomicU8::new(GStatus::Dead as u8),
+            wait_reason: AtomicU8::new(0),
+            wait_since: AtomicU64::new(0),
+            park: Default::default(),
+            slot: AtomicU64::new(0),
+            spawn_site: life.site,
+            stack_size: 0,
+            guard: Default::default(),
+            start: UnsafeCell::new(None),
+            co: Default::default(),
+            yielder: Default::default(),
+            ready_at: AtomicU64::new(0),
+            flow_id: AtomicU64::new(0),
+            wait_external: AtomicBool::new(true),
+            lockedm: Default::default(),
+            locked_ext: Cell::new(0),
+            locked_int: Cell::new(0),
+        };
+        g.begin_life(life);
+        Arc::new(g)
+    }
+
+    /// Starts a life of the G, new or dead (then recycled: Go's `gfget`
+    /// and `newproc1`): every field that a life may change is set here,
+    /// and only here. The registry slot is set by `newproc` after.
+    pub(crate) fn begin_life(&mut self, life: Life) {
+        self.id = life.id;
+        self.name = life.name;
+        *self.status.get_mut() = GStatus::Runnable as u8;
+        *self.wait_reason.get_mut() = 0;
+        *self.wait_since.get_mut() = 0;
+        self.park.reset();
+        self.spawn_site = life.site;
+        self.stack_size = life.stack_size;
+        self.guard.set((0, 0));
+        *self.start.get_mut() = Some(life.body);
+        debug_assert!(self.co.get_mut().is_none(), "a dead G has no coroutine");
+        self.yielder.set(std::ptr::null());
+        *self.ready_at.get_mut() = 0;
+        *self.flow_id.get_mut() = 0;
+        *self.wait_external.get_mut() = true;
+        debug_assert!(self.lockedm.get_mut().is_null(), "a dead G is wired to no M");
+        self.locked_ext.set(0);
+        self.locked_int.set(0);
+    }
+
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
@@ -289,3 +360,124 @@ impl Drop for Body {
         }
     }
 }
+
+/// Dead Gs a P keeps for reuse; it moves `GFREE_BATCH` to or from the
+/// shared list when it has too many or none (Go: 64 and 32).
+const GFREE_LOCAL: usize = 64;
+const GFREE_BATCH: usize = 32;
+
+/// What Gs are made of, shared between Ps: dead Gs for reuse (Go's
+/// `sched.gFree`) and G stacks. Each P caches both in its `PLocal`.
+pub(crate) struct GPool {
+    /// Stack size of a G whose spawn asks for none.
+    pub(crate) stack_size: usize,
+    stacks: SharedPool,
+    /// Set when mapping a stack failed, cleared when one is freed: spawn
+    /// fails fast meanwhile.
+    stack_exhausted: AtomicBool,
+    /// Dead Gs, each the only reference to itself.
+    gfree: Mutex<Vec<Arc<G>>>,
+}
+
+impl GPool {
+    pub(crate) fn new(stack_size: usize) -> GPool {
+        GPool {
+            stack_size,
+            stacks: SharedPool::new(stack_size),
+            stack_exhausted: AtomicBool::new(false),
+            gfree: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether the last stack mapping failed (and none was freed since).
+    pub(crate) fn stack_exhausted(&self) -> bool {
+        self.stack_exhausted.load(Ordering::Relaxed)
+    }
+
+    /// Go's `gfget`: a dead G from the P's list, refilled from the shared
+    /// one when empty.
+    pub(crate) fn gfget(&self, local: &mut PLocal) -> Option<Arc<G>> {
+        if local.gfree.is_empty() {
+            let mut global = self.gfree.lock().unwrap();
+            let k = global.len().min(GFREE_BATCH);
+            let at = global.len() - k;
+            local.gfree.extend(global.drain(at..));
+        }
+        local.gfree.pop()
+    }
+
+    /// Gives a G that runs for the first time its stack and coroutine.
+    /// `Err` if no stack could be mapped: the G's body is dropped, which
+    /// reports the failure to its joiner.
+    pub(crate) fn gstart(&self, local: &mut PLocal, g: &Arc<G>) -> io::Result<()> {
+        // SAFETY: the caller's M dequeued the G (the `gstart` contract of
+        // `execute`): it is the only one touching its body and coroutine.
+        let body = unsafe { (*g.start.get()).take() }.expect("a new G has a body");
+        let stk = match stack::get(&mut local.stacks, &self.stacks, g.stack_size) {
+            Ok(s) => s,
+            Err(e) => {
+                self.stack_exhausted.store(true, Ordering::Relaxed);
+                drop(body);
+                return Err(e);
+            }
+        };
+        g.guard.set(stk.guard_range());
+        let gp = SendPtr(Arc::as_ptr(g));
+        let co: Coroutine<(), Switch, (), Stack> = Coroutine::with_stack(stk, move |y: &GYielder, ()| {
+            let gp = gp;
+            // SAFETY: the G outlives its coroutine (the G owns it).
+            unsafe { (*gp.0).yielder.set(y) };
+            body.run();
+        });
+        // SAFETY: as above: only this M touches the G's coroutine.
+        unsafe { *g.co.get() = Some(co) };
+        Ok(())
+    }
+
+    /// Go's `gdestroy` + `gfput`: the G has exited (or never started);
+    /// its stack goes to the P's cache (`local`; to the shared pool for an
+    /// M without a P), and the G itself to the P's free list if `recycle`
+    /// and nothing else holds it (an `Unparker` or a timer may: then it is
+    /// simply freed when they let go). The caller unregisters it.
+    pub(crate) fn gdestroy(&self, local: Option<&mut PLocal>, g: Arc<G>, recycle: bool) {
+        g.set_status(GStatus::Dead);
+        // SAFETY: the G has returned (or never ran); only this M touches
+        // its coroutine.
+        let co = unsafe { (*g.co.get()).take() };
+        let Some(local) = local else {
+            if let Some(co) = co {
+                self.stacks.put_many([co.into_stack()]);
+            }
+            return;
+        };
+        if let Some(co) = co {
+            stack::put(&mut local.stacks, &self.stacks, co.into_stack());
+            self.stack_exhausted.store(false, Ordering::Relaxed);
+        }
+        if recycle && Arc::strong_count(&g) == 1 {
+            if local.gfree.len() >= GFREE_LOCAL {
+                let at = local.gfree.len() - GFREE_BATCH;
+                let spill: Vec<Arc<G>> = local.gfree.drain(at..).collect();
+                self.gfree.lock().unwrap().extend(spill);
+            }
+            local.gfree.push(g);
+        }
+    }
+
+    /// Gives back the memory of up to `max` pooled stacks that went unused
+    /// (sysmon); whether more are left.
+    pub(crate) fn trim_stacks(&self, max: usize) -> (usize, bool) {
+        self.stacks.trim(max)
+    }
+
+    /// Frees the shared lists (shutdown: free Gs hold the `Sched`).
+    pub(crate) fn clear(&self) {
+        self.gfree.lock().unwrap().clear();
+        self.stacks.clear();
+    }
+}
+
+struct SendPtr(*const G);
+// SAFETY: the pointer is only dereferenced by the G's own coroutine, which
+// the G owns.
+unsafe impl Send for SendPtr {}

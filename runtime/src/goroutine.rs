@@ -7,13 +7,15 @@
 use std::io;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use crate::g::{GoroutineInfo, Switch, WaitReason};
+use crate::g::{Body, GoroutineInfo, Life, Switch, WaitReason, G};
 use crate::m;
 use crate::park::{self, Unparker};
-use crate::sched::Sched;
+use crate::sched::{Sched, MAX_STACK_SIZE};
+use crate::stats::{Counters, SchedCounters};
 
 /// Spawns a G on the runtime the caller runs on and returns its handle.
 ///
@@ -144,9 +146,88 @@ where
             completer.complete(r);
         }
     };
-    let g = sched.newproc(body, name, stack_size, site)?;
+    let g = newproc(sched, body, name, stack_size, site)?;
     Ok(JoinHandle { inner, id: g.id, runtime: Arc::as_ptr(sched) as usize, _t: PhantomData })
 }
+
+/// Go's `newproc`: creates a G running `body` and queues it (in
+/// `runnext` of the current P, or on the global queue from outside).
+pub(crate) fn newproc<F>(
+    s: &Arc<Sched>,
+    body: F,
+    name: Option<String>,
+    stack_size: Option<usize>,
+    site: &'static Location<'static>,
+) -> io::Result<Arc<G>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    if s.shutdown.started() {
+        return Err(io::Error::other("goro: spawn on a runtime that is shutting down"));
+    }
+    let size = stack_size.unwrap_or(s.gpool.stack_size);
+    if size != s.gpool.stack_size && size > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("goro: stack size {size} is over the limit of {MAX_STACK_SIZE} bytes"),
+        ));
+    }
+    if s.gpool.stack_exhausted() {
+        return Err(io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            "goro: no memory could be mapped for the last G stack (address space or vm.max_map_count \
+             exhausted); not spawning more until a stack is freed",
+        ));
+    }
+    let here = s.current_p();
+    let id = match here {
+        Some((_, p)) => {
+            // SAFETY: we hold P `p`.
+            let local = unsafe { s.ps[p].local() };
+            if local.goid_next == local.goid_end {
+                // Go's goidcache: take ids in batches of 16.
+                local.goid_next = NEXT_GOID.fetch_add(16, Ordering::Relaxed);
+                local.goid_end = local.goid_next + 16;
+            }
+            let id = local.goid_next;
+            local.goid_next += 1;
+            id
+        }
+        None => NEXT_GOID.fetch_add(1, Ordering::Relaxed),
+    };
+    let life = Life { id, name: name.map(String::into_boxed_str), body: Body::new(body), site, stack_size: size };
+    // Go's gfget: reuse a dead G of this P if there is one.
+    // SAFETY: we hold P `p`.
+    let recycled = here.and_then(|(_, p)| s.gpool.gfget(unsafe { s.ps[p].local() }));
+    let g = match recycled {
+        Some(mut g) => {
+            Arc::get_mut(&mut g).expect("a free G has no other reference").begin_life(life);
+            g
+        }
+        None => G::new(s.clone(), life),
+    };
+
+    let shard = here.map_or((id as usize) % s.procs, |(_, p)| p);
+    let idx = s.ps[shard].registry.lock().unwrap().insert(g.clone());
+    g.slot.store(((shard as u64) << 32) | idx as u64, Ordering::Relaxed);
+
+    match here {
+        Some((_, p)) => {
+            Counters::bump(&s.ps[p].counters.spawned);
+            s.runqput(p, g.clone(), true);
+            s.wakep_for_local();
+        }
+        None => {
+            SchedCounters::bump(&s.counters.external_spawns);
+            s.globrunqput(g.clone());
+            s.wakep();
+        }
+    }
+    Ok(g)
+}
+
+/// Ids of Gs; each P takes them in batches (Go's `goidcache`).
+static NEXT_GOID: AtomicU64 = AtomicU64::new(1);
 
 struct JoinState<T> {
     result: Option<thread::Result<T>>,

@@ -17,10 +17,13 @@
 //! assert_eq!(sum, 285);
 //! ```
 
+mod clock;
 mod dump;
+mod execute;
 mod future;
 mod g;
 mod goroutine;
+mod idle;
 mod lock_os_thread;
 mod m;
 mod p;
@@ -40,9 +43,10 @@ mod sysmon;
 mod timer;
 mod trace;
 
-/// Atomics used by the lock-free run queue; the loom model swaps in loom's.
+/// Atomics of the parts that loom models (the run queue, the park token,
+/// the idle counts): the models swap in loom's.
 pub(crate) mod atomic {
-    pub use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, Ordering};
+    pub use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 }
 
 pub use dump::dump;

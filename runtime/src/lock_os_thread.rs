@@ -159,76 +159,74 @@ pub(crate) fn exited(c: &MCtx, g: &G) {
     c.exit_thread.set(user_locked);
 }
 
-impl Sched {
-    /// Go's `stoplockedm`: the G wired to this M switched out. Gives the P
-    /// away and sleeps until the G is runnable and handed back with a P.
-    /// Returns that G, or `None` at shutdown (after unwinding the G on this
-    /// thread, where its destructors may expect to run).
-    pub(crate) fn stoplockedm(self: &Arc<Self>, c: &MCtx) -> Option<Arc<G>> {
-        let p = c.p.replace(NO_P);
-        if p != NO_P {
-            c.m.cur_p.store(NO_P, Ordering::Relaxed);
-            self.handoffp(p);
-        }
-        loop {
-            let p = c.m.nextp.swap(NO_P, Ordering::AcqRel);
-            if p != NO_P {
-                self.acquirep(c, p);
-                let g = c.m.nextg.swap(std::ptr::null_mut(), Ordering::Acquire);
-                debug_assert!(std::ptr::eq(g, c.lockedg.get()), "handed back the wired G");
-                // SAFETY: `startlockedm` stored an `Arc::into_raw` pointer
-                // before the Release store of `nextp` we acquired; the swap
-                // made us its only owner.
-                return Some(unsafe { Arc::from_raw(g) });
-            }
-            if self.shutdown.load(Ordering::Acquire) {
-                self.drop_locked_g(c);
-                return None;
-            }
-            thread::park();
-        }
-    }
-
-    /// Shutdown while this M's wired G is switched out: unwind the G here,
-    /// on its own thread. No other M ever resumes a wired G, and the
-    /// shutdown thread leaves wired Gs to their M.
-    fn drop_locked_g(&self, c: &MCtx) {
-        // SAFETY: the reference `wire` took; it keeps the G alive here
-        // whatever the registry and the run queues do meanwhile.
-        let g = unsafe { Arc::from_raw(c.lockedg.replace(std::ptr::null())) };
-        let handed = c.m.nextg.swap(std::ptr::null_mut(), Ordering::Acquire);
-        if !handed.is_null() {
-            // An M handed the G back as shutdown began: drop its reference.
-            // SAFETY: `startlockedm` stored an `Arc::into_raw` pointer.
-            drop(unsafe { Arc::from_raw(handed) });
-        }
-        // Shutdown leaves wired Gs to their M (`Sched::shutdown`), and no M
-        // runs a G after shutdown began; the token makes sure only one
-        // claimant unwinds it. `lockedm` stays set, so an M that takes the
-        // G from a queue late still hands it here (and the handoff is
-        // dropped) instead of running it.
-        if g.park.kill() {
-            // SAFETY: `kill` made us the G's only runner.
-            let co = unsafe { (*g.co.get()).take() };
-            m::set_force_unwinding(true);
-            drop(co);
-            m::set_force_unwinding(false);
-            g.set_status(GStatus::Dead);
-        }
-    }
-
-    /// Go's `startlockedm`: `g`, taken from a run queue, is wired to another
-    /// M. Hands it this M's P and the G; the caller then stops this M.
-    /// `lm`: the G's `lockedm`, as the caller loaded it (non-null).
-    pub(crate) fn startlockedm(&self, c: &MCtx, g: Arc<G>, lm: *const M) {
-        // SAFETY: a wired G's M is alive: it waits in `stoplockedm` for this
-        // G (it cannot end while the G is wired and alive, or it is past
-        // shutdown, where it still is in `Sched::ms`, which holds it).
-        let lm = unsafe { &*lm };
-        let p = c.p.replace(NO_P);
+/// Go's `stoplockedm`: the G wired to this M switched out. Gives the P
+/// away and sleeps until the G is runnable and handed back with a P.
+/// Returns that G, or `None` at shutdown (after unwinding the G on this
+/// thread, where its destructors may expect to run).
+pub(crate) fn stoplockedm(s: &Arc<Sched>, c: &MCtx) -> Option<Arc<G>> {
+    let p = c.p.replace(NO_P);
+    if p != NO_P {
         c.m.cur_p.store(NO_P, Ordering::Relaxed);
-        lm.nextg.store(Arc::into_raw(g) as *mut G, Ordering::Relaxed);
-        lm.nextp.store(p, Ordering::Release);
-        lm.wake();
+        s.handoffp(p);
     }
+    loop {
+        let p = c.m.nextp.swap(NO_P, Ordering::AcqRel);
+        if p != NO_P {
+            s.acquirep(c, p);
+            let g = c.m.nextg.swap(std::ptr::null_mut(), Ordering::Acquire);
+            debug_assert!(std::ptr::eq(g, c.lockedg.get()), "handed back the wired G");
+            // SAFETY: `startlockedm` stored an `Arc::into_raw` pointer
+            // before the Release store of `nextp` we acquired; the swap
+            // made us its only owner.
+            return Some(unsafe { Arc::from_raw(g) });
+        }
+        if s.shutdown.started() {
+            drop_locked_g(c);
+            return None;
+        }
+        thread::park();
+    }
+}
+
+/// Shutdown while this M's wired G is switched out: unwind the G here,
+/// on its own thread. No other M ever resumes a wired G, and the
+/// shutdown thread leaves wired Gs to their M.
+fn drop_locked_g(c: &MCtx) {
+    // SAFETY: the reference `wire` took; it keeps the G alive here
+    // whatever the registry and the run queues do meanwhile.
+    let g = unsafe { Arc::from_raw(c.lockedg.replace(std::ptr::null())) };
+    let handed = c.m.nextg.swap(std::ptr::null_mut(), Ordering::Acquire);
+    if !handed.is_null() {
+        // An M handed the G back as shutdown began: drop its reference.
+        // SAFETY: `startlockedm` stored an `Arc::into_raw` pointer.
+        drop(unsafe { Arc::from_raw(handed) });
+    }
+    // Shutdown leaves wired Gs to their M (`Sched::shutdown`), and no M
+    // runs a G after shutdown began; the token makes sure only one
+    // claimant unwinds it. `lockedm` stays set, so an M that takes the
+    // G from a queue late still hands it here (and the handoff is
+    // dropped) instead of running it.
+    if g.park.kill() {
+        // SAFETY: `kill` made us the G's only runner.
+        let co = unsafe { (*g.co.get()).take() };
+        m::set_force_unwinding(true);
+        drop(co);
+        m::set_force_unwinding(false);
+        g.set_status(GStatus::Dead);
+    }
+}
+
+/// Go's `startlockedm`: `g`, taken from a run queue, is wired to another
+/// M. Hands it this M's P and the G; the caller then stops this M.
+/// `lm`: the G's `lockedm`, as the caller loaded it (non-null).
+pub(crate) fn startlockedm(c: &MCtx, g: Arc<G>, lm: *const M) {
+    // SAFETY: a wired G's M is alive: it waits in `stoplockedm` for this
+    // G (it cannot end while the G is wired and alive, or it is past
+    // shutdown, where it still is in `Sched::ms`, which holds it).
+    let lm = unsafe { &*lm };
+    let p = c.p.replace(NO_P);
+    c.m.cur_p.store(NO_P, Ordering::Relaxed);
+    lm.nextg.store(Arc::into_raw(g) as *mut G, Ordering::Relaxed);
+    lm.nextp.store(p, Ordering::Release);
+    lm.wake();
 }

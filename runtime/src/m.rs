@@ -16,8 +16,8 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::thread::Thread;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
 
 use crate::g::{Switch, G};
 use crate::sched::{Sched, NO_P};
@@ -68,6 +68,111 @@ impl M {
     }
 }
 
+/// The Ms of a runtime and their threads.
+pub(crate) struct Ms {
+    /// Every M that has not exited (for shutdown's wake-ups, dumps, traces).
+    all: Mutex<Vec<Arc<M>>>,
+    /// The threads to join at shutdown. `start` checks for shutdown under
+    /// this lock, so shutdown either sees a new M's thread here or the M
+    /// never starts.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Ms ever created; the next M's id.
+    created: AtomicUsize,
+    /// Ms that exited (idle too long, or taken by a G that exited locked).
+    exited: AtomicUsize,
+    /// Most Ms alive at once (`RuntimeBuilder::max_threads`).
+    pub(crate) max: usize,
+}
+
+impl Ms {
+    pub(crate) fn new(max: usize) -> Ms {
+        Ms {
+            all: Mutex::new(Vec::new()),
+            threads: Mutex::new(Vec::new()),
+            created: AtomicUsize::new(0),
+            exited: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// A new M, counted; `None` if that would make more than `max` alive.
+    pub(crate) fn create(&self) -> Option<Arc<M>> {
+        let id = self.created.fetch_add(1, Ordering::Relaxed);
+        if id - self.exited.load(Ordering::Relaxed) >= self.max {
+            return None;
+        }
+        let m = Arc::new(M::new(id));
+        self.all.lock().unwrap().push(m.clone());
+        Some(m)
+    }
+
+    /// Starts M `m`'s thread running `f`, unless `shutdown` is set (then
+    /// the M is counted as exited and `false` returned).
+    pub(crate) fn start(&self, m: &Arc<M>, name: String, shutdown: &AtomicBool, f: impl FnOnce() + Send + 'static) -> bool {
+        let mut threads = self.threads.lock().unwrap();
+        if shutdown.load(Ordering::SeqCst) {
+            drop(threads);
+            self.remove(m);
+            return false;
+        }
+        // Threads that ended need no join at shutdown.
+        threads.retain(|t| !t.is_finished());
+        let h = std::thread::Builder::new()
+            .name(name)
+            .spawn(f)
+            .unwrap_or_else(|e| panic!("goro: cannot create an OS thread for an M: {e}"));
+        threads.push(h);
+        true
+    }
+
+    /// M `m` exits: it leaves the set.
+    pub(crate) fn remove(&self, m: &Arc<M>) {
+        self.exited.fetch_add(1, Ordering::Relaxed);
+        self.all.lock().unwrap().retain(|x| !Arc::ptr_eq(x, m));
+    }
+
+    /// The Ms that have not exited.
+    pub(crate) fn all(&self) -> Vec<Arc<M>> {
+        self.all.lock().unwrap().clone()
+    }
+
+    /// Wakes every M (shutdown).
+    pub(crate) fn wake_all(&self) {
+        for m in self.all.lock().unwrap().iter() {
+            m.wake();
+        }
+    }
+
+    /// Joins the threads that have ended; whether none is left running.
+    pub(crate) fn join_ended(&self) -> bool {
+        let all = std::mem::take(&mut *self.threads.lock().unwrap());
+        let (done, running): (Vec<_>, Vec<_>) = all.into_iter().partition(|t| t.is_finished());
+        for t in done {
+            let _ = t.join();
+        }
+        // `start` pushes under this lock after checking for shutdown: an
+        // M started meanwhile is in the list now, or never starts.
+        let mut threads = self.threads.lock().unwrap();
+        threads.extend(running);
+        threads.is_empty()
+    }
+
+    /// Forgets the threads still running (dropping a handle detaches it).
+    pub(crate) fn detach_all(&self) {
+        self.threads.lock().unwrap().clear();
+    }
+
+    /// Ms created since the runtime started.
+    pub(crate) fn created(&self) -> usize {
+        self.created.load(Ordering::Relaxed)
+    }
+
+    /// Ms that exited.
+    pub(crate) fn exited(&self) -> usize {
+        self.exited.load(Ordering::Relaxed)
+    }
+}
+
 /// The per-thread state of a running M; lives on the M's own stack.
 pub(crate) struct MCtx {
     pub sched: Arc<Sched>,
@@ -93,6 +198,23 @@ pub(crate) struct MCtx {
 }
 
 impl MCtx {
+    /// The context of M `m` of runtime `sched`, holding no P yet.
+    pub(crate) fn new(sched: Arc<Sched>, m: Arc<M>, spinning: bool) -> MCtx {
+        MCtx {
+            sched,
+            m,
+            p: Cell::new(NO_P),
+            spinning: Cell::new(spinning),
+            curg: Cell::new(std::ptr::null()),
+            rng: Cell::new(seed()),
+            in_user: Cell::new(false),
+            poll_dispatch: Cell::new(false),
+            lockedg: Cell::new(std::ptr::null()),
+            exit_thread: Cell::new(false),
+            trace: Default::default(),
+        }
+    }
+
     pub fn rand(&self) -> u32 {
         // xorshift64*
         let mut x = self.rng.get();
@@ -102,6 +224,14 @@ impl MCtx {
         self.rng.set(x);
         (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
     }
+}
+
+/// A random odd seed for an M's generator.
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::Instant::now().elapsed().as_nanos() as u64);
+    h.finish() | 1
 }
 
 thread_local! {

@@ -158,8 +158,13 @@ impl P {
         self.status.store(s as u8, Ordering::Relaxed);
     }
 
-    pub fn status(&self) -> u8 {
-        self.status.load(Ordering::Acquire)
+    pub fn status(&self) -> PStatus {
+        match self.status.load(Ordering::Acquire) {
+            0 => PStatus::Idle,
+            1 => PStatus::Running,
+            2 => PStatus::User,
+            _ => PStatus::Syscall,
+        }
     }
 
     /// Whether an M is running Gs on the P (in runtime or user code).

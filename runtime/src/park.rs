@@ -135,7 +135,7 @@ fn park_as(reason: WaitReason, external: bool) {
     }
     g.wait_reason.store(reason as u8, Ordering::Relaxed);
     g.wait_external.store(external, Ordering::Release);
-    g.wait_since.store(g.sched.coarse_now(), Ordering::Relaxed);
+    g.wait_since.store(g.sched.clock.coarse_now(), Ordering::Relaxed);
     g.set_status(GStatus::Waiting);
     // SAFETY: `gp` is the G running on this thread, on whose stack we are.
     unsafe { m::switch_out_of(gp, Switch::Park) };

@@ -10,9 +10,12 @@
 
 use std::io;
 use std::panic::{resume_unwind, Location};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
+use crate::g::{GStatus, G};
 use crate::goroutine::{spawn_on, JoinHandle};
 use crate::policy::Policy;
 use crate::poller::{ParkPoller, Poller};
@@ -336,11 +339,11 @@ impl Runtime {
         // deadlock detection may count it as the runtime's own. The main G
         // takes it off the list before its result is published (the thread
         // is about to run again, with whatever the result holds).
-        self.sched.deadlock_watchers.lock().unwrap().push((me.clone(), tid));
+        self.sched.deadlock.watchers.lock().unwrap().push((me.clone(), tid));
         struct Unwatch(Arc<Sched>, i32);
         impl Drop for Unwatch {
             fn drop(&mut self) {
-                self.0.deadlock_watchers.lock().unwrap_or_else(|e| e.into_inner()).retain(|(_, t)| *t != self.1);
+                self.0.deadlock.watchers.lock().unwrap_or_else(|e| e.into_inner()).retain(|(_, t)| *t != self.1);
             }
         }
         let unwatch = Unwatch(self.sched.clone(), tid);
@@ -355,7 +358,7 @@ impl Runtime {
             if let Some(r) = h.try_take(me.clone()) {
                 break r;
             }
-            if self.sched.deadlocked.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.sched.deadlock.found.load(Ordering::SeqCst) {
                 return Err(Deadlock);
             }
             std::thread::park();
@@ -387,7 +390,7 @@ impl Runtime {
 
     /// A snapshot of the scheduler's counters.
     pub fn stats(&self) -> Stats {
-        self.sched.stats()
+        crate::stats::collect(&self.sched)
     }
 
     /// Id, name, status and wait reason of every live G (a small dump).
@@ -435,7 +438,7 @@ pub struct GoroutineState {
 impl Drop for Runtime {
     /// Shuts the runtime down in bounded time (about 100 ms for Ms still in
     /// user code, as much again for destructors that block; see
-    /// `Sched::shutdown`). Dropped from one of its own Gs, the runtime is
+    /// `stop_sched`). Dropped from one of its own Gs, the runtime is
     /// shut down by a new thread instead and the drop returns at once: the
     /// G goes on until its next switch point, where its M stops.
     fn drop(&mut self) {
@@ -456,8 +459,124 @@ fn shut_down(sched: Arc<Sched>, sysmon: Option<Sysmon>) {
     if let Some(mut s) = sysmon {
         s.stop();
     }
-    sched.shutdown();
-    sched.finish_trace();
+    stop_sched(&sched);
+    crate::trace::finish(&sched.tracer, sched.ms.created());
+}
+
+/// How long shutdown waits for Ms still running user code, and for the
+/// destructors of the Gs it drops, before it leaves them running detached.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+
+/// Whether a runtime is shutting down.
+#[derive(Default)]
+pub(crate) struct ShutdownState {
+    /// Set once, when shutdown begins: no M starts, no G is spawned or
+    /// queued from outside, and every M leaves its loop.
+    started: AtomicBool,
+    /// Shutdown gave up waiting for some M (`SHUTDOWN_GRACE`): Ms that come
+    /// back to the runtime leak their G instead of touching it.
+    detached: AtomicBool,
+}
+
+impl ShutdownState {
+    /// Whether shutdown has begun.
+    #[inline]
+    pub(crate) fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// Whether shutdown detached Ms that were still running user code.
+    #[inline]
+    pub(crate) fn detached(&self) -> bool {
+        self.detached.load(Ordering::Relaxed)
+    }
+
+    /// The flag itself, for `Ms::start`, which checks it under its lock.
+    pub(crate) fn flag(&self) -> &AtomicBool {
+        &self.started
+    }
+}
+
+/// Stops every M of `sched`, then drops every G that has not exited:
+/// parked and runnable Gs are unwound so their destructors run. Bounded
+/// in time whatever the Gs do: an M still running user code after
+/// `SHUTDOWN_GRACE` (a G in a blocking call, or computing without runtime
+/// calls) is detached, and nothing it may touch is freed: its G, that G's
+/// stack, its P's local part. Destructors that block are given the same
+/// grace, then left running on their own thread.
+fn stop_sched(sched: &Sched) {
+    let state = &sched.shutdown;
+    state.started.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    loop {
+        sched.ms.wake_all();
+        sched.poller.wake();
+        if sched.ms.join_ended() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            state.detached.store(true, Ordering::SeqCst);
+            sched.ms.detach_all();
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    let detached = state.detached.load(Ordering::SeqCst);
+    // Gs no M runs: the queued ones.
+    let mut victims = sched.drain_queues();
+    // A G wired to an M is that M's to unwind, on its own thread
+    // (`lock_os_thread::drop_locked_g`).
+    let wired = |g: &Arc<G>| !g.lockedm.load(Ordering::Relaxed).is_null();
+    victims.retain(|g| !wired(g) && g.park.kill());
+    for p in sched.ps.iter() {
+        p.timers.lock().unwrap().clear();
+        for g in p.registry.lock().unwrap().drain() {
+            // With every M gone, any G is ours; a detached M may still
+            // run its own G, so then only parked ones are.
+            let claimed = !wired(&g) && if detached { g.park.kill_parked() } else { g.park.kill() };
+            if claimed {
+                victims.push(g);
+            }
+        }
+    }
+    // Unwind them on a thread of their own: a destructor that blocks
+    // forever must not hold up shutdown.
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let unwinder = thread::Builder::new().name(format!("{}-unwind", sched.name())).spawn(move || {
+        crate::m::set_force_unwinding(true);
+        for g in victims {
+            // SAFETY: `kill` made us the G's only runner: no M resumes it
+            // and no unpark readies it; its coroutine is ours to drop.
+            unsafe {
+                drop((*g.co.get()).take());
+                drop((*g.start.get()).take());
+            }
+            g.set_status(GStatus::Dead);
+        }
+        crate::m::set_force_unwinding(false);
+        let _ = done_tx.send(());
+    });
+    let unwound = match unwinder {
+        Ok(h) => match done.recv_timeout(SHUTDOWN_GRACE) {
+            Ok(()) => {
+                let _ = h.join();
+                true
+            }
+            Err(_) => false,
+        },
+        Err(_) => false,
+    };
+    if !detached && unwound {
+        for p in sched.ps.iter() {
+            // SAFETY: no M holds any P any more.
+            unsafe {
+                p.local().stacks.clear();
+                // Free Gs hold the Sched: break the cycle.
+                p.local().gfree.clear();
+            }
+        }
+    }
+    sched.gpool.clear();
 }
 
 static GLOBAL: OnceLock<Runtime> = OnceLock::new();
@@ -506,11 +625,11 @@ where
     // SAFETY: the caller takes on `build`'s contract.
     let rt = unsafe { Runtime::new() }.unwrap_or_else(|e| panic!("goro: cannot start a runtime: {e}"));
     // As Go's main: a deadlock ends the process with status 2.
-    rt.sched.exit_on_deadlock.store(true, std::sync::atomic::Ordering::SeqCst);
+    rt.sched.deadlock.exit_process.store(true, Ordering::SeqCst);
     rt.block_on(f)
 }
 
 /// Statistics of the runtime the caller runs on (the global one outside any).
 pub fn stats() -> Stats {
-    crate::m::current_sched().unwrap_or_else(global_sched).stats()
+    crate::stats::collect(&crate::m::current_sched().unwrap_or_else(global_sched))
 }

@@ -1,61 +1,54 @@
-//! The scheduler: Go's `proc.go` in Rust.
+//! The scheduler core: Go's `proc.go` in Rust.
 //!
 //! # Design (after Go's proc.go design note)
 //!
 //! G is a goroutine, M an OS thread, P a logical processor: an M must hold a
 //! P to run Gs, and there are exactly `procs` Ps. Each P has a bounded local
 //! run queue and a `runnext` slot; there is one global queue under
-//! `sched.lock`.
+//! `Sched::lock`.
 //!
 //! The hard part is parking and unparking Ms: enough Ms must be awake to use
 //! every P when there is work, and as few as possible when there is not. Like
 //! Go, goro keeps *spinning* Ms: an M is spinning when it holds a P, has
 //! nothing in its local queue, and is looking for work in the global queue,
-//! the poller and other Ps. The invariant is:
-//!
-//! > If there is an idle P and runnable work that no M will get to, there is
-//! > a spinning M (or one is being woken).
-//!
-//! It holds because (1) whoever submits work (`ready`, `newproc`) calls
-//! `wakep`, which wakes a spinning M if there is an idle P and no spinning M;
-//! (2) the last spinning M to find work calls `wakep` for the next piece of
-//! work; (3) a spinning M that gives up first decrements `nmspinning` and then
-//! re-checks every queue (SeqCst on both sides), so it cannot miss work
-//! submitted while it was giving up. Ms that are not spinning and have no
-//! work park on their own parker (a futex) until handed a P.
+//! the poller and other Ps. `idle.rs` states the invariant that lets every
+//! other M sleep without a timeout, and the rules that keep it. Ms that are
+//! not spinning and have no work park on their own parker until handed a P.
 //!
 //! One idle M at a time is the *poller M*: it blocks in `Poller::poll` with
 //! the earliest timer of any P as timeout, so timers fire while every M
 //! sleeps. Others park with no timeout.
 //!
 //! # Where things are
-//! - `newproc`, `ready`, `runqput`/`runqget`, `globrunqput`/`globrunqget`:
-//!   putting Gs on queues.
-//! - `wakep`, `startm`, `newm`, `stopm`, `pidleget`/`pidleput`: Ms and Ps.
-//! - `mstart` → `schedule` → `find_runnable` → `execute`: the M's loop.
-//! - `steal_work`, `runqsteal`: stealing.
-//! - `shutdown`: tearing a runtime down.
+//! - here: `ready`, `runqput`/`runqget`, `globrunqput`/`globrunqget`
+//!   (queues); `wakep`, `handoffp`, `startm`, `newm`, `stopm`,
+//!   `pidleget`/`pidleput` (Ms and Ps); `mstart` → `schedule` →
+//!   `find_runnable` (the M's loop); `steal_work`, `runqsteal` (stealing).
+//! - `goroutine.rs`: `newproc`; `g.rs`: a G's lives (`G::new`,
+//!   `begin_life`, `GPool`'s `gfget`/`gstart`/`gdestroy`).
+//! - `execute.rs`: running a G and what follows its switch back.
+//! - `syscall.rs`: a G in a blocking call and the P it hands off;
+//!   `lock_os_thread.rs`: a G wired to its M; `sysmon.rs`: retake and
+//!   preemption; `timer.rs`: per-P timers; `runtime.rs`: shutdown.
 
-use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
-use std::io;
-use std::panic::Location;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use corosensei::{Coroutine, CoroutineResult};
-
-use crate::g::{GStatus, GYielder, Switch, G};
-use crate::m::{self, MCtx, M};
+use crate::clock::Clock;
+use crate::g::{GPool, GStatus, G};
+use crate::idle::{Idle, IdleList};
+use crate::m::{self, MCtx, Ms, M};
 use crate::p::{PStatus, P};
 use crate::policy::{Policy, RunnextWake, Spinning, Steal};
-use crate::poller::Poller;
+use crate::poller::{Poller, PollerSlot};
 use crate::runq::Take;
+use crate::runtime::ShutdownState;
 use crate::signal;
-use crate::stack::{self, SharedPool, Stack};
-use crate::stats::{Counters, Stats};
+use crate::stats::{Counters, SchedCounters};
+use crate::sysmon::SysmonNote;
 
 /// "No P" in an M's `p` or `nextp`.
 pub(crate) const NO_P: usize = usize::MAX;
@@ -69,98 +62,66 @@ pub(crate) const NO_P: usize = usize::MAX;
 const RUNNEXT_STEAL_WAIT: Duration = Duration::from_micros(3);
 
 /// Scheduling latency and run time are measured for one event in 64.
-const SAMPLE_MASK: u64 = 63;
-
-/// How long shutdown waits for Ms still running user code, and for the
-/// destructors of the Gs it drops, before it leaves them running detached.
-pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+pub(crate) const SAMPLE_MASK: u64 = 63;
 
 /// An idle M exits after this long if more Ms than Ps are idle.
 const IDLE_M_EXIT: Duration = Duration::from_secs(5);
 
-/// Dead Gs a P keeps for reuse; it moves `GFREE_BATCH` to or from the
-/// shared list when it has too many or none (Go: 64 and 32).
-const GFREE_LOCAL: usize = 64;
-const GFREE_BATCH: usize = 32;
-
 /// Largest G stack a `Builder` may ask for.
 pub(crate) const MAX_STACK_SIZE: usize = 1 << 30;
 
-static NEXT_GOID: AtomicU64 = AtomicU64::new(1);
-
+/// One runtime's scheduler: its Ps, its queues and the parts the rest of
+/// the runtime reaches through it. Each part owns its fields and the
+/// methods that keep them consistent.
 pub(crate) struct Sched {
+    /// The policy knobs, fixed when the runtime is built.
     pub policy: Policy,
+    /// How many Ps there are (GOMAXPROCS).
     pub procs: usize,
+    /// The Ps.
     pub ps: Box<[P]>,
+    /// The global run queue, the idle-P list and the idle Ms (Go's
+    /// `sched.lock` and what it guards).
     lock: Mutex<Locked>,
     /// Length of the global queue, readable without the lock.
     runq_size: AtomicUsize,
-    npidle: AtomicUsize,
-    nmspinning: AtomicUsize,
-    pub shutdown: AtomicBool,
-    /// Shutdown gave up waiting for some M (`SHUTDOWN_GRACE`): Ms that come
-    /// back to the runtime leak their G instead of touching it.
-    pub(crate) detached: AtomicBool,
-    epoch: Instant,
-    coarse_clock: AtomicU64,
-    /// The poller given at build time (`ParkPoller` by default).
-    base_poller: Box<dyn Poller>,
-    /// A poller installed later, once (goro-netpoll installs its mio poller
-    /// on first use of `goro::net`), with an `Any` view for downcasting.
-    installed_poller: std::sync::OnceLock<(Arc<dyn Poller>, Arc<dyn std::any::Any + Send + Sync>)>,
-    /// When a poller was last polled (ns since epoch), for sysmon.
-    last_poll: AtomicU64,
-    poller_busy: AtomicBool,
-    /// Deadline (ns since epoch) the poller M sleeps until; 0 when no M is
-    /// in the poller.
-    poll_until: AtomicU64,
-    pub stack_size: usize,
-    shared_stacks: SharedPool,
-    ms: Mutex<Vec<Arc<M>>>,
-    threads: Mutex<Vec<thread::JoinHandle<()>>>,
-    mcount: AtomicUsize,
-    external_readies: AtomicU64,
-    external_spawns: AtomicU64,
-    /// Ps handed to another M because of a syscall (`blocking` or retake).
-    handoffs: AtomicU64,
-    /// Ps sysmon took from a G in a syscall.
-    pub(crate) retakes: AtomicU64,
-    /// Ps sysmon took from a G that hogged them.
-    pub(crate) hog_handoffs: AtomicU64,
-    /// Ms that exited after idling too long.
-    ms_exited: AtomicUsize,
-    pub(crate) max_threads: usize,
-    /// sysmon's sleep: a flag to stop it and a condvar to wake it early.
-    pub(crate) sysmon_note: Mutex<bool>,
-    pub(crate) sysmon_cv: std::sync::Condvar,
-    /// sysmon sleeps longer than a millisecond (entersyscall then wakes it).
-    pub(crate) sysmon_deep: AtomicBool,
+    /// Idle-P and spinning-M counts (`idle.rs`: the rules for waking Ms).
+    idle: Idle,
+    /// The Ms and their threads (`m.rs`).
+    pub(crate) ms: Ms,
+    /// The poller idle Ms block in, and who is in it (`poller.rs`).
+    pub(crate) poller: PollerSlot,
+    /// Dead Gs and stacks shared between Ps (`g.rs`).
+    pub(crate) gpool: GPool,
+    /// Time since the runtime started (`clock.rs`).
+    pub(crate) clock: Clock,
+    /// Runtime-wide counters (`stats.rs`).
+    pub(crate) counters: SchedCounters,
+    /// sysmon's sleep and thread id (`sysmon.rs`).
+    pub(crate) sysmon: SysmonNote,
+    /// What deadlock detection found, and who to tell (`dump.rs`).
+    pub(crate) deadlock: crate::dump::DeadlockState,
+    /// Whether the runtime is shutting down (`runtime.rs`).
+    pub(crate) shutdown: ShutdownState,
+    /// The trace being recorded (`GORO_TRACE`, `RuntimeBuilder::trace`).
     pub(crate) tracer: Option<crate::trace::Tracer>,
-    /// Ms publish their current G for schedtrace's detail lines (only when
-    /// those are printed, to keep the stores off the hot path).
+    /// Ms publish their current G and spinning for schedtrace's detail
+    /// lines (only when those are printed: the stores stay off the hot
+    /// path otherwise).
     pub(crate) publish_m_state: bool,
-    /// Set once sysmon found every G asleep with nothing to wake them.
-    pub(crate) deadlocked: AtomicBool,
-    /// `goro::run`: exit the process with status 2 on deadlock, as Go does.
-    pub(crate) exit_on_deadlock: AtomicBool,
-    /// Plain threads blocked in `block_on`, woken on deadlock, and their
-    /// kernel thread ids (deadlock detection accounts for them: they wait
-    /// for a G of this runtime).
-    pub(crate) deadlock_watchers: Mutex<Vec<(crate::park::Unparker, i32)>>,
-    /// The kernel thread id of sysmon (0 until it starts).
-    pub(crate) sysmon_tid: std::sync::atomic::AtomicI32,
-    /// Dead Gs shared between Ps (Go's `sched.gFree`).
-    gfree: Mutex<Vec<Arc<G>>>,
-    /// Set when mapping a stack failed, cleared when one is freed: spawn
-    /// fails fast meanwhile.
-    stack_exhausted: AtomicBool,
+    /// The numbers coprime with `procs`: strides of the random steal order.
     coprimes: Vec<usize>,
+    /// The runtime's name, for threads and messages.
     name: String,
 }
 
+/// What `Sched::lock` guards.
 struct Locked {
+    /// The global run queue.
     runq: VecDeque<Arc<G>>,
-    pidle: Vec<usize>,
+    /// The idle Ps (counted by `Sched::idle`).
+    pidle: IdleList,
+    /// Ms parked with no P, waiting to be handed one.
     midle: Vec<Arc<M>>,
 }
 
@@ -182,47 +143,25 @@ impl Sched {
         let procs = cfg.procs.max(1);
         let ps: Box<[P]> = (0..procs).map(|_| P::new(cfg.policy.local_queue)).collect();
         let coprimes = (1..=procs).filter(|&i| gcd(i, procs) == 1).collect();
+        let (idle, pidle) = Idle::new(procs);
         signal::install();
         let s = Arc::new(Sched {
             policy: cfg.policy,
             procs,
             ps,
-            lock: Mutex::new(Locked { runq: VecDeque::new(), pidle: (0..procs).rev().collect(), midle: Vec::new() }),
+            lock: Mutex::new(Locked { runq: VecDeque::new(), pidle, midle: Vec::new() }),
             runq_size: AtomicUsize::new(0),
-            npidle: AtomicUsize::new(procs),
-            nmspinning: AtomicUsize::new(0),
-            shutdown: AtomicBool::new(false),
-            detached: AtomicBool::new(false),
-            epoch: Instant::now(),
-            coarse_clock: AtomicU64::new(0),
-            base_poller: cfg.poller,
-            installed_poller: std::sync::OnceLock::new(),
-            last_poll: AtomicU64::new(0),
-            poller_busy: AtomicBool::new(false),
-            poll_until: AtomicU64::new(0),
-            stack_size: cfg.stack_size,
-            shared_stacks: SharedPool::new(cfg.stack_size),
-            ms: Mutex::new(Vec::new()),
-            threads: Mutex::new(Vec::new()),
-            mcount: AtomicUsize::new(0),
-            external_readies: AtomicU64::new(0),
-            external_spawns: AtomicU64::new(0),
-            handoffs: AtomicU64::new(0),
-            retakes: AtomicU64::new(0),
-            hog_handoffs: AtomicU64::new(0),
-            ms_exited: AtomicUsize::new(0),
-            max_threads: cfg.max_threads,
-            sysmon_note: Mutex::new(false),
-            sysmon_cv: std::sync::Condvar::new(),
-            sysmon_deep: AtomicBool::new(false),
+            idle,
+            ms: Ms::new(cfg.max_threads),
+            poller: PollerSlot::new(cfg.poller),
+            gpool: GPool::new(cfg.stack_size),
+            clock: Clock::new(),
+            counters: SchedCounters::default(),
+            sysmon: SysmonNote::new(),
+            deadlock: Default::default(),
+            shutdown: ShutdownState::default(),
             tracer: cfg.trace.map(|p| crate::trace::Tracer::new(p, procs, cfg.trace_last)),
             publish_m_state: cfg.schedtrace_detail,
-            deadlocked: AtomicBool::new(false),
-            exit_on_deadlock: AtomicBool::new(false),
-            deadlock_watchers: Mutex::new(Vec::new()),
-            sysmon_tid: std::sync::atomic::AtomicI32::new(0),
-            stack_exhausted: AtomicBool::new(false),
-            gfree: Mutex::new(Vec::new()),
             coprimes,
             name: cfg.name,
         });
@@ -237,25 +176,9 @@ impl Sched {
         self.lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Nanoseconds since the runtime started.
     pub fn now_nanos(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
-    }
-
-    /// A clock good to sysmon's period (20 µs to 10 ms), for wait times in
-    /// dumps: reading it costs one load instead of a clock read.
-    pub fn coarse_now(&self) -> u64 {
-        self.coarse_clock.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn tick_coarse_clock(&self) {
-        self.coarse_clock.store(self.now_nanos(), Ordering::Relaxed);
-    }
-
-    /// `t` in ns since the epoch, saturating below `u64::MAX` (which
-    /// means "no timer"): an `Instant` centuries away is still far away.
-    pub fn nanos(&self, t: Instant) -> u64 {
-        let ns = t.saturating_duration_since(self.epoch).as_nanos();
-        ns.min(u128::from(u64::MAX - 1)) as u64
+        self.clock.now()
     }
 
     pub fn is_current(&self) -> bool {
@@ -266,7 +189,7 @@ impl Sched {
     }
 
     /// The P the calling M holds on this runtime, if any.
-    fn current_p(&self) -> Option<(&MCtx, usize)> {
+    pub(crate) fn current_p(&self) -> Option<(&MCtx, usize)> {
         let c = m::ctx_reacquired();
         if c.is_null() {
             return None;
@@ -281,130 +204,6 @@ impl Sched {
 
     // ---------------------------------------------------------------
     // Creating Gs and putting them on queues.
-
-    /// Go's `newproc`: creates a G running `body` and queues it (in
-    /// `runnext` of the current P, or on the global queue from outside).
-    pub fn newproc<F>(
-        self: &Arc<Self>,
-        body: F,
-        name: Option<String>,
-        stack_size: Option<usize>,
-        site: &'static Location<'static>,
-    ) -> io::Result<Arc<G>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        if self.shutdown.load(Ordering::Acquire) {
-            return Err(io::Error::other("goro: spawn on a runtime that is shutting down"));
-        }
-        let size = stack_size.unwrap_or(self.stack_size);
-        if size != self.stack_size && size > MAX_STACK_SIZE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("goro: stack size {size} is over the limit of {MAX_STACK_SIZE} bytes"),
-            ));
-        }
-        if self.stack_exhausted.load(Ordering::Relaxed) {
-            return Err(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                "goro: no memory could be mapped for the last G stack (address space or vm.max_map_count \
-                 exhausted); not spawning more until a stack is freed",
-            ));
-        }
-        let here = self.current_p();
-        let id = match here {
-            Some((_, p)) => {
-                // SAFETY: we hold P `p`.
-                let local = unsafe { self.ps[p].local() };
-                if local.goid_next == local.goid_end {
-                    // Go's goidcache: take ids in batches of 16.
-                    local.goid_next = NEXT_GOID.fetch_add(16, Ordering::Relaxed);
-                    local.goid_end = local.goid_next + 16;
-                }
-                let id = local.goid_next;
-                local.goid_next += 1;
-                id
-            }
-            None => NEXT_GOID.fetch_add(1, Ordering::Relaxed),
-        };
-        let name = name.map(String::into_boxed_str);
-        let body = crate::g::Body::new(body);
-        // Go's gfget: reuse a dead G of this P if there is one.
-        let recycled = here.and_then(|(_, p)| {
-            // SAFETY: we hold P `p`.
-            let local = unsafe { self.ps[p].local() };
-            if local.gfree.is_empty() {
-                let mut global = self.gfree.lock().unwrap();
-                let k = global.len().min(GFREE_BATCH);
-                let at = global.len() - k;
-                local.gfree.extend(global.drain(at..));
-            }
-            local.gfree.pop()
-        });
-        let g = match recycled {
-            Some(mut g) => {
-                let m = Arc::get_mut(&mut g).expect("a free G has no other reference");
-                m.id = id;
-                m.name = name;
-                *m.status.get_mut() = GStatus::Runnable as u8;
-                *m.wait_reason.get_mut() = 0;
-                *m.wait_since.get_mut() = 0;
-                m.park.reset();
-                m.spawn_site = site;
-                m.stack_size = size;
-                m.guard.set((0, 0));
-                *m.start.get_mut() = Some(body);
-                m.yielder.set(std::ptr::null());
-                *m.ready_at.get_mut() = 0;
-                *m.flow_id.get_mut() = 0;
-                *m.wait_external.get_mut() = true;
-                debug_assert!(m.lockedm.get_mut().is_null(), "a free G is wired to no M");
-                m.locked_ext.set(0);
-                m.locked_int.set(0);
-                g
-            }
-            None => Arc::new(G {
-                id,
-                name,
-                sched: self.clone(),
-                status: AtomicU8::new(GStatus::Runnable as u8),
-                wait_reason: AtomicU8::new(0),
-                wait_since: AtomicU64::new(0),
-                park: Default::default(),
-                slot: AtomicU64::new(0),
-                spawn_site: site,
-                stack_size: size,
-                guard: Default::default(),
-                start: UnsafeCell::new(Some(body)),
-                co: Default::default(),
-                yielder: Default::default(),
-                ready_at: AtomicU64::new(0),
-                flow_id: AtomicU64::new(0),
-                wait_external: AtomicBool::new(true),
-                lockedm: Default::default(),
-                locked_ext: Cell::new(0),
-                locked_int: Cell::new(0),
-            }),
-        };
-
-        let shard = here.map_or((id as usize) % self.procs, |(_, p)| p);
-        let idx = self.ps[shard].registry.lock().unwrap().insert(g.clone());
-        g.slot.store(((shard as u64) << 32) | idx as u64, Ordering::Relaxed);
-
-        match here {
-            Some((_, p)) => {
-                Counters::bump(&self.ps[p].counters.spawned);
-                self.runqput(p, g.clone(), true);
-                self.wakep_for_local();
-            }
-            None => {
-                self.external_spawns.fetch_add(1, Ordering::Relaxed);
-                self.globrunqput(g.clone());
-                self.wakep();
-            }
-        }
-        Ok(g)
-    }
 
     /// Go's `ready`: makes a parked G runnable. On an M of the G's runtime it
     /// goes to the M's P (`runnext` if `next`); elsewhere to the global
@@ -456,10 +255,10 @@ impl Sched {
         if let Some(t) = &self.tracer {
             g.flow_id.store(t.flow_start(None, None, g.id), Ordering::Relaxed);
         }
-        if self.shutdown.load(Ordering::Acquire) {
+        if self.shutdown.started() {
             return;
         }
-        self.external_readies.fetch_add(1, Ordering::Relaxed);
+        SchedCounters::bump(&self.counters.external_readies);
         self.globrunqput(g);
         if !self.poll_dispatching() {
             self.wakep();
@@ -476,7 +275,7 @@ impl Sched {
     /// Go's `runqput`. Must be called by the M holding P `p`.
     /// Returns false if the G went into an empty `runnext` (nothing was
     /// queued behind the running G).
-    fn runqput(&self, p: usize, g: Arc<G>, next: bool) -> bool {
+    pub(crate) fn runqput(&self, p: usize, g: Arc<G>, next: bool) -> bool {
         let pp = &self.ps[p];
         let mut gp = Arc::into_raw(g) as *mut G;
         if next && self.policy.runnext {
@@ -564,9 +363,10 @@ impl Sched {
     // ---------------------------------------------------------------
     // Ms and Ps.
 
+    /// Go's `pidleget`: takes an idle P, accounting the end of its idle
+    /// period.
     fn pidleget(&self, l: &mut Locked) -> Option<usize> {
-        let p = l.pidle.pop()?;
-        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        let p = self.idle.take(&mut l.pidle)?;
         self.end_idle(p);
         Some(p)
     }
@@ -578,12 +378,12 @@ impl Sched {
         pp.idle_total.fetch_add(idle, Ordering::Relaxed);
     }
 
+    /// Go's `pidleput`: P `p` goes idle.
     fn pidleput(&self, l: &mut Locked, p: usize) {
         self.ps[p].idle_since.store(self.now_nanos(), Ordering::Relaxed);
         self.ps[p].set_status(PStatus::Idle);
         self.ps[p].wake_pending.store(0, Ordering::Relaxed);
-        l.pidle.push(p);
-        self.npidle.fetch_add(1, Ordering::SeqCst);
+        self.idle.put(&mut l.pidle, p);
     }
 
     /// An idle P, `prefer` if it is idle (a G back from a syscall wants its
@@ -591,9 +391,7 @@ impl Sched {
     pub(crate) fn pidleget_prefer(&self, prefer: Option<usize>) -> Option<usize> {
         let mut l = self.lock();
         if let Some(want) = prefer {
-            if let Some(i) = l.pidle.iter().position(|&q| q == want) {
-                l.pidle.swap_remove(i);
-                self.npidle.fetch_sub(1, Ordering::SeqCst);
+            if self.idle.take_this(&mut l.pidle, want) {
                 self.end_idle(want);
                 return Some(want);
             }
@@ -603,7 +401,7 @@ impl Sched {
 
     /// Puts P `p` on the idle list unless the global queue has work (then
     /// returns false and the caller must run it).
-    pub(crate) fn pidleput_unless_work(&self, p: usize) -> bool {
+    fn pidleput_unless_work(&self, p: usize) -> bool {
         let mut l = self.lock();
         if !l.runq.is_empty() {
             return false;
@@ -616,30 +414,27 @@ impl Sched {
         self.runq_size.load(Ordering::SeqCst)
     }
 
+    /// Ms spinning plus Ps idle: whether anything can take new work
+    /// without being started.
     pub(crate) fn spinning_plus_idle(&self) -> usize {
-        self.nmspinning.load(Ordering::SeqCst) + self.npidle.load(Ordering::SeqCst)
+        self.idle.nmspinning() + self.idle.npidle()
     }
 
-    pub(crate) fn try_become_spinning(&self) -> bool {
-        self.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    /// M `c` (holding a P) starts spinning.
+    fn spin_start(&self, c: &MCtx) {
+        self.set_spinning(c, true);
+        self.idle.start_spinning();
     }
 
-    /// Wakes sysmon if it is in a long sleep (a G just entered a syscall
-    /// that it may have to retake).
-    pub(crate) fn kick_sysmon(&self) {
-        if self.sysmon_deep.load(Ordering::Relaxed) {
-            self.sysmon_deep.store(false, Ordering::Relaxed);
-            let _g = self.sysmon_note.lock().unwrap();
-            self.sysmon_cv.notify_one();
-        }
-    }
-
-    pub(crate) fn count_handoff(&self) {
-        self.handoffs.fetch_add(1, Ordering::Relaxed);
+    /// M `c` stops spinning; whether it was the last spinning M.
+    fn spin_stop(&self, c: &MCtx) -> bool {
+        self.set_spinning(c, false);
+        self.idle.stop_spinning()
     }
 
     /// Sets whether M `c` spins, publishing it for schedtrace's detail lines.
     /// An M starts spinning only while it holds a P, whose counter it bumps.
+    /// The spinning count is `Idle`'s, changed by the caller.
     fn set_spinning(&self, c: &MCtx, v: bool) {
         c.spinning.set(v);
         if v {
@@ -650,17 +445,19 @@ impl Sched {
         }
     }
 
+    /// Go's `acquirep`: M `c` now holds P `p`.
     pub(crate) fn acquirep(&self, c: &MCtx, p: usize) {
         c.p.set(p);
         c.m.cur_p.store(p, Ordering::Relaxed);
         self.ps[p].set_status(PStatus::Running);
     }
 
+    /// Whether one more M may start spinning (`Policy::max_spinning`).
     fn may_spin(&self) -> bool {
-        let spinning = self.nmspinning.load(Ordering::SeqCst);
+        let spinning = self.idle.nmspinning();
         match self.policy.max_spinning {
             Spinning::HalfBusy => {
-                let busy = self.procs - self.npidle.load(Ordering::SeqCst).min(self.procs);
+                let busy = self.procs - self.idle.npidle().min(self.procs);
                 2 * spinning < busy
             }
             Spinning::Limit(n) => spinning < n,
@@ -680,14 +477,9 @@ impl Sched {
     }
 
     /// Go's `wakep`: if there is an idle P and no spinning M, start an M
-    /// spinning on it.
+    /// spinning on it (`idle.rs`, rule 1).
     pub fn wakep(self: &Arc<Self>) {
-        if self.npidle.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        if self.nmspinning.load(Ordering::SeqCst) != 0
-            || self.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err()
-        {
+        if self.idle.npidle() == 0 || !self.idle.claim_spinning() {
             return;
         }
         let p = {
@@ -696,13 +488,34 @@ impl Sched {
         };
         match p {
             Some(p) => self.startm(p, true),
-            None => {
-                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
-            }
+            None => self.idle.unclaim_spinning(),
         }
     }
 
-    /// Go's `startm`: runs P `p` on an idle M, or on a new one.
+    /// Go's `handoffp`: P `p` has no M (retaken, handed off by `blocking`,
+    /// or left by a G wired to its M): start an M for it if it has work, or
+    /// if no M is looking for work; else put it on the idle list.
+    pub(crate) fn handoffp(self: &Arc<Self>, p: usize) {
+        let pp = &self.ps[p];
+        if pp.has_work() || self.global_queue_len() > 0 {
+            self.startm(p, false);
+            return;
+        }
+        if self.spinning_plus_idle() == 0 && self.idle.claim_spinning() {
+            self.startm(p, true);
+            return;
+        }
+        if pp.timer_next.load(Ordering::SeqCst) != u64::MAX {
+            self.startm(p, false);
+            return;
+        }
+        if !self.pidleput_unless_work(p) {
+            self.startm(p, false);
+        }
+    }
+
+    /// Go's `startm`: runs P `p` on an idle M, or on a new one. With
+    /// `spinning`, the M takes over the caller's claim to spin.
     pub(crate) fn startm(self: &Arc<Self>, p: usize, spinning: bool) {
         let m = self.lock().midle.pop();
         match m {
@@ -717,64 +530,49 @@ impl Sched {
 
     /// Go's `newm`: a new OS thread that starts by running P `p`.
     fn newm(self: &Arc<Self>, p: usize, spinning: bool) {
-        let this = self.clone();
-        if self.shutdown.load(Ordering::Acquire) {
+        // No M will run the P: it goes back, with the claim to spin.
+        let give_back = || {
             let mut l = self.lock();
             self.pidleput(&mut l, p);
+            drop(l);
             if spinning {
-                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                self.idle.unclaim_spinning();
             }
+        };
+        if self.shutdown.started() {
+            give_back();
             return;
         }
-        let id = self.mcount.fetch_add(1, Ordering::Relaxed);
-        if id - self.ms_exited.load(Ordering::Relaxed) >= self.max_threads {
+        let Some(m) = self.ms.create() else {
             // Go: "runtime: program exceeds 10000-thread limit / fatal error:
             // thread exhaustion". Nothing sane can continue.
             eprintln!(
                 "goro: runtime {:?} exceeds its {}-thread limit (RuntimeBuilder::max_threads)\nfatal error: thread exhaustion",
-                self.name, self.max_threads
+                self.name, self.ms.max
             );
             std::process::abort();
+        };
+        let this = self.clone();
+        let name = format!("{}-m{}", self.name, m.id);
+        let m2 = m.clone();
+        if !self.ms.start(&m, name, self.shutdown.flag(), move || this.mstart(m2, p, spinning)) {
+            give_back();
         }
-        let m = Arc::new(M::new(id));
-        self.ms.lock().unwrap().push(m.clone());
-        // Under the threads lock, so that shutdown either sees this M in the
-        // list or this M sees shutdown (and never starts).
-        let mut threads = self.threads.lock().unwrap();
-        if self.shutdown.load(Ordering::SeqCst) {
-            drop(threads);
-            self.ms.lock().unwrap().retain(|x| !Arc::ptr_eq(x, &m));
-            self.ms_exited.fetch_add(1, Ordering::Relaxed);
-            let mut l = self.lock();
-            self.pidleput(&mut l, p);
-            if spinning {
-                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
-            }
-            return;
-        }
-        // Threads that ended (idle too long, or taken by a G that exited
-        // locked) need no join at shutdown.
-        threads.retain(|t| !t.is_finished());
-        let name = format!("{}-m{}", self.name, id);
-        let h = thread::Builder::new()
-            .name(name)
-            .spawn(move || this.mstart(m, p, spinning))
-            .unwrap_or_else(|e| panic!("goro: cannot create an OS thread for an M: {e}"));
-        threads.push(h);
     }
 
     /// Go's `stopm`: parks the M until it is handed a P. Returns false on
-    /// shutdown.
+    /// shutdown, or when the M exits for having idled too long.
     fn stopm(&self, c: &MCtx) -> bool {
         self.lock().midle.push(c.m.clone());
         let mut idle_since = Instant::now();
         loop {
-            if self.shutdown.load(Ordering::Acquire) {
+            if self.shutdown.started() {
                 return false;
             }
             let p = c.m.nextp.swap(NO_P, Ordering::AcqRel);
             if p != NO_P {
                 self.acquirep(c, p);
+                // The spinning role, if handed, was counted by the claimant.
                 self.set_spinning(c, c.m.next_spinning.load(Ordering::Relaxed));
                 return true;
             }
@@ -786,8 +584,7 @@ impl Sched {
                     if let Some(i) = l.midle.iter().position(|x| Arc::ptr_eq(x, &c.m)) {
                         l.midle.swap_remove(i);
                         drop(l);
-                        self.ms_exited.fetch_add(1, Ordering::Relaxed);
-                        self.ms.lock().unwrap().retain(|x| !Arc::ptr_eq(x, &c.m));
+                        self.ms.remove(&c.m);
                         return false;
                     }
                 }
@@ -804,19 +601,7 @@ impl Sched {
         // SAFETY: gettid has no preconditions.
         m.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
         let _altstack = signal::on_thread_start();
-        let ctx = MCtx {
-            sched: self.clone(),
-            m,
-            p: std::cell::Cell::new(NO_P),
-            spinning: std::cell::Cell::new(spinning),
-            curg: std::cell::Cell::new(std::ptr::null()),
-            rng: std::cell::Cell::new(seed()),
-            in_user: std::cell::Cell::new(false),
-            poll_dispatch: std::cell::Cell::new(false),
-            lockedg: std::cell::Cell::new(std::ptr::null()),
-            exit_thread: std::cell::Cell::new(false),
-            trace: Default::default(),
-        };
+        let ctx = MCtx::new(self.clone(), m, spinning);
         m::set_ctx(&ctx);
         self.acquirep(&ctx, p);
         self.set_spinning(&ctx, spinning);
@@ -843,14 +628,14 @@ impl Sched {
             if !lm.is_null() {
                 // Wired to another M (`lock_os_thread.rs`): hand it our P
                 // and the G, and wait for work like an idle M.
-                self.startlockedm(c, g, lm);
+                crate::lock_os_thread::startlockedm(c, g, lm);
                 if !self.stopm(c) {
                     return;
                 }
                 continue;
             }
             loop {
-                self.execute(c, g, inherit);
+                crate::execute::execute(self, c, g, inherit);
                 if self.publish_m_state {
                     c.m.cur_g.store(0, Ordering::Relaxed);
                 }
@@ -859,7 +644,7 @@ impl Sched {
                 }
                 // The G is wired to this M: run nothing else until it is
                 // runnable again and handed back.
-                match self.stoplockedm(c) {
+                match crate::lock_os_thread::stoplockedm(self, c) {
                     Some(next) => (g, inherit) = (next, false),
                     None => return,
                 }
@@ -868,7 +653,7 @@ impl Sched {
                 self.mexit(c);
                 return;
             }
-            if self.shutdown.load(Ordering::Acquire) {
+            if self.shutdown.started() {
                 return;
             }
             // The G's syscall or hog handoff took the P away from this M.
@@ -886,17 +671,13 @@ impl Sched {
             c.m.cur_p.store(NO_P, Ordering::Relaxed);
             self.handoffp(p);
         }
-        self.ms_exited.fetch_add(1, Ordering::Relaxed);
-        self.ms.lock().unwrap().retain(|x| !Arc::ptr_eq(x, &c.m));
+        self.ms.remove(&c.m);
     }
 
     /// The M stops spinning because it found work; if it was the last
     /// spinning M, another is woken to look for the next piece of work.
     fn resetspinning(&self, c: &MCtx) {
-        self.set_spinning(c, false);
-        let before = self.nmspinning.fetch_sub(1, Ordering::SeqCst);
-        debug_assert!(before > 0, "nmspinning underflow");
-        if before == 1 {
+        if self.spin_stop(c) {
             c.sched.wakep();
         }
     }
@@ -905,7 +686,7 @@ impl Sched {
     /// shutdown. On return the M holds a P.
     fn find_runnable(&self, c: &MCtx) -> Option<(Arc<G>, bool)> {
         loop {
-            if self.shutdown.load(Ordering::Acquire) {
+            if self.shutdown.started() {
                 return None;
             }
             let p = c.p.get();
@@ -913,7 +694,7 @@ impl Sched {
             let pp = &self.ps[p];
 
             if pp.timer_next.load(Ordering::Relaxed) != u64::MAX {
-                self.run_timers(p, self.now_nanos(), &pp.counters);
+                crate::timer::run_timers(pp, self.now_nanos(), &pp.counters);
             }
 
             // Fairness: every `global_queue_interval` ticks, the global queue first.
@@ -939,17 +720,13 @@ impl Sched {
             }
 
             // Non-blocking poll of the network (readied Gs land on this P).
-            if self.poller().has_waiters() && !self.poller_busy.load(Ordering::Relaxed) {
-                self.last_poll.store(self.now_nanos(), Ordering::Relaxed);
-                if self.poller().poll(Some(Duration::ZERO)) > 0 {
-                    continue;
-                }
+            if self.poller.poll_now(&self.clock) > 0 {
+                continue;
             }
 
             if self.steals_at_all() && (c.spinning.get() || self.may_spin()) {
                 if !c.spinning.get() {
-                    self.set_spinning(c, true);
-                    self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                    self.spin_start(c);
                 }
                 if let Some(g) = self.steal_work(c) {
                     return Some((g, false));
@@ -958,12 +735,12 @@ impl Sched {
 
             // Timers of other Ps that are due (their Gs come to this P).
             // The clock is read only if some P has a timer at all.
-            if self.next_timer() != u64::MAX {
+            if crate::timer::next_timer(&self.ps) != u64::MAX {
                 let now = self.now_nanos();
                 let mut fired = 0;
-                for q in 0..self.procs {
-                    if q != p && self.ps[q].timer_next.load(Ordering::SeqCst) <= now {
-                        fired += self.run_timers(q, now, &pp.counters);
+                for (q, qp) in self.ps.iter().enumerate() {
+                    if q != p && qp.timer_next.load(Ordering::SeqCst) <= now {
+                        fired += crate::timer::run_timers(qp, now, &pp.counters);
                     }
                 }
                 if fired > 0 {
@@ -982,11 +759,10 @@ impl Sched {
             }
 
             if c.spinning.get() {
-                self.set_spinning(c, false);
-                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
-                // Work submitted while we were giving up saw nmspinning > 0
-                // and did not wake anyone: look again (at other Ps' queues
-                // only if this M may steal from them).
+                // `idle.rs`, rule 3: work submitted while we were giving up
+                // saw a spinning M and did not wake anyone: look again (at
+                // other Ps' queues only if this M may steal from them).
+                self.spin_stop(c);
                 fence(Ordering::SeqCst);
                 if self.runq_size.load(Ordering::SeqCst) > 0
                     || (self.steals_at_all() && self.ps.iter().any(|q| q.has_work()))
@@ -997,8 +773,7 @@ impl Sched {
                     };
                     if let Some(p) = p {
                         self.acquirep(c, p);
-                        self.set_spinning(c, true);
-                        self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                        self.spin_start(c);
                         continue;
                     }
                 }
@@ -1014,21 +789,22 @@ impl Sched {
     /// if no other M is there, else on its own parker until handed a P.
     /// Returns with a P, or false on shutdown.
     fn block_idle(&self, c: &MCtx) -> bool {
-        if self.poller_busy.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-            let mut deadline = self.next_timer();
-            self.poll_until.store(deadline.max(1), Ordering::SeqCst);
-            deadline = deadline.min(self.next_timer());
+        if self.poller.try_enter() {
+            let mut deadline = crate::timer::next_timer(&self.ps);
+            self.poller.set_until(deadline);
+            // A timer added meanwhile saw no deadline to beat: read again.
+            deadline = deadline.min(crate::timer::next_timer(&self.ps));
             let now = self.now_nanos();
             let timeout = (deadline != u64::MAX).then(|| Duration::from_nanos(deadline.saturating_sub(now)));
-            if self.runq_size.load(Ordering::SeqCst) == 0 && !self.shutdown.load(Ordering::Acquire) {
+            let mut polled = None;
+            if self.runq_size.load(Ordering::SeqCst) == 0 && !self.shutdown.started() {
                 c.poll_dispatch.set(true);
-                self.poller().poll(timeout);
+                self.poller.get().poll(timeout);
                 c.poll_dispatch.set(false);
-                self.last_poll.store(self.now_nanos(), Ordering::Relaxed);
+                polled = Some(self.now_nanos());
             }
-            self.poll_until.store(0, Ordering::SeqCst);
-            self.poller_busy.store(false, Ordering::SeqCst);
-            if self.shutdown.load(Ordering::Acquire) {
+            self.poller.leave(polled);
+            if self.shutdown.started() {
                 return false;
             }
             let p = {
@@ -1054,14 +830,14 @@ impl Sched {
     /// Called after a timer was added with deadline `when`: wakes the poller
     /// M if it sleeps past it.
     pub(crate) fn timer_added(self: &Arc<Self>, when: u64) {
-        let until = self.poll_until.load(Ordering::SeqCst);
+        let until = self.poller.until();
         if until != 0 && when < until {
-            self.poller().wake();
+            self.poller.wake();
         } else if until == 0 && self.current_p().is_none() {
             // Added from outside the runtime: make sure some M will see it.
             self.wakep();
-            if self.poller_busy.load(Ordering::SeqCst) {
-                self.poller().wake();
+            if self.poller.busy() {
+                self.poller.wake();
             }
         }
     }
@@ -1082,7 +858,7 @@ impl Sched {
                 if v == me {
                     continue;
                 }
-                if self.shutdown.load(Ordering::Relaxed) {
+                if self.shutdown.started() {
                     return None;
                 }
                 if let Some(g) = self.runqsteal(me, v, last && self.policy.steal_runnext) {
@@ -1106,7 +882,7 @@ impl Sched {
         if let Some((g, n)) = unsafe { victim.runq.steal_into(&mine.runq, take) } {
             Counters::bump(&mine.counters.steals);
             Counters::add(&mine.counters.stolen, n as u64);
-            self.trace_instant("steal", &format!(r#""from":{v},"to":{me},"n":{n}"#));
+            crate::trace::instant(&self.tracer, "steal", &format!(r#""from":{v},"to":{me},"n":{n}"#));
             // SAFETY: the pointer came from Arc::into_raw; the steal's CAS
             // made us its owner.
             return Some(unsafe { Arc::from_raw(g) });
@@ -1141,498 +917,43 @@ impl Sched {
         None
     }
 
-    /// Go's `execute`: runs `g` on this M until it yields, parks or exits.
-    fn execute(&self, c: &MCtx, g: Arc<G>, inherit: bool) {
-        let p = c.p.get();
-        let pp = &self.ps[p];
-        if !inherit {
-            pp.schedtick.store(pp.schedtick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-            let f = pp.fair_tick.load(Ordering::Relaxed) + 1;
-            pp.fair_tick.store(if f >= self.policy.global_queue_interval { 0 } else { f }, Ordering::Relaxed);
-        }
-        if pp.preempt.load(Ordering::Relaxed) {
-            pp.preempt.store(false, Ordering::Relaxed);
-        }
-        let sample = pp.counters.scheduled.load(Ordering::Relaxed) & SAMPLE_MASK == 0;
-        Counters::bump(&pp.counters.scheduled);
-        let ready_at = g.ready_at.load(Ordering::Relaxed);
-        let mut run_start = None;
-        if ready_at != 0 || sample {
-            let now = self.now_nanos();
-            if ready_at != 0 {
-                g.ready_at.store(0, Ordering::Relaxed);
-                pp.sched_latency.record(now.saturating_sub(ready_at));
-            }
-            if sample {
-                run_start = Some(now);
-            }
-        }
-        if self.publish_m_state {
-            c.m.cur_g.store(g.id, Ordering::Relaxed);
-        }
-        loop {
-            g.set_status(GStatus::Running);
-            c.curg.set(Arc::as_ptr(&g));
-            let trace_start = self.tracer.as_ref().map(|t| {
-                let ts = t.now_ns();
-                let flow = g.flow_id.swap(0, Ordering::Relaxed);
-                if flow != 0 {
-                    t.flow_end(&c.trace, c.m.id, flow, ts);
-                }
-                ts
-            });
-            // SAFETY: a runnable G's coroutine is touched only by the M that
-            // dequeued it (us); a G that never ran gets one now.
-            let co = match unsafe { &mut *g.co.get() } {
-                Some(co) => co,
-                None => {
-                    if self.gstart(p, &g).is_none() {
-                        c.curg.set(std::ptr::null());
-                        self.gdestroy(p, g);
-                        return;
-                    }
-                    // SAFETY: as above; gstart just stored it.
-                    unsafe { (*g.co.get()).as_mut().expect("coroutine") }
-                }
-            };
-            if self.policy.hog_handoff {
-                // The G runs user code: sysmon may take the P (syscall.rs).
-                crate::syscall::enter_user(c);
-            }
-            #[cfg(feature = "tracing")]
-            let span = tracing::trace_span!("goroutine", id = g.id, name = g.name()).entered();
-            let r = co.resume(());
-            #[cfg(feature = "tracing")]
-            drop(span);
-            c.curg.set(std::ptr::null());
-            if self.detached.load(Ordering::Relaxed) {
-                // Shutdown gave up on this M and freed what it could; the
-                // G (and its stack) may be half-way through anything: leak it.
-                std::mem::forget(g);
-                return;
-            }
-            let ran = run_start.take().map(|start| self.now_nanos().saturating_sub(start));
-            if let (Some(t), Some(start)) = (&self.tracer, trace_start) {
-                t.run(&c.trace, c.m.id, c.m.cur_p.load(Ordering::Relaxed), g.id, g.name(), start);
-                if let CoroutineResult::Yield(Switch::Park) = r {
-                    t.park(&c.trace, c.m.id, g.id, g.wait_reason().as_str());
-                }
-            }
-            if c.in_user.replace(false) {
-                let p = c.p.get();
-                if !self.ps[p].cas_status(PStatus::User, PStatus::Running) {
-                    c.p.set(NO_P);
-                }
-            }
-            if let Some(ns) = ran {
-                // Sampled run length, if this M still holds the P it started
-                // on (histograms are written by the P's owner only).
-                if c.p.get() == p {
-                    pp.run_time.record(ns);
-                }
-            }
-            let p = c.p.get();
-            if p == NO_P {
-                // This M has no P: the G is in a syscall, or sysmon took the
-                // P while it ran. Put the G where an M with a P finds it.
-                match r {
-                    CoroutineResult::Yield(Switch::Park) => {
-                        if g.park.commit_park() {
-                            return;
-                        }
-                        continue;
-                    }
-                    CoroutineResult::Yield(_) => {
-                        g.set_status(GStatus::Runnable);
-                        self.globrunqput(g);
-                        c.sched.wakep();
-                    }
-                    CoroutineResult::Return(()) => {
-                        crate::lock_os_thread::exited(c, &g);
-                        self.gdestroy_nop(&g)
-                    }
-                }
-                return;
-            }
-            let pp = &self.ps[p];
-            match r {
-                CoroutineResult::Yield(Switch::Yield) => {
-                    Counters::bump(&pp.counters.yields);
-                    g.set_status(GStatus::Runnable);
-                    self.runqput(p, g, false);
-                    return;
-                }
-                CoroutineResult::Yield(Switch::Preempt) | CoroutineResult::Yield(Switch::NeedP) => {
-                    g.set_status(GStatus::Runnable);
-                    self.globrunqput(g);
-                    return;
-                }
-                CoroutineResult::Yield(Switch::Park) => {
-                    Counters::bump(&pp.counters.parks);
-                    if g.park.commit_park() {
-                        // From here on an unparker may run the G elsewhere.
-                        return;
-                    }
-                    // Unparked while switching out: the token is consumed, resume.
-                }
-                CoroutineResult::Return(()) => {
-                    crate::lock_os_thread::exited(c, &g);
-                    self.gdestroy(p, g);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// A runtime-wide instant event in the trace, if tracing (and a
-    /// `tracing` event with the `tracing` feature).
-    pub(crate) fn trace_instant(&self, name: &str, args: &str) {
-        #[cfg(feature = "tracing")]
-        tracing::debug!(target: "goro", event = name, args);
-        if let Some(t) = &self.tracer {
-            let c = m::ctx_ptr();
-            if c.is_null() {
-                t.instant(None, None, name, args);
-            } else {
-                // SAFETY: a non-null context is this thread's live MCtx.
-                let c = unsafe { &*c };
-                t.instant(Some(&c.trace), Some(c.m.id), name, args);
-            }
-        }
-    }
-
-    /// Gives a G that runs for the first time its stack and coroutine.
-    /// `None` if no stack could be mapped: the G's body is dropped, which
-    /// reports the failure to its joiner.
-    fn gstart(&self, p: usize, g: &Arc<G>) -> Option<()> {
-        // SAFETY: we hold P `p` and we are the only M touching `g`.
-        let local = unsafe { self.ps[p].local() };
-        // SAFETY: as above.
-        let body = unsafe { (*g.start.get()).take() }.expect("a new G has a body");
-        let stk = match stack::get(&mut local.stacks, &self.shared_stacks, g.stack_size) {
-            Ok(s) => s,
-            Err(e) => {
-                self.stack_exhausted.store(true, Ordering::Relaxed);
-                eprintln!("goro: goroutine {} cannot start: {e}", g.id);
-                drop(body);
-                return None;
-            }
-        };
-        g.guard.set(stk.guard_range());
-        let gp = SendPtr(Arc::as_ptr(g));
-        let co: Coroutine<(), Switch, (), Stack> = Coroutine::with_stack(stk, move |y: &GYielder, ()| {
-            let gp = gp;
-            // SAFETY: the G outlives its coroutine (the G owns it).
-            unsafe { (*gp.0).yielder.set(y) };
-            body.run();
-        });
-        // SAFETY: only this M touches the G's coroutine.
-        unsafe { *g.co.get() = Some(co) };
-        Some(())
-    }
-
-    /// Go's `gdestroy`: the G has exited; recycle its stack, unregister it.
-    fn gdestroy(&self, p: usize, g: Arc<G>) {
-        g.set_status(GStatus::Dead);
-        let pp = &self.ps[p];
-        // SAFETY: we hold P `p`.
-        let local = unsafe { pp.local() };
-        // SAFETY: the G has returned; only this M touches its coroutine.
-        if let Some(co) = unsafe { (*g.co.get()).take() } {
-            stack::put(&mut local.stacks, &self.shared_stacks, co.into_stack());
-            self.stack_exhausted.store(false, Ordering::Relaxed);
-        }
-        self.unregister(&g);
-        Counters::bump(&pp.counters.completed);
-        // Go's gfput: keep the G for the next spawn if nobody else holds it
-        // (an Unparker or a timer may still; then it is simply freed).
-        if Arc::strong_count(&g) == 1 && !self.shutdown.load(Ordering::Relaxed) {
-            if local.gfree.len() >= GFREE_LOCAL {
-                let at = local.gfree.len() - GFREE_BATCH;
-                let spill: Vec<Arc<G>> = local.gfree.drain(at..).collect();
-                self.gfree.lock().unwrap().extend(spill);
-            }
-            local.gfree.push(g);
-        }
-    }
-
-    /// `gdestroy` on an M without a P: the stack goes to the shared pool.
-    fn gdestroy_nop(&self, g: &Arc<G>) {
-        g.set_status(GStatus::Dead);
-        // SAFETY: the G has returned; only this M touches its coroutine.
-        if let Some(co) = unsafe { (*g.co.get()).take() } {
-            self.shared_stacks.put_many([co.into_stack()]);
-        }
-        self.unregister(g);
-    }
-
-    fn unregister(&self, g: &G) {
-        let slot = g.slot.load(Ordering::Relaxed);
-        let (shard, idx) = ((slot >> 32) as usize, slot as u32);
-        drop(self.ps[shard].registry.lock().unwrap().remove(idx));
-    }
-
     // ---------------------------------------------------------------
     // Observability and shutdown.
 
-    pub fn stats(&self) -> Stats {
-        let per_p: Vec<_> = self
-            .ps
-            .iter()
-            .map(|p| {
-                let mut s = p.counters.snapshot();
-                s.local_queue = p.queue_len() as u64;
-                s
-            })
-            .collect();
-        let mut total = Stats::sum(&per_p);
-        total.spawned += self.external_spawns.load(Ordering::Relaxed);
-        let (global_queue, idle_threads) = {
-            let l = self.lock();
-            (l.runq.len(), l.midle.len())
-        };
-        let now = self.now_nanos();
-        let busy_per_p = self
-            .ps
-            .iter()
-            .map(|p| {
-                let mut idle = p.idle_total.load(Ordering::Relaxed);
-                if p.status() == PStatus::Idle as u8 {
-                    idle += now.saturating_sub(p.idle_since.load(Ordering::Relaxed));
-                }
-                Duration::from_nanos(now.saturating_sub(idle))
-            })
-            .collect();
-        let mut sched_latency = crate::stats::Histogram::default();
-        let mut run_time = crate::stats::Histogram::default();
-        for p in self.ps.iter() {
-            sched_latency.merge(&p.sched_latency.snapshot());
-            run_time.merge(&p.run_time.snapshot());
-        }
-        let mut by_state = [0usize; 5];
-        let mut live = 0;
-        for g in self.all_gs() {
-            by_state[g.status() as usize] += 1;
-            live += 1;
-        }
-        Stats {
-            procs: self.procs,
-            idle_procs: self.npidle.load(Ordering::Relaxed),
-            threads: self.mcount.load(Ordering::Relaxed) - self.ms_exited.load(Ordering::Relaxed),
-            threads_created: self.mcount.load(Ordering::Relaxed),
-            handoffs: self.handoffs.load(Ordering::Relaxed),
-            retakes: self.retakes.load(Ordering::Relaxed),
-            hog_handoffs: self.hog_handoffs.load(Ordering::Relaxed),
-            threads_exited: self.ms_exited.load(Ordering::Relaxed),
-            idle_threads,
-            spinning_threads: self.nmspinning.load(Ordering::Relaxed),
-            global_queue,
-            live_goroutines: live,
-            runnable_goroutines: by_state[GStatus::Runnable as usize],
-            running_goroutines: by_state[GStatus::Running as usize],
-            waiting_goroutines: by_state[GStatus::Waiting as usize],
-            syscall_goroutines: by_state[GStatus::Syscall as usize],
-            external_readies: self.external_readies.load(Ordering::Relaxed),
-            uptime: self.epoch.elapsed(),
-            per_p,
-            total,
-            busy_per_p,
-            sched_latency,
-            run_time,
-            deadlocked: self.deadlocked.load(Ordering::Relaxed),
-        }
+    /// The global queue's length and the idle Ms, under the lock (stats).
+    pub(crate) fn queue_and_idle_ms(&self) -> (usize, usize) {
+        let l = self.lock();
+        (l.runq.len(), l.midle.len())
     }
 
-    /// The Ms of this runtime (for schedtrace).
-    pub(crate) fn ms(&self) -> Vec<Arc<M>> {
-        self.ms.lock().unwrap().clone()
+    /// Spinning Ms and idle Ps (stats).
+    pub(crate) fn spinning_and_idle(&self) -> (usize, usize) {
+        (self.idle.nmspinning(), self.idle.npidle())
     }
 
-    pub(crate) fn threads_created(&self) -> usize {
-        self.mcount.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn external_readies_count(&self) -> u64 {
-        self.external_readies.load(Ordering::Relaxed)
-    }
-
-    /// The poller idle Ms block in.
-    pub(crate) fn poller(&self) -> &dyn Poller {
-        match self.installed_poller.get() {
-            Some((p, _)) => &**p,
-            None => &*self.base_poller,
-        }
-    }
-
-    /// Installs a poller made by `make` unless one was installed already;
-    /// returns the installed one.
-    pub(crate) fn install_poller(
-        &self,
-        make: &mut dyn FnMut() -> (Arc<dyn Poller>, Arc<dyn std::any::Any + Send + Sync>),
-    ) -> Arc<dyn std::any::Any + Send + Sync> {
-        let mut fresh = false;
-        let (_, any) = self.installed_poller.get_or_init(|| {
-            fresh = true;
-            make()
-        });
-        if fresh {
-            // An M blocked in the old poller must come back and use the new.
-            self.base_poller.wake();
-        }
-        any.clone()
-    }
-
-    /// Polls the network without blocking if nobody has for `max_age`
-    /// (sysmon; Go's "poll network if not polled for more than 10ms").
-    pub(crate) fn poll_if_stale(&self, max_age: Duration) {
-        let now = self.now_nanos();
-        if self.installed_poller.get().is_some()
-            && now.saturating_sub(self.last_poll.load(Ordering::Relaxed)) > max_age.as_nanos() as u64
-            && self.poller().has_waiters()
-        {
-            self.last_poll.store(now, Ordering::Relaxed);
-            self.poller().poll(Some(Duration::ZERO));
-        }
-    }
-
-    pub(crate) fn poller_has_waiters(&self) -> bool {
-        self.poller().has_waiters()
-    }
-
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Stops every M, then drops every G that has not exited: parked and
-    /// runnable Gs are unwound so their destructors run. Bounded in time
-    /// whatever the Gs do: an M still running user code after
-    /// `SHUTDOWN_GRACE` (a G in a blocking call, or computing without
-    /// runtime calls) is detached, and nothing it may touch is freed: its G,
-    /// that G's stack, its P's local part. Destructors that block are
-    /// given the same grace, then left running on their own thread.
-    pub fn shutdown(&self) {
-        self.shutdown.store(true, Ordering::SeqCst);
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
-        loop {
-            for m in self.ms.lock().unwrap().iter() {
-                m.wake();
-            }
-            self.poller().wake();
-            let all = std::mem::take(&mut *self.threads.lock().unwrap());
-            let (done, running): (Vec<_>, Vec<_>) = all.into_iter().partition(|t| t.is_finished());
-            for t in done {
-                let _ = t.join();
-            }
-            // `newm` pushes under this lock after checking `shutdown`: an
-            // M started meanwhile is in the list now, or never starts.
-            let mut threads = self.threads.lock().unwrap();
-            threads.extend(running);
-            if threads.is_empty() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                // Dropping the handles detaches the threads.
-                self.detached.store(true, Ordering::SeqCst);
-                threads.clear();
-                break;
-            }
-            drop(threads);
-            thread::sleep(Duration::from_millis(1));
-        }
-        let detached = self.detached.load(Ordering::SeqCst);
-        // Gs no M runs: the queued ones. The local queues are emptied from
-        // the consumer side (as a thief would), which is safe even while a
-        // detached M still pushes to its own.
-        let mut victims: Vec<Arc<G>> = self.lock().runq.drain(..).collect();
+    /// Empties the global queue and every P's `runnext` and local queue
+    /// (shutdown). The local queues are emptied from the consumer side,
+    /// as a thief would, which is safe even while a detached M still
+    /// pushes to its own.
+    pub(crate) fn drain_queues(&self) -> Vec<Arc<G>> {
+        let mut out: Vec<Arc<G>> = self.lock().runq.drain(..).collect();
         self.runq_size.store(0, Ordering::SeqCst);
         for p in self.ps.iter() {
             let next = p.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
             if !next.is_null() {
                 // SAFETY: runnext holds an Arc::into_raw pointer we now own.
-                victims.push(unsafe { Arc::from_raw(next) });
+                out.push(unsafe { Arc::from_raw(next) });
             }
             for x in p.runq.drain() {
                 // SAFETY: as above, for queue slots (taken by CAS).
-                victims.push(unsafe { Arc::from_raw(x) });
+                out.push(unsafe { Arc::from_raw(x) });
             }
         }
-        // A G wired to an M is that M's to unwind, on its own thread
-        // (`drop_locked_g`).
-        let wired = |g: &Arc<G>| !g.lockedm.load(Ordering::Relaxed).is_null();
-        victims.retain(|g| !wired(g) && g.park.kill());
-        for p in self.ps.iter() {
-            p.timers.lock().unwrap().clear();
-            for g in p.registry.lock().unwrap().drain() {
-                // With every M gone, any G is ours; a detached M may still
-                // run its own G, so then only parked ones are.
-                let claimed = !wired(&g) && if detached { g.park.kill_parked() } else { g.park.kill() };
-                if claimed {
-                    victims.push(g);
-                }
-            }
-        }
-        // Unwind them on a thread of their own: a destructor that blocks
-        // forever must not hold up shutdown.
-        let (done_tx, done) = std::sync::mpsc::channel();
-        let unwinder = thread::Builder::new().name(format!("{}-unwind", self.name)).spawn(move || {
-            m::set_force_unwinding(true);
-            for g in victims {
-                // SAFETY: `kill` made us the G's only runner: no M resumes it
-                // and no unpark readies it; its coroutine is ours to drop.
-                unsafe {
-                    drop((*g.co.get()).take());
-                    drop((*g.start.get()).take());
-                }
-                g.set_status(GStatus::Dead);
-            }
-            m::set_force_unwinding(false);
-            let _ = done_tx.send(());
-        });
-        let unwound = match unwinder {
-            Ok(h) => match done.recv_timeout(SHUTDOWN_GRACE) {
-                Ok(()) => {
-                    let _ = h.join();
-                    true
-                }
-                Err(_) => false,
-            },
-            Err(_) => false,
-        };
-        if !detached && unwound {
-            for p in self.ps.iter() {
-                // SAFETY: no M holds any P any more.
-                unsafe {
-                    p.local().stacks.clear();
-                    // Free Gs hold the Sched: break the cycle.
-                    p.local().gfree.clear();
-                }
-            }
-        }
-        self.gfree.lock().unwrap().clear();
-        self.shared_stacks.clear();
+        out
     }
 
-    /// Finishes the trace file, if tracing (once; later calls do nothing).
-    pub(crate) fn finish_trace(&self) {
-        if let Some(t) = &self.tracer {
-            // Not `eprintln!`: this may run at process exit, where a panic on
-            // a closed stderr would abort.
-            use std::io::Write as _;
-            let mut err = std::io::stderr();
-            let _ = match t.write(self.threads_created()) {
-                Ok(false) => Ok(()),
-                Ok(true) => {
-                    writeln!(err, "goro: trace written to {} (open it in https://ui.perfetto.dev)", t.path().display())
-                }
-                Err(e) => writeln!(err, "goro: cannot write the trace to {}: {e}", t.path().display()),
-            };
-        }
-    }
-
-    /// Gives back the memory of up to `max` pooled stacks that went unused
-    /// (sysmon); whether more are left.
-    pub fn trim_stacks(&self, max: usize) -> (usize, bool) {
-        self.shared_stacks.trim(max)
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     /// Live Gs of this runtime (for dumps and tests).
@@ -1645,22 +966,10 @@ impl Sched {
     }
 }
 
-struct SendPtr(*const G);
-// SAFETY: the pointer is only dereferenced by the G's own coroutine, which
-// the G owns.
-unsafe impl Send for SendPtr {}
-
 fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
     } else {
         gcd(b, a % b)
     }
-}
-
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
-    h.finish() | 1
 }

@@ -141,6 +141,105 @@ pub struct Stats {
     pub deadlocked: bool,
 }
 
+/// Runtime-wide counters: events that belong to no P (or to a P its owner
+/// is not holding), bumped off the fast path.
+#[derive(Default)]
+pub(crate) struct SchedCounters {
+    /// Gs readied from plain threads (to the global queue).
+    pub external_readies: AtomicU64,
+    /// Gs spawned from plain threads.
+    pub external_spawns: AtomicU64,
+    /// Ps handed to another M because of a syscall (`blocking` or retake).
+    pub handoffs: AtomicU64,
+    /// Ps sysmon took from a G in a syscall.
+    pub retakes: AtomicU64,
+    /// Ps sysmon took from a G that hogged them.
+    pub hog_handoffs: AtomicU64,
+}
+
+impl SchedCounters {
+    /// Adds one to counter `c`.
+    pub(crate) fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Copies the counters into `st`.
+    pub(crate) fn fill(&self, st: &mut Stats) {
+        st.total.spawned += self.external_spawns.load(Ordering::Relaxed);
+        st.external_readies = self.external_readies.load(Ordering::Relaxed);
+        st.handoffs = self.handoffs.load(Ordering::Relaxed);
+        st.retakes = self.retakes.load(Ordering::Relaxed);
+        st.hog_handoffs = self.hog_handoffs.load(Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of runtime `s` (`Runtime::stats`, `goro::stats`).
+pub(crate) fn collect(s: &crate::sched::Sched) -> Stats {
+    use crate::g::GStatus;
+    use crate::p::PStatus;
+    let per_p: Vec<_> = s
+        .ps
+        .iter()
+        .map(|p| {
+            let mut st = p.counters.snapshot();
+            st.local_queue = p.queue_len() as u64;
+            st
+        })
+        .collect();
+    let total = Stats::sum(&per_p);
+    let (global_queue, idle_threads) = s.queue_and_idle_ms();
+    let now = s.now_nanos();
+    let busy_per_p = s
+        .ps
+        .iter()
+        .map(|p| {
+            let mut idle = p.idle_total.load(Ordering::Relaxed);
+            if p.status() == PStatus::Idle {
+                idle += now.saturating_sub(p.idle_since.load(Ordering::Relaxed));
+            }
+            Duration::from_nanos(now.saturating_sub(idle))
+        })
+        .collect();
+    let mut sched_latency = Histogram::default();
+    let mut run_time = Histogram::default();
+    for p in s.ps.iter() {
+        sched_latency.merge(&p.sched_latency.snapshot());
+        run_time.merge(&p.run_time.snapshot());
+    }
+    let mut by_state = [0usize; 5];
+    let mut live = 0;
+    for g in s.all_gs() {
+        by_state[g.status() as usize] += 1;
+        live += 1;
+    }
+    let (spinning_threads, idle_procs) = s.spinning_and_idle();
+    let mut st = Stats {
+        procs: s.procs,
+        idle_procs,
+        threads: s.ms.created() - s.ms.exited(),
+        threads_created: s.ms.created(),
+        threads_exited: s.ms.exited(),
+        idle_threads,
+        spinning_threads,
+        global_queue,
+        live_goroutines: live,
+        runnable_goroutines: by_state[GStatus::Runnable as usize],
+        running_goroutines: by_state[GStatus::Running as usize],
+        waiting_goroutines: by_state[GStatus::Waiting as usize],
+        syscall_goroutines: by_state[GStatus::Syscall as usize],
+        uptime: s.clock.uptime(),
+        per_p,
+        total,
+        busy_per_p,
+        sched_latency,
+        run_time,
+        deadlocked: s.deadlock.found.load(Ordering::Relaxed),
+        ..Stats::default()
+    };
+    s.counters.fill(&mut st);
+    st
+}
+
 impl Stats {
     pub(crate) fn sum(per_p: &[PStats]) -> PStats {
         let mut t = PStats::default();

@@ -22,13 +22,12 @@
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use crate::g::{GStatus, Switch, WaitReason, G};
 use crate::m::{self, MCtx};
 use crate::p::PStatus;
-use crate::sched::{Sched, NO_P};
-use crate::stats::Counters;
+use crate::sched::NO_P;
+use crate::stats::{Counters, SchedCounters};
 
 /// Runs a blocking call `f` from a G. If it lasts longer than the retake
 /// threshold (`Policy::syscall_retake`, Go's 20 µs), sysmon hands the G's P
@@ -91,21 +90,21 @@ fn entersyscall(block: bool) -> Option<usize> {
         let pp = &sched.ps[p];
         g.set_status(GStatus::Syscall);
         g.wait_reason.store(WaitReason::Syscall as u8, Ordering::Relaxed);
-        g.wait_since.store(sched.coarse_now(), Ordering::Relaxed);
+        g.wait_since.store(sched.clock.coarse_now(), Ordering::Relaxed);
         Counters::bump(&pp.counters.syscalls);
         pp.syscalltick.store(pp.syscalltick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         c.p.set(NO_P);
         c.m.cur_p.store(NO_P, Ordering::Relaxed);
         pp.status.store(PStatus::Syscall as u8, Ordering::SeqCst);
-        sched.trace_instant("syscall enter", &format!(r#""g":{},"p":{p},"blocking":{block}"#, g.id));
+        crate::trace::instant(&sched.tracer, "syscall enter", &format!(r#""g":{},"p":{p},"blocking":{block}"#, g.id));
         if block {
             if pp.cas_status(PStatus::Syscall, PStatus::Idle) {
-                sched.count_handoff();
-                sched.trace_instant("handoff", &format!(r#""p":{p}"#));
+                SchedCounters::bump(&sched.counters.handoffs);
+                crate::trace::instant(&sched.tracer, "handoff", &format!(r#""p":{p}"#));
                 sched.handoffp(p);
             }
         } else {
-            sched.kick_sysmon();
+            sched.sysmon.kick();
         }
         Some(p)
     })
@@ -118,7 +117,7 @@ fn exitsyscall(p: usize) {
         // SAFETY: the current G is alive while it runs.
         let g: &G = unsafe { &*c.curg.get() };
         let pp = &sched.ps[p];
-        sched.trace_instant("syscall exit", &format!(r#""g":{},"p":{p}"#, g.id));
+        crate::trace::instant(&sched.tracer, "syscall exit", &format!(r#""g":{},"p":{p}"#, g.id));
         if c.p.get() != NO_P {
             // The G parked inside `f` and came back on an M with a P: it
             // keeps that one; give up the syscall P if nobody retook it.
@@ -189,29 +188,5 @@ pub(crate) fn enter_user(c: &MCtx) {
     if p != NO_P && !c.curg.get().is_null() {
         c.in_user.set(true);
         c.sched.ps[p].status.store(PStatus::User as u8, Ordering::Release);
-    }
-}
-
-impl Sched {
-    /// Go's `handoffp`: P `p` has no M (retaken, or handed off by
-    /// `blocking`): start an M for it if it has work, or if no M is looking
-    /// for work; else put it on the idle list.
-    pub(crate) fn handoffp(self: &Arc<Self>, p: usize) {
-        let pp = &self.ps[p];
-        if pp.has_work() || self.global_queue_len() > 0 {
-            self.startm(p, false);
-            return;
-        }
-        if self.spinning_plus_idle() == 0 && self.try_become_spinning() {
-            self.startm(p, true);
-            return;
-        }
-        if pp.timer_next.load(Ordering::SeqCst) != u64::MAX {
-            self.startm(p, false);
-            return;
-        }
-        if !self.pidleput_unless_work(p) {
-            self.startm(p, false);
-        }
     }
 }

@@ -17,14 +17,15 @@
 //! do, up to 10 ms; `entersyscall` wakes it from a long sleep. It also keeps
 //! the coarse clock and, about once a second, trims the stack pool.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::p::PStatus;
 use crate::policy::Retake;
 use crate::sched::Sched;
+use crate::stats::SchedCounters;
 
 const MIN_DELAY: Duration = Duration::from_micros(20);
 const MAX_DELAY: Duration = Duration::from_millis(10);
@@ -42,6 +43,56 @@ const NETPOLL_STALE: Duration = Duration::from_millis(10);
 /// wake-up pending.
 const PENDING_WAKE_RECHECK: Duration = Duration::from_millis(1);
 
+/// sysmon's sleep: how it is stopped, and woken early.
+pub(crate) struct SysmonNote {
+    /// Set to stop sysmon.
+    stopped: Mutex<bool>,
+    /// Wakes sysmon early (stop, or a G entering a syscall).
+    cv: Condvar,
+    /// sysmon sleeps longer than a millisecond: `entersyscall` wakes it,
+    /// so that a blocking call is retaken on time.
+    deep: AtomicBool,
+    /// The kernel thread id of sysmon (0 until it starts), which deadlock
+    /// detection does not count as a thread that could wake a G.
+    pub(crate) tid: AtomicI32,
+}
+
+impl SysmonNote {
+    pub(crate) fn new() -> SysmonNote {
+        SysmonNote { stopped: Mutex::new(false), cv: Condvar::new(), deep: AtomicBool::new(false), tid: AtomicI32::new(0) }
+    }
+
+    /// Wakes sysmon if it is in a long sleep (a G just entered a syscall
+    /// that it may have to retake).
+    pub(crate) fn kick(&self) {
+        if self.deep.load(Ordering::Relaxed) {
+            self.deep.store(false, Ordering::Relaxed);
+            let _g = self.stopped.lock().unwrap();
+            self.cv.notify_one();
+        }
+    }
+
+    fn stop(&self) {
+        *self.stopped.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+
+    /// Sleeps up to `d`. `None` if sysmon was stopped, else whether it
+    /// was woken early.
+    fn sleep(&self, d: Duration) -> Option<bool> {
+        self.deep.store(d > Duration::from_millis(1), Ordering::Relaxed);
+        let stopped = self.stopped.lock().unwrap();
+        if *stopped {
+            return None;
+        }
+        let (stopped, res) = self.cv.wait_timeout(stopped, d).unwrap();
+        if *stopped {
+            return None;
+        }
+        Some(!res.timed_out())
+    }
+}
+
 pub(crate) struct Sysmon {
     sched: Arc<Sched>,
     thread: Option<thread::JoinHandle<()>>,
@@ -55,8 +106,7 @@ impl Sysmon {
     }
 
     pub fn stop(&mut self) {
-        *self.sched.sysmon_note.lock().unwrap() = true;
-        self.sched.sysmon_cv.notify_all();
+        self.sched.sysmon.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -76,7 +126,7 @@ struct PSeen {
 
 fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
     // SAFETY: gettid has no preconditions.
-    sched.sysmon_tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+    sched.sysmon.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
     let mut last_trace = Instant::now();
     let mut deadlock_seen = None;
     let now = Instant::now();
@@ -88,42 +138,34 @@ fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
     let mut last_trim = Instant::now();
     let mut trimming = false;
     loop {
-        {
-            sched.sysmon_deep.store(delay > Duration::from_millis(1), Ordering::Relaxed);
-            let stopped = sched.sysmon_note.lock().unwrap();
-            if *stopped {
-                return;
-            }
-            // Sleep no longer than the schedtrace period.
-            let sleep = schedtrace.map_or(delay, |(p, _)| delay.min(p));
-            let (stopped, res) = sched.sysmon_cv.wait_timeout(stopped, sleep).unwrap();
-            if *stopped {
-                return;
-            }
-            if !res.timed_out() {
+        // Sleep no longer than the schedtrace period.
+        match sched.sysmon.sleep(schedtrace.map_or(delay, |(p, _)| delay.min(p))) {
+            None => return,
+            Some(true) => {
                 // Woken by entersyscall: be ready to retake soon.
                 idle = 0;
                 delay = MIN_DELAY;
             }
+            Some(false) => {}
         }
         let now = Instant::now();
-        sched.tick_coarse_clock();
+        sched.clock.tick_coarse();
         crate::dump::check_sigquit();
-        sched.poll_if_stale(NETPOLL_STALE);
+        sched.poller.poll_if_stale(&sched.clock, NETPOLL_STALE);
         if let Some((period, detail)) = schedtrace {
             if now.duration_since(last_trace) >= period {
                 last_trace = now;
-                eprint!("{}", sched.schedtrace(detail));
+                eprint!("{}", crate::dump::schedtrace(&sched, detail));
             }
         }
-        if sched.check_deadlock(&mut deadlock_seen) {
-            sched.report_deadlock();
+        if crate::dump::check_deadlock(&sched, &mut deadlock_seen) {
+            crate::dump::report_deadlock(&sched);
         }
         let (acted, soon) = retake(&sched, &mut seen, now);
         if trimming || now.duration_since(last_trim) >= TRIM_PERIOD {
             // A bounded batch per round: the rest of sysmon's work (retake,
             // preemption, deadlock, netpoll) never waits behind a big trim.
-            let (_, more) = sched.trim_stacks(TRIM_BATCH);
+            let (_, more) = sched.gpool.trim_stacks(TRIM_BATCH);
             trimming = more;
             if !more {
                 last_trim = now;
@@ -151,7 +193,7 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, bool) 
     for (i, s) in seen.iter_mut().enumerate() {
         let p = &sched.ps[i];
         let status = p.status();
-        if status == PStatus::Syscall as u8 {
+        if status == PStatus::Syscall {
             let t = p.syscalltick.load(Ordering::Relaxed);
             let fresh = t != s.syscalltick;
             if fresh {
@@ -178,9 +220,9 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, bool) 
                 continue;
             }
             if p.cas_status(PStatus::Syscall, PStatus::Idle) {
-                sched.retakes.fetch_add(1, Ordering::Relaxed);
-                sched.count_handoff();
-                sched.trace_instant("retake", &format!(r#""p":{i}"#));
+                SchedCounters::bump(&sched.counters.retakes);
+                SchedCounters::bump(&sched.counters.handoffs);
+                crate::trace::instant(&sched.tracer, "retake", &format!(r#""p":{i}"#));
                 sched.handoffp(i);
             }
             continue;
@@ -220,10 +262,10 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, bool) 
             p.preempt.store(true, Ordering::Relaxed);
             acted = true;
         }
-        if sched.policy.hog_handoff && status == PStatus::User as u8 && p.cas_status(PStatus::User, PStatus::Idle) {
+        if sched.policy.hog_handoff && status == PStatus::User && p.cas_status(PStatus::User, PStatus::Idle) {
             // The hog keeps its M; its P goes to another M.
-            sched.hog_handoffs.fetch_add(1, Ordering::Relaxed);
-            sched.trace_instant("hog handoff", &format!(r#""p":{i}"#));
+            SchedCounters::bump(&sched.counters.hog_handoffs);
+            crate::trace::instant(&sched.tracer, "hog handoff", &format!(r#""p":{i}"#));
             sched.handoffp(i);
             s.schedwhen = now;
             acted = true;

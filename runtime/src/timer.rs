@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::g::WaitReason;
 use crate::m;
+use crate::p::P;
 use crate::park::{self, Unparker};
 use crate::sched::Sched;
 use crate::stats::Counters;
@@ -153,65 +154,62 @@ impl TimerHandle {
     }
 }
 
-impl Sched {
-    /// Adds a timer to P `p` (the caller's P when it has one).
-    pub(crate) fn add_timer(self: &Arc<Self>, p: usize, when: Instant, action: TimerAction) -> TimerHandle {
-        let when = self.nanos(when);
-        let entry = Arc::new(TimerEntry { state: AtomicU8::new(PENDING), action: UnsafeCell::new(Some(action)), p });
-        let pp = &self.ps[p];
-        {
-            let mut heap = pp.timers.lock().unwrap();
-            heap.seq += 1;
-            let seq = heap.seq;
-            heap.heap.push(HeapItem { when, seq, entry: entry.clone() });
-            pp.timer_next.store(heap.next(), Ordering::SeqCst);
-        }
-        self.timer_added(when);
-        TimerHandle { entry, sched: self.clone() }
+/// Adds a timer to P `p` (the caller's P when it has one).
+pub(crate) fn add_timer_on(s: &Arc<Sched>, p: usize, when: Instant, action: TimerAction) -> TimerHandle {
+    let when = s.clock.nanos(when);
+    let entry = Arc::new(TimerEntry { state: AtomicU8::new(PENDING), action: UnsafeCell::new(Some(action)), p });
+    let pp = &s.ps[p];
+    {
+        let mut heap = pp.timers.lock().unwrap();
+        heap.seq += 1;
+        let seq = heap.seq;
+        heap.heap.push(HeapItem { when, seq, entry: entry.clone() });
+        pp.timer_next.store(heap.next(), Ordering::SeqCst);
     }
+    s.timer_added(when);
+    TimerHandle { entry, sched: s.clone() }
+}
 
-    /// Fires the due timers of P `p`. Returns how many fired. Called by the
-    /// M holding some P (not necessarily `p`); actions run after the heap
-    /// lock is released.
-    pub(crate) fn run_timers(&self, p: usize, now: u64, counters: &Counters) -> usize {
-        let pp = &self.ps[p];
-        if pp.timer_next.load(Ordering::SeqCst) > now {
-            return 0;
-        }
-        let mut due = Vec::new();
-        {
-            let mut heap = pp.timers.lock().unwrap();
-            while let Some(top) = heap.heap.peek() {
-                if top.when > now {
-                    break;
-                }
-                let item = heap.heap.pop().expect("peeked");
-                match item.entry.claim(FIRED) {
-                    Some(a) => due.push(a),
-                    None => heap.cancelled = heap.cancelled.saturating_sub(1),
-                }
+/// Fires the due timers of P `pp`. Returns how many fired. Called by the
+/// M holding some P (not necessarily `pp`); actions run after the heap
+/// lock is released.
+pub(crate) fn run_timers(pp: &P, now: u64, counters: &Counters) -> usize {
+    if pp.timer_next.load(Ordering::SeqCst) > now {
+        return 0;
+    }
+    let mut due = Vec::new();
+    {
+        let mut heap = pp.timers.lock().unwrap();
+        while let Some(top) = heap.heap.peek() {
+            if top.when > now {
+                break;
             }
-            pp.timer_next.store(heap.next(), Ordering::SeqCst);
+            let item = heap.heap.pop().expect("peeked");
+            match item.entry.claim(FIRED) {
+                Some(a) => due.push(a),
+                None => heap.cancelled = heap.cancelled.saturating_sub(1),
+            }
         }
-        let n = due.len();
-        Counters::add(&counters.timers_fired, n as u64);
-        for a in due {
-            a.run();
-        }
-        n
+        pp.timer_next.store(heap.next(), Ordering::SeqCst);
     }
+    let n = due.len();
+    Counters::add(&counters.timers_fired, n as u64);
+    for a in due {
+        a.run();
+    }
+    n
+}
 
-    /// The earliest timer of any P, in ns since the epoch.
-    pub(crate) fn next_timer(&self) -> u64 {
-        self.ps.iter().map(|p| p.timer_next.load(Ordering::SeqCst)).min().unwrap_or(u64::MAX)
-    }
+/// The earliest timer of any P, in ns since the epoch.
+pub(crate) fn next_timer(ps: &[P]) -> u64 {
+    ps.iter().map(|p| p.timer_next.load(Ordering::SeqCst)).min().unwrap_or(u64::MAX)
 }
 
 /// Runs `action` at `when` on the current runtime (or the global one when
 /// called from a plain thread).
 pub fn add_timer(when: Instant, action: TimerAction) -> TimerHandle {
     let (sched, p) = m::current_sched_and_p();
-    sched.add_timer(p, when, action)
+    add_timer_on(&sched, p, when, action)
 }
 
 /// The longest wait goro arms a timer for: a duration past it means

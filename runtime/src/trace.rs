@@ -338,3 +338,38 @@ impl Tracer {
         &self.path
     }
 }
+
+/// A runtime-wide instant event in the trace, if tracing (and a `tracing`
+/// event with the `tracing` feature).
+pub(crate) fn instant(tracer: &Option<Tracer>, name: &str, args: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: "goro", event = name, args);
+    if let Some(t) = tracer {
+        let c = crate::m::ctx_ptr();
+        if c.is_null() {
+            t.instant(None, None, name, args);
+        } else {
+            // SAFETY: a non-null context is this thread's live MCtx.
+            let c = unsafe { &*c };
+            t.instant(Some(&c.trace), Some(c.m.id), name, args);
+        }
+    }
+}
+
+/// Finishes the trace file, if tracing (once; later calls do nothing).
+/// `threads`: the Ms the runtime created (the trace names their tracks).
+pub(crate) fn finish(tracer: &Option<Tracer>, threads: usize) {
+    if let Some(t) = tracer {
+        // Not `eprintln!`: this may run at process exit, where a panic on
+        // a closed stderr would abort.
+        use std::io::Write as _;
+        let mut err = std::io::stderr();
+        let _ = match t.write(threads) {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                writeln!(err, "goro: trace written to {} (open it in https://ui.perfetto.dev)", t.path().display())
+            }
+            Err(e) => writeln!(err, "goro: cannot write the trace to {}: {e}", t.path().display()),
+        };
+    }
+}
