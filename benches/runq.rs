@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_deque::{Steal, Worker};
-use goro_runtime::runq::{RunQueue, Take};
+use goro_runtime::internals::{RunQueue, Take};
 
 const N: usize = 20_000_000;
 

@@ -39,7 +39,7 @@ fn main() {
         for h in hs {
             h.join().unwrap();
         }
-        let before = goro::mapped_stacks();
+        let before = goro_runtime::internals::mapped_stacks();
         // A G in a blocking call the whole time: sysmon must keep retaking.
         let _sys = goro::go(|| goro::syscall(|| std::thread::sleep(Duration::from_secs(4))));
         let mut late = Vec::new();
@@ -49,7 +49,7 @@ fn main() {
             goro::sleep(Duration::from_millis(1));
             late.push(s.elapsed().saturating_sub(Duration::from_millis(1)));
         }
-        (late, before, goro::mapped_stacks())
+        (late, before, goro_runtime::internals::mapped_stacks())
     });
     let mut late = lateness;
     late.sort();

@@ -36,7 +36,35 @@
 //! The crates behind the facade: `goro-runtime` (scheduler), `goro-chan`
 //! (channels, select, timers as channels), `goro-netpoll` (network).
 
-pub use goro_runtime::*;
+// Goroutines.
+pub use goro_runtime::{
+    current, go, go_future, in_goroutine, preempt_point, try_current, yield_now, Builder, GoroutineInfo, JoinHandle,
+};
+// Threads: wiring a G to its OS thread, and calls that block it.
+pub use goro_runtime::{blocking, is_locked_to_thread, lock_os_thread, syscall, unlock_os_thread};
+// Runtimes and the scheduling policy.
+pub use goro_runtime::{
+    block_on, default_procs, run, Deadlock, Policy, Poller, Retake, RunnextWake, Runtime, RuntimeBuilder, Spinning,
+    Steal, DEFAULT_STACK_SIZE,
+};
+// Parking a G by hand (what channels and `sync` are built on).
+pub use goro_runtime::{current_unparker, park, park_until, Unparker, WaitReason};
+// Observability.
+pub use goro_runtime::{dump, stats, GStatus, GoroutineState, Histogram, PStats, Stats};
+// Sleeping and deadlines.
+pub use goro_runtime::{deadline_after, deadline_from, sleep, sleep_until, NEVER};
+
+/// Go's `sync`: `Mutex`, `RwLock`, `Condvar`, `WaitGroup`, `Once` and a
+/// counting `Semaphore` that park the G instead of blocking its M.
+pub mod sync {
+    pub use goro_runtime::sync::*;
+}
+
+/// The runtime's internals (run queue, stack pool, the hooks goro's own
+/// crates use): not a stable API, for experiments only.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub use goro_runtime::internals;
 
 /// Go's channels and `select`.
 pub mod chan {

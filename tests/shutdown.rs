@@ -21,7 +21,7 @@ impl Drop for CountDrop {
 #[test]
 fn dropping_a_runtime_drops_parked_goroutines_and_frees_everything() {
     bounded(60, || {
-        let before = goro::mapped_stacks();
+        let before = goro_runtime::internals::mapped_stacks();
         let dropped = Arc::new(AtomicUsize::new(0));
         // SAFETY: the test's Gs keep no thread-local state across switch points.
         let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
@@ -45,7 +45,7 @@ fn dropping_a_runtime_drops_parked_goroutines_and_frees_everything() {
         while rt.goroutines().iter().filter(|g| g.status == goro::GStatus::Waiting).count() < 666 {
             std::thread::sleep(Duration::from_millis(2));
         }
-        assert!(goro::mapped_stacks() > before);
+        assert!(goro_runtime::internals::mapped_stacks() > before);
         drop(rt);
         assert_eq!(dropped.load(Ordering::SeqCst), 1000, "every G's locals were dropped");
         let mut finished = 0;
@@ -56,6 +56,6 @@ fn dropping_a_runtime_drops_parked_goroutines_and_frees_everything() {
             }
         }
         assert_eq!(finished, 333);
-        assert_eq!(goro::mapped_stacks(), before, "stacks leaked");
+        assert_eq!(goro_runtime::internals::mapped_stacks(), before, "stacks leaked");
     });
 }

@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use goro_runtime::{preempt_check, Unparker, WaitReason};
+use goro_runtime::internals::{current_runtime, park_woken_by, preempt_point_in_runtime, RuntimeId, WokenBy};
+use goro_runtime::{Unparker, WaitReason};
 
 use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::lock::RawLock;
@@ -41,8 +42,8 @@ pub(crate) struct HChan<T> {
     /// created the channel: while there are any, a G blocked here is not
     /// counted as deadlocked.
     ext: AtomicUsize,
-    /// `current_runtime_id` of the creator (0: a plain thread).
-    owner: usize,
+    /// The runtime of the creator (`None`: a plain thread).
+    owner: Option<RuntimeId>,
 }
 
 pub(crate) struct State<T> {
@@ -93,7 +94,7 @@ impl<T> HChan<T> {
             closed: AtomicBool::new(false),
             len: AtomicUsize::new(0),
             ext: AtomicUsize::new(0),
-            owner: goro_runtime::current_runtime_id(),
+            owner: current_runtime(),
         }
     }
 
@@ -277,15 +278,15 @@ impl<T> Chan<T> {
     #[inline]
     pub(crate) fn note_use(&self) {
         if !self.ext.load(Ordering::Relaxed) {
-            self.note_use_by(goro_runtime::current_runtime_id());
+            self.note_use_by(current_runtime());
         }
     }
 
     /// `note_use` by a caller running in runtime `rid` (0: outside any G).
     #[inline]
-    pub(crate) fn note_use_by(&self, rid: usize) {
+    pub(crate) fn note_use_by(&self, rid: Option<RuntimeId>) {
         if let Some(h) = &self.inner {
-            if (rid == 0 || rid != h.owner) && !self.ext.load(Ordering::Relaxed) {
+            if (rid.is_none() || rid != h.owner) && !self.ext.load(Ordering::Relaxed) {
                 self.note_external();
             }
         }
@@ -361,7 +362,7 @@ pub(crate) fn wake(u: Option<Unparker>) {
 
 fn block_forever(reason: WaitReason) -> ! {
     loop {
-        goro_runtime::park_internal(reason, false);
+        park_woken_by(reason, WokenBy::RuntimeOnly);
     }
 }
 
@@ -398,7 +399,7 @@ impl<T> Chan<T> {
     /// Sends without blocking.
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         let Some(h) = &self.inner else { return Err(TrySendError::Full(v)) };
-        self.note_use_by(preempt_check());
+        self.note_use_by(preempt_point_in_runtime());
         h.lock.lock();
         // SAFETY: lock held.
         let r = unsafe { h.send_locked(v) };
@@ -416,7 +417,7 @@ impl<T> Chan<T> {
     /// Receives without blocking.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let Some(h) = &self.inner else { return Err(TryRecvError::Empty) };
-        self.note_use_by(preempt_check());
+        self.note_use_by(preempt_point_in_runtime());
         h.lock.lock();
         // SAFETY: lock held.
         let r = unsafe { h.recv_locked() };
@@ -470,7 +471,7 @@ impl<T> Chan<T> {
                 }
             }
         };
-        self.note_use_by(preempt_check());
+        self.note_use_by(preempt_point_in_runtime());
         h.lock.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
@@ -516,7 +517,7 @@ impl<T> Chan<T> {
                 }
             }
         };
-        self.note_use_by(preempt_check());
+        self.note_use_by(preempt_point_in_runtime());
         h.lock.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {

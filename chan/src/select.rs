@@ -23,6 +23,7 @@ use std::any::TypeId;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use goro_runtime::internals::{park_woken_by, WokenBy};
 use goro_runtime::{preempt_point, Unparker, WaitReason};
 
 use crate::chan::{wake, AsChan, Chan, HChan, RecvNow, SendNow};
@@ -354,7 +355,10 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
                 return None;
             }
             Mode::Block => loop {
-                goro_runtime::park_internal(if n == 0 { WaitReason::SelectNoCases } else { WaitReason::Select }, false);
+                park_woken_by(
+                    if n == 0 { WaitReason::SelectNoCases } else { WaitReason::Select },
+                    WokenBy::RuntimeOnly,
+                );
             },
         }
     }

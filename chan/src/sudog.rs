@@ -20,7 +20,8 @@
 use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
 
-use goro_runtime::{park_internal, park_until, Unparker, WaitReason};
+use goro_runtime::internals::{park_woken_by, WokenBy};
+use goro_runtime::{park_until, Unparker, WaitReason};
 
 use crate::opstate::OpState;
 
@@ -98,7 +99,7 @@ impl Waiting {
     /// detection).
     pub fn wait(&self, reason: WaitReason, external: bool) -> (usize, bool) {
         while !self.done() {
-            park_internal(reason, external);
+            park_woken_by(reason, if external { WokenBy::AnyThread } else { WokenBy::RuntimeOnly });
         }
         self.result()
     }

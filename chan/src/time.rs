@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use goro_runtime::{add_timer, deadline_after, deadline_from, TimerAction, TimerHandle};
+use goro_runtime::internals::{add_timer, TimerAction, TimerHandle};
+use goro_runtime::{deadline_after, deadline_from};
 
 use crate::chan::{AsChan, Chan};
 

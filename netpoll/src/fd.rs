@@ -17,8 +17,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
+use goro_runtime::internals::preempt_point_in_runtime;
 use goro_runtime::sync::Mutex;
-use goro_runtime::{current_unparker, park, park_until, preempt_check, WaitReason};
+use goro_runtime::{current_unparker, park, park_until, WaitReason};
 
 use crate::poller::{NetPoller, PollDesc};
 
@@ -82,7 +83,7 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
         count: impl Fn(&R) -> usize,
     ) -> io::Result<R> {
         // Whether we run in a G (else: a plain thread, blocking in poll(2)).
-        let in_g = preempt_check() != 0;
+        let in_g = preempt_point_in_runtime().is_some();
         let _serial = match dir {
             Dir::Read => self.rlock.lock(),
             Dir::Write => self.wlock.lock(),

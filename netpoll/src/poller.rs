@@ -105,7 +105,7 @@ impl NetPoller {
 
     /// The poller of the current runtime, created on first use.
     pub(crate) fn current() -> Arc<NetPoller> {
-        goro_runtime::runtime_poller(|| {
+        goro_runtime::internals::runtime_poller(|| {
             Arc::new(NetPoller::new().unwrap_or_else(|e| panic!("goro: cannot create the network poller: {e}")))
         })
     }

@@ -129,10 +129,7 @@ pub(crate) fn check_deadlock(s: &Sched, stable: &mut Option<u64>) -> bool {
         return false;
     }
     let quiet = s.ps.iter().all(|p| p.status() == PStatus::Idle) && s.global_queue_len() == 0;
-    if !quiet
-        || s.poller.has_waiters()
-        || s.ps.iter().any(|p| p.timer_next.load(Ordering::SeqCst) != u64::MAX)
-    {
+    if !quiet || s.poller.has_waiters() || s.ps.iter().any(|p| p.timer_next.load(Ordering::SeqCst) != u64::MAX) {
         *stable = None;
         return false;
     }
@@ -145,16 +142,15 @@ pub(crate) fn check_deadlock(s: &Sched, stable: &mut Option<u64>) -> bool {
         return false;
     }
     // Everything asleep; confirm it did not change since the last round.
-    let sig: u64 = s
-        .ps
-        .iter()
-        .map(|p| {
-            p.counters.scheduled.load(Ordering::Relaxed)
-                + p.counters.unparks.load(Ordering::Relaxed)
-                + p.counters.spawned.load(Ordering::Relaxed)
-        })
-        .sum::<u64>()
-        + s.counters.external_readies.load(Ordering::Relaxed);
+    let sig: u64 =
+        s.ps.iter()
+            .map(|p| {
+                p.counters.scheduled.load(Ordering::Relaxed)
+                    + p.counters.unparks.load(Ordering::Relaxed)
+                    + p.counters.spawned.load(Ordering::Relaxed)
+            })
+            .sum::<u64>()
+            + s.counters.external_readies.load(Ordering::Relaxed);
     match *stable {
         Some(s) if s == sig => true,
         _ => {

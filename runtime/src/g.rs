@@ -17,8 +17,8 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
-use std::panic::Location;
 use std::io;
+use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 

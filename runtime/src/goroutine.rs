@@ -147,7 +147,7 @@ where
         }
     };
     let g = newproc(sched, body, name, stack_size, site)?;
-    Ok(JoinHandle { inner, id: g.id, runtime: Arc::as_ptr(sched) as usize, _t: PhantomData })
+    Ok(JoinHandle { inner, id: g.id, runtime: Some(m::RuntimeId::of(sched)), _t: PhantomData })
 }
 
 /// Go's `newproc`: creates a G running `body` and queues it (in
@@ -275,8 +275,8 @@ fn deliver<T>(inner: &JoinInner<T>, r: thread::Result<T>) {
 pub struct JoinHandle<T> {
     inner: Arc<JoinInner<T>>,
     id: u64,
-    /// The runtime the G runs on (`current_runtime_id`'s kind of id).
-    runtime: usize,
+    /// The runtime the G runs on (`None`: a handle to a G never run).
+    runtime: Option<m::RuntimeId>,
     _t: PhantomData<T>,
 }
 
@@ -285,7 +285,7 @@ impl<T> JoinHandle<T> {
     fn dropped() -> JoinHandle<T> {
         let inner = Arc::new(JoinInner { state: Mutex::new(JoinState { result: None, waiter: None }) });
         drop(Completer(Some(inner.clone())));
-        JoinHandle { inner, id: 0, runtime: 0, _t: PhantomData }
+        JoinHandle { inner, id: 0, runtime: None, _t: PhantomData }
     }
 
     /// Waits for the G to finish: parks the calling G, or blocks the calling
@@ -301,7 +301,11 @@ impl<T> JoinHandle<T> {
             }
             // A join is woken by the joined G: internal to the runtime if
             // the joined G runs on the joiner's runtime.
-            park::park_internal(WaitReason::Join, m::current_runtime_id() != self.runtime);
+            let by = match m::current_runtime() {
+                Some(r) if Some(r) == self.runtime => park::WokenBy::RuntimeOnly,
+                _ => park::WokenBy::AnyThread,
+            };
+            park::park_woken_by(WaitReason::Join, by);
         }
     }
 
@@ -337,7 +341,7 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 /// the tail of its P's queue. Outside a G, yields the OS thread.
 pub fn yield_now() {
     // One thread-local read (the M keeps its P first, as `switch_out` does).
-    let g = m::current_g_reacquired();
+    let g = m::reacquire_p_then_current_g();
     if g.is_null() {
         thread::yield_now();
     } else {

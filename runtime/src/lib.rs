@@ -31,6 +31,7 @@ mod park;
 mod park_token;
 mod policy;
 mod poller;
+#[doc(hidden)]
 pub mod runq;
 mod runtime;
 mod sched;
@@ -49,17 +50,33 @@ pub(crate) mod atomic {
     pub use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 }
 
+// The user's API: the facade (`goro`) re-exports these, grouped.
 pub use dump::dump;
 pub use future::{block_on, go_future};
 pub use g::{GStatus, GoroutineInfo, WaitReason};
 pub use goroutine::{current, go, try_current, yield_now, Builder, JoinHandle};
 pub use lock_os_thread::{is_locked_to_thread, lock_os_thread, unlock_os_thread};
-pub use m::{current_runtime_id, in_goroutine, preempt_check, preempt_point};
-pub use park::{current_unparker, park, park_internal, park_until, Unparker};
+pub use m::{in_goroutine, preempt_point};
+pub use park::{current_unparker, park, park_until, Unparker};
 pub use policy::{Policy, Retake, RunnextWake, Spinning, Steal};
-pub use poller::{runtime_poller, ParkPoller, Poller};
+pub use poller::Poller;
 pub use runtime::{default_procs, run, stats, Deadlock, GoroutineState, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
-pub use stack::mapped_stacks;
 pub use stats::{Histogram, PStats, Stats};
 pub use syscall::{blocking, syscall};
-pub use timer::{add_timer, deadline_after, deadline_from, sleep, sleep_until, TimerAction, TimerHandle, NEVER};
+pub use timer::{deadline_after, deadline_from, sleep, sleep_until, NEVER};
+
+/// What goro's own crates need from the runtime beyond the user's API:
+/// `goro-chan` and `goro-netpoll` park Gs with deadlock bookkeeping, arm
+/// timers and install their poller through it; goro's benches and tests
+/// look at the run queue and the stack pool through it. Not a stable API
+/// (hidden from the docs); the facade re-exports it only with its
+/// `internals` feature.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::m::{current_runtime, preempt_point_in_runtime, RuntimeId};
+    pub use crate::park::{park_woken_by, WokenBy};
+    pub use crate::poller::{runtime_poller, ParkPoller};
+    pub use crate::runq::{RunQueue, Take};
+    pub use crate::stack::mapped_stacks;
+    pub use crate::timer::{add_timer, TimerAction, TimerHandle};
+}

@@ -108,7 +108,13 @@ impl Ms {
 
     /// Starts M `m`'s thread running `f`, unless `shutdown` is set (then
     /// the M is counted as exited and `false` returned).
-    pub(crate) fn start(&self, m: &Arc<M>, name: String, shutdown: &AtomicBool, f: impl FnOnce() + Send + 'static) -> bool {
+    pub(crate) fn start(
+        &self,
+        m: &Arc<M>,
+        name: String,
+        shutdown: &AtomicBool,
+        f: impl FnOnce() + Send + 'static,
+    ) -> bool {
         let mut threads = self.threads.lock().unwrap();
         if shutdown.load(Ordering::SeqCst) {
             drop(threads);
@@ -261,16 +267,26 @@ pub(crate) fn current_g_ptr() -> *const G {
     unsafe { (*c).curg.get() }
 }
 
-/// The id of the runtime whose G the caller is (its address), 0 outside
-/// any G. Used to tell apart Gs of different runtimes.
-pub fn current_runtime_id() -> usize {
+/// Which runtime a G belongs to: an identity to compare, valid while the
+/// runtime lives (its address; never reused while a G of it runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RuntimeId(std::num::NonZeroUsize);
+
+impl RuntimeId {
+    pub(crate) fn of(s: &Arc<Sched>) -> RuntimeId {
+        RuntimeId(std::num::NonZeroUsize::new(Arc::as_ptr(s) as usize).expect("an Arc is never null"))
+    }
+}
+
+/// The runtime whose G the caller is; `None` outside any G.
+pub fn current_runtime() -> Option<RuntimeId> {
     let c = ctx_ptr();
     // SAFETY: a non-null context is this thread's live MCtx.
     if c.is_null() || unsafe { (*c).curg.get().is_null() } {
-        return 0;
+        return None;
     }
     // SAFETY: as above.
-    unsafe { Arc::as_ptr(&(*c).sched) as usize }
+    Some(RuntimeId::of(unsafe { &(*c).sched }))
 }
 
 /// Whether the caller runs inside a G.
@@ -295,7 +311,7 @@ pub(crate) fn current_g() -> Option<Arc<G>> {
 /// The runtime and P to put new work on: the current M's, or the global
 /// runtime's P 0 from a plain thread.
 pub(crate) fn current_sched_and_p() -> (Arc<Sched>, usize) {
-    let c = ctx_reacquired();
+    let c = reacquire_p_then_ctx();
     if !c.is_null() {
         // SAFETY: see `current_g_ptr`.
         let c = unsafe { &*c };
@@ -315,12 +331,13 @@ pub(crate) fn current_sched() -> Option<Arc<Sched>> {
     Some(unsafe { (*c).sched.clone() })
 }
 
-/// The current M's context after making sure the M still holds its P (see
-/// `syscall::reacquire`): one thread-local read on the common path. Null on
-/// a plain thread. The G may have moved to another M if the slow path ran,
-/// which is why the context is read again after it.
+/// Makes sure the M still holds its P (hog handoff may have taken it: see
+/// `syscall::reacquire_slow`), then returns the current M's context: one
+/// thread-local read on the common path. Null on a plain thread. A switch
+/// point: if the slow path ran, the G may be on another M now, which is why
+/// the context is read again after it.
 #[inline]
-pub(crate) fn ctx_reacquired() -> *const MCtx {
+pub(crate) fn reacquire_p_then_ctx() -> *const MCtx {
     let c = ctx_ptr();
     // SAFETY: a non-null CTX is this thread's live MCtx.
     if !c.is_null() && unsafe { (*c).in_user.get() } {
@@ -331,11 +348,11 @@ pub(crate) fn ctx_reacquired() -> *const MCtx {
     c
 }
 
-/// The running G (null outside one), after `ctx_reacquired`: for a G about
-/// to switch out, whose M must hold its P.
+/// `reacquire_p_then_ctx`, then the running G (null outside one): for a G
+/// about to switch out, whose M must hold its P. A switch point as well.
 #[inline]
-pub(crate) fn current_g_reacquired() -> *const G {
-    let c = ctx_reacquired();
+pub(crate) fn reacquire_p_then_current_g() -> *const G {
+    let c = reacquire_p_then_ctx();
     if c.is_null() {
         return std::ptr::null();
     }
@@ -343,17 +360,11 @@ pub(crate) fn current_g_reacquired() -> *const G {
     unsafe { (*c).curg.get() }
 }
 
-/// Gives the M back to the scheduler. Must be called from a G.
+/// Gives the M back to the scheduler, after making sure it holds its P
+/// (which it needs to schedule the next G). Must be called from a G.
 pub(crate) fn switch_out(why: Switch) {
-    // The M needs its P to schedule the next G.
     // SAFETY: called from a G (the contract), so this is the running G.
-    unsafe { switch_out_of(current_g_reacquired(), why) }
-}
-
-/// `switch_out` without re-checking the P (for `syscall.rs` itself).
-pub(crate) fn raw_switch_out(why: Switch) {
-    // SAFETY: we run in the current G.
-    unsafe { switch_out_of(current_g_ptr(), why) }
+    unsafe { switch_out_of(reacquire_p_then_current_g(), why) }
 }
 
 /// Suspends `g`'s coroutine back to its M's scheduler stack.
@@ -384,23 +395,25 @@ pub(crate) unsafe fn switch_out_of(g: *const G, why: Switch) {
 /// has used up its time slice. Cheap when not flagged (two loads).
 #[inline]
 pub fn preempt_point() {
-    preempt_check();
+    preempt_point_in_runtime();
 }
 
-/// `preempt_point`, returning the id of the runtime whose G the caller is
-/// (0 outside any G); saves runtime-aware code a second thread-local read.
+/// [`preempt_point`], then the runtime whose G the caller is (after the
+/// switch, if it yielded; `None` outside any G): runtime-aware code (a
+/// channel operation) needs both, and this costs one thread-local read
+/// instead of two.
 #[inline]
-pub fn preempt_check() -> usize {
-    let c = ctx_reacquired();
+pub fn preempt_point_in_runtime() -> Option<RuntimeId> {
+    let c = reacquire_p_then_ctx();
     if c.is_null() {
-        return 0;
+        return None;
     }
     // SAFETY: see `current_g_ptr`.
     let c = unsafe { &*c };
     if c.curg.get().is_null() {
-        return 0;
+        return None;
     }
-    let id = Arc::as_ptr(&c.sched) as usize;
+    let id = Some(RuntimeId::of(&c.sched));
     let p = c.p.get();
     if p == NO_P {
         return id;
@@ -410,7 +423,7 @@ pub fn preempt_check() -> usize {
         pp.preempt.store(false, Ordering::Relaxed);
         Counters::bump(&pp.counters.preemptions);
         switch_out(Switch::Preempt);
-        return current_runtime_id();
+        return current_runtime();
     }
     if pp.wake_due() {
         // A G this one readied into `runnext` still waits (RunnextWake::Deferred).

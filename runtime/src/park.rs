@@ -108,22 +108,28 @@ pub fn current_unparker() -> Unparker {
 
 /// Parks the caller until unparked (or spuriously). See the module docs.
 /// For deadlock detection, the G counts as wakeable from outside the
-/// runtime; see [`park_internal`].
+/// runtime (`WokenBy::AnyThread`).
 pub fn park(reason: WaitReason) {
-    park_as(reason, true)
+    park_woken_by(reason, WokenBy::AnyThread)
 }
 
-/// Like [`park`], telling deadlock detection that only another G of the
-/// runtime (or a timer or the poller) can wake this one (`external` false):
-/// e.g. a channel that no plain thread holds.
-pub fn park_internal(reason: WaitReason, external: bool) {
-    park_as(reason, external)
+/// Who may unpark a parked G, as deadlock detection must assume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WokenBy {
+    /// Any thread of the process: the G is never counted as deadlocked.
+    AnyThread,
+    /// Only Gs of the G's runtime, its timers or its poller: e.g. a
+    /// channel that no plain thread has used. A runtime whose Gs all wait
+    /// like this, with nothing pending, is deadlocked.
+    RuntimeOnly,
 }
 
-fn park_as(reason: WaitReason, external: bool) {
+/// [`park`], telling deadlock detection who may wake the G.
+pub fn park_woken_by(reason: WaitReason, by: WokenBy) {
+    let external = by == WokenBy::AnyThread;
     // One thread-local read: the M keeps its P (hog handoff) before the G
     // switches out, and the G is found from the same context.
-    let gp = m::current_g_reacquired();
+    let gp = m::reacquire_p_then_current_g();
     if gp.is_null() {
         std::thread::park();
         return;

@@ -190,7 +190,7 @@ impl Sched {
 
     /// The P the calling M holds on this runtime, if any.
     pub(crate) fn current_p(&self) -> Option<(&MCtx, usize)> {
-        let c = m::ctx_reacquired();
+        let c = m::reacquire_p_then_ctx();
         if c.is_null() {
             return None;
         }
@@ -212,7 +212,7 @@ impl Sched {
     /// G may run, exit and be freed elsewhere as soon as it is queued, so
     /// `g.sched` cannot be used after).
     pub(crate) fn ready_g(g: Arc<G>, next: bool) {
-        let c = m::ctx_reacquired();
+        let c = m::reacquire_p_then_ctx();
         if !c.is_null() {
             // SAFETY: a non-null context is this thread's live MCtx.
             let c = unsafe { &*c };

@@ -177,29 +177,27 @@ impl SchedCounters {
 pub(crate) fn collect(s: &crate::sched::Sched) -> Stats {
     use crate::g::GStatus;
     use crate::p::PStatus;
-    let per_p: Vec<_> = s
-        .ps
-        .iter()
-        .map(|p| {
-            let mut st = p.counters.snapshot();
-            st.local_queue = p.queue_len() as u64;
-            st
-        })
-        .collect();
+    let per_p: Vec<_> =
+        s.ps.iter()
+            .map(|p| {
+                let mut st = p.counters.snapshot();
+                st.local_queue = p.queue_len() as u64;
+                st
+            })
+            .collect();
     let total = Stats::sum(&per_p);
     let (global_queue, idle_threads) = s.queue_and_idle_ms();
     let now = s.now_nanos();
-    let busy_per_p = s
-        .ps
-        .iter()
-        .map(|p| {
-            let mut idle = p.idle_total.load(Ordering::Relaxed);
-            if p.status() == PStatus::Idle {
-                idle += now.saturating_sub(p.idle_since.load(Ordering::Relaxed));
-            }
-            Duration::from_nanos(now.saturating_sub(idle))
-        })
-        .collect();
+    let busy_per_p =
+        s.ps.iter()
+            .map(|p| {
+                let mut idle = p.idle_total.load(Ordering::Relaxed);
+                if p.status() == PStatus::Idle {
+                    idle += now.saturating_sub(p.idle_since.load(Ordering::Relaxed));
+                }
+                Duration::from_nanos(now.saturating_sub(idle))
+            })
+            .collect();
     let mut sched_latency = Histogram::default();
     let mut run_time = Histogram::default();
     for p in s.ps.iter() {

@@ -139,7 +139,7 @@ fn exitsyscall(p: usize) {
     });
     if !got {
         // No P anywhere: queue the G, stop the M; we resume with a P.
-        m::raw_switch_out(Switch::NeedP);
+        wait_for_p();
     }
     with_ctx(|c| {
         // SAFETY: as above.
@@ -164,7 +164,7 @@ fn acquire_idle_p(c: &MCtx, prefer: Option<usize>) -> bool {
 /// on another M: callers re-read the thread context afterwards).
 #[inline]
 pub(crate) fn reacquire() {
-    m::ctx_reacquired();
+    m::reacquire_p_then_ctx();
 }
 
 #[cold]
@@ -177,8 +177,18 @@ pub(crate) fn reacquire_slow(c: &MCtx) {
     // sysmon handed our P to another M.
     c.p.set(NO_P);
     if !acquire_idle_p(c, None) {
-        m::raw_switch_out(Switch::NeedP);
+        wait_for_p();
     }
+}
+
+/// Switches the G out with no P to come back to: `execute` queues it
+/// globally and it resumes on whichever M takes it (not
+/// `m::switch_out`, which would first try to reacquire the P: that is
+/// what failed).
+fn wait_for_p() {
+    // SAFETY: called from the running G (`exitsyscall`, `reacquire_slow`),
+    // on its own stack.
+    unsafe { m::switch_out_of(m::current_g_ptr(), Switch::NeedP) }
 }
 
 /// Back to user code after a runtime call (hog handoff on): the P becomes

@@ -59,7 +59,12 @@ pub(crate) struct SysmonNote {
 
 impl SysmonNote {
     pub(crate) fn new() -> SysmonNote {
-        SysmonNote { stopped: Mutex::new(false), cv: Condvar::new(), deep: AtomicBool::new(false), tid: AtomicI32::new(0) }
+        SysmonNote {
+            stopped: Mutex::new(false),
+            cv: Condvar::new(),
+            deep: AtomicBool::new(false),
+            tid: AtomicI32::new(0),
+        }
     }
 
     /// Wakes sysmon if it is in a long sleep (a G just entered a syscall

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::g::WaitReason;
-use crate::park::{current_unparker, park_internal, Unparker};
+use crate::park::{current_unparker, park_woken_by, Unparker, WokenBy};
 
 pub(crate) struct Waiter {
     granted: AtomicBool,
@@ -53,7 +53,7 @@ impl Waiter {
     /// the process's threads (`dump.rs`), so the wait counts as internal.
     pub fn wait(&self, reason: WaitReason) {
         while !self.granted.load(Ordering::Acquire) {
-            park_internal(reason, false);
+            park_woken_by(reason, WokenBy::RuntimeOnly);
         }
     }
 }
