@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-#[path = "shared/schedload.rs"]
-mod schedload;
 use goro::chan::Chan;
 use goro::sync::Mutex;
 use goro::{select, Runtime};
+use goro_workloads::schedload;
 
 /// Times `body(iters)` run inside a G of `rt`.
 fn in_g(rt: &Runtime, iters: u64, body: fn(u64)) -> Duration {

@@ -32,10 +32,8 @@ const ALL: &[&str] = &[
     "echo",
 ];
 
-#[path = "shared/schedload.rs"]
-mod schedload;
-#[path = "shared/sysload.rs"]
-mod sysload;
+use goro_workloads::schedload;
+use goro_workloads::sysload;
 use sysload::SysSize;
 
 fn main() {

@@ -20,10 +20,8 @@ use goro::{Policy, Retake, RunnextWake, Runtime, Spinning, Steal};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-#[path = "../benches/shared/schedload.rs"]
-mod schedload;
-#[path = "../benches/shared/sysload.rs"]
-mod sysload;
+use goro_workloads::schedload;
+use goro_workloads::sysload;
 use sysload::SysSize;
 
 /// A named change to goro's default policy.

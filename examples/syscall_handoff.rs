@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use goro::{Policy, Retake};
 
-#[path = "../benches/shared/sysload.rs"]
-mod sysload;
+use goro_workloads::sysload;
 use sysload::SysSize;
 
 fn main() {

@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{bounded, busy, Rng};
-#[path = "../benches/shared/schedload.rs"]
-mod schedload;
 use goro::{Policy, RunnextWake, Runtime, Spinning, Steal};
+use goro_workloads::schedload;
 
 /// Each node spawns 10 children and joins them; the leaves return their
 /// index. `depth` 6 is skynet's million leaves.

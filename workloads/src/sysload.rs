@@ -5,6 +5,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::goro;
 use goro::{Policy, Runtime};
 
 /// One "~10 µs" chunk: 7,000 steps of a dependent xorshift64 chain.

@@ -4,12 +4,11 @@
 //! the park/unpark turn-taking loop that `benches/micro.rs` times and
 //! `tests/sched.rs` checks.
 
-#![allow(dead_code)]
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::goro;
 use goro::chan::Chan;
 use goro::{select, Runtime};
 
