@@ -36,6 +36,10 @@
 //! The crates behind the facade: `goro-runtime` (scheduler), `goro-chan`
 //! (channels, select, timers as channels), `goro-netpoll` (network).
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 // Goroutines.
 pub use goro_runtime::{
     current, go, go_future, in_goroutine, preempt_point, try_current, yield_now, Builder, GoroutineInfo, JoinHandle,

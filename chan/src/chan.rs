@@ -119,7 +119,8 @@ impl<T> HChan<T> {
     /// The caller holds `lock`, and keeps only one such borrow at a time.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn st(&self) -> &mut State<T> {
-        &mut *self.state.get()
+        // SAFETY: the lock is held and this is the only borrow (contract).
+        unsafe { &mut *self.state.get() }
     }
 
     /// Pops the first waiter whose operation can still be claimed (a select
@@ -129,8 +130,12 @@ impl<T> HChan<T> {
     /// Lock held.
     unsafe fn dequeue(q: &mut VecDeque<*const Sudog<T>>) -> Option<&Sudog<T>> {
         while let Some(sg) = q.pop_front() {
-            let sg = &*sg;
-            if sg.waiting().claim() {
+            // SAFETY: a queued sudog is alive (its G is blocked in the
+            // operation until it is dequeued or unlinked under the lock,
+            // which the caller holds).
+            let sg = unsafe { &*sg };
+            // SAFETY: queued, and the lock is held.
+            if unsafe { sg.waiting() }.claim() {
                 return Some(sg);
             }
         }
@@ -142,13 +147,19 @@ impl<T> HChan<T> {
     /// # Safety
     /// Lock held.
     pub unsafe fn send_locked(&self, v: T) -> SendNow<T> {
-        let st = self.st();
+        // SAFETY: the caller holds the lock; `st` is the only borrow here.
+        let st = unsafe { self.st() };
         if st.closed {
             return SendNow::Closed(v);
         }
-        if let Some(sg) = Self::dequeue(&mut st.recvq) {
-            *sg.slot.get() = Some(v);
-            return SendNow::Sent(Some(sg.waiting().finish(sg.case, true)));
+        // SAFETY: the lock is held.
+        if let Some(sg) = unsafe { Self::dequeue(&mut st.recvq) } {
+            // SAFETY: we claimed the receiver's operation: its slot is ours
+            // to fill until `finish` publishes it; the lock is held.
+            unsafe {
+                *sg.slot.get() = Some(v);
+                return SendNow::Sent(Some(sg.waiting().finish(sg.case, true)));
+            }
         }
         if st.buf.len() < self.cap {
             st.buf.push_back(v);
@@ -163,9 +174,13 @@ impl<T> HChan<T> {
     /// # Safety
     /// Lock held.
     pub unsafe fn recv_locked(&self) -> RecvNow<T> {
-        let st = self.st();
-        if let Some(sg) = Self::dequeue(&mut st.sendq) {
-            let theirs = (*sg.slot.get()).take().expect("a blocked sender has a value");
+        // SAFETY: the caller holds the lock; `st` is the only borrow here.
+        let st = unsafe { self.st() };
+        // SAFETY: the lock is held.
+        if let Some(sg) = unsafe { Self::dequeue(&mut st.sendq) } {
+            // SAFETY: we claimed the sender's operation: its slot is ours
+            // to take until `finish`; the lock is held.
+            let theirs = unsafe { (*sg.slot.get()).take() }.expect("a blocked sender has a value");
             let v = if self.cap == 0 {
                 theirs
             } else {
@@ -175,7 +190,8 @@ impl<T> HChan<T> {
                 st.buf.push_back(theirs);
                 head
             };
-            return RecvNow::Got(v, Some(sg.waiting().finish(sg.case, true)));
+            // SAFETY: still queued-and-claimed by us, lock held.
+            return RecvNow::Got(v, Some(unsafe { sg.waiting() }.finish(sg.case, true)));
         }
         if let Some(v) = st.buf.pop_front() {
             self.len.store(st.buf.len(), Ordering::Relaxed);
@@ -569,6 +585,7 @@ impl<T> Chan<T> {
         self.inner.as_ref().map_or(0, |h| h.len.load(Ordering::Relaxed))
     }
 
+    /// Whether the buffer holds no value (always true for unbuffered and nil channels).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -578,6 +595,7 @@ impl<T> Chan<T> {
         self.inner.as_ref().map_or(0, |h| h.cap)
     }
 
+    /// Whether `close` has been called (a nil channel is never closed).
     pub fn is_closed(&self) -> bool {
         self.inner.as_ref().is_some_and(|h| h.closed.load(Ordering::Acquire))
     }
@@ -632,6 +650,7 @@ impl<T> IntoIterator for Chan<T> {
 /// Anything that is, or holds, a channel of `T` (a `Chan`, a `Ticker`, a
 /// `Timer`), so it can appear in `select!`.
 pub trait AsChan<T> {
+    /// The channel `select!` operates on.
     fn as_chan(&self) -> &Chan<T>;
 }
 

@@ -12,6 +12,7 @@ pub struct SendError<T>(pub T);
 pub enum TrySendError<T> {
     /// The buffer is full (or, unbuffered, no receiver is waiting).
     Full(T),
+    /// The channel is closed; the value comes back.
     Closed(T),
 }
 
@@ -27,38 +28,47 @@ pub enum TryRecvError {
 /// `send_timeout` did not send in time.
 #[derive(PartialEq, Eq, Clone, Copy)]
 pub enum SendTimeoutError<T> {
+    /// Nobody took the value before the timeout; it comes back.
     Timeout(T),
+    /// The channel is closed; the value comes back.
     Closed(T),
 }
 
 /// `recv_timeout` received nothing in time.
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 pub enum RecvTimeoutError {
+    /// Nothing arrived before the timeout.
     Timeout,
+    /// Closed and drained.
     Closed,
 }
 
 impl<T> SendError<T> {
+    /// The value that was not sent.
     pub fn into_inner(self) -> T {
         self.0
     }
 }
 
 impl<T> TrySendError<T> {
+    /// The value that was not sent.
     pub fn into_inner(self) -> T {
         match self {
             TrySendError::Full(v) | TrySendError::Closed(v) => v,
         }
     }
+    /// Whether the send failed because no room or receiver was there.
     pub fn is_full(&self) -> bool {
         matches!(self, TrySendError::Full(_))
     }
+    /// Whether the send failed because the channel is closed.
     pub fn is_closed(&self) -> bool {
         matches!(self, TrySendError::Closed(_))
     }
 }
 
 impl<T> SendTimeoutError<T> {
+    /// The value that was not sent.
     pub fn into_inner(self) -> T {
         match self {
             SendTimeoutError::Timeout(v) | SendTimeoutError::Closed(v) => v,

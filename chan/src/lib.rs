@@ -8,6 +8,10 @@
 //! - `time.rs`: `after`, `tick`, `Timer`.
 //! - `lock.rs`: the futex lock each channel holds.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod chan;
 mod error;
 mod future;

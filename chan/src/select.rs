@@ -150,7 +150,8 @@ impl<T> SelectArm for RecvArm<'_, T> {
     arm_channel_methods!();
     unsafe fn try_now(&mut self) -> Option<Option<Unparker>> {
         let h = self.chan?;
-        match h.recv_locked() {
+        // SAFETY: select holds every arm's channel lock while it tries arms.
+        match unsafe { h.recv_locked() } {
             RecvNow::Got(v, u) => {
                 self.result = Some(Some(v));
                 Some(u)
@@ -166,12 +167,16 @@ impl<T> SelectArm for RecvArm<'_, T> {
         if let Some(h) = self.chan {
             self.sudog.waiting = w;
             self.sudog.case = case;
-            h.st().recvq.push_back(&self.sudog);
+            // SAFETY: select holds the channel's lock while enqueueing; the
+            // sudog lives in this arm, on the blocked G's stack, until
+            // `unlink` takes it out under the lock again.
+            unsafe { h.st() }.recvq.push_back(&self.sudog);
         }
     }
     unsafe fn unlink(&mut self, _won: bool) {
         if let Some(h) = self.chan {
-            HChan::unlink(&mut h.st().recvq, &self.sudog);
+            // SAFETY: select holds the channel's lock while unlinking.
+            unsafe { HChan::unlink(&mut h.st().recvq, &self.sudog) };
         }
     }
     fn complete(&mut self, success: bool) {
@@ -191,7 +196,8 @@ impl<T> SelectArm for SendArm<'_, T> {
     unsafe fn try_now(&mut self) -> Option<Option<Unparker>> {
         let h = self.chan?;
         let v = self.value.take().expect("send arm already used");
-        match h.send_locked(v) {
+        // SAFETY: select holds every arm's channel lock while it tries arms.
+        match unsafe { h.send_locked(v) } {
             SendNow::Sent(u) => {
                 self.result = Some(Ok(()));
                 Some(u)
@@ -211,12 +217,15 @@ impl<T> SelectArm for SendArm<'_, T> {
             self.sudog.waiting = w;
             self.sudog.case = case;
             *self.sudog.slot.get_mut() = self.value.take();
-            h.st().sendq.push_back(&self.sudog);
+            // SAFETY: as for the receive arm: lock held, the sudog outlives
+            // its time in the queue.
+            unsafe { h.st() }.sendq.push_back(&self.sudog);
         }
     }
     unsafe fn unlink(&mut self, won: bool) {
         if let Some(h) = self.chan {
-            HChan::unlink(&mut h.st().sendq, &self.sudog);
+            // SAFETY: select holds the channel's lock while unlinking.
+            unsafe { HChan::unlink(&mut h.st().sendq, &self.sudog) };
             if !won {
                 self.value = self.sudog.slot.get_mut().take();
             }
@@ -426,6 +435,7 @@ struct RecvOf<T>(T);
 struct SendOf<T>(T);
 
 impl<'a> Select<'a> {
+    /// An empty select; add arms with `recv`/`send`, then `select` or `try_select`.
     pub fn new() -> Self {
         Select { arms: Vec::new(), kinds: Vec::new() }
     }

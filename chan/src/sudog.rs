@@ -60,8 +60,12 @@ impl Waiting {
     /// holds (wakers read the unparker under it).
     pub unsafe fn set_unparker(&self, u: Unparker) {
         debug_assert!(!self.done(), "set_unparker on a finished operation");
-        let slot = &mut *self.unparker.get();
-        ManuallyDrop::drop(slot);
+        // SAFETY: wakers read the unparker only under the channel lock,
+        // which the caller holds, so this is the only access.
+        let slot = unsafe { &mut *self.unparker.get() };
+        // SAFETY: the slot holds a live unparker (set at construction or
+        // by the previous call), replaced right below and never read between.
+        unsafe { ManuallyDrop::drop(slot) };
         *slot = ManuallyDrop::new(u);
     }
 
@@ -162,6 +166,8 @@ impl<T> Sudog<T> {
     /// The sudog is in a queue (so its owner is blocked and it is alive) and
     /// the caller holds that queue's channel lock.
     pub unsafe fn waiting(&self) -> &Waiting {
-        &*self.waiting
+        // SAFETY: a queued sudog's operation lives on its blocked G's stack
+        // (contract: queued, lock held).
+        unsafe { &*self.waiting }
     }
 }

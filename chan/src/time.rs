@@ -146,6 +146,7 @@ impl Ticker {
         Ticker { st }
     }
 
+    /// The channel the ticks arrive on (capacity 1: a slow reader drops ticks, as in Go).
     pub fn chan(&self) -> &Chan<Instant> {
         &self.st.ch
     }

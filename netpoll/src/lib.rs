@@ -10,6 +10,10 @@
 //! `ConnectionRefused`, `ConnectionReset`, `BrokenPipe`, ...), never a
 //! panic. Outside a G the types block the calling thread, like std's.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod fd;
 mod poller;
 mod tcp;

@@ -88,6 +88,7 @@ struct Slab {
 }
 
 impl NetPoller {
+    /// A poller with its own epoll instance (`goro::net` installs one per runtime on first use).
     pub fn new() -> std::io::Result<NetPoller> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;

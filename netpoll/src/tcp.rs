@@ -47,10 +47,12 @@ impl TcpListener {
         Incoming { l: self }
     }
 
+    /// The local address (with the port the kernel chose for port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.fd.io().local_addr()
     }
 
+    /// Takes the socket's pending error (`SO_ERROR`), if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.fd.io().take_error()
     }
@@ -129,22 +131,27 @@ impl TcpStream {
         Ok(TcpStream { fd: NetFd::new(s)? })
     }
 
+    /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.fd.io().peer_addr()
     }
 
+    /// The local address (with the port the kernel chose for port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.fd.io().local_addr()
     }
 
+    /// Shuts down the read half, the write half or both (`shutdown(2)`).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.fd.io().shutdown(how)
     }
 
+    /// Sets `TCP_NODELAY` (Nagle off when true).
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.fd.io().set_nodelay(on)
     }
 
+    /// Whether `TCP_NODELAY` is set.
     pub fn nodelay(&self) -> io::Result<bool> {
         self.fd.io().nodelay()
     }
@@ -155,14 +162,17 @@ impl TcpStream {
         self.fd.set_timeout(Dir::Read, d)
     }
 
+    /// Writes fail with `TimedOut` after `d`, as `set_read_timeout` for reads.
     pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
         self.fd.set_timeout(Dir::Write, d)
     }
 
+    /// The read timeout, if set.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.fd.get_timeout(Dir::Read))
     }
 
+    /// The write timeout, if set.
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.fd.get_timeout(Dir::Write))
     }
@@ -181,6 +191,7 @@ impl TcpStream {
         TcpStream::from_mio(mio::net::TcpStream::from_std(std))
     }
 
+    /// Takes the socket's pending error (`SO_ERROR`), if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.fd.io().take_error()
     }

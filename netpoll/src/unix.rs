@@ -14,19 +14,23 @@ pub struct UnixListener {
 }
 
 impl UnixListener {
+    /// Listens on the socket file `path` (which must not exist).
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
         Ok(UnixListener { fd: NetFd::new(mio::net::UnixListener::bind(path)?)? })
     }
 
+    /// Waits for a connection, parking the G (not the thread).
     pub fn accept(&self) -> io::Result<(UnixStream, std::os::unix::net::SocketAddr)> {
         let (s, a) = self.fd.run(Dir::Read, |l| l.accept())?;
         Ok((UnixStream { fd: NetFd::new(s)? }, a))
     }
 
+    /// Accepted connections, forever (each `accept` result).
     pub fn incoming(&self) -> impl Iterator<Item = io::Result<UnixStream>> + '_ {
         std::iter::repeat_with(move || self.accept().map(|(s, _)| s))
     }
 
+    /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<std::os::unix::net::SocketAddr> {
         self.fd.io().local_addr()
     }
@@ -51,18 +55,22 @@ impl UnixStream {
         Ok((UnixStream { fd: NetFd::new(a)? }, UnixStream { fd: NetFd::new(b)? }))
     }
 
+    /// Shuts down the read half, the write half or both (`shutdown(2)`).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.fd.io().shutdown(how)
     }
 
+    /// Reads fail with `TimedOut` after `d`; `None` waits forever.
     pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
         self.fd.set_timeout(Dir::Read, d)
     }
 
+    /// Writes fail with `TimedOut` after `d`; `None` waits forever.
     pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
         self.fd.set_timeout(Dir::Write, d)
     }
 
+    /// Another handle to the same connection (a `dup`ed fd, registered on its own).
     pub fn try_clone(&self) -> io::Result<UnixStream> {
         let fd = dup(self.as_raw_fd())?;
         // SAFETY: a fresh, owned, non-blocking Unix stream fd.
@@ -70,6 +78,7 @@ impl UnixStream {
         Ok(UnixStream { fd: NetFd::new(mio::net::UnixStream::from_std(std))? })
     }
 
+    /// The remote address.
     pub fn peer_addr(&self) -> io::Result<std::os::unix::net::SocketAddr> {
         self.fd.io().peer_addr()
     }

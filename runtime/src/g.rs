@@ -50,10 +50,15 @@ pub(crate) type GYielder = Yielder<(), Switch>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum GStatus {
+    /// In a run queue, waiting for an M (`_Grunnable`).
     Runnable = 0,
+    /// Running on an M (`_Grunning`).
     Running = 1,
+    /// Parked until something readies it (`_Gwaiting`); see its wait reason.
     Waiting = 2,
+    /// In `goro::syscall` or `goro::blocking`, its P free for others (`_Gsyscall`).
     Syscall = 3,
+    /// Returned, or not started yet (`_Gdead`).
     Dead = 4,
 }
 
@@ -68,6 +73,7 @@ impl GStatus {
         }
     }
 
+    /// The name a goroutine dump prints.
     pub fn as_str(self) -> &'static str {
         match self {
             GStatus::Runnable => "runnable",
@@ -96,6 +102,7 @@ macro_rules! wait_reasons {
                 Self::ALL.get(v as usize).copied().unwrap_or(WaitReason::None)
             }
 
+            /// The name a goroutine dump prints.
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(WaitReason::$v => $s,)*
@@ -108,20 +115,35 @@ macro_rules! wait_reasons {
 wait_reasons! {
     /// Not waiting.
     None => "",
+    /// Receiving from a channel.
     ChanReceive => "chan receive",
+    /// Sending on a channel.
     ChanSend => "chan send",
+    /// Receiving from a nil channel: forever.
     ChanReceiveNilChan => "chan receive (nil chan)",
+    /// Sending on a nil channel: forever.
     ChanSendNilChan => "chan send (nil chan)",
+    /// In a `select!` with no ready arm.
     Select => "select",
+    /// In a `select!` without arms: forever.
     SelectNoCases => "select (no cases)",
+    /// In `sleep`.
     Sleep => "sleep",
+    /// Waiting for a socket to be ready (`goro::net`).
     IoWait => "IO wait",
+    /// Waiting for a P after a system call.
     Syscall => "syscall",
+    /// Waiting for `Semaphore` permits.
     Semacquire => "semacquire",
+    /// Waiting for a `Mutex`.
     MutexLock => "sync.Mutex.Lock",
+    /// Waiting to read-lock an `RwLock`.
     RwLockRead => "sync.RWMutex.RLock",
+    /// Waiting to write-lock an `RwLock`.
     RwLockWrite => "sync.RWMutex.Lock",
+    /// In `Condvar::wait`.
     CondWait => "sync.Cond.Wait",
+    /// In `WaitGroup::wait`.
     WaitGroupWait => "sync.WaitGroup.Wait",
     /// goro: waiting in `JoinHandle::join`.
     Join => "goroutine join",
@@ -312,14 +334,16 @@ unsafe impl Send for Body {}
 /// # Safety
 /// `p` points to a live `F` that is not used again.
 unsafe fn call_inline<F: FnOnce()>(p: *mut u8) {
-    let f = std::ptr::read(p as *mut F);
+    // SAFETY: `p` points to a live `F` that is not used again (contract).
+    let f = unsafe { std::ptr::read(p as *mut F) };
     f()
 }
 
 /// # Safety
 /// `p` points to a live `F` that is not used again.
 unsafe fn drop_inline<F>(p: *mut u8) {
-    std::ptr::drop_in_place(p as *mut F)
+    // SAFETY: `p` points to a live `F` that is not used again (contract).
+    unsafe { std::ptr::drop_in_place(p as *mut F) }
 }
 
 impl Body {

@@ -54,6 +54,7 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// A builder with no name, the runtime's stack size and no thread lock.
     pub fn new() -> Builder {
         Builder::default()
     }

@@ -17,6 +17,10 @@
 //! assert_eq!(sum, 285);
 //! ```
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod clock;
 mod dump;
 mod execute;
@@ -38,6 +42,7 @@ mod sched;
 mod signal;
 mod stack;
 mod stats;
+mod steal;
 pub mod sync;
 mod syscall;
 mod sysmon;

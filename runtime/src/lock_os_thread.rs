@@ -201,7 +201,7 @@ fn drop_locked_g(c: &MCtx) {
         // SAFETY: `startlockedm` stored an `Arc::into_raw` pointer.
         drop(unsafe { Arc::from_raw(handed) });
     }
-    // Shutdown leaves wired Gs to their M (`Sched::shutdown`), and no M
+    // Shutdown leaves wired Gs to their M (`runtime::stop_sched`), and no M
     // runs a G after shutdown began; the token makes sure only one
     // claimant unwinds it. `lockedm` stays set, so an M that takes the
     // G from a queue late still hands it here (and the handoff is

@@ -151,7 +151,9 @@ impl P {
     /// more, and does not keep two of these borrows alive at once.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn local(&self) -> &mut PLocal {
-        &mut *self.local.get()
+        // SAFETY: the caller holds the P and no other borrow of its local
+        // part is alive (this function's contract).
+        unsafe { &mut *self.local.get() }
     }
 
     pub fn set_status(&self, s: PStatus) {

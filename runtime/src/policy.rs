@@ -1,5 +1,6 @@
-//! Scheduling policy knobs. `Policy::default()` is Go's behaviour; each field
-//! switches one rule so the policy lab can measure what it is worth.
+//! Scheduling policy knobs. `Policy::default()` is Go's behaviour except
+//! for `runnext_wake` (goro defers the wake-up; see [`RunnextWake`]); each
+//! field switches one rule so the policy lab can measure what it is worth.
 
 use std::time::Duration;
 
@@ -36,7 +37,8 @@ pub enum Retake {
     Never,
 }
 
-/// The scheduling rules of a runtime. Every field defaults to Go's choice.
+/// The scheduling rules of a runtime. Every field defaults to Go's choice
+/// except `runnext_wake` (and `hog_handoff`, a goro extension, off).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     /// A readied or spawned G goes to its P's `runnext` slot and runs next,

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 
+/// What idle Ms block in when no G is runnable: the runtime's own parker
+/// ([`ParkPoller`]) or an I/O poller (`goro::net` installs its epoll one).
 pub trait Poller: Send + Sync + 'static {
     /// Blocks up to `timeout` (`None`: until woken; `Some(ZERO)`: not at all)
     /// and makes runnable the Gs whose I/O is ready (through their

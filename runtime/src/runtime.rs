@@ -159,6 +159,7 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The scheduling rules (default: `Policy::default()`).
     pub fn policy(mut self, p: Policy) -> Self {
         self.policy = p;
         self
@@ -270,6 +271,8 @@ impl RuntimeBuilder {
 }
 
 impl Runtime {
+    /// A builder with the defaults: `GORO_PROCS` (else the CPU count) Ps,
+    /// 256 KiB stacks, `Policy::default()`.
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder::default()
     }
@@ -384,6 +387,7 @@ impl Runtime {
         self.sched.procs
     }
 
+    /// The scheduling rules the runtime was built with.
     pub fn policy(&self) -> &Policy {
         &self.sched.policy
     }
@@ -425,9 +429,13 @@ impl std::fmt::Debug for Runtime {
 /// One G as `Runtime::goroutines` reports it.
 #[derive(Clone, Debug)]
 pub struct GoroutineState {
+    /// The G's id (Go's goid), unique in the process.
     pub id: u64,
+    /// The name given with `Builder::name`.
     pub name: Option<String>,
+    /// Runnable, running, waiting, in a syscall.
     pub status: crate::g::GStatus,
+    /// What it waits for (when waiting).
     pub wait_reason: crate::g::WaitReason,
     /// Time since the G last parked (meaningful when waiting).
     pub waiting_for: std::time::Duration,

@@ -23,7 +23,8 @@
 //! - here: `ready`, `runqput`/`runqget`, `globrunqput`/`globrunqget`
 //!   (queues); `wakep`, `handoffp`, `startm`, `newm`, `stopm`,
 //!   `pidleget`/`pidleput` (Ms and Ps); `mstart` → `schedule` →
-//!   `find_runnable` (the M's loop); `steal_work`, `runqsteal` (stealing).
+//!   `find_runnable` (the M's loop); `steal_work` (stealing;
+//!   `steal.rs`: the visiting order and `runqsteal`).
 //! - `goroutine.rs`: `newproc`; `g.rs`: a G's lives (`G::new`,
 //!   `begin_life`, `GPool`'s `gfget`/`gstart`/`gdestroy`).
 //! - `execute.rs`: running a G and what follows its switch back.
@@ -44,22 +45,14 @@ use crate::m::{self, MCtx, Ms, M};
 use crate::p::{PStatus, P};
 use crate::policy::{Policy, RunnextWake, Spinning, Steal};
 use crate::poller::{Poller, PollerSlot};
-use crate::runq::Take;
 use crate::runtime::ShutdownState;
 use crate::signal;
 use crate::stats::{Counters, SchedCounters};
+use crate::steal::{runqsteal, StealOrder};
 use crate::sysmon::SysmonNote;
 
 /// "No P" in an M's `p` or `nextp`.
 pub(crate) const NO_P: usize = usize::MAX;
-
-/// How long a thief waits before taking a running P's `runnext` (Go's
-/// `usleep(3)`; the kernel's timer slack makes it ~50 µs): the G there is
-/// usually about to run, and taking it would bounce a ping-pong pair
-/// between Ps. Sleeping, not spinning: a spinning thief burns a CPU the
-/// runtime's other threads could use. If the victim scheduled any G during
-/// the wait, the thief leaves `runnext` alone.
-const RUNNEXT_STEAL_WAIT: Duration = Duration::from_micros(3);
 
 /// Scheduling latency and run time are measured for one event in 64.
 pub(crate) const SAMPLE_MASK: u64 = 63;
@@ -109,8 +102,8 @@ pub(crate) struct Sched {
     /// lines (only when those are printed: the stores stay off the hot
     /// path otherwise).
     pub(crate) publish_m_state: bool,
-    /// The numbers coprime with `procs`: strides of the random steal order.
-    coprimes: Vec<usize>,
+    /// The random order in which a thief visits the other Ps (`steal.rs`).
+    steal_order: StealOrder,
     /// The runtime's name, for threads and messages.
     name: String,
 }
@@ -142,7 +135,6 @@ impl Sched {
     pub fn new(cfg: SchedConfig) -> Arc<Sched> {
         let procs = cfg.procs.max(1);
         let ps: Box<[P]> = (0..procs).map(|_| P::new(cfg.policy.local_queue)).collect();
-        let coprimes = (1..=procs).filter(|&i| gcd(i, procs) == 1).collect();
         let (idle, pidle) = Idle::new(procs);
         signal::install();
         let s = Arc::new(Sched {
@@ -162,7 +154,7 @@ impl Sched {
             shutdown: ShutdownState::default(),
             tracer: cfg.trace.map(|p| crate::trace::Tracer::new(p, procs, cfg.trace_last)),
             publish_m_state: cfg.schedtrace_detail,
-            coprimes,
+            steal_order: StealOrder::new(procs),
             name: cfg.name,
         });
         crate::dump::register(&s, cfg.sigquit_dump);
@@ -848,69 +840,19 @@ impl Sched {
         let me = c.p.get();
         const ROUNDS: usize = 4;
         for round in 0..ROUNDS {
-            let last = round == ROUNDS - 1;
-            let r = c.rand() as usize;
-            let mut pos = r % self.procs;
-            let inc = self.coprimes[(r / self.procs) % self.coprimes.len()];
-            for _ in 0..self.procs {
-                let v = pos;
-                pos = (pos + inc) % self.procs;
+            let steal_next = round == ROUNDS - 1 && self.policy.steal_runnext;
+            for v in self.steal_order.walk(c.rand() as usize) {
                 if v == me {
                     continue;
                 }
                 if self.shutdown.started() {
                     return None;
                 }
-                if let Some(g) = self.runqsteal(me, v, last && self.policy.steal_runnext) {
-                    return Some(g);
-                }
-            }
-        }
-        None
-    }
-
-    /// Go's `runqsteal`: takes from P `v`'s queue into P `me`'s.
-    fn runqsteal(&self, me: usize, v: usize, steal_next: bool) -> Option<Arc<G>> {
-        let take = match self.policy.steal {
-            Steal::Half => Take::Half,
-            Steal::One => Take::One,
-            Steal::Off => return None,
-        };
-        let (mine, victim) = (&self.ps[me], &self.ps[v]);
-        // SAFETY: we hold P `me` and its queue is empty (find_runnable only
-        // steals after runqget failed).
-        if let Some((g, n)) = unsafe { victim.runq.steal_into(&mine.runq, take) } {
-            Counters::bump(&mine.counters.steals);
-            Counters::add(&mine.counters.stolen, n as u64);
-            crate::trace::instant(&self.tracer, "steal", &format!(r#""from":{v},"to":{me},"n":{n}"#));
-            // SAFETY: the pointer came from Arc::into_raw; the steal's CAS
-            // made us its owner.
-            return Some(unsafe { Arc::from_raw(g) });
-        }
-        if steal_next {
-            let next = victim.runnext.load(Ordering::Acquire);
-            if !next.is_null() {
-                if victim.is_running() {
-                    let before = victim.counters.scheduled.load(Ordering::Relaxed);
-                    std::thread::sleep(RUNNEXT_STEAL_WAIT);
-                    // The victim switched Gs meanwhile: it is not stuck
-                    // behind a long-running G and will run `runnext` itself
-                    // (in a ping-pong, `runnext` now holds the *other* G of
-                    // the pair, or the same pointer again: taking it would
-                    // split the pair across Ps for nothing).
-                    if victim.counters.scheduled.load(Ordering::Relaxed) != before {
-                        return None;
-                    }
-                }
-                if victim
-                    .runnext
-                    .compare_exchange(next, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    Counters::bump(&mine.counters.steals);
-                    Counters::bump(&mine.counters.stolen);
-                    // SAFETY: as above; the CAS made us the owner.
-                    return Some(unsafe { Arc::from_raw(next) });
+                // SAFETY: we hold P `me` and its queue is empty
+                // (find_runnable only steals after runqget failed).
+                let g = unsafe { runqsteal(&self.ps, me, v, self.policy.steal, steal_next, &self.tracer) };
+                if g.is_some() {
+                    return g;
                 }
             }
         }
@@ -963,13 +905,5 @@ impl Sched {
             out.extend(p.registry.lock().unwrap().iter().cloned());
         }
         out
-    }
-}
-
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
     }
 }

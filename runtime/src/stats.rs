@@ -128,8 +128,11 @@ pub struct Stats {
     pub total: PStats,
     /// Live Gs by state: runnable, running, waiting, syscall.
     pub runnable_goroutines: usize,
+    /// Live Gs running on an M.
     pub running_goroutines: usize,
+    /// Live Gs parked.
     pub waiting_goroutines: usize,
+    /// Live Gs in a system call.
     pub syscall_goroutines: usize,
     /// Time each P spent with an M (not in the idle list).
     pub busy_per_p: Vec<Duration>,
@@ -282,6 +285,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// The number of samples.
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()
     }

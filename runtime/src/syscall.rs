@@ -96,11 +96,15 @@ fn entersyscall(block: bool) -> Option<usize> {
         c.p.set(NO_P);
         c.m.cur_p.store(NO_P, Ordering::Relaxed);
         pp.status.store(PStatus::Syscall as u8, Ordering::SeqCst);
-        crate::trace::instant(&sched.tracer, "syscall enter", &format!(r#""g":{},"p":{p},"blocking":{block}"#, g.id));
+        crate::trace::instant(
+            &sched.tracer,
+            "syscall enter",
+            format_args!(r#""g":{},"p":{p},"blocking":{block}"#, g.id),
+        );
         if block {
             if pp.cas_status(PStatus::Syscall, PStatus::Idle) {
                 SchedCounters::bump(&sched.counters.handoffs);
-                crate::trace::instant(&sched.tracer, "handoff", &format!(r#""p":{p}"#));
+                crate::trace::instant(&sched.tracer, "handoff", format_args!(r#""p":{p}"#));
                 sched.handoffp(p);
             }
         } else {
@@ -117,7 +121,7 @@ fn exitsyscall(p: usize) {
         // SAFETY: the current G is alive while it runs.
         let g: &G = unsafe { &*c.curg.get() };
         let pp = &sched.ps[p];
-        crate::trace::instant(&sched.tracer, "syscall exit", &format!(r#""g":{},"p":{p}"#, g.id));
+        crate::trace::instant(&sched.tracer, "syscall exit", format_args!(r#""g":{},"p":{p}"#, g.id));
         if c.p.get() != NO_P {
             // The G parked inside `f` and came back on an M with a P: it
             // keeps that one; give up the syscall P if nobody retook it.

@@ -188,9 +188,9 @@ fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
     }
 }
 
-/// Go's `retake`. Returns whether it did anything (or is about to).
-/// One round over the Ps. Returns whether sysmon acted, and whether it
-/// wants to look again soon (a deferred wake-up it may have to do).
+/// Go's `retake`: one round over the Ps. Returns whether sysmon acted (or
+/// is about to), and whether it wants to look again soon (a deferred
+/// wake-up it may have to do).
 fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, bool) {
     let slice = sched.policy.time_slice;
     let mut acted = false;
@@ -227,7 +227,7 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, bool) 
             if p.cas_status(PStatus::Syscall, PStatus::Idle) {
                 SchedCounters::bump(&sched.counters.retakes);
                 SchedCounters::bump(&sched.counters.handoffs);
-                crate::trace::instant(&sched.tracer, "retake", &format!(r#""p":{i}"#));
+                crate::trace::instant(&sched.tracer, "retake", format_args!(r#""p":{i}"#));
                 sched.handoffp(i);
             }
             continue;
@@ -270,7 +270,7 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, bool) 
         if sched.policy.hog_handoff && status == PStatus::User && p.cas_status(PStatus::User, PStatus::Idle) {
             // The hog keeps its M; its P goes to another M.
             SchedCounters::bump(&sched.counters.hog_handoffs);
-            crate::trace::instant(&sched.tracer, "hog handoff", &format!(r#""p":{i}"#));
+            crate::trace::instant(&sched.tracer, "hog handoff", format_args!(r#""p":{i}"#));
             sched.handoffp(i);
             s.schedwhen = now;
             acted = true;

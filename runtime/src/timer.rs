@@ -34,7 +34,9 @@ const CANCELLED: u8 = 2;
 /// block (a channel send from a timer must be non-blocking, as Go's
 /// `sendTime`).
 pub enum TimerAction {
+    /// Readies the parked G.
     Wake(Unparker),
+    /// Calls the function (non-blocking).
     Call(Box<dyn FnOnce() + Send>),
 }
 

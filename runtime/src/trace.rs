@@ -226,7 +226,7 @@ impl Tracer {
 
     /// An instant event on M `m`'s track (or a runtime-wide one if `m` is
     /// `None`). `args` is the inside of a JSON object.
-    pub fn instant(&self, buf: Option<&TraceBuf>, m: Option<usize>, name: &str, args: &str) {
+    pub fn instant(&self, buf: Option<&TraceBuf>, m: Option<usize>, name: &str, args: std::fmt::Arguments<'_>) {
         let ts = self.now_ns();
         let (tid, scope) = match m {
             Some(m) => (m + 1, "t"),
@@ -340,10 +340,12 @@ impl Tracer {
 }
 
 /// A runtime-wide instant event in the trace, if tracing (and a `tracing`
-/// event with the `tracing` feature).
-pub(crate) fn instant(tracer: &Option<Tracer>, name: &str, args: &str) {
+/// event with the `tracing` feature). `args` (JSON object members, from
+/// `format_args!`) is formatted only if something records it: without a
+/// trace this costs one branch.
+pub(crate) fn instant(tracer: &Option<Tracer>, name: &str, args: std::fmt::Arguments<'_>) {
     #[cfg(feature = "tracing")]
-    tracing::debug!(target: "goro", event = name, args);
+    tracing::debug!(target: "goro", event = name, args = %args);
     if let Some(t) = tracer {
         let c = crate::m::ctx_ptr();
         if c.is_null() {

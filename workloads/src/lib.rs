@@ -10,6 +10,9 @@
 //!
 //! Each takes the runtime to run on and returns its figure.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod schedload;
 pub mod sysload;
 

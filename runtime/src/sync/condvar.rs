@@ -14,6 +14,7 @@ pub struct Condvar {
 }
 
 impl Condvar {
+    /// A condition variable with no waiters.
     pub const fn new() -> Self {
         Condvar { waiters: StdMutex::new(WaitQueue::new()) }
     }
@@ -30,6 +31,7 @@ impl Condvar {
         m.lock()
     }
 
+    /// Wakes the longest-waiting G, if any.
     pub fn notify_one(&self) {
         let w = lock(&self.waiters).pop_front();
         if let Some(w) = w {
@@ -37,6 +39,7 @@ impl Condvar {
         }
     }
 
+    /// Wakes every waiting G.
     pub fn notify_all(&self) {
         let ws: Vec<_> = lock(&self.waiters).drain().collect();
         for w in ws {

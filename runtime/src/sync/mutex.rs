@@ -152,6 +152,7 @@ impl RawMutex {
         w.grant();
     }
 
+    /// Whether someone holds the lock now (may be stale at once).
     pub fn is_locked(&self) -> bool {
         self.state.load(Ordering::Relaxed) & LOCKED != 0
     }
@@ -176,10 +177,12 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
+    /// An unlocked mutex holding `v`.
     pub const fn new(v: T) -> Self {
         Mutex { raw: RawMutex::new(), data: UnsafeCell::new(v) }
     }
 
+    /// The value, consuming the mutex.
     pub fn into_inner(self) -> T {
         self.data.into_inner()
     }
@@ -192,14 +195,17 @@ impl<T: ?Sized> Mutex<T> {
         MutexGuard { m: self }
     }
 
+    /// Locks if nobody holds the lock; never parks.
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         self.raw.try_lock().then_some(MutexGuard { m: self })
     }
 
+    /// The value, through a unique borrow: no locking needed.
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }
 
+    /// Whether someone holds the lock now (may be stale at once).
     pub fn is_locked(&self) -> bool {
         self.raw.is_locked()
     }

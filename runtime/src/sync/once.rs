@@ -23,6 +23,7 @@ pub struct Once {
 }
 
 impl Once {
+    /// A `Once` that has not run.
     pub const fn new() -> Self {
         Once { state: AtomicU8::new(INCOMPLETE), waiters: StdMutex::new(WaitQueue::new()) }
     }
@@ -68,6 +69,7 @@ impl Once {
         }
     }
 
+    /// Whether a call has run to completion.
     pub fn is_completed(&self) -> bool {
         self.state.load(Ordering::Acquire) == COMPLETE
     }

@@ -29,6 +29,7 @@ unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
 impl<T> RwLock<T> {
+    /// An unlocked lock holding `v`.
     pub const fn new(v: T) -> Self {
         RwLock {
             st: StdMutex::new(State { readers: 0, writer: false, readq: WaitQueue::new(), writeq: WaitQueue::new() }),
@@ -36,6 +37,7 @@ impl<T> RwLock<T> {
         }
     }
 
+    /// The value, consuming the lock.
     pub fn into_inner(self) -> T {
         self.data.into_inner()
     }
@@ -87,6 +89,7 @@ impl<T: ?Sized> RwLock<T> {
         RwLockWriteGuard { l: self }
     }
 
+    /// Shared access if no writer holds or waits for the lock; never parks.
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
         let mut st = self.state();
         if !st.writer && st.writeq.is_empty() {
@@ -96,6 +99,7 @@ impl<T: ?Sized> RwLock<T> {
         None
     }
 
+    /// Exclusive access if nobody holds the lock; never parks.
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
         let mut st = self.state();
         if !st.writer && st.readers == 0 {
@@ -155,10 +159,12 @@ impl<T: Default> Default for RwLock<T> {
     }
 }
 
+/// Shared access to an [`RwLock`]'s value; the read lock is released on drop.
 pub struct RwLockReadGuard<'a, T: ?Sized> {
     l: &'a RwLock<T>,
 }
 
+/// Exclusive access to an [`RwLock`]'s value; the write lock is released on drop.
 pub struct RwLockWriteGuard<'a, T: ?Sized> {
     l: &'a RwLock<T>,
 }

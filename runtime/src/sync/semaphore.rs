@@ -24,6 +24,7 @@ impl Semaphore {
         Semaphore { capacity: permits, st: StdMutex::new(SemState { avail: permits, waiters: WaitQueue::new() }) }
     }
 
+    /// Acquires one permit, parking until it is available.
     pub fn acquire(&self) {
         self.acquire_n(1)
     }
@@ -48,10 +49,12 @@ impl Semaphore {
         w.wait(WaitReason::Semacquire);
     }
 
+    /// Acquires one permit if one is free and nobody waits; never parks.
     pub fn try_acquire(&self) -> bool {
         self.try_acquire_n(1)
     }
 
+    /// Acquires `k` permits if they are free and nobody waits; never parks.
     pub fn try_acquire_n(&self, k: usize) -> bool {
         let mut st = lock(&self.st);
         if st.waiters.is_empty() && st.avail >= k {
@@ -61,6 +64,7 @@ impl Semaphore {
         false
     }
 
+    /// Returns one permit (see `release_n`).
     pub fn release(&self) {
         self.release_n(1)
     }

@@ -32,6 +32,7 @@ pub struct WaitGroup {
 }
 
 impl WaitGroup {
+    /// A wait group with a zero counter.
     pub const fn new() -> Self {
         WaitGroup { count: AtomicI64::new(0), waiters: StdMutex::new(WaitQueue::new()) }
     }
@@ -55,6 +56,7 @@ impl WaitGroup {
         }
     }
 
+    /// Decrements the counter (`add(-1)`).
     pub fn done(&self) {
         self.add(-1);
     }
