@@ -273,6 +273,7 @@ pub(crate) fn current_g_ptr() -> *const G {
 pub struct RuntimeId(std::num::NonZeroUsize);
 
 impl RuntimeId {
+    #[inline]
     pub(crate) fn of(s: &Arc<Sched>) -> RuntimeId {
         RuntimeId(std::num::NonZeroUsize::new(Arc::as_ptr(s) as usize).expect("an Arc is never null"))
     }
