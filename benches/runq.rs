@@ -1,7 +1,7 @@
 //! The local run queue against crossbeam-deque: owner push+pop, and
 //! owner push while a thief steals half. Prints `name value unit`.
 //!
-//!     cargo bench --bench runq
+//!     cargo bench --features internals --bench runq
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_deque::{Steal, Worker};
-use goro_runtime::internals::{RunQueue, Take};
+use goro::internals::{RunQueue, Take};
 
 const N: usize = 20_000_000;
 

@@ -3,8 +3,8 @@
 //! procs = 1, a G sleeping 1 ms in a loop beside a G in a system call (which
 //! sysmon must retake the P from) must not wait behind that trim.
 //!
-//!     cargo bench --bench trim            # 500,000 Gs
-//!     GORO_TRIM_GS=1000000 cargo bench --bench trim
+//!     cargo bench --features internals --bench trim            # 500,000 Gs
+//!     GORO_TRIM_GS=1000000 cargo bench --features internals --bench trim
 //!
 //! Prints `trim_lateness_max` and `trim_lateness_p99` (ms) over the
 //! 3 s after the burst, and how many stacks were trimmed meanwhile.
@@ -39,7 +39,7 @@ fn main() {
         for h in hs {
             h.join().unwrap();
         }
-        let before = goro_runtime::internals::mapped_stacks();
+        let before = goro::internals::mapped_stacks();
         // A G in a blocking call the whole time: sysmon must keep retaking.
         let _sys = goro::go(|| goro::syscall(|| std::thread::sleep(Duration::from_secs(4))));
         let mut late = Vec::new();
@@ -49,7 +49,7 @@ fn main() {
             goro::sleep(Duration::from_millis(1));
             late.push(s.elapsed().saturating_sub(Duration::from_millis(1)));
         }
-        (late, before, goro_runtime::internals::mapped_stacks())
+        (late, before, goro::internals::mapped_stacks())
     });
     let mut late = lateness;
     late.sort();

@@ -18,7 +18,7 @@
 //! Why hand-written instead of crossbeam-deque: the queue must be bounded
 //! (256 by default) and spill half of itself to the global queue when full,
 //! and a thief takes half of the victim's queue (up to 128) in one CAS; see
-//! ARCHITECTURE.md for the measurement (`cargo bench --bench runq`).
+//! ARCHITECTURE.md for the measurement (`cargo bench --features internals --bench runq`).
 
 use crate::atomic::{AtomicPtr, AtomicU32, Ordering};
 
