@@ -12,7 +12,6 @@ use corosensei::CoroutineResult;
 
 use crate::g::{GStatus, Switch, G};
 use crate::m::MCtx;
-use crate::p::PStatus;
 use crate::sched::{Sched, NO_P, SAMPLE_MASK};
 use crate::stats::Counters;
 
@@ -85,7 +84,7 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
         };
         if s.policy.hog_handoff {
             // The G runs user code: sysmon may take the P (syscall.rs).
-            crate::syscall::enter_user(c);
+            crate::hog::enter_user(c);
         }
         #[cfg(feature = "tracing")]
         let span = tracing::trace_span!("goroutine", id = g.id, name = g.name()).entered();
@@ -106,9 +105,10 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
                 t.park(&c.trace, c.m.id, g.id, g.wait_reason().as_str());
             }
         }
-        if c.in_user.replace(false) && !s.ps[c.p.get()].cas_status(PStatus::User, PStatus::Running) {
-            // sysmon took the P while the G ran user code.
-            c.p.set(NO_P);
+        if c.in_user.get() {
+            // `false`: sysmon took the P while the G ran user code; `c.p`
+            // is `NO_P` now and the G goes where an M with a P finds it.
+            crate::hog::enter_runtime(c);
         }
         if let Some(ns) = ran {
             // Sampled run length, if this M still holds the P it started

@@ -27,6 +27,7 @@ mod execute;
 mod future;
 mod g;
 mod goroutine;
+mod hog;
 mod idle;
 mod lock_os_thread;
 mod m;
@@ -46,13 +47,21 @@ mod steal;
 pub mod sync;
 mod syscall;
 mod sysmon;
+mod takeover;
 mod timer;
 mod trace;
 
 /// Atomics of the parts that loom models (the run queue, the park token,
-/// the idle counts): the models swap in loom's.
+/// the idle counts, the takeover): the models swap in loom's.
 pub(crate) mod atomic {
-    pub use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+    pub use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+    /// The light side of an asymmetric barrier: only a compiler fence;
+    /// `hog::process_barrier` makes it a full one when it matters.
+    #[inline(always)]
+    pub fn light_barrier() {
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    }
 }
 
 // The user's API: the facade (`goro`) re-exports these, grouped.

@@ -189,8 +189,12 @@ pub(crate) struct MCtx {
     /// The G running on this M (null on the scheduler stack).
     pub curg: Cell<*const G>,
     pub rng: Cell<u64>,
-    /// The G runs user code and the P is in `User` status (hog handoff on).
+    /// The G runs user code, and sysmon may take the P (hog handoff on;
+    /// `hog.rs`).
     pub in_user: Cell<bool>,
+    /// The held P's status word as this M acquired it (state Running, its
+    /// generation): a runtime entry checks that the P still has it.
+    pub p_word: Cell<u64>,
     /// The M is the poller M handing out what its blocking poll found: Gs
     /// it readies are queued without waking other Ms, because this M takes
     /// an idle P itself right after (Go's `findrunnable` after `netpoll`).
@@ -214,6 +218,7 @@ impl MCtx {
             curg: Cell::new(std::ptr::null()),
             rng: Cell::new(seed()),
             in_user: Cell::new(false),
+            p_word: Cell::new(0),
             poll_dispatch: Cell::new(false),
             lockedg: Cell::new(std::ptr::null()),
             exit_thread: Cell::new(false),
@@ -343,8 +348,11 @@ pub(crate) fn reacquire_p_then_ctx() -> *const MCtx {
     // SAFETY: a non-null CTX is this thread's live MCtx.
     if !c.is_null() && unsafe { (*c).in_user.get() } {
         // SAFETY: as above.
-        crate::syscall::reacquire_slow(unsafe { &*c });
-        return ctx_ptr();
+        let c = unsafe { &*c };
+        if !crate::hog::enter_runtime(c) {
+            crate::syscall::reacquire_after_takeover(c);
+            return ctx_ptr();
+        }
     }
     c
 }
@@ -432,7 +440,7 @@ pub fn preempt_point_in_runtime() -> Option<RuntimeId> {
     }
     if c.sched.policy.hog_handoff {
         // Back to user code: the P may be taken again.
-        crate::syscall::enter_user(c);
+        crate::hog::enter_user(c);
     }
     id
 }

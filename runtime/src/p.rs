@@ -19,20 +19,40 @@ use crate::stack::Stack;
 use crate::stats::{Counters, Hist};
 use crate::timer::TimerHeap;
 
+/// What a P is doing: the low byte of [`P::status`]'s word. The rest of
+/// the word counts the P's acquisitions (its *generation*), so that an M
+/// can tell "my P is still running" from "my P was taken and is running
+/// again, for another M" with one load (`hog.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum PStatus {
     /// In the idle list, no M.
     Idle = 0,
-    /// Held by an M that is in runtime code (or runs a G with hog handoff off).
+    /// Held by an M (in runtime code, or running a G).
     Running = 1,
-    /// Held by an M whose G runs user code, with hog handoff on: sysmon may
-    /// take the P (CAS to Idle); the M re-checks with a CAS at its next
-    /// runtime call (`syscall.rs`).
-    User = 2,
+    /// sysmon is taking the P from an M whose G has run user code past
+    /// `Policy::hog_threshold` (`hog.rs`): it ends as `Idle` (taken) or
+    /// back at `Running` (the M came back first).
+    Takeover = 2,
     /// Its M's G is in `goro::syscall`; the M does not touch the P until
     /// `exitsyscall` wins the CAS back to Running, or sysmon retakes it.
     Syscall = 3,
+}
+
+impl PStatus {
+    pub(crate) fn of_word(word: u64) -> PStatus {
+        match word as u8 {
+            0 => PStatus::Idle,
+            1 => PStatus::Running,
+            2 => PStatus::Takeover,
+            _ => PStatus::Syscall,
+        }
+    }
+
+    /// `word` with its state replaced by `self` (same generation).
+    pub(crate) fn in_word(self, word: u64) -> u64 {
+        (word & !0xff) | self as u64
+    }
 }
 
 #[repr(align(128))]
@@ -41,7 +61,12 @@ pub(crate) struct P {
     /// A G readied by the running G, run next and inheriting the time slice.
     /// Holds an `Arc<G>` as a raw pointer, or null.
     pub runnext: AtomicPtr<G>,
-    pub status: AtomicU8,
+    /// `generation << 8 | PStatus`. 56 bits of generation do not wrap.
+    pub status: AtomicU64,
+    /// Written by the owner only (hog handoff, `hog.rs`): odd while its G
+    /// runs user code, changed at every runtime entry and exit. sysmon
+    /// takes the P from a G whose tick stays odd and unchanged too long.
+    pub user_tick: AtomicU32,
     /// Incremented by the owner each time it schedules a G without inherited
     /// time; sysmon reads it to detect a G that has run too long.
     pub schedtick: AtomicU32,
@@ -94,7 +119,8 @@ impl P {
         P {
             runq: RunQueue::new(local_queue),
             runnext: AtomicPtr::new(std::ptr::null_mut()),
-            status: AtomicU8::new(PStatus::Idle as u8),
+            status: AtomicU64::new(PStatus::Idle as u64),
+            user_tick: AtomicU32::new(0),
             schedtick: AtomicU32::new(0),
             fair_tick: AtomicU32::new(0),
             syscalltick: AtomicU32::new(0),
@@ -156,28 +182,57 @@ impl P {
         unsafe { &mut *self.local.get() }
     }
 
+    /// Sets the state, keeping the generation. Only by the P's owner, in
+    /// runtime code (or under the scheduler lock for an idle P): a
+    /// takeover that sysmon began meanwhile then fails (`hog.rs`).
     pub fn set_status(&self, s: PStatus) {
-        self.status.store(s as u8, Ordering::Relaxed);
+        let w = self.status.load(Ordering::Relaxed);
+        self.status.store(s.in_word(w), Ordering::Release);
+    }
+
+    /// A new owner takes the idle P: `Running`, next generation. Returns
+    /// the word the owner checks at its runtime entries.
+    pub fn acquire(&self) -> u64 {
+        let w = self.status.load(Ordering::Relaxed);
+        let next = ((w >> 8).wrapping_add(1) << 8) | PStatus::Running as u64;
+        self.status.store(next, Ordering::Release);
+        next
+    }
+
+    /// An M takes the P back from state `from` (`exitsyscall`'s fast
+    /// path): `Running`, next generation. Returns the owner's word.
+    pub fn take_from(&self, from: PStatus) -> Option<u64> {
+        let mut w = self.status.load(Ordering::Acquire);
+        while PStatus::of_word(w) == from {
+            let next = ((w >> 8).wrapping_add(1) << 8) | PStatus::Running as u64;
+            match self.status.compare_exchange_weak(w, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(next),
+                Err(now) => w = now,
+            }
+        }
+        None
     }
 
     pub fn status(&self) -> PStatus {
-        match self.status.load(Ordering::Acquire) {
-            0 => PStatus::Idle,
-            1 => PStatus::Running,
-            2 => PStatus::User,
-            _ => PStatus::Syscall,
-        }
+        PStatus::of_word(self.status.load(Ordering::Acquire))
     }
 
     /// Whether an M is running Gs on the P (in runtime or user code).
     pub fn is_running(&self) -> bool {
-        let s = self.status.load(Ordering::Relaxed);
-        s == PStatus::Running as u8 || s == PStatus::User as u8
+        matches!(PStatus::of_word(self.status.load(Ordering::Relaxed)), PStatus::Running | PStatus::Takeover)
     }
 
-    /// Moves the status from `from` to `to` if it is `from`.
+    /// Moves the state from `from` to `to` if it is `from`, keeping the
+    /// generation.
     pub fn cas_status(&self, from: PStatus, to: PStatus) -> bool {
-        self.status.compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        let mut w = self.status.load(Ordering::Acquire);
+        while PStatus::of_word(w) == from {
+            match self.status.compare_exchange_weak(w, to.in_word(w), Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(now) => w = now,
+            }
+        }
+        false
     }
 
     /// Whether the P has runnable Gs (runnext or local queue). Racy.

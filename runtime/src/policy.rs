@@ -1,5 +1,6 @@
 //! Scheduling policy knobs. `Policy::default()` is Go's behaviour except
-//! for `runnext_wake` (goro defers the wake-up; see [`RunnextWake`]); each
+//! for `runnext_wake` (goro defers the wake-up; see [`RunnextWake`]) and
+//! `hog_handoff` (goro's stand-in for Go's asynchronous preemption); each
 //! field switches one rule so the policy lab can measure what it is worth.
 
 use std::time::Duration;
@@ -38,7 +39,8 @@ pub enum Retake {
 }
 
 /// The scheduling rules of a runtime. Every field defaults to Go's choice
-/// except `runnext_wake` (and `hog_handoff`, a goro extension, off).
+/// except `runnext_wake`, and `hog_handoff` (a goro extension, on: it
+/// stands in for Go's signal-based preemption and its syscall wrappers).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     /// A readied or spawned G goes to its P's `runnext` slot and runs next,
@@ -59,10 +61,16 @@ pub struct Policy {
     pub syscall_retake: Retake,
     /// A G that has run this long yields at its next runtime call (Go: 10 ms).
     pub time_slice: Duration,
-    /// goro extension: sysmon moves the P of a G that runs past the time
-    /// slice without a preemption point to another M (more threads; see
-    /// ARCHITECTURE.md).
+    /// goro extension (on by default): sysmon takes the P of a G that has
+    /// run user code for `hog_threshold` without a runtime call (a tight
+    /// loop, or a blocking call goro was not told about) and hands it to
+    /// another M, so the P's other Gs go on; the G keeps its thread. Off:
+    /// such a G holds its P until it next calls the runtime (Tokio's
+    /// behaviour). See `hog.rs` and ARCHITECTURE.md.
     pub hog_handoff: bool,
+    /// How long a G may run user code without a runtime call before its P
+    /// is taken (`hog_handoff`).
+    pub hog_threshold: Duration,
     /// When readying a G into an empty `runnext` slot wakes an idle P to
     /// look for work (readying that leaves work in the local queue always
     /// wakes one). Go: at once; goro: deferred (see [`RunnextWake`]).
@@ -87,6 +95,10 @@ pub enum RunnextWake {
     Never,
 }
 
+/// `Policy::hog_threshold`'s default (see ARCHITECTURE.md for how it was
+/// chosen).
+pub const DEFAULT_HOG_THRESHOLD: Duration = Duration::from_millis(1);
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
@@ -98,7 +110,8 @@ impl Default for Policy {
             max_spinning: Spinning::HalfBusy,
             syscall_retake: Retake::After(Duration::from_micros(20)),
             time_slice: Duration::from_millis(10),
-            hog_handoff: false,
+            hog_handoff: true,
+            hog_threshold: DEFAULT_HOG_THRESHOLD,
             runnext_wake: RunnextWake::Deferred,
         }
     }

@@ -137,6 +137,9 @@ impl Sched {
         let ps: Box<[P]> = (0..procs).map(|_| P::new(cfg.policy.local_queue)).collect();
         let (idle, pidle) = Idle::new(procs);
         signal::install();
+        if cfg.policy.hog_handoff {
+            crate::hog::init();
+        }
         let s = Arc::new(Sched {
             policy: cfg.policy,
             procs,
@@ -439,9 +442,9 @@ impl Sched {
 
     /// Go's `acquirep`: M `c` now holds P `p`.
     pub(crate) fn acquirep(&self, c: &MCtx, p: usize) {
+        c.p_word.set(self.ps[p].acquire());
         c.p.set(p);
         c.m.cur_p.store(p, Ordering::Relaxed);
-        self.ps[p].set_status(PStatus::Running);
     }
 
     /// Whether one more M may start spinning (`Policy::max_spinning`).

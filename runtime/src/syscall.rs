@@ -78,7 +78,7 @@ fn with_ctx<R>(f: impl FnOnce(&MCtx) -> R) -> R {
 /// The P travels on the caller's stack, so syscalls nest and a G may park
 /// inside one and come back on another M.
 fn entersyscall(block: bool) -> Option<usize> {
-    reacquire();
+    m::reacquire_p_then_ctx();
     with_ctx(|c| {
         let sched = &c.sched;
         let p = c.p.get();
@@ -95,7 +95,9 @@ fn entersyscall(block: bool) -> Option<usize> {
         pp.syscalltick.store(pp.syscalltick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         c.p.set(NO_P);
         c.m.cur_p.store(NO_P, Ordering::Relaxed);
-        pp.status.store(PStatus::Syscall as u8, Ordering::SeqCst);
+        // Owner-only store (the P is Running, ours): keeps the generation.
+        let w = pp.status.load(Ordering::Relaxed);
+        pp.status.store(PStatus::Syscall.in_word(w), Ordering::SeqCst);
         crate::trace::instant(
             &sched.tracer,
             "syscall enter",
@@ -131,8 +133,9 @@ fn exitsyscall(p: usize) {
             g.set_status(GStatus::Running);
             return true;
         }
-        if pp.cas_status(PStatus::Syscall, PStatus::Running) {
+        if let Some(word) = pp.take_from(PStatus::Syscall) {
             // Fast path: nobody took the P.
+            c.p_word.set(word);
             c.p.set(p);
             c.m.cur_p.store(p, Ordering::Relaxed);
             Counters::bump(&pp.counters.syscall_fast_exits);
@@ -162,24 +165,12 @@ fn acquire_idle_p(c: &MCtx, prefer: Option<usize>) -> bool {
     }
 }
 
-/// Called at every runtime entry from a G when hog handoff is on: makes sure
-/// the M still holds its P, in `Running` status. If sysmon took the P while
-/// the G ran user code, gets another one or waits for one (the G may resume
-/// on another M: callers re-read the thread context afterwards).
-#[inline]
-pub(crate) fn reacquire() {
-    m::reacquire_p_then_ctx();
-}
-
+/// A G whose P sysmon took while it ran user code (`hog.rs`) is back in
+/// the runtime: it gets an idle P, or waits for one like a G returning
+/// from a system call (it may resume on another M: callers re-read the
+/// thread context afterwards).
 #[cold]
-pub(crate) fn reacquire_slow(c: &MCtx) {
-    c.in_user.set(false);
-    let p = c.p.get();
-    if c.sched.ps[p].cas_status(PStatus::User, PStatus::Running) {
-        return;
-    }
-    // sysmon handed our P to another M.
-    c.p.set(NO_P);
+pub(crate) fn reacquire_after_takeover(c: &MCtx) {
     if !acquire_idle_p(c, None) {
         wait_for_p();
     }
@@ -195,12 +186,3 @@ fn wait_for_p() {
     unsafe { m::switch_out_of(m::current_g_ptr(), Switch::NeedP) }
 }
 
-/// Back to user code after a runtime call (hog handoff on): the P becomes
-/// takeable by sysmon again.
-pub(crate) fn enter_user(c: &MCtx) {
-    let p = c.p.get();
-    if p != NO_P && !c.curg.get().is_null() {
-        c.in_user.set(true);
-        c.sched.ps[p].status.store(PStatus::User as u8, Ordering::Release);
-    }
-}

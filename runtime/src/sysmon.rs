@@ -127,6 +127,9 @@ struct PSeen {
     /// The P's `scheduled` count when sysmon last saw a deferred runnext
     /// wake-up pending on it.
     wake_pending_at: Option<u64>,
+    /// The P's `user_tick` (hog handoff), and since when sysmon has seen it.
+    user_tick: u32,
+    user_since: Instant,
 }
 
 fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
@@ -136,7 +139,15 @@ fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
     let mut deadlock_seen = None;
     let now = Instant::now();
     let mut seen: Vec<PSeen> = (0..sched.procs)
-        .map(|_| PSeen { schedtick: 0, schedwhen: now, syscalltick: 0, syscallwhen: now, wake_pending_at: None })
+        .map(|_| PSeen {
+            schedtick: 0,
+            schedwhen: now,
+            syscalltick: 0,
+            syscallwhen: now,
+            wake_pending_at: None,
+            user_tick: 0,
+            user_since: now,
+        })
         .collect();
     let mut delay = MIN_DELAY;
     let mut idle = 0u32;
@@ -166,7 +177,7 @@ fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
         if crate::dump::check_deadlock(&sched, &mut deadlock_seen) {
             crate::dump::report_deadlock(&sched);
         }
-        let (acted, soon) = retake(&sched, &mut seen, now);
+        let (acted, recheck) = retake(&sched, &mut seen, now);
         if trimming || now.duration_since(last_trim) >= TRIM_PERIOD {
             // A bounded batch per round: the rest of sysmon's work (retake,
             // preemption, deadlock, netpoll) never waits behind a big trim.
@@ -182,19 +193,21 @@ fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
             idle = idle.saturating_add(1);
         }
         delay = if idle < IDLE_ROUNDS { MIN_DELAY } else { (delay * 2).min(MAX_DELAY) };
-        if soon {
-            delay = delay.min(PENDING_WAKE_RECHECK);
+        if let Some(d) = recheck {
+            delay = delay.min(d.max(MIN_DELAY));
         }
     }
 }
 
 /// Go's `retake`: one round over the Ps. Returns whether sysmon acted (or
-/// is about to), and whether it wants to look again soon (a deferred
-/// wake-up it may have to do).
-fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, bool) {
+/// is about to), and how soon it wants to look again, if sooner than its
+/// back-off would (a deferred wake-up it may have to do, a G that may be
+/// hogging its P).
+fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, Option<Duration>) {
     let slice = sched.policy.time_slice;
     let mut acted = false;
-    let mut soon = false;
+    let mut recheck: Option<Duration> = None;
+    let mut soon = |d: Duration| recheck = Some(recheck.map_or(d, |r| r.min(d)));
     for (i, s) in seen.iter_mut().enumerate() {
         let p = &sched.ps[i];
         let status = p.status();
@@ -249,10 +262,32 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, bool) 
                 acted = true;
             } else {
                 s.wake_pending_at = Some(scheduled);
-                soon = true;
+                soon(PENDING_WAKE_RECHECK);
             }
         } else {
             s.wake_pending_at = None;
+        }
+        if sched.policy.hog_handoff && status == PStatus::Running {
+            // A G in user code (odd tick) that has not entered the runtime
+            // since sysmon first saw it there, for the threshold: take the
+            // P (`hog.rs`). The G keeps its M; the P goes to another.
+            let threshold = sched.policy.hog_threshold;
+            let t = p.user_tick.load(Ordering::Acquire);
+            if t & 1 == 0 || t != s.user_tick {
+                s.user_tick = t;
+                s.user_since = now;
+                // Look again in time for a G that starts hogging now.
+                soon(if t & 1 == 0 { threshold / 2 } else { threshold });
+            } else if now.duration_since(s.user_since) < threshold {
+                soon(threshold - now.duration_since(s.user_since));
+            } else if crate::hog::take(p, t) {
+                SchedCounters::bump(&sched.counters.hog_handoffs);
+                crate::trace::instant(&sched.tracer, "hog handoff", format_args!(r#""p":{i}"#));
+                sched.handoffp(i);
+                s.schedwhen = now;
+                acted = true;
+                continue;
+            }
         }
         let t = p.schedtick.load(Ordering::Relaxed);
         if t != s.schedtick {
@@ -267,14 +302,6 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, bool) 
             p.preempt.store(true, Ordering::Relaxed);
             acted = true;
         }
-        if sched.policy.hog_handoff && status == PStatus::User && p.cas_status(PStatus::User, PStatus::Idle) {
-            // The hog keeps its M; its P goes to another M.
-            SchedCounters::bump(&sched.counters.hog_handoffs);
-            crate::trace::instant(&sched.tracer, "hog handoff", format_args!(r#""p":{i}"#));
-            sched.handoffp(i);
-            s.schedwhen = now;
-            acted = true;
-        }
     }
-    (acted, soon)
+    (acted, recheck)
 }
