@@ -101,6 +101,11 @@ fn policy() -> Policy {
         Ok("deferred") | Err(_) => {}
         Ok(other) => panic!("GORO_BENCH_RUNNEXT_WAKE={other}: expected immediate, deferred or never"),
     }
+    match std::env::var("GORO_BENCH_HOG_HANDOFF").as_deref() {
+        Ok("off") => p.hog_handoff = false,
+        Ok("on") | Err(_) => {}
+        Ok(other) => panic!("GORO_BENCH_HOG_HANDOFF={other}: expected on or off"),
+    }
     p
 }
 

@@ -720,7 +720,8 @@ fn a_global_g_runs_within_61_schedules_on_a_busy_p() {
 #[test]
 fn a_thief_takes_queued_gs_and_runnext_only_from_a_stuck_p() {
     fn run(steal_runnext: bool) -> (Option<usize>, Option<usize>) {
-        let policy = Policy { steal_runnext, ..Policy::default() };
+        // Hog handoff off: the P must stay stuck behind its computing G.
+        let policy = Policy { steal_runnext, hog_handoff: false, ..Policy::default() };
         // SAFETY: the test's Gs keep no thread-local state across switch points.
         let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
         rt.block_on(move || {

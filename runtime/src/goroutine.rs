@@ -224,6 +224,7 @@ where
             s.wakep();
         }
     }
+    m::back_to_user();
     Ok(g)
 }
 

@@ -57,7 +57,7 @@ pub(crate) fn enter_user(c: &MCtx) {
         return;
     }
     c.in_user.set(true);
-    takeover::owner_leave(&c.sched.ps[p].user_tick);
+    takeover::owner_leave(&c.sched.ps[p].user.tick);
 }
 
 /// The owner, at a runtime entry after `enter_user`: whether it still
@@ -67,7 +67,7 @@ pub(crate) fn enter_runtime(c: &MCtx) -> bool {
     c.in_user.set(false);
     let pp = &c.sched.ps[c.p.get()];
     let mine = c.p_word.get();
-    if takeover::owner_enter(&pp.status, &pp.user_tick, mine, PStatus::Takeover.in_word(mine)) {
+    if takeover::owner_enter(&pp.status, &pp.user.tick, mine, PStatus::Takeover.in_word(mine)) {
         return true;
     }
     c.p.set(NO_P);
@@ -80,12 +80,12 @@ pub(crate) fn enter_runtime(c: &MCtx) -> bool {
 /// P is `Idle` and the caller must hand it off.
 pub(crate) fn take(pp: &P, tick: u32) -> bool {
     let word = pp.status.load(Ordering::Acquire);
-    if PStatus::of_word(word) != PStatus::Running || pp.user_tick.load(Ordering::Acquire) != tick {
+    if PStatus::of_word(word) != PStatus::Running || pp.user.tick.load(Ordering::Acquire) != tick {
         return false;
     }
     takeover::sysmon_take(
         &pp.status,
-        &pp.user_tick,
+        &pp.user.tick,
         tick,
         word,
         PStatus::Takeover.in_word(word),

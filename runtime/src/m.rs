@@ -195,6 +195,11 @@ pub(crate) struct MCtx {
     /// The held P's status word as this M acquired it (state Running, its
     /// generation): a runtime entry checks that the P still has it.
     pub p_word: Cell<u64>,
+    /// Runtime calls the running G has made since it readied a G into
+    /// `runnext` with the wake-up deferred (`RunnextWake::Deferred`): at
+    /// the second, the wake-up is due. Counted here, not on the P, so
+    /// that counting writes no shared memory.
+    pub wake_calls: Cell<u8>,
     /// The M is the poller M handing out what its blocking poll found: Gs
     /// it readies are queued without waking other Ms, because this M takes
     /// an idle P itself right after (Go's `findrunnable` after `netpoll`).
@@ -219,11 +224,25 @@ impl MCtx {
             rng: Cell::new(seed()),
             in_user: Cell::new(false),
             p_word: Cell::new(0),
+            wake_calls: Cell::new(0),
             poll_dispatch: Cell::new(false),
             lockedg: Cell::new(std::ptr::null()),
             exit_thread: Cell::new(false),
             trace: Default::default(),
         }
+    }
+
+    /// A runtime call of the running G: counts it if a deferred runnext
+    /// wake-up is pending on P `pp`, and says whether the wake-up is due
+    /// (the readier went on running instead of switching to the G).
+    #[inline]
+    pub(crate) fn wake_call_due(&self, pp: &crate::p::P) -> bool {
+        if pp.wake_pending.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let n = self.wake_calls.get() + 1;
+        self.wake_calls.set(n);
+        n >= 2
     }
 
     pub fn rand(&self) -> u32 {
@@ -413,7 +432,7 @@ pub fn preempt_point() {
 /// instead of two.
 #[inline]
 pub fn preempt_point_in_runtime() -> Option<RuntimeId> {
-    let c = reacquire_p_then_ctx();
+    let c = ctx_ptr();
     if c.is_null() {
         return None;
     }
@@ -428,21 +447,75 @@ pub fn preempt_point_in_runtime() -> Option<RuntimeId> {
         return id;
     }
     let pp = &c.sched.ps[p];
+    if !c.in_user.get() {
+        return preempt_checks(c, pp, id);
+    }
+    // Hog handoff is on and the G is in user code (`hog.rs`): stay there,
+    // with loads only, unless the P has something for us or was taken;
+    // then enter the runtime properly.
+    if !pp.preempt.load(Ordering::Relaxed) && pp.status.load(Ordering::Relaxed) == c.p_word.get() {
+        if !c.wake_call_due(pp) {
+            // Progress, for sysmon: this G calls the runtime.
+            let calls = &pp.user.calls;
+            calls.store(calls.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            return id;
+        }
+        // Counted already: `preempt_checks` will count it again.
+        c.wake_calls.set(c.wake_calls.get() - 1);
+    }
+    preempt_point_entering(c)
+}
+
+/// What the preemption point does for a G in the runtime (or with hog
+/// handoff off): yield if the time slice is used up, pay a deferred
+/// runnext wake-up that fell due.
+#[inline]
+fn preempt_checks(c: &MCtx, pp: &crate::p::P, id: Option<RuntimeId>) -> Option<RuntimeId> {
     if pp.preempt.load(Ordering::Relaxed) {
         pp.preempt.store(false, Ordering::Relaxed);
         Counters::bump(&pp.counters.preemptions);
         switch_out(Switch::Preempt);
         return current_runtime();
     }
-    if pp.wake_due() {
+    if c.wake_call_due(pp) {
         // A G this one readied into `runnext` still waits (RunnextWake::Deferred).
+        pp.clear_wake_pending();
         c.sched.wakep_for_local();
     }
-    if c.sched.policy.hog_handoff {
-        // Back to user code: the P may be taken again.
+    id
+}
+
+/// `preempt_point_in_runtime` for a G in user code whose P needs it: enters
+/// the runtime (getting a P back if sysmon took it), does what the P asks,
+/// and goes back to user code.
+#[cold]
+fn preempt_point_entering(c: &MCtx) -> Option<RuntimeId> {
+    let id = Some(RuntimeId::of(&c.sched));
+    if !crate::hog::enter_runtime(c) {
+        // Switches out until an M with a P runs the G; `execute` puts it
+        // back in user code.
+        crate::syscall::reacquire_after_takeover(c);
+        return current_runtime();
+    }
+    let id = preempt_checks(c, &c.sched.ps[c.p.get()], id);
+    back_to_user();
+    id
+}
+
+/// The end of a runtime section that touched the P (`hog.rs`): the G goes
+/// back to user code, where sysmon may take the P. Nothing when the G is
+/// already there, hog handoff is off, or this is no G.
+#[inline]
+pub(crate) fn back_to_user() {
+    let c = ctx_ptr();
+    if c.is_null() {
+        return;
+    }
+    // SAFETY: a non-null context is this thread's live MCtx.
+    let c = unsafe { &*c };
+    if !c.in_user.get() && c.sched.policy.hog_handoff {
         crate::hog::enter_user(c);
     }
-    id
 }
 
 /// Set while the shutdown thread unwinds parked Gs: their panic boundary

@@ -55,6 +55,29 @@ impl PStatus {
     }
 }
 
+/// Where the owner's G is, for hog handoff (`hog.rs`).
+pub(crate) struct UserMarks {
+    /// Odd while the G runs user code; changed at every runtime section's
+    /// entry and exit. The takeover's safety rests on it: sysmon takes the
+    /// P only while it stays odd and unchanged.
+    pub tick: AtomicU32,
+    /// Bumped at every runtime call that needs no section (a hint of
+    /// progress: a G that calls the runtime often is no hog, even if no
+    /// call touches the P). A stray bump can only delay a takeover.
+    pub calls: AtomicU32,
+}
+
+/// A value on a cache line (pair) of its own.
+#[repr(align(128))]
+pub(crate) struct OwnLine<T>(pub T);
+
+impl<T> std::ops::Deref for OwnLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 #[repr(align(128))]
 pub(crate) struct P {
     pub runq: RunQueue<G>,
@@ -63,10 +86,10 @@ pub(crate) struct P {
     pub runnext: AtomicPtr<G>,
     /// `generation << 8 | PStatus`. 56 bits of generation do not wrap.
     pub status: AtomicU64,
-    /// Written by the owner only (hog handoff, `hog.rs`): odd while its G
-    /// runs user code, changed at every runtime entry and exit. sysmon
-    /// takes the P from a G whose tick stays odd and unchanged too long.
-    pub user_tick: AtomicU32,
+    /// Hog handoff's marks, written by the owner (`hog.rs`), on a line of
+    /// their own: they are written at runtime calls, and thieves read
+    /// `runnext` and the queue all the time.
+    pub user: OwnLine<UserMarks>,
     /// Incremented by the owner each time it schedules a G without inherited
     /// time; sysmon reads it to detect a G that has run too long.
     pub schedtick: AtomicU32,
@@ -79,9 +102,9 @@ pub(crate) struct P {
     /// Set by sysmon: the running G yields at its next preemption point.
     pub preempt: AtomicBool,
     /// `RunnextWake::Deferred`: a G went into an empty `runnext` without
-    /// waking an idle P (1), and the readier has since made one runtime
-    /// call (2); the next one wakes. Cleared when `runnext` is taken.
-    /// Written by the owner; sysmon reads it.
+    /// waking an idle P (1; the readier's M counts its runtime calls from
+    /// there, `MCtx::wake_calls`). Cleared when `runnext` is taken or the
+    /// wake-up is paid. Written by the owner; sysmon reads it.
     pub wake_pending: AtomicU8,
     pub timers: Mutex<TimerHeap>,
     /// Earliest timer deadline (ns since the runtime epoch), `u64::MAX` if none.
@@ -120,7 +143,7 @@ impl P {
             runq: RunQueue::new(local_queue),
             runnext: AtomicPtr::new(std::ptr::null_mut()),
             status: AtomicU64::new(PStatus::Idle as u64),
-            user_tick: AtomicU32::new(0),
+            user: OwnLine(UserMarks { tick: AtomicU32::new(0), calls: AtomicU32::new(0) }),
             schedtick: AtomicU32::new(0),
             fair_tick: AtomicU32::new(0),
             syscalltick: AtomicU32::new(0),
@@ -150,23 +173,6 @@ impl P {
     pub fn clear_wake_pending(&self) {
         if self.wake_pending.load(Ordering::Relaxed) != 0 {
             self.wake_pending.store(0, Ordering::Relaxed);
-        }
-    }
-
-    /// The owner, at a runtime call of the running G: advances a deferred
-    /// wake-up; `true` when it is due (the readier kept running).
-    #[inline]
-    pub fn wake_due(&self) -> bool {
-        match self.wake_pending.load(Ordering::Relaxed) {
-            0 => false,
-            1 => {
-                self.wake_pending.store(2, Ordering::Relaxed);
-                false
-            }
-            _ => {
-                self.wake_pending.store(0, Ordering::Relaxed);
-                true
-            }
         }
     }
 

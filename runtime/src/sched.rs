@@ -214,6 +214,7 @@ impl Sched {
             let p = c.p.get();
             if p != NO_P && std::ptr::eq(&*c.sched, &*g.sched) {
                 c.sched.ready_local(c, p, g, next);
+                m::back_to_user();
                 return;
             }
         }
@@ -240,7 +241,10 @@ impl Sched {
         }
         match self.policy.runnext_wake {
             RunnextWake::Immediate => self.wakep_for_local(),
-            RunnextWake::Deferred => pp.wake_pending.store(1, Ordering::Relaxed),
+            RunnextWake::Deferred => {
+                pp.wake_pending.store(1, Ordering::Relaxed);
+                c.wake_calls.set(0);
+            }
             RunnextWake::Never => {}
         }
     }
@@ -835,6 +839,7 @@ impl Sched {
                 self.poller.wake();
             }
         }
+        m::back_to_user();
     }
 
     /// Go's `stealWork`: up to 4 rounds over the other Ps in random order;

@@ -59,6 +59,7 @@ fn run_syscall<R>(f: impl FnOnce() -> R, block: bool) -> R {
     // exit the syscall, then resume it.
     let r = catch_unwind(AssertUnwindSafe(f));
     exitsyscall(p);
+    m::back_to_user();
     match r {
         Ok(v) => v,
         Err(p) => resume_unwind(p),
@@ -185,4 +186,3 @@ fn wait_for_p() {
     // on its own stack.
     unsafe { m::switch_out_of(m::current_g_ptr(), Switch::NeedP) }
 }
-

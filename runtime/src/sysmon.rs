@@ -127,8 +127,10 @@ struct PSeen {
     /// The P's `scheduled` count when sysmon last saw a deferred runnext
     /// wake-up pending on it.
     wake_pending_at: Option<u64>,
-    /// The P's `user_tick` (hog handoff), and since when sysmon has seen it.
+    /// The P's user marks (hog handoff: tick and calls), and since when
+    /// sysmon has seen them unchanged.
     user_tick: u32,
+    user_calls: u32,
     user_since: Instant,
 }
 
@@ -146,6 +148,7 @@ fn run(sched: Arc<Sched>, schedtrace: Option<(Duration, bool)>) {
             syscallwhen: now,
             wake_pending_at: None,
             user_tick: 0,
+            user_calls: 0,
             user_since: now,
         })
         .collect();
@@ -272,9 +275,11 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, Option
             // since sysmon first saw it there, for the threshold: take the
             // P (`hog.rs`). The G keeps its M; the P goes to another.
             let threshold = sched.policy.hog_threshold;
-            let t = p.user_tick.load(Ordering::Acquire);
-            if t & 1 == 0 || t != s.user_tick {
+            let t = p.user.tick.load(Ordering::Acquire);
+            let calls = p.user.calls.load(Ordering::Relaxed);
+            if t & 1 == 0 || t != s.user_tick || calls != s.user_calls {
                 s.user_tick = t;
+                s.user_calls = calls;
                 s.user_since = now;
                 // Look again in time for a G that starts hogging now.
                 soon(if t & 1 == 0 { threshold / 2 } else { threshold });

@@ -211,7 +211,9 @@ pub(crate) fn next_timer(ps: &[P]) -> u64 {
 /// called from a plain thread).
 pub fn add_timer(when: Instant, action: TimerAction) -> TimerHandle {
     let (sched, p) = m::current_sched_and_p();
-    add_timer_on(&sched, p, when, action)
+    let h = add_timer_on(&sched, p, when, action);
+    m::back_to_user();
+    h
 }
 
 /// The longest wait goro arms a timer for: a duration past it means

@@ -53,7 +53,11 @@ struct P {
 fn run(weak: bool) {
     atomic::WEAK.with(|w| w.set(weak));
     loom::model(move || {
-        let p = Arc::new(P { status: AtomicU64::new(GEN | RUNNING), user_tick: AtomicU32::new(0), local: UnsafeCell::new(0) });
+        let p = Arc::new(P {
+            status: AtomicU64::new(GEN | RUNNING),
+            user_tick: AtomicU32::new(0),
+            local: UnsafeCell::new(0),
+        });
         // The owner used the P, then its G went to user code.
         p.local.with_mut(|l| unsafe { *l += 1 });
         takeover::owner_leave(&p.user_tick);
