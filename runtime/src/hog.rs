@@ -57,7 +57,9 @@ pub(crate) fn enter_user(c: &MCtx) {
         return;
     }
     c.in_user.set(true);
-    takeover::owner_leave(&c.sched.ps[p].user.tick);
+    // SAFETY: `pp` is the held P while `p` is set (`MCtx::pp`).
+    let pp = unsafe { &*c.pp.get() };
+    takeover::owner_leave(&pp.user.tick);
 }
 
 /// The owner, at a runtime entry after `enter_user`: whether it still
@@ -65,7 +67,10 @@ pub(crate) fn enter_user(c: &MCtx) {
 #[inline]
 pub(crate) fn enter_runtime(c: &MCtx) -> bool {
     c.in_user.set(false);
-    let pp = &c.sched.ps[c.p.get()];
+    // SAFETY: `in_user` was set, so the M holds the P `pp` points to
+    // (`MCtx::pp`), or held it until sysmon took it: Ps live as long as
+    // their runtime, which the context keeps alive.
+    let pp = unsafe { &*c.pp.get() };
     let mine = c.p_word.get();
     if takeover::owner_enter(&pp.status, &pp.user.tick, mine, PStatus::Takeover.in_word(mine)) {
         return true;

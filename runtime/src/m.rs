@@ -195,6 +195,10 @@ pub(crate) struct MCtx {
     /// The held P's status word as this M acquired it (state Running, its
     /// generation): a runtime entry checks that the P still has it.
     pub p_word: Cell<u64>,
+    /// The held P itself, set with `p` whenever `p` is set to a P (so
+    /// valid whenever `p` is not `NO_P`): the hot paths of hog handoff use
+    /// it instead of indexing the runtime's Ps.
+    pub pp: Cell<*const crate::p::P>,
     /// Runtime calls the running G has made since it readied a G into
     /// `runnext` with the wake-up deferred (`RunnextWake::Deferred`): at
     /// the second, the wake-up is due. Counted here, not on the P, so
@@ -224,6 +228,7 @@ impl MCtx {
             rng: Cell::new(seed()),
             in_user: Cell::new(false),
             p_word: Cell::new(0),
+            pp: Cell::new(std::ptr::null()),
             wake_calls: Cell::new(0),
             poll_dispatch: Cell::new(false),
             lockedg: Cell::new(std::ptr::null()),
@@ -446,10 +451,12 @@ pub fn preempt_point_in_runtime() -> Option<RuntimeId> {
     if p == NO_P {
         return id;
     }
-    let pp = &c.sched.ps[p];
     if !c.in_user.get() {
-        return preempt_checks(c, pp, id);
+        return preempt_checks(c, &c.sched.ps[p], id);
     }
+    // SAFETY: `pp` is the held P while `p` is set (see `MCtx::pp`); Ps live
+    // as long as their runtime, which the context keeps alive.
+    let pp = unsafe { &*c.pp.get() };
     // Hog handoff is on and the G is in user code (`hog.rs`): stay there,
     // with loads only, unless the P has something for us or was taken;
     // then enter the runtime properly.

@@ -214,7 +214,9 @@ impl Sched {
             let p = c.p.get();
             if p != NO_P && std::ptr::eq(&*c.sched, &*g.sched) {
                 c.sched.ready_local(c, p, g, next);
-                m::back_to_user();
+                if c.sched.policy.hog_handoff {
+                    crate::hog::enter_user(c);
+                }
                 return;
             }
         }
@@ -447,6 +449,7 @@ impl Sched {
     /// Go's `acquirep`: M `c` now holds P `p`.
     pub(crate) fn acquirep(&self, c: &MCtx, p: usize) {
         c.p_word.set(self.ps[p].acquire());
+        c.pp.set(&self.ps[p]);
         c.p.set(p);
         c.m.cur_p.store(p, Ordering::Relaxed);
     }

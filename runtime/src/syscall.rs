@@ -137,6 +137,7 @@ fn exitsyscall(p: usize) {
         if let Some(word) = pp.take_from(PStatus::Syscall) {
             // Fast path: nobody took the P.
             c.p_word.set(word);
+            c.pp.set(pp);
             c.p.set(p);
             c.m.cur_p.store(p, Ordering::Relaxed);
             Counters::bump(&pp.counters.syscall_fast_exits);
