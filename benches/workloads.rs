@@ -29,12 +29,14 @@ const ALL: &[&str] = &[
     "parked_memory",
     "syscall_handoff",
     "hog",
+    "hidden_block",
+    "blocked_pingpong",
     "echo",
 ];
 
 use goro_workloads::schedload;
 use goro_workloads::sysload;
-use sysload::SysSize;
+use sysload::{HiddenSize, SysSize};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -138,9 +140,34 @@ fn run_child(name: &str, procs: Option<usize>) {
         }
         "hog" => {
             let hog = |policy: &Policy, spinners| sysload::hog(&sysload::runtime(policy), SysSize::FULL, spinners);
+            let no_handoff = Policy { hog_handoff: false, ..policy() };
             println!("hog_baseline {:.1} ms", hog(&policy(), 0));
             println!("hog {:.1} ms", hog(&policy(), 2));
-            println!("hog_with_handoff {:.1} ms", hog(&Policy { hog_handoff: true, ..policy() }, 2));
+            println!("hog_no_handoff {:.1} ms", hog(&no_handoff, 2));
+        }
+        "hidden_block" => {
+            let p99 = |policy: &Policy, blockers| {
+                let size = HiddenSize { blockers, ..HiddenSize::FULL };
+                sysload::quantile(&sysload::hidden_block(&sysload::runtime(policy), size), 0.99)
+            };
+            let no_handoff = Policy { hog_handoff: false, ..policy() };
+            println!("hidden_block_baseline_p99 {:.1} us", p99(&policy(), 0));
+            println!("hidden_block_p99 {:.1} us", p99(&policy(), HiddenSize::FULL.blockers));
+            println!("hidden_block_no_handoff_p99 {:.1} us", p99(&no_handoff, HiddenSize::FULL.blockers));
+        }
+        "blocked_pingpong" => {
+            let rate = |policy: &Policy, sleeper| {
+                // SAFETY: the workload's Gs keep no thread-local state across switch points.
+                let rt = unsafe { Runtime::builder().procs(1).policy(policy.clone()).build() }.unwrap();
+                sysload::blocked_pingpong(&rt, 1000, Duration::from_secs(1), sleeper)
+            };
+            let alone = rate(&policy(), false);
+            let with = rate(&policy(), true);
+            let no_handoff = rate(&Policy { hog_handoff: false, ..policy() }, true);
+            println!("blocked_pingpong_alone {alone:.0} trips/s");
+            println!("blocked_pingpong {with:.0} trips/s");
+            println!("blocked_pingpong_ratio {:.3} x", with / alone);
+            println!("blocked_pingpong_no_handoff_ratio {:.3} x", no_handoff / alone);
         }
         other => panic!("unknown workload {other}"),
     }

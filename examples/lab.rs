@@ -22,7 +22,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use goro_workloads::schedload;
 use goro_workloads::sysload;
-use sysload::SysSize;
+use sysload::{HiddenSize, SysSize};
 
 /// A named change to goro's default policy.
 struct Variant {
@@ -56,7 +56,9 @@ fn variants() -> Vec<Variant> {
             p.syscall_retake = Retake::Immediate
         }),
         v("retake-never", "a syscall keeps its P until it returns", |p| p.syscall_retake = Retake::Never),
-        v("hog-handoff", "sysmon moves a hogging G's P to another M", |p| p.hog_handoff = true),
+        v("no-handoff", "a G that runs without runtime calls keeps its P (Tokio's behaviour)", |p| {
+            p.hog_handoff = false
+        }),
         v("slice-1ms", "1 ms time slice instead of 10 ms", |p| p.time_slice = Duration::from_millis(1)),
         v("runnext-no-wake", "Tokio's LIFO rule: readying into runnext wakes no idle P", |p| {
             p.runnext_wake = RunnextWake::Never
@@ -74,21 +76,19 @@ enum Size {
 struct Workload {
     name: &'static str,
     unit: &'static str,
-    /// Runs on the syscall workloads' runtime (procs = 2), not `--procs`.
-    two_procs: bool,
+    /// Runs with this many Ps, not `--procs` (the system-call workloads:
+    /// 2, or 1 for `blocked_pingpong`).
+    fixed_procs: Option<usize>,
     run: fn(&Runtime, Size) -> f64,
 }
 
 impl Workload {
-    /// A runtime for one run: the syscall workloads' own (procs = 2), or
-    /// one with `procs` Ps.
+    /// A runtime for one run: with the workload's own number of Ps, or
+    /// `procs`.
     fn runtime(&self, procs: usize, policy: &Policy) -> Runtime {
-        if self.two_procs {
-            sysload::runtime(policy)
-        } else {
-            // SAFETY: this program's Gs keep no thread-local state across switch points.
-            unsafe { Runtime::builder().procs(procs).policy(policy.clone()).build() }.expect("runtime")
-        }
+        let procs = self.fixed_procs.unwrap_or(procs);
+        // SAFETY: this program's Gs keep no thread-local state across switch points.
+        unsafe { Runtime::builder().procs(procs).policy(policy.clone()).build() }.expect("runtime")
     }
 }
 
@@ -100,12 +100,13 @@ fn pick<T>(size: Size, quick: T, full: T) -> T {
     }
 }
 
-fn sys(size: Size) -> SysSize {
+fn sys_size(size: Size) -> SysSize {
     pick(size, SysSize { chunks: 150, sleeps: 2, spin: Duration::from_millis(60), naps: 30 }, SysSize::FULL)
 }
 
 fn workloads() -> Vec<Workload> {
-    let w = |name, unit, run| Workload { name, unit, two_procs: false, run };
+    let w = |name, unit, run| Workload { name, unit, fixed_procs: None, run };
+    let sys = |name, unit, procs, run| Workload { name, unit, fixed_procs: Some(procs), run };
     vec![
         w("skynet", "ms", |rt, s| schedload::skynet(rt, pick(s, 100_000, 1_000_000))),
         w("spawn", "ns/task", |rt, s| schedload::spawn(rt, pick(s, 20_000, 100_000))),
@@ -115,8 +116,17 @@ fn workloads() -> Vec<Workload> {
         w("select4", "ns/msg", |rt, s| schedload::select4(rt, pick(s, 400_000, 4_000_000))),
         w("yield", "ns/yield", |rt, s| schedload::yields(rt, 1000, pick(s, 100, 1000))),
         w("fanout", "ms", |rt, s| fanout(rt, pick(s, 1000, 4000))),
-        Workload { name: "syscall", unit: "x", two_procs: true, run: |rt, s| sysload::syscall_handoff(rt, sys(s)).1 },
-        Workload { name: "hog", unit: "ms", two_procs: true, run: |rt, s| sysload::hog(rt, sys(s), 2) },
+        sys("syscall", "x", 2, |rt, s| sysload::syscall_handoff(rt, sys_size(s)).1),
+        sys("hog", "ms", 2, |rt, s| sysload::hog(rt, sys_size(s), 2)),
+        sys("hidden_block", "p99 µs", 2, |rt, s| {
+            let quick = HiddenSize { block: Duration::from_millis(100), naps: 30, ..HiddenSize::FULL };
+            sysload::quantile(&sysload::hidden_block(rt, pick(s, quick, HiddenSize::FULL)), 0.99)
+        }),
+        // ns per round trip beside the blocked G (lower is better).
+        sys("blocked_pingpong", "ns/rt", 1, |rt, s| {
+            let run = pick(s, Duration::from_millis(200), Duration::from_secs(1));
+            1e9 / sysload::blocked_pingpong(rt, pick(s, 200, 1000), run, true)
+        }),
     ]
 }
 
@@ -242,7 +252,7 @@ fn main() {
     }
     let total = vs.len() * ws.len() * o.runs;
     eprintln!(
-        "goro policy lab: {} workloads x {} policies x {} runs ({}), procs = {} (syscall and hog: 2)",
+        "goro policy lab: {} workloads x {} policies x {} runs ({}), procs = {} (syscall, hog, hidden_block: 2; blocked_pingpong: 1)",
         ws.len(),
         vs.len(),
         o.runs,
@@ -288,7 +298,7 @@ fn main() {
     let details = detail_tables(&vs, &ws, &cells);
     println!("\n{summary}\n{details}");
     let header = format!(
-        "# goro policy lab\n\n{} of {} runs per cell ({}), procs = {} (syscall and hog: 2), {:.0} s. \
+        "# goro policy lab\n\n{} of {} runs per cell ({}), procs = {} (syscall, hog, hidden_block: 2; blocked_pingpong: 1), {:.0} s. \
          Lower is better. Relative figures: the policy's median over default's median; \
          `~` marks a change inside default's own run-to-run spread.\n\n",
         "Median",
@@ -455,7 +465,7 @@ fn heatmap(
     root.draw(&Text::new("goro policy lab", (12, 20), text(20.0, true, BLACK, HPos::Left)))?;
     root.draw(&Text::new(
         format!(
-            "each policy's median relative to goro's defaults (lower is better); procs = {procs}, syscall and hog: 2"
+            "each policy's median relative to goro's defaults (lower is better); procs = {procs}, syscall, hog, hidden_block: 2; blocked_pingpong: 1"
         ),
         (12, 44),
         text(13.0, false, grey, HPos::Left),

@@ -168,6 +168,11 @@ impl Ms {
         self.threads.lock().unwrap().clear();
     }
 
+    /// Whether one more M may be created (`max` not reached).
+    pub(crate) fn has_room(&self) -> bool {
+        self.created.load(Ordering::Relaxed) - self.exited.load(Ordering::Relaxed) < self.max
+    }
+
     /// Ms created since the runtime started.
     pub(crate) fn created(&self) -> usize {
         self.created.load(Ordering::Relaxed)

@@ -879,6 +879,13 @@ impl Sched {
         (l.runq.len(), l.midle.len())
     }
 
+    /// Whether an M could be started for a P now without passing
+    /// `max_threads` (an idle one, or room for a new one): hog handoff
+    /// takes a P only then, since the hog keeps its own M.
+    pub(crate) fn can_start_m(&self) -> bool {
+        !self.lock().midle.is_empty() || self.ms.has_room()
+    }
+
     /// Spinning Ms and idle Ps (stats).
     pub(crate) fn spinning_and_idle(&self) -> (usize, usize) {
         (self.idle.nmspinning(), self.idle.npidle())

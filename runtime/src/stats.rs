@@ -115,8 +115,8 @@ pub struct Stats {
     pub handoffs: u64,
     /// Ps sysmon took from a G in a syscall.
     pub retakes: u64,
-    /// Ps sysmon took from a G that ran past its time slice without a
-    /// preemption point (`Policy::hog_handoff`).
+    /// Ps sysmon took from a G that ran user code for
+    /// `Policy::hog_threshold` without a runtime call (`Policy::hog_handoff`).
     pub hog_handoffs: u64,
     /// Ms that exited after idling (surplus threads).
     pub threads_exited: usize,

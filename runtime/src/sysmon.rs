@@ -285,7 +285,7 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, Option
                 soon(if t & 1 == 0 { threshold / 2 } else { threshold });
             } else if now.duration_since(s.user_since) < threshold {
                 soon(threshold - now.duration_since(s.user_since));
-            } else if crate::hog::take(p, t) {
+            } else if sched.can_start_m() && crate::hog::take(p, t) {
                 SchedCounters::bump(&sched.counters.hog_handoffs);
                 crate::trace::instant(&sched.tracer, "hog handoff", format_args!(r#""p":{i}"#));
                 sched.handoffp(i);

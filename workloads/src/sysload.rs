@@ -1,7 +1,9 @@
-//! The `syscall_handoff` and `hog` workloads of docs/workloads.md, shared by
-//! `benches/workloads.rs`, `examples/syscall_handoff.rs` and the policy lab.
+//! The `syscall_handoff`, `hog`, `hidden_block` and `blocked_pingpong`
+//! workloads of docs/workloads.md, shared by `benches/workloads.rs`,
+//! `examples/syscall_handoff.rs`, the policy lab and the tests.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -130,5 +132,110 @@ pub fn hog(rt: &Runtime, size: SysSize, spinners: usize) -> f64 {
             s.join().unwrap();
         }
         ms
+    })
+}
+
+/// How big `hidden_block` is.
+#[derive(Clone, Copy, Debug)]
+pub struct HiddenSize {
+    /// Gs that loop in `std::thread::sleep(block)`.
+    pub blockers: usize,
+    pub block: Duration,
+    /// The sleeper's `goro::sleep(nap)` calls.
+    pub naps: u32,
+    pub nap: Duration,
+}
+
+impl HiddenSize {
+    pub const FULL: HiddenSize =
+        HiddenSize { blockers: 4, block: Duration::from_millis(300), naps: 100, nap: Duration::from_millis(5) };
+}
+
+/// `hidden_block`: `size.blockers` Gs each call `std::thread::sleep(size.block)`,
+/// a blocking call the runtime is not told about, in a loop that lasts as
+/// long as the sleeper's naps would take undisturbed, while another G does
+/// `size.naps` sleeps of `size.nap`. Returns the sleeper's lateness per
+/// nap (time past the nap's end, µs), sorted.
+pub fn hidden_block(rt: &Runtime, size: HiddenSize) -> Vec<f64> {
+    rt.block_on(move || {
+        let blocks = (size.nap * size.naps).as_nanos().div_ceil(size.block.as_nanos()).max(1);
+        let blockers: Vec<_> = (0..size.blockers)
+            .map(|_| {
+                goro::go(move || {
+                    for _ in 0..blocks {
+                        std::thread::sleep(size.block);
+                    }
+                })
+            })
+            .collect();
+        let sleeper = goro::go(move || {
+            let mut late: Vec<f64> = (0..size.naps)
+                .map(|_| {
+                    let t = Instant::now();
+                    goro::sleep(size.nap);
+                    t.elapsed().saturating_sub(size.nap).as_secs_f64() * 1e6
+                })
+                .collect();
+            late.sort_by(f64::total_cmp);
+            late
+        });
+        let late = sleeper.join().unwrap();
+        for b in blockers {
+            b.join().unwrap();
+        }
+        late
+    })
+}
+
+/// The `q`-quantile of sorted samples.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+/// `blocked_pingpong`: `pairs` ping-pong pairs exchange messages for
+/// `run`, beside a G that calls `std::thread::sleep(run)` if `sleeper`.
+/// Returns round trips per second. Meant for procs = 1.
+pub fn blocked_pingpong(rt: &Runtime, pairs: usize, run: Duration, sleeper: bool) -> f64 {
+    rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let trips = Arc::new(AtomicU64::new(0));
+        let blocker = sleeper.then(|| goro::go(move || std::thread::sleep(run)));
+        let start = Instant::now();
+        let players: Vec<_> = (0..pairs)
+            .map(|_| {
+                let (ping, pong) = (goro::chan::Chan::<u64>::new(0), goro::chan::Chan::<u64>::new(0));
+                let (ping2, pong2) = (ping.clone(), pong.clone());
+                let echo = goro::go(move || {
+                    for v in ping2.iter() {
+                        if pong2.send(v).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let (stop, trips) = (stop.clone(), trips.clone());
+                let player = goro::go(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        ping.send(n).unwrap();
+                        pong.recv().unwrap();
+                        n += 1;
+                    }
+                    ping.close();
+                    trips.fetch_add(n, Ordering::Relaxed);
+                });
+                (player, echo)
+            })
+            .collect();
+        goro::sleep(run);
+        stop.store(true, Ordering::Relaxed);
+        let elapsed = start.elapsed();
+        for (player, echo) in players {
+            player.join().unwrap();
+            echo.join().unwrap();
+        }
+        if let Some(b) = blocker {
+            b.join().unwrap();
+        }
+        trips.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
     })
 }
