@@ -531,3 +531,29 @@ fn socket_timeouts_of_any_size_are_valid() {
         });
     });
 }
+
+/// Name resolution (`getaddrinfo`, which may block on DNS) runs as a
+/// `goro::syscall`: its P can be handed to another M while it waits.
+#[test]
+fn host_names_are_resolved_in_a_syscall_not_on_the_p() {
+    bounded(30, || {
+        let rt = rt(1);
+        let (tcp, udp) = rt.block_on(|| {
+            let syscalls = || goro::stats().total.syscalls;
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = l.local_addr().unwrap().port();
+            goro::go(move || drop(l.accept()));
+            let before = syscalls();
+            let c = TcpStream::connect(("localhost", port)).unwrap();
+            let tcp = syscalls() - before;
+            drop(c);
+            let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = u.local_addr().unwrap().port();
+            let before = syscalls();
+            u.send_to(b"x", ("localhost", port)).unwrap();
+            (tcp, syscalls() - before)
+        });
+        assert!(tcp >= 1, "connect resolved \"localhost\" without a syscall");
+        assert!(udp >= 1, "send_to resolved \"localhost\" without a syscall");
+    });
+}

@@ -215,10 +215,18 @@ impl fmt::Debug for TcpStream {
     }
 }
 
+/// `addr`'s addresses. A host name is looked up with `getaddrinfo(3)`,
+/// which blocks (DNS): the lookup runs as a `goro::syscall`, so that a slow
+/// one hands the G's P to another M instead of holding it (an address
+/// literal is parsed at once, and the syscall costs two stores).
+pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    goro_runtime::syscall(|| addr.to_socket_addrs().map(Iterator::collect))
+}
+
 /// Tries `f` on each address, returning the first success or the last error.
 pub(crate) fn each_addr<T>(addr: impl ToSocketAddrs, mut f: impl FnMut(SocketAddr) -> io::Result<T>) -> io::Result<T> {
     let mut last = None;
-    for a in addr.to_socket_addrs()? {
+    for a in resolve(addr)? {
         match f(a) {
             Ok(v) => return Ok(v),
             Err(e) => last = Some(e),

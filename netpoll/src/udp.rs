@@ -21,8 +21,8 @@ impl UdpSocket {
 
     /// Sends one datagram to `addr` (its first address), parking while the socket buffer is full.
     pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
-        let a = addr
-            .to_socket_addrs()?
+        let a = crate::tcp::resolve(addr)?
+            .into_iter()
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to send to"))?;
         self.fd.run(Dir::Write, |s| s.send_to(buf, a))
