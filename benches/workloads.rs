@@ -4,6 +4,9 @@
 //!     cargo bench --bench workloads -- pingpong yield
 //!     GORO_BENCH_RUNS=5 cargo bench --bench workloads
 //!
+//! Policy overrides for A/B runs: `GORO_BENCH_RUNNEXT_WAKE=immediate|never`,
+//! `GORO_BENCH_HOG_HANDOFF=off`, `GORO_BENCH_HOG_THRESHOLD_US=<µs>`.
+//!
 //! Each run of each workload is a fresh child process (this binary with
 //! `--child <name>`), so leftovers of one cannot distort another.
 
@@ -108,6 +111,10 @@ fn policy() -> Policy {
         Ok("on") | Err(_) => {}
         Ok(other) => panic!("GORO_BENCH_HOG_HANDOFF={other}: expected on or off"),
     }
+    if let Ok(us) = std::env::var("GORO_BENCH_HOG_THRESHOLD_US") {
+        let us: u64 = us.parse().expect("GORO_BENCH_HOG_THRESHOLD_US: microseconds");
+        p.hog_threshold = Duration::from_micros(us);
+    }
     p
 }
 
@@ -148,7 +155,11 @@ fn run_child(name: &str, procs: Option<usize>) {
         "hidden_block" => {
             let p99 = |policy: &Policy, blockers| {
                 let size = HiddenSize { blockers, ..HiddenSize::FULL };
-                sysload::quantile(&sysload::hidden_block(&sysload::runtime(policy), size), 0.99)
+                let late = sysload::hidden_block(&sysload::runtime(policy), size);
+                if std::env::var_os("GORO_BENCH_VERBOSE").is_some() {
+                    eprintln!("hidden_block lateness (µs), blockers {blockers}: {late:.0?}");
+                }
+                sysload::quantile(&late, 0.99)
             };
             let no_handoff = Policy { hog_handoff: false, ..policy() };
             println!("hidden_block_baseline_p99 {:.1} us", p99(&policy(), 0));

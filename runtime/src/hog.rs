@@ -10,16 +10,30 @@
 //! a G returning from a system call does. A hog costs one extra thread
 //! while it hogs, never a stalled P.
 //!
-//! # The protocol (no read-modify-write on the owner's path)
+//! # Sections: where a G is
 //!
-//! The owner M marks where its G is in the P's `user_tick`, which only it
-//! writes: odd while the G runs user code (`enter_user`), bumped to even at
-//! every runtime entry (`enter_runtime`). An entry then checks with one
-//! load that the P's status word is still the one it acquired (state
-//! `Running`, its generation): a plain store and a plain load, separated
-//! only by a compiler fence.
+//! A G is *in user code* from the moment `execute` resumes it until it
+//! next needs its P; runtime code that touches the P (readying a G onto
+//! its queue, spawning, arming a timer, parking, a syscall's entry and
+//! exit, a preemption that is due) is a *section*: it begins with an entry
+//! (`m::reacquire_p_then_ctx` → [`enter_runtime`]) and ends either with a
+//! switch (after which `execute` puts the next G in user code) or with
+//! [`enter_user`] (`m::back_to_user`). Runtime calls that do not touch the
+//! P (a channel operation that wakes nobody, say) stay in user code and
+//! only bump a progress counter (`P::user.calls`) in the preemption point,
+//! so that sysmon does not take the P of a G that calls the runtime often.
 //!
-//! sysmon, seeing a tick odd and unchanged for the threshold:
+//! # The takeover (no read-modify-write on the owner's path)
+//!
+//! The owner M marks sections in the P's `user.tick`, which only it
+//! writes: odd in user code ([`enter_user`]), even inside a section
+//! ([`enter_runtime`]). An entry then checks with one load that the P's
+//! status word is still the one it acquired (state `Running`, its
+//! generation): a plain store and a plain load, separated only by a
+//! compiler fence.
+//!
+//! sysmon, seeing the tick odd and neither it nor the calls counter
+//! changed for the threshold:
 //! 1. CASes the status `Running` → `Takeover` (same generation);
 //! 2. issues a process-wide memory barrier (`membarrier(2)`, which runs a
 //!    full fence on every CPU that runs one of our threads);
@@ -34,11 +48,11 @@
 //! loses finds a word of another state or generation (the P may be running
 //! again, for another M) and never touches the P again. The model of this
 //! race is `tests/loom_hog.rs` (the barrier modelled as a SeqCst fence on
-//! both sides).
+//! both sides; without the barriers loom finds the double owner).
 //!
-//! Everything that touches P state from a G goes through an entry first
-//! (`m::reacquire_p_then_ctx`), so between `enter_user` and the next entry
-//! the P is safe to take.
+//! Only the tick decides safety; the calls counter is a hint that can only
+//! delay a takeover. sysmon takes a P only if an M can be started for it
+//! (`max_threads`), and looks at running Ps at least every half threshold.
 
 use std::sync::atomic::Ordering;
 use std::sync::OnceLock;

@@ -1,6 +1,6 @@
 //! The atomics of hog handoff's takeover (`hog.rs` has the why and the
 //! callers): the owner's runtime entry and exit, and sysmon's takeover,
-//! on a P's status word and its `user_tick`. Standalone so that loom can
+//! on a P's status word and its `user.tick`. Standalone so that loom can
 //! model it (`tests/loom_hog.rs`); status words come in as arguments.
 
 use crate::atomic::{light_barrier, AtomicU32, AtomicU64, Ordering};

@@ -346,6 +346,102 @@ func hog() {
 	fmt.Printf("hog %.1f ms\n", hogRun(2))
 }
 
+// hiddenBlockRun returns the p99 lateness (µs) of a goroutine's 100
+// time.Sleeps of 5 ms while `blockers` goroutines each make blocking
+// 300 ms Nanosleeps, as long in all as the sleeps would take undisturbed.
+func hiddenBlockRun(blockers int) float64 {
+	runtime.GOMAXPROCS(2)
+	const naps, nap, block = 100, 5 * time.Millisecond, 300 * time.Millisecond
+	blocks := int((naps*nap + block - 1) / block)
+	var bw sync.WaitGroup
+	for b := 0; b < blockers; b++ {
+		bw.Add(1)
+		go func() {
+			for i := 0; i < blocks; i++ {
+				ts := syscall.Timespec{Nsec: int64(block)}
+				syscall.Nanosleep(&ts, nil)
+			}
+			bw.Done()
+		}()
+	}
+	res := make(chan float64)
+	go func() {
+		late := make([]float64, naps)
+		for i := range late {
+			t := time.Now()
+			time.Sleep(nap)
+			l := time.Since(t) - nap
+			if l < 0 {
+				l = 0
+			}
+			late[i] = float64(l.Nanoseconds()) / 1e3
+		}
+		sort.Float64s(late)
+		res <- late[min(len(late)-1, len(late)*99/100)]
+	}()
+	p99 := <-res
+	bw.Wait()
+	return p99
+}
+
+func hiddenBlock() {
+	fmt.Printf("hidden_block_baseline_p99 %.1f us\n", hiddenBlockRun(0))
+	fmt.Printf("hidden_block_p99 %.1f us\n", hiddenBlockRun(4))
+}
+
+// blockedPingpongRun returns the round trips per second of 1,000 ping-pong
+// pairs run for 1 s, beside a goroutine in a blocking 1 s Nanosleep if
+// `sleeper`.
+func blockedPingpongRun(sleeper bool) float64 {
+	runtime.GOMAXPROCS(1)
+	var stop int32
+	var trips int64
+	var wg sync.WaitGroup
+	if sleeper {
+		wg.Add(1)
+		go func() {
+			ts := syscall.Timespec{Sec: 1}
+			syscall.Nanosleep(&ts, nil)
+			wg.Done()
+		}()
+	}
+	start := time.Now()
+	for p := 0; p < 1000; p++ {
+		ping, pong := make(chan int), make(chan int)
+		wg.Add(2)
+		go func() {
+			for v := range ping {
+				pong <- v
+			}
+			wg.Done()
+		}()
+		go func() {
+			n := 0
+			for atomic.LoadInt32(&stop) == 0 {
+				ping <- n
+				<-pong
+				n++
+			}
+			close(ping)
+			atomic.AddInt64(&trips, int64(n))
+			wg.Done()
+		}()
+	}
+	time.Sleep(time.Second)
+	atomic.StoreInt32(&stop, 1)
+	el := time.Since(start)
+	wg.Wait()
+	return float64(atomic.LoadInt64(&trips)) / el.Seconds()
+}
+
+func blockedPingpong() {
+	alone := blockedPingpongRun(false)
+	with := blockedPingpongRun(true)
+	fmt.Printf("blocked_pingpong_alone %.0f trips/s\n", alone)
+	fmt.Printf("blocked_pingpong %.0f trips/s\n", with)
+	fmt.Printf("blocked_pingpong_ratio %.3f x\n", with/alone)
+}
+
 func echo() {
 	const clients, msgs = 100, 10000
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -407,7 +503,7 @@ func echo() {
 }
 
 func main() {
-	all := []string{"spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield", "chained_spawn", "timers", "parked_memory", "syscall_handoff", "hog", "echo"}
+	all := []string{"spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield", "chained_spawn", "timers", "parked_memory", "syscall_handoff", "hog", "hidden_block", "blocked_pingpong", "echo"}
 	names := os.Args[1:]
 	if len(names) == 0 {
 		names = all
@@ -439,6 +535,10 @@ func main() {
 			syscallHandoff()
 		case "hog":
 			hog()
+		case "hidden_block":
+			hiddenBlock()
+		case "blocked_pingpong":
+			blockedPingpong()
 		case "echo":
 			echo()
 		default:

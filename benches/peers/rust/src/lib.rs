@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 /// The workloads, in docs/workloads.md's order.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 15] = [
     "spawn",
     "skynet",
     "pingpong",
@@ -19,6 +19,8 @@ pub const ALL: [&str; 13] = [
     "parked_memory",
     "syscall_handoff",
     "hog",
+    "hidden_block",
+    "blocked_pingpong",
     "echo",
 ];
 
@@ -35,6 +37,18 @@ pub const TIMER_TASKS: usize = 100_000;
 pub const PARKED_TASKS: usize = 100_000;
 pub const ECHO_CLIENTS: usize = 100;
 pub const ECHO_MSGS: usize = 10_000;
+/// `hidden_block`: tasks blocked in `std::thread::sleep(HIDDEN_BLOCK)`, and
+/// the sleeper's `HIDDEN_NAPS` naps of `HIDDEN_NAP` on the runtime's timer.
+pub const HIDDEN_BLOCKERS: usize = 4;
+pub const HIDDEN_BLOCK: Duration = Duration::from_millis(300);
+pub const HIDDEN_NAPS: u32 = 100;
+pub const HIDDEN_NAP: Duration = Duration::from_millis(5);
+/// Each blocker's sleeps: as long as the naps would take undisturbed,
+/// `ceil(100 × 5 ms / 300 ms)` = 2.
+pub const HIDDEN_BLOCKS: u32 = (HIDDEN_NAP.as_nanos() * HIDDEN_NAPS as u128).div_ceil(HIDDEN_BLOCK.as_nanos()) as u32;
+/// `blocked_pingpong`: ping-pong pairs, run for `BLOCKED_RUN`.
+pub const BLOCKED_PAIRS: usize = 1000;
+pub const BLOCKED_RUN: Duration = Duration::from_secs(1);
 
 /// Prints one result line, `name value unit`.
 pub fn report(name: &str, value: f64, unit: &str) {
@@ -81,6 +95,18 @@ pub fn report_timers(wall: Duration, mut late_us: Vec<u64>) {
     late_us.sort_unstable();
     report("timers", wall.as_secs_f64() * 1e3, "ms");
     report("timers_p99_lateness", late_us[late_us.len() * 99 / 100] as f64, "us");
+}
+
+/// How late (µs) a sleep of `d` begun at `t` woke, clamped at zero.
+pub fn lateness_us(t: Instant, d: Duration) -> f64 {
+    t.elapsed().saturating_sub(d).as_secs_f64() * 1e6
+}
+
+/// The 99th percentile as goro computes it: the element at index
+/// `min(len - 1, len * 0.99)` of the sorted samples.
+pub fn p99(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[((samples.len() as f64 * 0.99) as usize).min(samples.len() - 1)]
 }
 
 /// One "~10 µs" chunk: 7,000 steps of a dependent xorshift64 chain.
@@ -144,11 +170,12 @@ pub fn echo_serve(mut c: impl std::io::Read + std::io::Write) {
 }
 
 /// How many CPUs (procs, workers) a workload is limited to: 1 for
-/// `pingpong_1p`, 2 for `syscall_handoff` and `hog`; `None`: all of them.
+/// `pingpong_1p` and `blocked_pingpong`, 2 for `syscall_handoff`, `hog` and
+/// `hidden_block`; `None`: all of them.
 pub fn procs_for(name: &str) -> Option<usize> {
     match name {
-        "pingpong_1p" => Some(1),
-        "syscall_handoff" | "hog" => Some(2),
+        "pingpong_1p" | "blocked_pingpong" => Some(1),
+        "syscall_handoff" | "hog" | "hidden_block" => Some(2),
         _ => None,
     }
 }
@@ -175,7 +202,8 @@ pub fn max_map_count() -> Option<u64> {
 pub type Task = Box<dyn FnOnce() -> f64 + Send>;
 
 /// The primitives of a blocking-style runtime, enough to write the
-/// `syscall_handoff` and `hog` workloads once for may and for threads.
+/// `syscall_handoff`, `hog` and `hidden_block` workloads once for may and
+/// for threads.
 pub struct Blocking {
     /// Starts a task; the returned closure joins it and gives its result.
     pub spawn: fn(Task) -> Box<dyn FnOnce() -> f64>,
@@ -255,5 +283,41 @@ impl Blocking {
     pub fn hog(&self) {
         report("hog_baseline", self.hog_run(0), "ms");
         report("hog", self.hog_run(2), "ms");
+    }
+
+    /// p99 lateness (µs) of a task's 100 sleeps of 5 ms while `blockers`
+    /// tasks each call `std::thread::sleep(300 ms)` twice, a blocking call
+    /// the runtime is not told about.
+    fn hidden_block_run(&self, blockers: usize) -> f64 {
+        let bs: Vec<_> = (0..blockers)
+            .map(|_| {
+                (self.spawn)(Box::new(|| {
+                    for _ in 0..HIDDEN_BLOCKS {
+                        std::thread::sleep(HIDDEN_BLOCK);
+                    }
+                    0.0
+                }))
+            })
+            .collect();
+        let sleep = self.sleep;
+        let sleeper = (self.spawn)(Box::new(move || {
+            let late = (0..HIDDEN_NAPS)
+                .map(|_| {
+                    let t = Instant::now();
+                    sleep(HIDDEN_NAP);
+                    lateness_us(t, HIDDEN_NAP)
+                })
+                .collect();
+            p99(late)
+        }));
+        let p = sleeper();
+        bs.into_iter().for_each(|b| _ = b());
+        p
+    }
+
+    /// The `hidden_block` workload: prints its two lines.
+    pub fn hidden_block(&self) {
+        report("hidden_block_baseline_p99", self.hidden_block_run(0), "us");
+        report("hidden_block_p99", self.hidden_block_run(HIDDEN_BLOCKERS), "us");
     }
 }

@@ -6,7 +6,7 @@
 //! `skynet` run without the workload's capacity bound (said in BENCHMARKS.md);
 //! may has no syscall entry, so `syscall_handoff` calls `usleep` directly.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,8 @@ fn run(name: &str) {
         "parked_memory" => parked_memory(),
         "syscall_handoff" => MAY.syscall_handoff(),
         "hog" => MAY.hog(),
+        "hidden_block" => MAY.hidden_block(),
+        "blocked_pingpong" => blocked_pingpong(),
         "echo" => echo(),
         other => not_implemented("may", other, "unknown workload"),
     }
@@ -258,6 +260,59 @@ fn parked_memory() {
     drop(txs);
     assert!(join_all(hs).into_iter().all(|closed| closed), "a parked task got a value");
     report("parked_memory", (after - before) as f64 / PARKED_TASKS as f64, "KiB/task");
+}
+
+/// Round trips per second of 1,000 ping-pong pairs run for 1 s, beside a
+/// coroutine that calls `std::thread::sleep(1 s)` if `sleeper`.
+fn blocked_pingpong_run(sleeper: bool) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let trips = Arc::new(AtomicU64::new(0));
+    let blocker = sleeper.then(|| go!(|| std::thread::sleep(BLOCKED_RUN)));
+    let start = Instant::now();
+    let pairs: Vec<_> = (0..BLOCKED_PAIRS)
+        .map(|_| {
+            let (ptx, prx) = mpsc::channel::<u64>();
+            let (qtx, qrx) = mpsc::channel::<u64>();
+            let echo = go!(move || {
+                while let Ok(v) = prx.recv() {
+                    if qtx.send(v).is_err() {
+                        break;
+                    }
+                }
+            });
+            let (stop, trips) = (stop.clone(), trips.clone());
+            let player = go!(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    ptx.send(n).unwrap();
+                    qrx.recv().unwrap();
+                    n += 1;
+                }
+                drop(ptx);
+                trips.fetch_add(n, Ordering::Relaxed);
+            });
+            (player, echo)
+        })
+        .collect();
+    coroutine::sleep(BLOCKED_RUN);
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    for (player, echo) in pairs {
+        player.join().unwrap();
+        echo.join().unwrap();
+    }
+    if let Some(b) = blocker {
+        b.join().unwrap();
+    }
+    trips.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+}
+
+fn blocked_pingpong() {
+    let alone = blocked_pingpong_run(false);
+    let with = blocked_pingpong_run(true);
+    report("blocked_pingpong_alone", alone, "trips/s");
+    report("blocked_pingpong", with, "trips/s");
+    report("blocked_pingpong_ratio", with / alone, "x");
 }
 
 fn echo() {

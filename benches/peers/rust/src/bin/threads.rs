@@ -5,8 +5,10 @@
 //! Not run, as docs/workloads.md says: `skynet` (a million threads) and
 //! `parked_memory` (100,000 parked threads); `timers` and `spawn` too, for
 //! the same reason (100,000 sleeping threads; 100,000 spawned before the
-//! first join exhaust the machine's mappings). `pingpong_1p`, `syscall_handoff` and
-//! `hog` pin the process to one or two CPUs, the threads' "procs".
+//! first join exhaust the machine's mappings). Nor `blocked_pingpong`: a
+//! blocking call holds only its own thread, so nothing shared stalls.
+//! `pingpong_1p`, `syscall_handoff`, `hog` and `hidden_block` pin the process
+//! to one or two CPUs, the threads' "procs".
 
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -27,6 +29,12 @@ fn main() {
         "chained_spawn" => chained_spawn(),
         "syscall_handoff" => THREADS.syscall_handoff(),
         "hog" => THREADS.hog(),
+        "hidden_block" => THREADS.hidden_block(),
+        "blocked_pingpong" => not_implemented(
+            "threads",
+            &name,
+            "a blocking call holds only its own OS thread, so there is no shared worker to stall (and 2,000 threads on one CPU would measure the kernel's scheduler)",
+        ),
         "echo" => echo(),
         "spawn" | "skynet" | "parked_memory" | "timers" => {
             not_implemented("threads", &name, "needs 100,000+ simultaneous OS threads")

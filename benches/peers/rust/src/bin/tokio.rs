@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ async fn run(name: &str) {
         "parked_memory" => parked_memory().await,
         "syscall_handoff" => syscall_handoff().await,
         "hog" => hog().await,
+        "hidden_block" => hidden_block().await,
+        "blocked_pingpong" => blocked_pingpong().await,
         "echo" => echo().await,
         other => not_implemented("tokio", other, "unknown workload"),
     }
@@ -313,6 +315,94 @@ async fn hog_run(spinners: usize) -> f64 {
 async fn hog() {
     report("hog_baseline", hog_run(0).await, "ms");
     report("hog", hog_run(2).await, "ms");
+}
+
+/// p99 lateness (µs) of a task's 100 `tokio::time::sleep`s of 5 ms while
+/// `blockers` tasks each call `std::thread::sleep(300 ms)` twice, blocking
+/// their worker thread.
+async fn hidden_block_run(blockers: usize) -> f64 {
+    let bs: Vec<_> = (0..blockers)
+        .map(|_| {
+            tokio::spawn(async {
+                for _ in 0..HIDDEN_BLOCKS {
+                    std::thread::sleep(HIDDEN_BLOCK);
+                }
+            })
+        })
+        .collect();
+    let sleeper = tokio::spawn(async {
+        let mut late = Vec::with_capacity(HIDDEN_NAPS as usize);
+        for _ in 0..HIDDEN_NAPS {
+            let t = Instant::now();
+            tokio::time::sleep(HIDDEN_NAP).await;
+            late.push(lateness_us(t, HIDDEN_NAP));
+        }
+        p99(late)
+    });
+    let p = sleeper.await.unwrap();
+    for b in bs {
+        b.await.unwrap();
+    }
+    p
+}
+
+async fn hidden_block() {
+    report("hidden_block_baseline_p99", hidden_block_run(0).await, "us");
+    report("hidden_block_p99", hidden_block_run(HIDDEN_BLOCKERS).await, "us");
+}
+
+/// Round trips per second of 1,000 ping-pong pairs run for 1 s, beside a
+/// task that calls `std::thread::sleep(1 s)` if `sleeper`. Channels of
+/// capacity 1, as in `pingpong`.
+async fn blocked_pingpong_run(sleeper: bool) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let trips = Arc::new(AtomicU64::new(0));
+    let blocker = sleeper.then(|| tokio::spawn(async { std::thread::sleep(BLOCKED_RUN) }));
+    let start = Instant::now();
+    let pairs: Vec<_> = (0..BLOCKED_PAIRS)
+        .map(|_| {
+            let (ptx, mut prx) = mpsc::channel::<u64>(1);
+            let (qtx, mut qrx) = mpsc::channel::<u64>(1);
+            let echo = tokio::spawn(async move {
+                while let Some(v) = prx.recv().await {
+                    if qtx.send(v).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let (stop, trips) = (stop.clone(), trips.clone());
+            let player = tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    ptx.send(n).await.unwrap();
+                    qrx.recv().await.unwrap();
+                    n += 1;
+                }
+                drop(ptx);
+                trips.fetch_add(n, Ordering::Relaxed);
+            });
+            (player, echo)
+        })
+        .collect();
+    tokio::time::sleep(BLOCKED_RUN).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    for (player, echo) in pairs {
+        player.await.unwrap();
+        echo.await.unwrap();
+    }
+    if let Some(b) = blocker {
+        b.await.unwrap();
+    }
+    trips.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+}
+
+async fn blocked_pingpong() {
+    let alone = blocked_pingpong_run(false).await;
+    let with = blocked_pingpong_run(true).await;
+    report("blocked_pingpong_alone", alone, "trips/s");
+    report("blocked_pingpong", with, "trips/s");
+    report("blocked_pingpong_ratio", with / alone, "x");
 }
 
 async fn echo() {
