@@ -122,10 +122,10 @@ fn workloads() -> Vec<Workload> {
             let quick = HiddenSize { block: Duration::from_millis(100), naps: 30, ..HiddenSize::FULL };
             sysload::quantile(&sysload::hidden_block(rt, pick(s, quick, HiddenSize::FULL)), 0.99)
         }),
-        // ns per round trip beside the blocked G (lower is better).
-        sys("blocked_pingpong", "ns/rt", 1, |rt, s| {
-            let run = pick(s, Duration::from_millis(200), Duration::from_secs(1));
-            1e9 / sysload::blocked_pingpong(rt, pick(s, 200, 1000), run, true)
+        // ms for a fixed number of round trips beside the blocked G.
+        sys("blocked_pingpong", "ms", 1, |rt, s| {
+            let block = pick(s, Duration::from_millis(100), Duration::from_secs(1));
+            sysload::blocked_pingpong_fixed(rt, pick(s, 200, 1000), pick(s, 500, 1000), block)
         }),
     ]
 }

@@ -199,7 +199,6 @@ pub fn blocked_pingpong(rt: &Runtime, pairs: usize, run: Duration, sleeper: bool
     rt.block_on(move || {
         let stop = Arc::new(AtomicBool::new(false));
         let trips = Arc::new(AtomicU64::new(0));
-        let blocker = sleeper.then(|| goro::go(move || std::thread::sleep(run)));
         let start = Instant::now();
         let players: Vec<_> = (0..pairs)
             .map(|_| {
@@ -226,6 +225,8 @@ pub fn blocked_pingpong(rt: &Runtime, pairs: usize, run: Duration, sleeper: bool
                 (player, echo)
             })
             .collect();
+        // Spawned last, so it runs next and blocks from the start of the run.
+        let blocker = sleeper.then(|| goro::go(move || std::thread::sleep(run)));
         goro::sleep(run);
         stop.store(true, Ordering::Relaxed);
         let elapsed = start.elapsed();
@@ -237,5 +238,42 @@ pub fn blocked_pingpong(rt: &Runtime, pairs: usize, run: Duration, sleeper: bool
             b.join().unwrap();
         }
         trips.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+    })
+}
+
+/// `blocked_pingpong` as a fixed amount of work, for the policy lab: ms
+/// for `pairs` ping-pong pairs to make `trips` round trips each, beside a
+/// G that calls `std::thread::sleep(block)` (spawned last, so that it runs
+/// next). Meant for procs = 1.
+pub fn blocked_pingpong_fixed(rt: &Runtime, pairs: usize, trips: u64, block: Duration) -> f64 {
+    rt.block_on(move || {
+        let start = Instant::now();
+        let players: Vec<_> = (0..pairs)
+            .map(|_| {
+                let (ping, pong) = (goro::chan::Chan::<u64>::new(0), goro::chan::Chan::<u64>::new(0));
+                let (ping2, pong2) = (ping.clone(), pong.clone());
+                let echo = goro::go(move || {
+                    for v in ping2.iter() {
+                        pong2.send(v).unwrap();
+                    }
+                });
+                let player = goro::go(move || {
+                    for n in 0..trips {
+                        ping.send(n).unwrap();
+                        assert_eq!(pong.recv().unwrap(), n);
+                    }
+                    ping.close();
+                });
+                (player, echo)
+            })
+            .collect();
+        let blocker = goro::go(move || std::thread::sleep(block));
+        for (player, echo) in players {
+            player.join().unwrap();
+            echo.join().unwrap();
+        }
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        blocker.join().unwrap();
+        ms
     })
 }

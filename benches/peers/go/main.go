@@ -397,14 +397,6 @@ func blockedPingpongRun(sleeper bool) float64 {
 	var stop int32
 	var trips int64
 	var wg sync.WaitGroup
-	if sleeper {
-		wg.Add(1)
-		go func() {
-			ts := syscall.Timespec{Sec: 1}
-			syscall.Nanosleep(&ts, nil)
-			wg.Done()
-		}()
-	}
 	start := time.Now()
 	for p := 0; p < 1000; p++ {
 		ping, pong := make(chan int), make(chan int)
@@ -424,6 +416,15 @@ func blockedPingpongRun(sleeper bool) float64 {
 			}
 			close(ping)
 			atomic.AddInt64(&trips, int64(n))
+			wg.Done()
+		}()
+	}
+	// Started last, so it runs next and blocks from the start of the run.
+	if sleeper {
+		wg.Add(1)
+		go func() {
+			ts := syscall.Timespec{Sec: 1}
+			syscall.Nanosleep(&ts, nil)
 			wg.Done()
 		}()
 	}

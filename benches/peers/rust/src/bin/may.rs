@@ -267,7 +267,6 @@ fn parked_memory() {
 fn blocked_pingpong_run(sleeper: bool) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let trips = Arc::new(AtomicU64::new(0));
-    let blocker = sleeper.then(|| go!(|| std::thread::sleep(BLOCKED_RUN)));
     let start = Instant::now();
     let pairs: Vec<_> = (0..BLOCKED_PAIRS)
         .map(|_| {
@@ -294,6 +293,8 @@ fn blocked_pingpong_run(sleeper: bool) -> f64 {
             (player, echo)
         })
         .collect();
+    // Spawned last, so it runs next and blocks from the start of the run.
+    let blocker = sleeper.then(|| go!(|| std::thread::sleep(BLOCKED_RUN)));
     coroutine::sleep(BLOCKED_RUN);
     stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed();

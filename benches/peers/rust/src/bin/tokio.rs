@@ -357,7 +357,6 @@ async fn hidden_block() {
 async fn blocked_pingpong_run(sleeper: bool) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let trips = Arc::new(AtomicU64::new(0));
-    let blocker = sleeper.then(|| tokio::spawn(async { std::thread::sleep(BLOCKED_RUN) }));
     let start = Instant::now();
     let pairs: Vec<_> = (0..BLOCKED_PAIRS)
         .map(|_| {
@@ -384,6 +383,8 @@ async fn blocked_pingpong_run(sleeper: bool) -> f64 {
             (player, echo)
         })
         .collect();
+    // Spawned last, so it runs next and blocks from the start of the run.
+    let blocker = sleeper.then(|| tokio::spawn(async { std::thread::sleep(BLOCKED_RUN) }));
     tokio::time::sleep(BLOCKED_RUN).await;
     stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed();
