@@ -50,6 +50,11 @@
 //! race is `tests/loom_hog.rs` (the barrier modelled as a SeqCst fence on
 //! both sides; without the barriers loom finds the double owner).
 //!
+//! A P taken from a hog keeps the hog's odd tick; the next owner makes it
+//! even before it publishes its generation (`takeover::acquire`), or
+//! sysmon, remembering the odd tick, would take the P from an M that is
+//! in the scheduler (modelled too).
+//!
 //! Only the tick decides safety; the calls counter is a hint that can only
 //! delay a takeover. sysmon takes a P only if an M can be started for it
 //! (`max_threads`), and looks at running Ps at least every half threshold.

@@ -29,10 +29,10 @@
 //! Work in `runnext` is the one exception the rules allow: under
 //! `RunnextWake::Deferred` a G readied into an empty `runnext` wakes no one
 //! at once, because the readier usually parks next and its M runs the G
-//! (the ping-pong case). The P records the debt (`P::wake_pending`) and
-//! pays it at the readier's next runtime call (the preemption point every
-//! runtime call passes, `m::preempt_point`, calls `wakep` if the slot is
-//! still full) or, if the readier runs on without
+//! (the ping-pong case). The P records the debt (`P::wake_pending`), the
+//! readier's M counts its runtime calls from there (`MCtx::wake_calls`),
+//! and the second one pays it (the preemption point every runtime call
+//! passes, `m::preempt_point`, calls `wakep` if the slot is still full) or, if the readier runs on without
 //! one, at sysmon's next pass over the P; either way an M is woken before
 //! the G could wait long for a P that is not coming. Work that goes behind
 //! a full `runnext` is submitted as usual (rule 1).

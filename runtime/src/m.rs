@@ -504,9 +504,10 @@ fn preempt_checks(c: &MCtx, pp: &crate::p::P, id: Option<RuntimeId>) -> Option<R
 fn preempt_point_entering(c: &MCtx) -> Option<RuntimeId> {
     let id = Some(RuntimeId::of(&c.sched));
     if !crate::hog::enter_runtime(c) {
-        // Switches out until an M with a P runs the G; `execute` puts it
-        // back in user code.
+        // Gets an idle P, or switches out until an M with a P runs the G
+        // (then `execute` has put it back in user code already).
         crate::syscall::reacquire_after_takeover(c);
+        back_to_user();
         return current_runtime();
     }
     let id = preempt_checks(c, &c.sched.ps[c.p.get()], id);

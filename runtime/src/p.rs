@@ -199,15 +199,14 @@ impl P {
     /// A new owner takes the idle P: `Running`, next generation. Returns
     /// the word the owner checks at its runtime entries.
     pub fn acquire(&self) -> u64 {
-        let w = self.status.load(Ordering::Relaxed);
-        let next = ((w >> 8).wrapping_add(1) << 8) | PStatus::Running as u64;
-        self.status.store(next, Ordering::Release);
-        next
+        crate::takeover::acquire(&self.status, &self.user.tick, PStatus::Running as u64)
     }
 
     /// An M takes the P back from state `from` (`exitsyscall`'s fast
     /// path): `Running`, next generation. Returns the owner's word.
     pub fn take_from(&self, from: PStatus) -> Option<u64> {
+        // No tick to reset: a P in `Syscall` got its G's entry mark
+        // (even) in `entersyscall`.
         let mut w = self.status.load(Ordering::Acquire);
         while PStatus::of_word(w) == from {
             let next = ((w >> 8).wrapping_add(1) << 8) | PStatus::Running as u64;

@@ -65,3 +65,19 @@ pub(crate) fn sysmon_take(
     }
     status.compare_exchange(takeover, idle, Ordering::AcqRel, Ordering::Acquire).is_ok()
 }
+
+/// A new owner takes an idle P (`P::acquire`): the tick goes even first (a
+/// P taken from a hog keeps its odd tick), then the status word of the
+/// next generation, state `running` (low byte), is published with
+/// Release; sysmon, seeing that word, sees the even tick and leaves the
+/// P alone. Returns the owner's word.
+pub(crate) fn acquire(status: &AtomicU64, tick: &AtomicU32, running: u64) -> u64 {
+    let t = tick.load(Ordering::Relaxed);
+    if t & 1 == 1 {
+        tick.store(t.wrapping_add(1), Ordering::Relaxed);
+    }
+    let w = status.load(Ordering::Relaxed);
+    let next = ((w >> 8).wrapping_add(1) << 8) | running;
+    status.store(next, Ordering::Release);
+    next
+}

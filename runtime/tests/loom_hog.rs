@@ -113,3 +113,39 @@ fn loom_a_taken_p_has_exactly_one_owner() {
 fn loom_without_the_barriers_both_sides_take_the_p() {
     run(true);
 }
+
+/// After a takeover, a new owner acquires the P (next generation) and
+/// works on it while sysmon, which still remembers the old owner's odd
+/// tick, tries to take it again: the new owner's even tick, published
+/// before its status word, keeps sysmon off.
+#[test]
+fn loom_a_new_owner_is_not_taken_for_the_old_hog() {
+    loom::model(|| {
+        let p =
+            Arc::new(P { status: AtomicU64::new(GEN | IDLE), user_tick: AtomicU32::new(0), local: UnsafeCell::new(0) });
+        // The old owner left the tick odd when its P was taken.
+        takeover::owner_leave(&p.user_tick);
+        let seen = p.user_tick.load(Ordering::Relaxed);
+        let p2 = p.clone();
+        let sysmon = thread::spawn(move || {
+            // hog::take: the word it sees, then the tick it remembers.
+            let word = p2.status.load(Ordering::Acquire);
+            if word & 0xff != RUNNING || p2.user_tick.load(Ordering::Acquire) != seen {
+                return;
+            }
+            let heavy = || {
+                loom::sync::atomic::fence(Ordering::SeqCst);
+                true
+            };
+            let taking = (word & !0xff) | TAKEOVER;
+            if takeover::sysmon_take(&p2.status, &p2.user_tick, seen, word, taking, word & !0xff, heavy) {
+                p2.local.with_mut(|l| unsafe { *l += 10 });
+            }
+        });
+        // The new owner (handoffp's M) in the scheduler, on the P.
+        let mine = takeover::acquire(&p.status, &p.user_tick, RUNNING);
+        p.local.with_mut(|l| unsafe { *l += 1 });
+        sysmon.join().unwrap();
+        assert_eq!(p.status.load(Ordering::Relaxed), mine, "the new owner's P was taken");
+    });
+}
