@@ -82,12 +82,11 @@ fn starving_waiter_gets_the_mutex() {
     // 10 at 100 µs each; without starvation mode, hundreds: the woken waiter
     // loses almost every race to the running hog).
     bounded(60, || {
-        // Go's immediate wake-up for a readied G: this test is about the
-        // mutex, and the deferred rule can leave a G readied by a hog that
-        // never calls the runtime in `runnext` (see docs/testing.md).
-        let policy = goro::Policy { runnext_wake: goro::RunnextWake::Immediate, ..goro::Policy::default() };
+        // The default policy: with hog handoff off, this test hangs in
+        // about 3.5% of runs (docs/testing.md, the liveness bug); hog
+        // handoff bounds that stall to about a millisecond.
         // SAFETY: the test's Gs keep no thread-local state across switch points.
-        let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
         rt.block_on(|| {
             let m = Arc::new(Mutex::new(()));
             let hog_locks = Arc::new(AtomicUsize::new(0));
