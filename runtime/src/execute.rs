@@ -13,7 +13,7 @@ use corosensei::CoroutineResult;
 use crate::g::{GStatus, Switch, G};
 use crate::m::MCtx;
 use crate::sched::{Sched, NO_P, SAMPLE_MASK};
-use crate::stats::Counters;
+use crate::stats::{Counters, SchedCounters};
 
 /// Go's `execute`: runs `g` on this M until it yields, parks or exits,
 /// then puts it where it goes next. What runs after the switch is
@@ -185,6 +185,7 @@ fn goexit0(s: &Sched, c: &MCtx, g: Arc<G>) {
     unregister(s, &g);
     let p = c.p.get();
     if p == NO_P {
+        SchedCounters::bump(&s.counters.exits_without_p);
         s.gpool.gdestroy(None, g, false);
         return;
     }

@@ -94,6 +94,7 @@ pub(crate) fn enter_runtime(c: &MCtx) -> bool {
     if takeover::owner_enter(&pp.status, &pp.user.tick, mine, PStatus::Takeover.in_word(mine)) {
         return true;
     }
+    c.sched.ms.hog_back();
     c.p.set(NO_P);
     c.m.cur_p.store(NO_P, Ordering::Relaxed);
     false
@@ -103,6 +104,9 @@ pub(crate) fn enter_runtime(c: &MCtx) -> bool {
 /// it stored `tick` (odd, seen unchanged for the threshold). `true`: the
 /// P is `Idle` and the caller must hand it off.
 pub(crate) fn take(pp: &P, tick: u32) -> bool {
+    if matches!(barrier(), Barrier::None) {
+        return false;
+    }
     let word = pp.status.load(Ordering::Acquire);
     if PStatus::of_word(word) != PStatus::Running || pp.user.tick.load(Ordering::Acquire) != tick {
         return false;
@@ -122,13 +126,14 @@ pub(crate) fn take(pp: &P, tick: u32) -> bool {
 enum Barrier {
     /// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (Linux 4.14+).
     Membarrier,
-    /// No membarrier (an old kernel, or a seccomp filter): changing the
-    /// protection of a page this process has written makes the kernel
-    /// flush its TLB entry on every CPU that runs one of our threads, by an
-    /// interrupt that drains those CPUs' store buffers (the fallback .NET
-    /// uses for its `FlushProcessWriteBuffers`).
+    /// No membarrier (an old kernel, or a seccomp filter), on x86-64:
+    /// changing the protection of a page this process has written makes
+    /// the kernel flush its TLB entry on every CPU that runs one of our
+    /// threads, by an interrupt that drains those CPUs' store buffers (the
+    /// fallback .NET uses for its `FlushProcessWriteBuffers`).
     Mprotect(usize),
-    /// Neither: hog handoff cannot be done safely, and is not.
+    /// Neither: hog handoff cannot be done safely, and is not (sysmon
+    /// never starts a takeover).
     None,
 }
 
@@ -141,6 +146,12 @@ fn barrier() -> &'static Barrier {
         // SAFETY: membarrier takes integer arguments only.
         if unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) } == 0 {
             return Barrier::Membarrier;
+        }
+        // The page-protection trick is a barrier only where a TLB shootdown
+        // interrupts the other CPUs (x86); on ARM it is a broadcast TLB
+        // invalidate that drains no store buffer.
+        if !cfg!(target_arch = "x86_64") {
+            return Barrier::None;
         }
         // SAFETY: an anonymous private mapping of one page; no pointers in.
         let page = unsafe {

@@ -82,6 +82,8 @@ pub(crate) struct Ms {
     exited: AtomicUsize,
     /// Most Ms alive at once (`RuntimeBuilder::max_threads`).
     pub(crate) max: usize,
+    /// Ms whose P sysmon took while their G hogged it, not back yet.
+    hogging: AtomicUsize,
 }
 
 impl Ms {
@@ -92,6 +94,7 @@ impl Ms {
             created: AtomicUsize::new(0),
             exited: AtomicUsize::new(0),
             max,
+            hogging: AtomicUsize::new(0),
         }
     }
 
@@ -166,6 +169,21 @@ impl Ms {
     /// Forgets the threads still running (dropping a handle detaches it).
     pub(crate) fn detach_all(&self) {
         self.threads.lock().unwrap().clear();
+    }
+
+    /// A hog's P was taken: its M runs on without one.
+    pub(crate) fn hog_taken(&self) {
+        self.hogging.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A hog whose P was taken is back in the runtime.
+    pub(crate) fn hog_back(&self) {
+        self.hogging.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Ms running a hog without a P.
+    pub(crate) fn hogging(&self) -> usize {
+        self.hogging.load(Ordering::Relaxed)
     }
 
     /// Whether one more M may be created (`max` not reached).
@@ -457,7 +475,15 @@ pub fn preempt_point_in_runtime() -> Option<RuntimeId> {
         return id;
     }
     if !c.in_user.get() {
-        return preempt_checks(c, &c.sched.ps[p], id);
+        let id = preempt_checks(c, &c.sched.ps[p], id);
+        if c.sched.policy.hog_handoff {
+            // A section some path left open (the G runs user code with an
+            // even tick, invisible to sysmon): close it here, at the start
+            // of a runtime call, where nothing touches the P before the
+            // next entry.
+            back_to_user();
+        }
+        return id;
     }
     // SAFETY: `pp` is the held P while `p` is set (see `MCtx::pp`); Ps live
     // as long as their runtime, which the context keeps alive.

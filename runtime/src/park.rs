@@ -137,6 +137,8 @@ pub fn park_woken_by(reason: WaitReason, by: WokenBy) {
     // SAFETY: the current G is alive while it runs.
     let g: &G = unsafe { &*gp };
     if g.park.try_consume() {
+        // Unparked already: no switch, so the section ends here.
+        m::back_to_user();
         return;
     }
     g.wait_reason.store(reason as u8, Ordering::Relaxed);

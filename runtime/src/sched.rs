@@ -222,6 +222,8 @@ impl Sched {
         }
         let sched = g.sched.clone();
         sched.ready_external(g);
+        // The entry above may have opened a section on this M's own P.
+        m::back_to_user();
     }
 
     fn ready_local(self: &Arc<Self>, c: &MCtx, p: usize, g: Arc<G>, next: bool) {
@@ -546,6 +548,12 @@ impl Sched {
             return;
         }
         let Some(m) = self.ms.create() else {
+            if self.ms.hogging() > 0 {
+                // Hogs hold Ms of their own (`hog.rs`): they come back and
+                // take idle Ps, so the P waits for them instead.
+                give_back();
+                return;
+            }
             // Go: "runtime: program exceeds 10000-thread limit / fatal error:
             // thread exhaustion". Nothing sane can continue.
             eprintln!(

@@ -158,6 +158,9 @@ pub(crate) struct SchedCounters {
     pub retakes: AtomicU64,
     /// Ps sysmon took from a G that hogged them.
     pub hog_handoffs: AtomicU64,
+    /// Gs that exited on an M without a P (their P was taken while they
+    /// ran: a syscall, or hog handoff); counted in `total.completed`.
+    pub exits_without_p: AtomicU64,
 }
 
 impl SchedCounters {
@@ -169,6 +172,7 @@ impl SchedCounters {
     /// Copies the counters into `st`.
     pub(crate) fn fill(&self, st: &mut Stats) {
         st.total.spawned += self.external_spawns.load(Ordering::Relaxed);
+        st.total.completed += self.exits_without_p.load(Ordering::Relaxed);
         st.external_readies = self.external_readies.load(Ordering::Relaxed);
         st.handoffs = self.handoffs.load(Ordering::Relaxed);
         st.retakes = self.retakes.load(Ordering::Relaxed);

@@ -13,12 +13,10 @@
 //!
 //! `goro::blocking(f)`: the same, but the P is handed off at once.
 //!
-//! Hog handoff (`Policy::hog_handoff`, a goro extension): while a G runs user
-//! code its P is in `User` status; a G that runs past the time slice without
-//! calling the runtime has its P taken by sysmon just like a syscall. Every
-//! runtime entry first calls [`reacquire`], which CASes `User` → `Running` and,
-//! if the P is gone, behaves like `exitsyscall`. The cost: those CASes on the
-//! runtime's paths (only when the knob is on), and one more M per hogging G.
+//! A G that runs too long without telling the runtime (a loop, or a
+//! blocking call goro does not know about) has its P taken by sysmon the
+//! same way: that is `hog.rs`; such a G, back in the runtime, gets a P here
+//! (`reacquire_after_takeover`) as a G returning from a syscall does.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;

@@ -285,7 +285,7 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, Option
                 soon(if t & 1 == 0 { threshold / 2 } else { threshold });
             } else if now.duration_since(s.user_since) < threshold {
                 soon(threshold - now.duration_since(s.user_since));
-            } else if sched.can_start_m() && crate::hog::take(p, t) {
+            } else if sched.can_start_m() && take_counted(sched, p, t) {
                 SchedCounters::bump(&sched.counters.hog_handoffs);
                 crate::trace::instant(&sched.tracer, "hog handoff", format_args!(r#""p":{i}"#));
                 sched.handoffp(i);
@@ -309,4 +309,16 @@ fn retake(sched: &Arc<Sched>, seen: &mut [PSeen], now: Instant) -> (bool, Option
         }
     }
     (acted, recheck)
+}
+
+/// `hog::take`, with the hog counted among the Ms that run without a P
+/// (`Ms::hogging`) before its owner can see the takeover and count itself
+/// back.
+fn take_counted(sched: &Sched, p: &crate::p::P, tick: u32) -> bool {
+    sched.ms.hog_taken();
+    let took = crate::hog::take(p, tick);
+    if !took {
+        sched.ms.hog_back();
+    }
+    took
 }

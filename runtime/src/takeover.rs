@@ -19,6 +19,14 @@ pub(crate) fn owner_leave(tick: &AtomicU32) {
 /// `takeover`: `mine` in state Takeover.
 #[inline]
 pub(crate) fn owner_enter(status: &AtomicU64, tick: &AtomicU32, mine: u64, takeover: u64) -> bool {
+    // A P already taken (and perhaps running for another M) is not ours to
+    // mark: an even tick from us would hide that M's G from sysmon. (Only
+    // an OS preemption between this load and the store below can still
+    // let a stale mark through; it can only delay a takeover.)
+    let now = status.load(Ordering::Relaxed);
+    if now != mine && now != takeover {
+        return false;
+    }
     let t = tick.load(Ordering::Relaxed);
     tick.store(t.wrapping_add(1) & !1, Ordering::Relaxed);
     // The light side of the barrier: sysmon's process-wide barrier makes

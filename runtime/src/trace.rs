@@ -40,6 +40,8 @@ pub(crate) struct Tracer {
     next_flow: AtomicU64,
     procs: usize,
     finished: AtomicBool,
+    /// A flight recorder (`Sink::Recent`): buffers note their last event's time.
+    recent: bool,
 }
 
 enum Sink {
@@ -55,6 +57,9 @@ enum Sink {
 #[derive(Default)]
 pub(crate) struct TraceBuf {
     events: RefCell<String>,
+    /// When the last event went in (µs; flight recorder only): a chunk an
+    /// idle M hands over late is as old as its events, not as its hand-over.
+    last_us: std::cell::Cell<f64>,
 }
 
 /// Nanoseconds written as the trace format's microseconds, three decimals,
@@ -124,6 +129,7 @@ impl Tracer {
             next_flow: AtomicU64::new(1),
             procs,
             finished: AtomicBool::new(false),
+            recent: last.is_some(),
         }
     }
 
@@ -142,25 +148,31 @@ impl Tracer {
                     s.push_str(",\n");
                 }
                 ev(&mut s);
+                if self.recent {
+                    b.last_us.set(self.now_ns() as f64 / 1000.0);
+                }
                 if s.len() >= CHUNK {
                     let chunk = std::mem::replace(&mut *s, String::with_capacity(CHUNK + 1024));
                     drop(s);
-                    self.sink(chunk);
+                    self.sink(chunk, None);
                 }
             }
             None => {
                 let mut s = String::new();
                 ev(&mut s);
-                self.sink(s);
+                self.sink(s, None);
             }
         }
     }
 
-    fn sink(&self, chunk: String) {
+    /// Takes a chunk of events whose last one happened at `at` (µs; now if
+    /// `None`).
+    fn sink(&self, chunk: String, at: Option<f64>) {
         if chunk.is_empty() || self.finished.load(Ordering::Relaxed) {
             return;
         }
         let now = self.now_ns() as f64 / 1000.0;
+        let at = at.unwrap_or(now);
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *sink {
             Sink::File { out, first } => {
@@ -170,8 +182,12 @@ impl Tracer {
                 let _ = out.write_all(chunk.as_bytes());
             }
             Sink::Recent { window_us, chunks, bytes } => {
+                if at < now - *window_us {
+                    // Handed over late (an M that idled, then exited).
+                    return;
+                }
                 *bytes += chunk.len();
-                chunks.push_back((now, chunk));
+                chunks.push_back((at, chunk));
                 while let Some((t, c)) = chunks.front() {
                     if *t >= now - *window_us && *bytes <= RECORDER_BYTES {
                         break;
@@ -187,7 +203,7 @@ impl Tracer {
     /// Hands what `buf` holds to the sink (an M that exits).
     pub fn flush(&self, buf: &TraceBuf) {
         let chunk = std::mem::take(&mut *buf.events.borrow_mut());
-        self.sink(chunk);
+        self.sink(chunk, self.recent.then(|| buf.last_us.get()));
     }
 
     /// A G ran on M `m` and P `p` from `start` (ns) to now: a slice on the
@@ -317,7 +333,11 @@ impl Tracer {
                 out.flush()?;
                 Ok(true)
             }
-            Sink::Recent { chunks, .. } => {
+            Sink::Recent { window_us, chunks, .. } => {
+                // Chunks arrive roughly in time order; one handed over late
+                // may sit behind newer ones: the window is applied again.
+                let from = self.now_ns() as f64 / 1000.0 - window_us;
+                let chunks = chunks.into_iter().filter(|(t, _)| *t >= from);
                 let f = std::fs::File::create(&self.path)?;
                 let mut out = std::io::BufWriter::with_capacity(CHUNK, f);
                 out.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
