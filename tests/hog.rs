@@ -4,48 +4,17 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{bounded, busy, Rng};
+use common::{bounded, busy, progress_during, Rng};
 use goro::chan::Chan;
 use goro::{Policy, Runtime};
 
 fn rt(procs: usize, policy: Policy) -> Runtime {
     // SAFETY: the test's Gs keep no thread-local state across switch points.
     unsafe { Runtime::builder().procs(procs).policy(policy).build() }.unwrap()
-}
-
-/// procs = 1: how many times a yielding worker G runs while another G
-/// sits for 200 ms in `hog` (a computation or a blocking call the runtime
-/// does not hear about), counted from just before to just after it.
-fn progress_during_hog(policy: Policy, hog: fn()) -> (u64, goro::Stats) {
-    let rt = rt(1, policy);
-    let progress = rt.block_on(move || {
-        let counter = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c2, s2) = (counter.clone(), stop.clone());
-        let worker = goro::go(move || {
-            while !s2.load(Ordering::Relaxed) {
-                c2.fetch_add(1, Ordering::Relaxed);
-                goro::yield_now();
-            }
-        });
-        // Let the worker start, so that both Gs are on the P.
-        common::wait_until("the worker ran", || counter.load(Ordering::Relaxed) > 0);
-        let c3 = counter.clone();
-        let hogger = goro::go(move || {
-            let before = c3.load(Ordering::Relaxed);
-            hog();
-            c3.load(Ordering::Relaxed) - before
-        });
-        let progress = hogger.join().unwrap();
-        stop.store(true, Ordering::Relaxed);
-        worker.join().unwrap();
-        progress
-    });
-    (progress, rt.stats())
 }
 
 fn spin_200ms() {
@@ -59,7 +28,7 @@ fn thread_sleep_200ms() {
 #[test]
 fn other_gs_run_while_a_g_spins_without_runtime_calls() {
     bounded(30, || {
-        let (progress, st) = progress_during_hog(Policy::default(), spin_200ms);
+        let (progress, st) = progress_during(Policy::default(), spin_200ms);
         assert!(progress > 0, "the worker never ran during the spin: {st:?}");
         assert!(st.hog_handoffs >= 1, "{st:?}");
     });
@@ -68,7 +37,7 @@ fn other_gs_run_while_a_g_spins_without_runtime_calls() {
 #[test]
 fn other_gs_run_while_a_g_blocks_in_a_call_the_runtime_does_not_know() {
     bounded(30, || {
-        let (progress, st) = progress_during_hog(Policy::default(), thread_sleep_200ms);
+        let (progress, st) = progress_during(Policy::default(), thread_sleep_200ms);
         assert!(progress > 0, "the worker never ran during std::thread::sleep: {st:?}");
         assert!(st.hog_handoffs >= 1, "{st:?}");
     });
@@ -81,7 +50,7 @@ fn with_hog_handoff_off_the_other_gs_wait() {
     bounded(30, || {
         let off = Policy { hog_handoff: false, ..Policy::default() };
         for hog in [spin_200ms as fn(), thread_sleep_200ms] {
-            let (progress, st) = progress_during_hog(off.clone(), hog);
+            let (progress, st) = progress_during(off.clone(), hog);
             assert_eq!(progress, 0, "{st:?}");
             assert_eq!(st.hog_handoffs, 0);
         }

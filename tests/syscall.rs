@@ -2,11 +2,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{bounded, busy, is_child, run_child, Rng};
+use common::{bounded, busy, is_child, progress_during, run_child, Rng};
 use goro::chan::Chan;
 use goro::{Policy, Retake, Runtime};
 
@@ -22,38 +22,10 @@ fn usleep(us: u32) {
     }
 }
 
-/// procs = 1: how many iterations a yielding worker G makes while another G
-/// sits in a 200 ms call made through `call`.
-fn progress_during(policy: Policy, call: fn(u32)) -> (u64, goro::Stats) {
-    let rt = rt(1, policy);
-    let progress = rt.block_on(move || {
-        let counter = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c2, s2) = (counter.clone(), stop.clone());
-        let worker = goro::go(move || {
-            while !s2.load(Ordering::Relaxed) {
-                c2.fetch_add(1, Ordering::Relaxed);
-                goro::yield_now();
-            }
-        });
-        let c3 = counter.clone();
-        let sys = goro::go(move || {
-            let before = c3.load(Ordering::Relaxed);
-            call(200_000);
-            c3.load(Ordering::Relaxed) - before
-        });
-        let progress = sys.join().unwrap();
-        stop.store(true, Ordering::Relaxed);
-        worker.join().unwrap();
-        progress
-    });
-    (progress, rt.stats())
-}
-
 #[test]
 fn other_goroutines_run_while_one_sits_in_a_syscall() {
     bounded(30, || {
-        let (progress, st) = progress_during(Policy::default(), |us| goro::syscall(|| usleep(us)));
+        let (progress, st) = progress_during(Policy::default(), || goro::syscall(|| usleep(200_000)));
         assert!(progress > 0, "no progress during the syscall");
         assert!(st.retakes >= 1, "{st:?}");
         assert!(st.total.syscalls >= 1);
@@ -66,7 +38,7 @@ fn with_retake_never_the_p_waits_for_its_syscall() {
     // runs while the G is in its syscall.
     bounded(30, || {
         let policy = Policy { syscall_retake: Retake::Never, ..Policy::default() };
-        let (progress, st) = progress_during(policy, |us| goro::syscall(|| usleep(us)));
+        let (progress, st) = progress_during(policy, || goro::syscall(|| usleep(200_000)));
         assert_eq!(progress, 0);
         assert_eq!(st.retakes, 0);
     });
@@ -76,7 +48,7 @@ fn with_retake_never_the_p_waits_for_its_syscall() {
 fn retake_immediate_also_hands_off() {
     bounded(30, || {
         let policy = Policy { syscall_retake: Retake::Immediate, ..Policy::default() };
-        let (progress, st) = progress_during(policy, |us| goro::syscall(|| usleep(us)));
+        let (progress, st) = progress_during(policy, || goro::syscall(|| usleep(200_000)));
         assert!(progress > 0);
         assert!(st.retakes >= 1);
     });
@@ -87,7 +59,7 @@ fn blocking_hands_off_at_once() {
     bounded(30, || {
         // Retake::Never: only blocking()'s own handoff can free the P.
         let policy = Policy { syscall_retake: Retake::Never, ..Policy::default() };
-        let (progress, st) = progress_during(policy, |us| goro::blocking(|| usleep(us)));
+        let (progress, st) = progress_during(policy, || goro::blocking(|| usleep(200_000)));
         assert!(progress > 0, "blocking() did not hand its P off");
         assert!(st.handoffs >= 1);
         assert_eq!(st.retakes, 0);

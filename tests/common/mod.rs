@@ -136,3 +136,38 @@ pub fn wait_until(what: &str, cond: impl Fn() -> bool) {
 pub fn parked_goroutines() -> usize {
     goro::stats().waiting_goroutines
 }
+
+/// procs = 1: how many times a yielding worker G runs while another G does
+/// `work` (a syscall, a computation, a blocking call the runtime does not
+/// know about), counted from just before to just after it; and the
+/// runtime's stats after.
+pub fn progress_during(policy: goro::Policy, work: fn()) -> (u64, goro::Stats) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    let rt = unsafe { goro::Runtime::builder().procs(1).policy(policy).build() }.unwrap();
+    let progress = rt.block_on(move || {
+        let counter = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c2, s2) = (counter.clone(), stop.clone());
+        let worker = goro::go(move || {
+            while !s2.load(Ordering::Relaxed) {
+                c2.fetch_add(1, Ordering::Relaxed);
+                goro::yield_now();
+            }
+        });
+        // Let the worker start, so that both Gs are on the P.
+        wait_until("the worker ran", || counter.load(Ordering::Relaxed) > 0);
+        let c3 = counter.clone();
+        let busy = goro::go(move || {
+            let before = c3.load(Ordering::Relaxed);
+            work();
+            c3.load(Ordering::Relaxed) - before
+        });
+        let progress = busy.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap();
+        progress
+    });
+    (progress, rt.stats())
+}

@@ -192,6 +192,22 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
+/// A ping-pong pair's channels (`ping`, `pong`, both unbuffered) and its
+/// echo G, which sends back on `pong` what arrives on `ping` until `ping`
+/// closes.
+fn echo_pair() -> (goro::chan::Chan<u64>, goro::chan::Chan<u64>, goro::JoinHandle<()>) {
+    let (ping, pong) = (goro::chan::Chan::<u64>::new(0), goro::chan::Chan::<u64>::new(0));
+    let (ping2, pong2) = (ping.clone(), pong.clone());
+    let echo = goro::go(move || {
+        for v in ping2.iter() {
+            if pong2.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    (ping, pong, echo)
+}
+
 /// `blocked_pingpong`: `pairs` ping-pong pairs exchange messages for
 /// `run`, beside a G that calls `std::thread::sleep(run)` if `sleeper`.
 /// Returns round trips per second. Meant for procs = 1.
@@ -202,15 +218,7 @@ pub fn blocked_pingpong(rt: &Runtime, pairs: usize, run: Duration, sleeper: bool
         let start = Instant::now();
         let players: Vec<_> = (0..pairs)
             .map(|_| {
-                let (ping, pong) = (goro::chan::Chan::<u64>::new(0), goro::chan::Chan::<u64>::new(0));
-                let (ping2, pong2) = (ping.clone(), pong.clone());
-                let echo = goro::go(move || {
-                    for v in ping2.iter() {
-                        if pong2.send(v).is_err() {
-                            break;
-                        }
-                    }
-                });
+                let (ping, pong, echo) = echo_pair();
                 let (stop, trips) = (stop.clone(), trips.clone());
                 let player = goro::go(move || {
                     let mut n = 0u64;
@@ -250,13 +258,7 @@ pub fn blocked_pingpong_fixed(rt: &Runtime, pairs: usize, trips: u64, block: Dur
         let start = Instant::now();
         let players: Vec<_> = (0..pairs)
             .map(|_| {
-                let (ping, pong) = (goro::chan::Chan::<u64>::new(0), goro::chan::Chan::<u64>::new(0));
-                let (ping2, pong2) = (ping.clone(), pong.clone());
-                let echo = goro::go(move || {
-                    for v in ping2.iter() {
-                        pong2.send(v).unwrap();
-                    }
-                });
+                let (ping, pong, echo) = echo_pair();
                 let player = goro::go(move || {
                     for n in 0..trips {
                         ping.send(n).unwrap();
