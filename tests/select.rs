@@ -472,3 +472,48 @@ fn random_select_stress_with_timeouts() {
         }
     });
 }
+
+/// crossbeam-channel's `default(timeout)`: an arm that is ready wins at
+/// once; with none ready the select waits for the timeout, then runs the
+/// default body; an arm that becomes ready during the wait wins.
+#[test]
+fn default_with_a_timeout_waits_then_gives_up() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let ready = Chan::new(1);
+            ready.send(7).unwrap();
+            let quiet: Chan<i32> = Chan::new(0);
+            let got = goro::select! {
+                recv(ready) -> v => v,
+                recv(quiet) -> _ => None,
+                default(Duration::from_secs(5)) => Some(-1),
+            };
+            assert_eq!(got, Some(7), "a ready arm waits for no timeout");
+
+            let t = Instant::now();
+            let got = goro::select! {
+                recv(quiet) -> _ => 0,
+                default(Duration::from_millis(20)) => 1,
+            };
+            assert_eq!(got, 1);
+            assert!(t.elapsed() >= Duration::from_millis(20), "gave up early: {:?}", t.elapsed());
+
+            // Zero: like `default`, non-blocking in effect.
+            let got = goro::select! { recv(quiet) -> _ => 0, default(Duration::ZERO) => 1 };
+            assert_eq!(got, 1);
+
+            // An arm that becomes ready while the select waits wins.
+            let late = Chan::new(0);
+            let l2 = late.clone();
+            goro::go(move || {
+                goro::sleep(Duration::from_millis(5));
+                l2.send(3).unwrap();
+            });
+            let got = goro::select! {
+                recv(late) -> v => v.unwrap(),
+                default(Duration::from_secs(10)) => -1,
+            };
+            assert_eq!(got, 3);
+        });
+    });
+}

@@ -36,4 +36,5 @@ pub(crate) mod atomic {
 pub mod __private {
     pub use crate::select::{select_arms, Mode, RecvArm, SelectArm, SendArm};
     pub use crate::sudog::Waiting;
+    pub use goro_runtime::deadline_after;
 }

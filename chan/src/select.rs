@@ -514,7 +514,21 @@ impl<'a> Select<'a> {
 ///
 /// Arms: `recv(ch) -> v => body` (`v: Option<T>`, `None` once closed),
 /// `send(ch, value) -> r => body` (`r: Result<(), SendError<T>>`), and an
-/// optional `default => body` that makes the select non-blocking. Bodies are
+/// optional `default => body` that makes the select non-blocking, or
+/// `default(timeout) => body` (a `Duration`) that runs `body` if no arm
+/// fires within `timeout`, as crossbeam-channel's does:
+///
+/// ```
+/// use goro_chan::{select, Chan};
+/// use std::time::Duration;
+/// let quiet: Chan<u8> = Chan::new(0);
+/// let waited = select! {
+///     recv(quiet) -> _ => false,
+///     default(Duration::from_millis(5)) => true,
+/// };
+/// assert!(waited);
+/// ```
+/// Bodies are
 /// expressions or blocks, and may `break`/`continue` an enclosing loop; the
 /// channels are borrowed; up to 32 arms.
 #[macro_export]
@@ -550,6 +564,19 @@ macro_rules! __select_parse {
     (@body [$i:tt $($is:tt)*] [$($arms:tt)*] [$($d:tt)*] ($k:ident $a:tt $p:pat) $body:expr) => {
         $crate::__select_parse!([$($is)*] [$($arms)* ($i $k $a $p => { $body })] [$($d)*])
     };
+    // default(timeout): block until an arm fires or the timeout passes
+    ([$($is:tt)*] [$($arms:tt)*] [] default($t:expr) => $body:block, $($rest:tt)*) => {
+        $crate::__select_parse!([$($is)*] [$($arms)*] [@until ($t) $body] $($rest)*)
+    };
+    ([$($is:tt)*] [$($arms:tt)*] [] default($t:expr) => $body:block $($rest:tt)*) => {
+        $crate::__select_parse!([$($is)*] [$($arms)*] [@until ($t) $body] $($rest)*)
+    };
+    ([$($is:tt)*] [$($arms:tt)*] [] default($t:expr) => $body:expr, $($rest:tt)*) => {
+        $crate::__select_parse!([$($is)*] [$($arms)*] [@until ($t) { $body }] $($rest)*)
+    };
+    ([$($is:tt)*] [$($arms:tt)*] [] default($t:expr) => $body:expr) => {
+        $crate::__select_parse!([$($is)*] [$($arms)*] [@until ($t) { $body }])
+    };
     // default
     ([$($is:tt)*] [$($arms:tt)*] [] default => $body:block, $($rest:tt)*) => {
         $crate::__select_parse!([$($is)*] [$($arms)*] [$body] $($rest)*)
@@ -563,14 +590,15 @@ macro_rules! __select_parse {
     ([$($is:tt)*] [$($arms:tt)*] [] default => $body:expr) => {
         $crate::__select_parse!([$($is)*] [$($arms)*] [{ $body }])
     };
-    // done: blocking without a default arm, non-blocking with one
-    ([$($is:tt)*] [$(($i:tt $kind:ident ($($args:tt)*) $p:pat => $body:tt))*] [$($default:tt)?]) => {
+    // done: blocking without a default arm, non-blocking with one, bounded
+    // with `default(timeout)`
+    ([$($is:tt)*] [$(($i:tt $kind:ident ($($args:tt)*) $p:pat => $body:tt))*] [$($default:tt)*]) => {
         match ($($crate::__private::$kind::new($($args)*),)*) {
             #[allow(unused_mut)]
             mut __goro_arms => {
                 let __goro_fired = $crate::__private::select_arms(
                     &mut [$(&mut __goro_arms.$i as &mut dyn $crate::__private::SelectArm),*],
-                    $crate::__select_default!(mode $($default)?),
+                    $crate::__select_default!(mode $($default)*),
                 );
                 match __goro_fired {
                     $(::core::option::Option::Some($i) => {
@@ -578,7 +606,7 @@ macro_rules! __select_parse {
                         let $p = __goro_arms.$i.take_result();
                         $body
                     })*
-                    _ => $crate::__select_default!(body $($default)?),
+                    _ => $crate::__select_default!(body $($default)*),
                 }
             }
         }
@@ -593,11 +621,17 @@ macro_rules! __select_default {
     (mode) => {
         $crate::__private::Mode::Block
     };
+    (mode @until ($t:expr) $d:tt) => {
+        $crate::__private::Mode::Until($crate::__private::deadline_after($t))
+    };
     (mode $d:tt) => {
         $crate::__private::Mode::NonBlocking
     };
     (body) => {
         unreachable!("a blocking select returned no arm")
+    };
+    (body @until ($t:expr) $d:tt) => {
+        $d
     };
     (body $d:tt) => {
         $d
