@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{bounded, busy, Rng};
 use goro::{Policy, RunnextWake, Runtime, Spinning, Steal};
@@ -802,5 +802,37 @@ fn a_waiting_g_parks_instead_of_spinning() {
         let parks = rt.stats().total.parks - before;
         // Two messages per round trip, one side of each parks.
         assert!(parks >= 2000, "{parks} parks for 2,000 hand-offs on one P");
+    });
+}
+
+/// `join_timeout`: a finished G's result at once; a running G's handle back
+/// after the timeout, still joinable; from a G and from a plain thread.
+#[test]
+fn join_timeout_gives_the_handle_back_while_the_g_runs() {
+    bounded(30, || {
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
+        rt.block_on(|| {
+            let done = goro::go(|| 5);
+            assert_eq!(done.join_timeout(Duration::from_secs(10)).ok().map(|r| r.unwrap()), Some(5));
+            let gate: goro::chan::Chan<()> = goro::chan::Chan::new(0);
+            let g2 = gate.clone();
+            let waiting = goro::go(move || {
+                g2.recv();
+                6
+            });
+            let t = Instant::now();
+            let waiting = waiting.join_timeout(Duration::from_millis(10)).expect_err("the G is blocked");
+            assert!(t.elapsed() >= Duration::from_millis(10));
+            gate.send(()).unwrap();
+            assert_eq!(waiting.join().unwrap(), 6);
+        });
+        // From a plain thread.
+        let h = rt.spawn(|| {
+            goro::sleep(Duration::from_millis(30));
+            7
+        });
+        let h = h.join_timeout(Duration::from_millis(1)).expect_err("still sleeping");
+        assert_eq!(h.join_timeout(Duration::from_secs(10)).ok().map(|r| r.unwrap()), Some(7));
     });
 }

@@ -311,6 +311,41 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// Waits up to `timeout` for the G to finish: `Ok` as [`join`](Self::join),
+    /// or `Err` with the handle back if the G still runs, to join later.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // SAFETY: the Gs keep no thread-local state across switch points.
+    /// unsafe {
+    ///     goro_runtime::run(|| {
+    ///         let slow = goro_runtime::go(|| goro_runtime::sleep(Duration::from_millis(50)));
+    ///         let slow = slow.join_timeout(Duration::from_millis(1)).unwrap_err();
+    ///         assert!(slow.join().is_ok());
+    ///     })
+    /// };
+    /// ```
+    pub fn join_timeout(self, timeout: std::time::Duration) -> Result<thread::Result<T>, JoinHandle<T>> {
+        let deadline = crate::timer::deadline_after(timeout);
+        loop {
+            {
+                let mut st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(r) = st.result.take() {
+                    return Ok(r);
+                }
+                if std::time::Instant::now() >= deadline {
+                    // A wake-up already on its way is a spurious one for
+                    // the caller's next park, which parks allow.
+                    st.waiter = None;
+                    drop(st);
+                    return Err(self);
+                }
+                st.waiter = Some(park::current_unparker());
+            }
+            park::park_until(WaitReason::Join, deadline);
+        }
+    }
+
     /// Takes the result if the G has finished; else registers `waiter` to
     /// be woken when it does.
     pub(crate) fn try_take(&self, waiter: Unparker) -> Option<thread::Result<T>> {
