@@ -73,8 +73,8 @@ pub use goro_runtime::internals;
 /// Go's channels and `select`.
 pub mod chan {
     pub use goro_chan::{
-        nil, AsChan, Chan, IntoIter, Iter, RecvFuture, RecvTimeoutError, Select, SendError, SendTimeoutError,
-        TryRecvError, TrySendError,
+        nil, AsChan, Chan, IntoIter, Iter, RecvFuture, RecvTimeoutError, Select, SendError, SendFuture,
+        SendTimeoutError, TryRecvError, TrySendError,
     };
 }
 

@@ -457,6 +457,67 @@ fn a_dropped_channel_future_leaves_no_waiter() {
     });
 }
 
+async fn send_all(ch: Chan<u64>, n: u64) -> u64 {
+    for i in 1..=n {
+        ch.send_async(i).await.unwrap();
+    }
+    ch.close();
+    n
+}
+
+#[test]
+fn async_fn_sends_on_a_goro_channel() {
+    bounded(30, || {
+        let sum = rt(2).block_on(|| {
+            // Unbuffered: every send waits for the receiving G.
+            let ch = Chan::new(0);
+            let h = goro::go_future(send_all(ch.clone(), 100));
+            let sum: u64 = ch.iter().sum();
+            assert_eq!(h.join().unwrap(), 100);
+            sum
+        });
+        assert_eq!(sum, 5050);
+    });
+}
+
+#[test]
+fn send_async_on_a_closed_channel_gives_the_value_back() {
+    bounded(30, || {
+        rt(1).block_on(|| {
+            let ch: Chan<u8> = Chan::new(0);
+            // Closed while the send waits in the queue.
+            let waker = Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            let mut f = std::pin::pin!(ch.send_async(7));
+            assert!(f.as_mut().poll(&mut cx).is_pending());
+            ch.close();
+            match f.as_mut().poll(&mut cx) {
+                Poll::Ready(Err(e)) => assert_eq!(e.into_inner(), 7),
+                other => panic!("expected the value back, got {other:?}"),
+            }
+            // Closed before: at once.
+            assert_eq!(goro::block_on(ch.send_async(8)).unwrap_err().into_inner(), 8);
+        });
+    });
+}
+
+#[test]
+fn a_dropped_send_future_withdraws_its_value() {
+    bounded(30, || {
+        rt(1).block_on(|| {
+            let ch: Chan<u8> = Chan::new(0);
+            {
+                let mut f = std::pin::pin!(ch.send_async(1));
+                let waker = Waker::noop();
+                let mut cx = Context::from_waker(waker);
+                assert!(f.as_mut().poll(&mut cx).is_pending());
+            }
+            // No sender is queued any more: a receive finds nothing.
+            assert!(ch.try_recv().is_err());
+        });
+    });
+}
+
 #[test]
 fn try_lock_get_mut_and_into_inner() {
     bounded(30, || {

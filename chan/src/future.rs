@@ -1,7 +1,8 @@
-//! Future adapters: `Chan::recv_async`, so `async` code (driven by
-//! `goro::block_on`, or any executor) can wait on a goro channel.
+//! Future adapters: `Chan::recv_async` and `Chan::send_async`, so `async`
+//! code (driven by `goro::block_on`, or any executor) can wait on a goro
+//! channel.
 //!
-//! The pending receive queues a sudog like a blocked G does, but its
+//! A pending operation queues a sudog like a blocked G does, but its
 //! `Waiting` wakes the task's `Waker` instead of a G. The sudog lives in a
 //! box owned by the future, so its address is stable across polls; dropping
 //! the future unlinks it. A value delivered to a future that is dropped
@@ -14,7 +15,8 @@ use std::task::{Context, Poll};
 
 use goro_runtime::Unparker;
 
-use crate::chan::{wake, Chan, HChan, RecvNow};
+use crate::chan::{wake, Chan, HChan, RecvNow, SendNow};
+use crate::error::SendError;
 use crate::sudog::{Sudog, Waiting};
 
 /// The future returned by [`Chan::recv_async`].
@@ -93,6 +95,104 @@ impl<T> Drop for RecvFuture<'_, T> {
             unsafe { HChan::unlink(&mut h.st().recvq, &b.1) };
         }
         // Else a sender claimed it and finished under the lock we now hold.
+        h.lock.unlock();
+    }
+}
+
+/// The future returned by [`Chan::send_async`].
+pub struct SendFuture<'a, T> {
+    ch: &'a Chan<T>,
+    /// The value, until it is sent or queued in the sudog's slot.
+    value: Option<T>,
+    pending: Option<Box<(Waiting, Sudog<T>)>>,
+}
+
+impl<T> Chan<T> {
+    /// Sends as a future: `Ok(())` once a receiver or the buffer took the
+    /// value, `Err` with the value if the channel is (or gets) closed. On a
+    /// nil channel it never completes. Dropping the future before it
+    /// completes withdraws the value (it is dropped with the future).
+    ///
+    /// ```
+    /// use goro_chan::Chan;
+    /// let ch = Chan::new(1);
+    /// goro_runtime::block_on(ch.send_async(5)).unwrap();
+    /// assert_eq!(ch.recv(), Some(5));
+    /// ```
+    pub fn send_async(&self, v: T) -> SendFuture<'_, T> {
+        SendFuture { ch: self, value: Some(v), pending: None }
+    }
+}
+
+impl<T> Unpin for SendFuture<'_, T> {}
+
+// SAFETY: as for `RecvFuture`: the boxed waiter's pointers point into the
+// box, touched by other threads only under the channel lock; the value of T
+// crosses threads, hence T: Send.
+unsafe impl<T: Send> Send for SendFuture<'_, T> {}
+
+impl<T> Future for SendFuture<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(h) = self.ch.inner.as_deref() else { return Poll::Pending };
+        if let Some(b) = &self.pending {
+            h.lock.lock();
+            if !b.0.done() {
+                // SAFETY: lock held; the op is queued on this channel only.
+                unsafe { b.0.set_unparker(Unparker::from_waker(cx.waker().clone())) };
+                h.lock.unlock();
+                return Poll::Pending;
+            }
+            h.lock.unlock();
+            let b = self.pending.take().expect("pending");
+            let (_, ok) = b.0.wait(goro_runtime::WaitReason::ChanSend, true);
+            if ok {
+                return Poll::Ready(Ok(()));
+            }
+            // Closed while queued: the value is still in the slot.
+            // SAFETY: DONE: no waker touches the sudog any more.
+            let v = unsafe { (*b.1.slot.get()).take() }.expect("value not sent");
+            return Poll::Ready(Err(SendError(v)));
+        }
+        let v = self.value.take().expect("SendFuture polled after it completed");
+        h.lock.lock();
+        // SAFETY: lock held.
+        match unsafe { h.send_locked(v) } {
+            SendNow::Sent(u) => {
+                h.lock.unlock();
+                wake(u);
+                Poll::Ready(Ok(()))
+            }
+            SendNow::Closed(v) => {
+                h.lock.unlock();
+                Poll::Ready(Err(SendError(v)))
+            }
+            SendNow::WouldBlock(v) => {
+                let mut b =
+                    Box::new((Waiting::with_unparker(Unparker::from_waker(cx.waker().clone())), Sudog::new_blank()));
+                b.1.waiting = &b.0;
+                *b.1.slot.get_mut() = Some(v);
+                // SAFETY: lock held; the box outlives its time in the queue
+                // (Drop unlinks it).
+                unsafe { h.st().sendq.push_back(&b.1) };
+                self.pending = Some(b);
+                h.lock.unlock();
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> Drop for SendFuture<'_, T> {
+    fn drop(&mut self) {
+        let (Some(b), Some(h)) = (&self.pending, self.ch.inner.as_deref()) else { return };
+        h.lock.lock();
+        if b.0.cancel() {
+            // SAFETY: lock held.
+            unsafe { HChan::unlink(&mut h.st().sendq, &b.1) };
+        }
+        // Else a receiver claimed it and finished under the lock we now hold.
         h.lock.unlock();
     }
 }

@@ -23,7 +23,7 @@ pub mod time;
 
 pub use chan::{nil, AsChan, Chan, IntoIter, Iter};
 pub use error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
-pub use future::RecvFuture;
+pub use future::{RecvFuture, SendFuture};
 pub use select::Select;
 
 /// Atomics used by `opstate.rs`; its loom model swaps in loom's.
