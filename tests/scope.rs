@@ -30,7 +30,7 @@ fn scoped_gs_borrow_locals_and_are_all_joined() {
         for procs in [1, 2, 4] {
             let out = rt(procs).block_on(|| {
                 let input: Vec<u64> = (1..=1000).collect();
-                let mut sums = vec![0u64; 10];
+                let mut sums = [0u64; 10];
                 let counted = AtomicUsize::new(0);
                 let total = goro::scope(|s| {
                     for (sum, chunk) in sums.iter_mut().zip(input.chunks(100)) {

@@ -162,7 +162,6 @@ impl<F, T> Drop for ScopedBody<F, T> {
 }
 
 /// The handle of a G started with [`Scope::go`].
-#[must_use = "an unjoined scoped G is still waited for by its scope; join it for its result"]
 pub struct ScopedJoinHandle<'scope, T> {
     packet: Arc<Packet<T>>,
     handle: JoinHandle<()>,
