@@ -72,6 +72,12 @@ pub mod sync {
 #[doc(hidden)]
 pub use goro_runtime::internals;
 
+/// Go's `context`: cancellation and deadlines passed down to the Gs doing
+/// the work (`background`, `with_cancel`, `with_timeout`, `with_deadline`;
+/// `ctx.done()` in `select!`, `ctx.err()`).
+pub mod context {
+    pub use goro_chan::context::*;
+}
 /// Go's channels and `select`.
 pub mod chan {
     pub use goro_chan::{

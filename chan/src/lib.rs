@@ -13,6 +13,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod chan;
+pub mod context;
 mod error;
 mod future;
 mod lock;

@@ -1,0 +1,155 @@
+//! `goro::context`: Go's cancellation and deadlines.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::bounded;
+use goro::chan::Chan;
+use goro::context::{self, ContextError};
+use goro::Runtime;
+
+fn rt(procs: usize) -> Runtime {
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    unsafe { Runtime::builder().procs(procs).build() }.unwrap()
+}
+
+#[test]
+fn cancellation_reaches_grandchildren_and_not_parents() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let root = context::background();
+            let (a, cancel_a) = context::with_cancel(&root);
+            let (b, _cancel_b) = context::with_cancel(&a);
+            let (c, _cancel_c) = context::with_timeout(&b, Duration::from_secs(60));
+            let (sibling, cancel_sibling) = context::with_cancel(&root);
+            // Gs waiting on the grandchild and on a sibling.
+            let waiter = {
+                let c = c.clone();
+                goro::go(move || {
+                    c.done().recv();
+                    c.err()
+                })
+            };
+            assert_eq!(b.err(), None);
+            cancel_a.cancel();
+            assert_eq!(waiter.join().unwrap(), Some(ContextError::Canceled));
+            assert_eq!(a.err(), Some(ContextError::Canceled));
+            assert_eq!(b.err(), Some(ContextError::Canceled));
+            assert_eq!(c.err(), Some(ContextError::Canceled), "the grandchild's timer did not win");
+            assert_eq!(sibling.err(), None, "a sibling was cancelled");
+            assert!(root.err().is_none());
+            // A child of a cancelled context is born cancelled.
+            let (late, _c) = context::with_cancel(&a);
+            assert_eq!(late.err(), Some(ContextError::Canceled));
+            cancel_sibling.cancel();
+            // Cancelling twice keeps the first reason.
+            cancel_sibling.cancel();
+            assert_eq!(sibling.err(), Some(ContextError::Canceled));
+        });
+    });
+}
+
+#[test]
+fn a_timeout_fires_once_and_the_earlier_deadline_wins() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let root = context::background();
+            let t = Instant::now();
+            let (ctx, cancel) = context::with_timeout(&root, Duration::from_millis(20));
+            ctx.done().recv();
+            assert!(t.elapsed() >= Duration::from_millis(20));
+            assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+            // Cancelling after the deadline keeps DeadlineExceeded.
+            cancel.cancel();
+            assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+            // A child asking for a later deadline gets the parent's.
+            let (parent, _p) = context::with_timeout(&root, Duration::from_millis(10));
+            let (child, _c) = context::with_timeout(&parent, Duration::from_secs(60));
+            assert_eq!(child.deadline(), parent.deadline());
+            child.done().recv();
+            assert_eq!(child.err(), Some(ContextError::DeadlineExceeded));
+        });
+    });
+}
+
+#[test]
+fn done_in_select_beside_channels() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let root = context::background();
+            let (ctx, cancel) = context::with_cancel(&root);
+            let work: Chan<u32> = Chan::new(0);
+            let w2 = work.clone();
+            let worker = {
+                let ctx = ctx.clone();
+                goro::go(move || {
+                    let mut got = 0;
+                    loop {
+                        goro::select! {
+                            recv(w2) -> v => got += v.unwrap(),
+                            recv(ctx.done()) -> _ => return (got, ctx.err()),
+                        }
+                    }
+                })
+            };
+            for i in 1..=10 {
+                work.send(i).unwrap();
+            }
+            cancel.cancel();
+            assert_eq!(worker.join().unwrap(), (55, Some(ContextError::Canceled)));
+            // The background context's done() never fires.
+            let bg = context::background();
+            let fired = goro::select! {
+                recv(bg.done()) -> _ => true,
+                default(Duration::from_millis(5)) => false,
+            };
+            assert!(!fired);
+        });
+    });
+}
+
+#[test]
+fn cancellation_after_the_parent_returned() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let root = context::background();
+            let (ctx, cancel) = context::with_cancel(&root);
+            // The G that made the child returns; the child lives on.
+            let child = goro::go(move || context::with_cancel(&ctx)).join().unwrap();
+            let (child_ctx, _child_cancel) = child;
+            assert_eq!(child_ctx.err(), None);
+            cancel.cancel();
+            child_ctx.done().recv();
+            assert_eq!(child_ctx.err(), Some(ContextError::Canceled));
+        });
+    });
+}
+
+#[test]
+fn ten_thousand_contexts_created_and_cancelled_leave_the_parent_empty() {
+    bounded(60, || {
+        rt(2).block_on(|| {
+            let root = context::background();
+            let (parent, _cancel) = context::with_cancel(&root);
+            for i in 0..10_000 {
+                let (ctx, cancel) = if i % 2 == 0 {
+                    context::with_cancel(&parent)
+                } else {
+                    context::with_timeout(&parent, Duration::from_secs(60))
+                };
+                cancel.cancel();
+                assert!(ctx.is_done());
+            }
+            assert_eq!(parent.children(), 0, "cancelled children stay registered");
+            // Children dropped without a cancel are swept on the next one.
+            for _ in 0..1000 {
+                drop(context::with_cancel(&parent));
+            }
+            let (_last, c) = context::with_cancel(&parent);
+            assert_eq!(parent.children(), 1);
+            c.cancel();
+            assert_eq!(parent.children(), 0);
+        });
+    });
+}
