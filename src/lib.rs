@@ -44,7 +44,8 @@
 pub use goro_runtime::{
     current, go, go_future, in_goroutine, preempt_point, try_current, yield_now, Builder, GoroutineInfo, JoinHandle,
 };
-// Structured concurrency: Gs that borrow from their caller.
+// Structured concurrency: Gs that borrow from their caller; Go's errgroup.
+pub use goro_chan::Group;
 pub use goro_runtime::{scope, Scope, ScopedJoinHandle};
 // Threads: wiring a G to its OS thread, and calls that block it.
 pub use goro_runtime::{blocking, is_locked_to_thread, lock_os_thread, syscall, unlock_os_thread};

@@ -223,6 +223,11 @@ impl Context {
         self.inner.deadline
     }
 
+    /// Cancels this context (a `Group` on its first error).
+    pub(crate) fn cancel_from_group(&self) {
+        self.inner.cancel(ContextError::Canceled);
+    }
+
     /// Whether the context is done (`err().is_some()`).
     pub fn is_done(&self) -> bool {
         self.err().is_some()

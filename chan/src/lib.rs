@@ -16,6 +16,7 @@ mod chan;
 pub mod context;
 mod error;
 mod future;
+mod group;
 mod lock;
 mod opstate;
 mod select;
@@ -25,6 +26,7 @@ pub mod time;
 pub use chan::{nil, AsChan, Chan, IntoIter, Iter};
 pub use error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 pub use future::{RecvFuture, SendFuture};
+pub use group::Group;
 pub use select::Select;
 
 /// Atomics used by `opstate.rs`; its loom model swaps in loom's.
