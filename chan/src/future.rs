@@ -20,6 +20,7 @@ use crate::error::SendError;
 use crate::sudog::{Sudog, Waiting};
 
 /// The future returned by [`Chan::recv_async`].
+#[must_use = "futures do nothing unless polled"]
 pub struct RecvFuture<'a, T> {
     ch: &'a Chan<T>,
     pending: Option<Box<(Waiting, Sudog<T>)>>,
@@ -100,6 +101,7 @@ impl<T> Drop for RecvFuture<'_, T> {
 }
 
 /// The future returned by [`Chan::send_async`].
+#[must_use = "futures do nothing unless polled (the value is not sent)"]
 pub struct SendFuture<'a, T> {
     ch: &'a Chan<T>,
     /// The value, until it is sent or queued in the sudog's slot.
@@ -194,5 +196,17 @@ impl<T> Drop for SendFuture<'_, T> {
         }
         // Else a receiver claimed it and finished under the lock we now hold.
         h.lock.unlock();
+    }
+}
+
+impl<T> std::fmt::Debug for RecvFuture<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvFuture").field("pending", &self.pending.is_some()).finish()
+    }
+}
+
+impl<T> std::fmt::Debug for SendFuture<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendFuture").field("pending", &self.pending.is_some()).finish()
     }
 }

@@ -637,3 +637,21 @@ macro_rules! __select_default {
         $d
     };
 }
+
+impl<T> std::fmt::Debug for RecvArm<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvArm").finish_non_exhaustive()
+    }
+}
+
+impl<T> std::fmt::Debug for SendArm<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendArm").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Select<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Select").field("arms", &self.arms.len()).finish()
+    }
+}

@@ -171,3 +171,9 @@ impl<T> Sudog<T> {
         unsafe { &*self.waiting }
     }
 }
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting").field("done", &self.done()).finish()
+    }
+}

@@ -15,11 +15,13 @@ use goro_runtime::{deadline_after, deadline_from};
 use crate::chan::{AsChan, Chan};
 
 /// A channel that receives the time once, after `d`.
+#[must_use = "the time arrives on the returned channel"]
 pub fn after(d: Duration) -> Chan<Instant> {
     Timer::new(d).into_chan()
 }
 
 /// A ticker that delivers the time every `d`.
+#[must_use = "dropping the ticker stops it"]
 pub fn tick(d: Duration) -> Ticker {
     Ticker::new(d)
 }
@@ -30,6 +32,7 @@ fn fire(ch: &Chan<Instant>) {
 
 /// A one-shot timer (Go's `time.Timer`): its channel receives the time when
 /// it fires.
+#[must_use = "dropping the timer stops it"]
 pub struct Timer {
     ch: Chan<Instant>,
     handle: Mutex<Option<TimerHandle>>,
@@ -131,6 +134,7 @@ fn arm_tick(st: &Arc<TickState>, when: Instant) {
 }
 
 /// Delivers the time every period (Go's `time.Ticker`). Dropping it stops it.
+#[must_use = "dropping the ticker stops it"]
 pub struct Ticker {
     st: Arc<TickState>,
 }
@@ -169,5 +173,17 @@ impl Drop for Ticker {
 impl AsChan<Instant> for Ticker {
     fn as_chan(&self) -> &Chan<Instant> {
         &self.st.ch
+    }
+}
+
+impl std::fmt::Debug for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timer").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Ticker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticker").field("period", &self.st.period).finish()
     }
 }

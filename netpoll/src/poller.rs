@@ -256,3 +256,9 @@ impl Poller for NetPoller {
         self.waiters.load(Ordering::Relaxed) > 0
     }
 }
+
+impl std::fmt::Debug for NetPoller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetPoller").finish_non_exhaustive()
+    }
+}

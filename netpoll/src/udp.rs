@@ -82,3 +82,9 @@ impl AsRawFd for UdpSocket {
         self.fd.io().as_raw_fd()
     }
 }
+
+impl std::fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpSocket").field("local", &self.local_addr().ok()).field("fd", &self.as_raw_fd()).finish()
+    }
+}

@@ -91,3 +91,15 @@ impl AsRawFd for UnixStream {
         self.fd.io().as_raw_fd()
     }
 }
+
+impl std::fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnixListener").field("local", &self.local_addr().ok()).finish()
+    }
+}
+
+impl std::fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnixStream").field("peer", &self.peer_addr().ok()).field("fd", &self.as_raw_fd()).finish()
+    }
+}

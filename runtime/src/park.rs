@@ -164,3 +164,9 @@ pub fn park_until(reason: WaitReason, deadline: Instant) -> bool {
     park(reason);
     !t.fired() && t.cancel()
 }
+
+impl std::fmt::Debug for Unparker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unparker").finish_non_exhaustive()
+    }
+}

@@ -202,3 +202,9 @@ impl PollerSlot {
         self.get().wake();
     }
 }
+
+impl std::fmt::Debug for ParkPoller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParkPoller").finish_non_exhaustive()
+    }
+}

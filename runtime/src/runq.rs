@@ -179,3 +179,9 @@ impl<T> RunQueue<T> {
         out
     }
 }
+
+impl<T> std::fmt::Debug for RunQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunQueue").field("len", &self.len()).finish()
+    }
+}

@@ -641,3 +641,15 @@ where
 pub fn stats() -> Stats {
     crate::stats::collect(&crate::m::current_sched().unwrap_or_else(global_sched))
 }
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("procs", &self.procs)
+            .field("stack_size", &self.stack_size)
+            .field("policy", &self.policy)
+            .field("name", &self.name)
+            .field("max_threads", &self.max_threads)
+            .finish_non_exhaustive()
+    }
+}

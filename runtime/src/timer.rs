@@ -257,3 +257,18 @@ pub fn sleep_until(deadline: Instant) {
         park::park(WaitReason::Sleep);
     }
 }
+
+impl std::fmt::Debug for TimerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerHandle").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for TimerAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimerAction::Wake(_) => "TimerAction::Wake",
+            TimerAction::Call(_) => "TimerAction::Call",
+        })
+    }
+}

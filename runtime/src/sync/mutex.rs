@@ -257,3 +257,9 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
         self.m.raw.unlock();
     }
 }
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}

@@ -74,3 +74,9 @@ impl Once {
         self.state.load(Ordering::Acquire) == COMPLETE
     }
 }
+
+impl std::fmt::Debug for Once {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Once").field("completed", &self.is_completed()).finish()
+    }
+}

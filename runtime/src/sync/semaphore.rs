@@ -98,3 +98,10 @@ impl Semaphore {
         lock(&self.st).avail
     }
 }
+
+impl std::fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let avail = lock(&self.st).avail;
+        f.debug_struct("Semaphore").field("capacity", &self.capacity).field("available", &avail).finish()
+    }
+}

@@ -85,3 +85,9 @@ impl WaitGroup {
         self.count.load(Ordering::Acquire)
     }
 }
+
+impl std::fmt::Debug for WaitGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitGroup").field("count", &self.count()).finish()
+    }
+}
