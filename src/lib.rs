@@ -33,8 +33,42 @@
 //! `thread_local!` cache) calls [`lock_os_thread`] first: the G then stays on
 //! its thread, as with Go's `runtime.LockOSThread`.
 //!
+//! # The model in five sentences
+//!
+//! [`go`] starts a G, a coroutine with its own stack, and returns a
+//! [`JoinHandle`]. A G runs on one of the runtime's OS threads (Ms), which
+//! must hold one of its `procs` logical processors (Ps) to run Gs, so at
+//! most `procs` Gs run at once ([`RuntimeBuilder::procs`], `GORO_PROCS`).
+//! Whatever waits — a channel operation, [`sleep`], a [`sync`] lock, a
+//! socket in [`net`], a join — parks the G and its thread runs another. A
+//! G that calls no runtime function for 10 ms is asked to yield at its
+//! next call, and one that runs for 1 ms without any call loses its P to
+//! another thread, so the other Gs go on ([`Policy`]). Gs that borrow from
+//! their caller run in a [`scope`]; Gs that share a task and an error run
+//! in a [`Group`] with a [`context`].
+//!
+//! # Blocking calls
+//!
+//! A call that blocks its thread (file I/O, `std::thread::sleep`, a
+//! blocking client library, DNS) should be wrapped: [`syscall`]`(|| ..)`
+//! hands the G's P to another thread if the call lasts over 20 µs, as Go
+//! does for every system call; [`blocking`]`(|| ..)` hands it off at once,
+//! for calls known to be long. Unwrapped, such a call still does not stall
+//! the other Gs past about a millisecond (hog handoff), but it holds the
+//! P that long.
+//!
+//! # When something hangs or is slow
+//!
+//! [`dump`] (or `GORO_SIGQUIT=1` and `kill -QUIT`) prints every G with its
+//! state and wait reason, as Go's goroutine dump does; a program whose Gs
+//! all wait on each other is reported as deadlocked and exits with status 2,
+//! as in Go. `GORO_SCHEDTRACE=1000` prints the scheduler's state every
+//! second; `GORO_TRACE=trace.json` writes a trace to open in Perfetto
+//! (`GORO_TRACE_LAST=<s>` keeps only the end); [`stats`] has the counters.
+//!
 //! The crates behind the facade: `goro-runtime` (scheduler), `goro-chan`
-//! (channels, select, timers as channels), `goro-netpoll` (network).
+//! (channels, select, timers as channels, context, groups), `goro-netpoll`
+//! (network).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
