@@ -4,6 +4,21 @@
 //! A timer delivers the current `Instant` on a channel of capacity 1 with a
 //! non-blocking send (Go's `sendTime`): a reader that is slow misses ticks
 //! instead of queueing them.
+//!
+//! ```
+//! use goro_chan::{select, time};
+//! use std::time::Duration;
+//! let ticker = time::tick(Duration::from_millis(2));
+//! let deadline = time::after(Duration::from_millis(30));
+//! let mut ticks = 0;
+//! loop {
+//!     select! {
+//!         recv(ticker) -> _ => ticks += 1,
+//!         recv(deadline) -> _ => break,
+//!     }
+//! }
+//! assert!(ticks >= 1);
+//! ```
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -19,6 +19,12 @@ use crate::stats::{Counters, SchedCounters};
 
 /// Spawns a G on the runtime the caller runs on and returns its handle.
 ///
+/// ```
+/// // SAFETY: the Gs keep no thread-local state across switch points.
+/// let answer = unsafe { goro_runtime::run(|| goro_runtime::go(|| 6 * 7).join().unwrap()) };
+/// assert_eq!(answer, 42);
+/// ```
+///
 /// # Panics
 /// Outside any runtime (on a plain thread: use [`Runtime::spawn`](crate::Runtime::spawn)
 /// there), and, like `std::thread::spawn`, if the G cannot be created (no
@@ -46,6 +52,22 @@ const NO_RUNTIME: &str = "called outside a goro runtime; start one with `unsafe 
                           `unsafe { Runtime::builder().build() }` and spawn with `Runtime::spawn` from plain threads";
 
 /// Configures a G before spawning it, as `std::thread::Builder` does a thread.
+///
+/// ```
+/// use goro_runtime::{current, Builder};
+/// // SAFETY: the Gs keep no thread-local state across switch points.
+/// let name = unsafe {
+///     goro_runtime::run(|| {
+///         let h = Builder::new()
+///             .name("worker")
+///             .stack_size(64 * 1024)
+///             .spawn(|| current().name().map(str::to_owned))
+///             .expect("a stack could be mapped");
+///         h.join().unwrap()
+///     })
+/// };
+/// assert_eq!(name.as_deref(), Some("worker"));
+/// ```
 #[derive(Debug, Default)]
 pub struct Builder {
     name: Option<String>,
@@ -273,7 +295,19 @@ fn deliver<T>(inner: &JoinInner<T>, r: thread::Result<T>) {
 }
 
 /// An owned permission to join a G (wait for it to finish and take its
-/// result). Dropping it detaches the G.
+/// result). Dropping it detaches the G. A panic in the G is contained and
+/// reported to the joiner:
+///
+/// ```
+/// // SAFETY: the Gs keep no thread-local state across switch points.
+/// let caught = unsafe {
+///     goro_runtime::run(|| {
+///         let h = goro_runtime::go(|| -> u32 { panic!("boom") });
+///         h.join().unwrap_err().downcast_ref::<&str>().map(|s| s.to_string())
+///     })
+/// };
+/// assert_eq!(caught.as_deref(), Some("boom"));
+/// ```
 pub struct JoinHandle<T> {
     inner: Arc<JoinInner<T>>,
     id: u64,

@@ -30,12 +30,31 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// A goro runtime. Dropping it shuts it down: its threads are joined, Gs that
 /// have not finished are dropped (their destructors run), their stacks are
 /// unmapped.
+///
+/// ```
+/// use goro_runtime::Runtime;
+/// // SAFETY: the Gs keep no thread-local state across switch points.
+/// let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
+/// // From a plain thread: spawn, or run a main G and wait for it.
+/// let h = rt.spawn(|| 1 + 1);
+/// assert_eq!(rt.block_on(move || h.join().unwrap() * 10), 20);
+/// assert_eq!(rt.procs(), 2);
+/// ```
 pub struct Runtime {
     sched: Arc<Sched>,
     sysmon: Option<Sysmon>,
 }
 
 /// Configures a [`Runtime`].
+///
+/// ```
+/// use goro_runtime::{Policy, Runtime};
+/// use std::time::Duration;
+/// let policy = Policy { time_slice: Duration::from_millis(5), ..Policy::default() };
+/// // SAFETY: the Gs keep no thread-local state across switch points.
+/// let rt = unsafe { Runtime::builder().procs(1).stack_size(128 * 1024).policy(policy).build() }.unwrap();
+/// assert_eq!(rt.policy().time_slice, Duration::from_millis(5));
+/// ```
 pub struct RuntimeBuilder {
     procs: Option<usize>,
     stack_size: usize,
