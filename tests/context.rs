@@ -4,15 +4,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::bounded;
+use common::{bounded, rt};
 use goro::chan::Chan;
 use goro::context::{self, ContextError};
-use goro::Runtime;
-
-fn rt(procs: usize) -> Runtime {
-    // SAFETY: the test's Gs keep no thread-local state across switch points.
-    unsafe { Runtime::builder().procs(procs).build() }.unwrap()
-}
 
 #[test]
 fn cancellation_reaches_grandchildren_and_not_parents() {

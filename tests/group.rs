@@ -6,14 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{bounded, Rng};
+use common::{bounded, rt, Rng};
 use goro::context::ContextError;
-use goro::{Group, Runtime};
-
-fn rt(procs: usize) -> Runtime {
-    // SAFETY: the test's Gs keep no thread-local state across switch points.
-    unsafe { Runtime::builder().procs(procs).build() }.unwrap()
-}
+use goro::Group;
 
 #[test]
 fn the_first_error_wins_and_cancels_the_others() {

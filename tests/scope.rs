@@ -6,13 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{bounded, Rng};
-use goro::Runtime;
-
-fn rt(procs: usize) -> Runtime {
-    // SAFETY: the test's Gs keep no thread-local state across switch points.
-    unsafe { Runtime::builder().procs(procs).build() }.unwrap()
-}
+use common::{bounded, rt, Rng};
 
 fn quiet_expected_panics() {
     let default = std::panic::take_hook();

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 
 use goro_runtime::Unparker;
 
-use crate::chan::{wake, Chan, HChan, RecvNow, SendNow};
+use crate::chan::{wake, Chan, HChan, RecvNow, SendNow, State};
 use crate::error::SendError;
 use crate::sudog::{Sudog, Waiting};
 
@@ -47,16 +47,10 @@ impl<T> Future for RecvFuture<'_, T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let Some(h) = self.ch.inner.as_deref() else { return Poll::Pending };
         if let Some(b) = &self.pending {
-            h.lock.lock();
-            if !b.0.done() {
-                // SAFETY: lock held; the op is queued on this channel only.
-                unsafe { b.0.set_unparker(Unparker::from_waker(cx.waker().clone())) };
-                h.lock.unlock();
+            let Poll::Ready(ok) = poll_queued(h, b, cx, goro_runtime::WaitReason::ChanReceive) else {
                 return Poll::Pending;
-            }
-            h.lock.unlock();
+            };
             let b = self.pending.take().expect("pending");
-            let (_, ok) = b.0.wait(goro_runtime::WaitReason::ChanReceive, true);
             // SAFETY: DONE: the sender wrote the slot before its Release.
             return Poll::Ready(if ok { unsafe { (*b.1.slot.get()).take() } } else { None });
         }
@@ -89,15 +83,45 @@ impl<T> Future for RecvFuture<'_, T> {
 
 impl<T> Drop for RecvFuture<'_, T> {
     fn drop(&mut self) {
-        let (Some(b), Some(h)) = (&self.pending, self.ch.inner.as_deref()) else { return };
-        h.lock.lock();
-        if b.0.cancel() {
-            // SAFETY: lock held.
-            unsafe { HChan::unlink(&mut h.st().recvq, &b.1) };
+        if let (Some(b), Some(h)) = (&self.pending, self.ch.inner.as_deref()) {
+            withdraw(h, b, |st| &mut st.recvq);
         }
-        // Else a sender claimed it and finished under the lock we now hold.
-        h.lock.unlock();
     }
+}
+
+/// A queued operation of a future: `Ready(ok)` once a peer finished it
+/// (`ok`: it completed, not closed), else its waker is refreshed.
+fn poll_queued<T>(
+    h: &HChan<T>,
+    b: &(Waiting, Sudog<T>),
+    cx: &Context<'_>,
+    reason: goro_runtime::WaitReason,
+) -> Poll<bool> {
+    h.lock.lock();
+    if !b.0.done() {
+        // SAFETY: lock held; the op is queued on this channel only.
+        unsafe { b.0.set_unparker(Unparker::from_waker(cx.waker().clone())) };
+        h.lock.unlock();
+        return Poll::Pending;
+    }
+    h.lock.unlock();
+    let (_, ok) = b.0.wait(reason, true);
+    Poll::Ready(ok)
+}
+
+/// A dropped future's queued operation leaves `queue` (unless a peer
+/// claimed it and finished it under the lock this takes).
+fn withdraw<T>(
+    h: &HChan<T>,
+    b: &(Waiting, Sudog<T>),
+    queue: impl FnOnce(&mut State<T>) -> &mut std::collections::VecDeque<*const Sudog<T>>,
+) {
+    h.lock.lock();
+    if b.0.cancel() {
+        // SAFETY: lock held; `st` is the only borrow of the state here.
+        unsafe { HChan::unlink(queue(h.st()), &b.1) };
+    }
+    h.lock.unlock();
 }
 
 /// The future returned by [`Chan::send_async`].
@@ -139,16 +163,10 @@ impl<T> Future for SendFuture<'_, T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(h) = self.ch.inner.as_deref() else { return Poll::Pending };
         if let Some(b) = &self.pending {
-            h.lock.lock();
-            if !b.0.done() {
-                // SAFETY: lock held; the op is queued on this channel only.
-                unsafe { b.0.set_unparker(Unparker::from_waker(cx.waker().clone())) };
-                h.lock.unlock();
+            let Poll::Ready(ok) = poll_queued(h, b, cx, goro_runtime::WaitReason::ChanSend) else {
                 return Poll::Pending;
-            }
-            h.lock.unlock();
+            };
             let b = self.pending.take().expect("pending");
-            let (_, ok) = b.0.wait(goro_runtime::WaitReason::ChanSend, true);
             if ok {
                 return Poll::Ready(Ok(()));
             }
@@ -188,14 +206,9 @@ impl<T> Future for SendFuture<'_, T> {
 
 impl<T> Drop for SendFuture<'_, T> {
     fn drop(&mut self) {
-        let (Some(b), Some(h)) = (&self.pending, self.ch.inner.as_deref()) else { return };
-        h.lock.lock();
-        if b.0.cancel() {
-            // SAFETY: lock held.
-            unsafe { HChan::unlink(&mut h.st().sendq, &b.1) };
+        if let (Some(b), Some(h)) = (&self.pending, self.ch.inner.as_deref()) {
+            withdraw(h, b, |st| &mut st.sendq);
         }
-        // Else a receiver claimed it and finished under the lock we now hold.
-        h.lock.unlock();
     }
 }
 

@@ -171,3 +171,9 @@ pub fn progress_during(policy: goro::Policy, work: fn()) -> (u64, goro::Stats) {
     });
     (progress, rt.stats())
 }
+
+/// A runtime with `procs` Ps and the default policy.
+pub fn rt(procs: usize) -> goro::Runtime {
+    // SAFETY: the tests' Gs keep no thread-local state across switch points.
+    unsafe { goro::Runtime::builder().procs(procs).build() }.unwrap()
+}
