@@ -99,6 +99,7 @@ pub use goro_runtime::{deadline_after, deadline_from, sleep, sleep_until, NEVER}
 /// Go's `sync`: `Mutex`, `RwLock`, `Condvar`, `WaitGroup`, `Once` and a
 /// counting `Semaphore` that park the G instead of blocking its M.
 pub mod sync {
+    pub use goro_chan::context::SemaphoreExt;
     pub use goro_runtime::sync::*;
 }
 

@@ -147,3 +147,69 @@ fn ten_thousand_contexts_created_and_cancelled_leave_the_parent_empty() {
         });
     });
 }
+
+#[test]
+fn a_semaphore_wait_ends_with_its_context() {
+    use goro::sync::{Semaphore, SemaphoreExt};
+    use std::sync::Arc;
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let sem = Arc::new(Semaphore::new(2));
+            let root = context::background();
+            // Free permits: taken at once, whatever the context.
+            assert_eq!(sem.acquire_ctx(&root, 2), Ok(()));
+            // None free: the wait ends when the context is cancelled.
+            let (ctx, cancel) = context::with_cancel(&root);
+            let waiter = {
+                let (sem, ctx) = (sem.clone(), ctx.clone());
+                goro::go(move || sem.acquire_ctx(&ctx, 1))
+            };
+            common::wait_until("the waiter parks", || goro::stats().waiting_goroutines >= 1);
+            cancel.cancel();
+            assert_eq!(waiter.join().unwrap(), Err(ContextError::Canceled));
+            // ... or with its deadline.
+            let (ctx, _c) = context::with_timeout(&root, Duration::from_millis(10));
+            assert_eq!(sem.acquire_ctx(&ctx, 1), Err(ContextError::DeadlineExceeded));
+            // A given-up waiter took nothing and left the queue: a release
+            // serves the next one.
+            sem.release();
+            let (ctx, _c) = context::with_timeout(&root, Duration::from_secs(10));
+            assert_eq!(sem.acquire_ctx(&ctx, 1), Ok(()));
+            // A done context takes nothing, even with permits free (as
+            // x/sync's Acquire).
+            sem.release_n(2);
+            let (done, c) = context::with_cancel(&root);
+            c.cancel();
+            assert_eq!(sem.acquire_ctx(&done, 1), Err(ContextError::Canceled));
+            assert_eq!(sem.available(), 2);
+        });
+    });
+}
+
+#[test]
+fn a_given_up_large_request_lets_the_smaller_ones_behind_it_through() {
+    use goro::sync::{Semaphore, SemaphoreExt};
+    use std::sync::Arc;
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let sem = Arc::new(Semaphore::new(4));
+            sem.acquire_n(3); // 1 left
+            let root = context::background();
+            let (big_ctx, cancel_big) = context::with_cancel(&root);
+            let big = {
+                let (sem, ctx) = (sem.clone(), big_ctx.clone());
+                goro::go(move || sem.acquire_ctx(&ctx, 4))
+            };
+            common::wait_until("the big request waits", || goro::stats().waiting_goroutines >= 1);
+            // FIFO: a small request queues behind the big one.
+            let small = {
+                let sem = sem.clone();
+                goro::go(move || sem.acquire_ctx(&context::background(), 1))
+            };
+            common::wait_until("the small request waits", || goro::stats().waiting_goroutines >= 2);
+            cancel_big.cancel();
+            assert_eq!(big.join().unwrap(), Err(ContextError::Canceled));
+            assert_eq!(small.join().unwrap(), Ok(()), "the small request stayed stuck behind a withdrawn one");
+        });
+    });
+}

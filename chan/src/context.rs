@@ -78,6 +78,9 @@ struct State {
     /// The deadline's timer, stopped on cancel.
     timer: Option<TimerHandle>,
     next_child: u64,
+    /// Run once on cancel (waits that cancellation must end: a semaphore
+    /// acquire).
+    hooks: Vec<(u64, Box<dyn FnOnce() + Send>)>,
 }
 
 /// Cancels the context it came with (and its children): Go's
@@ -180,16 +183,20 @@ impl Inner {
 
     /// Cancels with `why` (once), its children with it.
     fn cancel(&self, why: ContextError) {
-        let (children, parent, timer) = {
+        let (children, parent, timer, hooks) = {
             let mut st = self.lock();
             if st.err.is_some() {
                 return;
             }
             st.err = Some(why);
-            (std::mem::take(&mut st.children), st.parent.take(), st.timer.take())
+            let hooks = std::mem::take(&mut st.hooks);
+            (std::mem::take(&mut st.children), st.parent.take(), st.timer.take(), hooks)
         };
         if let Some(t) = timer {
             t.cancel();
+        }
+        for (_, hook) in hooks {
+            hook();
         }
         self.done.close();
         for (_, c) in children {
@@ -223,6 +230,21 @@ impl Context {
         self.inner.deadline
     }
 
+    /// Runs `hook` when the context is cancelled (at once if it is done
+    /// already); dropping the returned guard unregisters it.
+    pub(crate) fn on_cancel(&self, hook: Box<dyn FnOnce() + Send>) -> HookGuard<'_> {
+        let mut st = self.inner.lock();
+        if st.err.is_some() {
+            drop(st);
+            hook();
+            return HookGuard { ctx: self, id: None };
+        }
+        let id = st.next_child;
+        st.next_child += 1;
+        st.hooks.push((id, hook));
+        HookGuard { ctx: self, id: Some(id) }
+    }
+
     /// Cancels this context (a `Group` on its first error).
     pub(crate) fn cancel_from_group(&self) {
         self.inner.cancel(ContextError::Canceled);
@@ -244,5 +266,57 @@ impl Context {
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context").field("deadline", &self.inner.deadline).field("err", &self.err()).finish()
+    }
+}
+
+/// Unregisters a cancel hook when dropped.
+pub(crate) struct HookGuard<'a> {
+    ctx: &'a Context,
+    id: Option<u64>,
+}
+
+impl Drop for HookGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.ctx.inner.lock().hooks.retain(|(k, _)| *k != id);
+        }
+    }
+}
+
+/// `Semaphore` waits that a context ends (Go's
+/// `x/sync/semaphore.Weighted.Acquire(ctx, n)`).
+///
+/// ```
+/// use goro_chan::context::{self, ContextError, SemaphoreExt};
+/// use goro_runtime::sync::Semaphore;
+/// use std::time::Duration;
+/// let sem = Semaphore::new(1);
+/// sem.acquire(); // all permits taken
+/// let (ctx, _cancel) = context::with_timeout(&context::background(), Duration::from_millis(5));
+/// assert_eq!(sem.acquire_ctx(&ctx, 1), Err(ContextError::DeadlineExceeded));
+/// ```
+pub trait SemaphoreExt {
+    /// Acquires `k` permits, or gives up when `ctx` is done: `Err` with why
+    /// (and no permits taken). Permits granted as the context ends are
+    /// kept: `Ok`.
+    ///
+    /// # Panics
+    /// If `k` exceeds the capacity.
+    fn acquire_ctx(&self, ctx: &Context, k: usize) -> Result<(), ContextError>;
+}
+
+impl SemaphoreExt for goro_runtime::sync::Semaphore {
+    fn acquire_ctx(&self, ctx: &Context, k: usize) -> Result<(), ContextError> {
+        let guard = std::cell::RefCell::new(None);
+        let acquired = self.acquire_n_unless(k, &|| ctx.is_done(), &|u| {
+            let u = u.clone();
+            *guard.borrow_mut() = Some(ctx.on_cancel(Box::new(move || u.unpark())));
+        });
+        drop(guard);
+        if acquired {
+            Ok(())
+        } else {
+            Err(ctx.err().expect("given up only when the context is done"))
+        }
     }
 }

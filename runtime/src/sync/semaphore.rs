@@ -18,6 +18,22 @@ struct SemState {
     waiters: WaitQueue,
 }
 
+impl SemState {
+    /// Takes the permits of the waiters at the front that now fit, in
+    /// order; the caller grants them after unlocking.
+    fn satisfy(&mut self) -> Vec<std::sync::Arc<Waiter>> {
+        let mut out = Vec::new();
+        while let Some(w) = self.waiters.front() {
+            if w.n > self.avail {
+                break;
+            }
+            self.avail -= w.n;
+            out.push(self.waiters.pop_front().expect("front"));
+        }
+        out
+    }
+}
+
 impl Semaphore {
     /// A semaphore with `permits` permits (its capacity).
     pub fn new(permits: usize) -> Self {
@@ -74,22 +90,68 @@ impl Semaphore {
     /// # Panics
     /// If that would hold more permits than the capacity.
     pub fn release_n(&self, k: usize) {
-        let granted: Vec<_> = {
+        let granted = {
             let mut st = lock(&self.st);
             assert!(st.avail + k <= self.capacity, "semaphore: released more permits than acquired");
             st.avail += k;
-            let mut out = Vec::new();
-            while let Some(w) = st.waiters.front() {
-                if w.n > st.avail {
-                    break;
-                }
-                st.avail -= w.n;
-                out.push(st.waiters.pop_front().expect("front"));
-            }
-            out
+            st.satisfy()
         };
         for w in granted {
             w.grant();
+        }
+    }
+
+    /// Acquires `k` permits unless `stop` returns true first (checked
+    /// whenever the caller is woken): the cancellable wait behind
+    /// `goro::sync::SemaphoreExt::acquire_ctx`. `waiting` is called once the
+    /// caller is queued, with the handle that wakes it, so that whatever
+    /// makes `stop` true can wake it. Returns whether the permits were
+    /// acquired (then they are the caller's, even if `stop` became true
+    /// meanwhile).
+    ///
+    /// # Panics
+    /// If `k` exceeds the capacity.
+    #[doc(hidden)]
+    pub fn acquire_n_unless(&self, k: usize, stop: &dyn Fn() -> bool, waiting: &dyn Fn(&crate::Unparker)) -> bool {
+        assert!(k <= self.capacity, "semaphore: acquire of {k} permits exceeds the capacity of {}", self.capacity);
+        crate::m::preempt_point();
+        let w = {
+            let mut st = lock(&self.st);
+            // Stopped already: nothing is taken, even if permits are free
+            // (as x/sync's `Acquire` on a done context).
+            if stop() {
+                return false;
+            }
+            if st.waiters.is_empty() && st.avail >= k {
+                st.avail -= k;
+                return true;
+            }
+            let w = Waiter::new(k);
+            st.waiters.push_back(w.clone());
+            w
+        };
+        waiting(w.unparker());
+        loop {
+            if w.is_granted() {
+                return true;
+            }
+            if stop() {
+                let granted = {
+                    let mut st = lock(&self.st);
+                    if w.is_granted() {
+                        // Granted as we gave up: the permits are ours.
+                        return true;
+                    }
+                    st.waiters.remove(&w);
+                    // The waiter may have held up smaller requests behind it.
+                    st.satisfy()
+                };
+                for g in granted {
+                    g.grant();
+                }
+                return false;
+            }
+            crate::park::park(WaitReason::Semacquire);
         }
     }
 

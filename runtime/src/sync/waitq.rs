@@ -43,6 +43,16 @@ impl Waiter {
         self.handoff.store(true, Ordering::Relaxed);
     }
 
+    /// Whether `grant` has been called.
+    pub fn is_granted(&self) -> bool {
+        self.granted.load(Ordering::Acquire)
+    }
+
+    /// The handle that wakes the waiting G (or thread).
+    pub fn unparker(&self) -> &Unparker {
+        &self.unparker
+    }
+
     /// Whether `grant` handed ownership over (read after `wait`).
     pub fn handed_off(&self) -> bool {
         self.handoff.load(Ordering::Relaxed)
@@ -83,6 +93,16 @@ impl WaitQueue {
     }
     pub fn is_empty(&self) -> bool {
         self.q.is_empty()
+    }
+    /// Takes `w` out of the queue if it is there.
+    pub fn remove(&mut self, w: &Arc<Waiter>) -> bool {
+        match self.q.iter().position(|x| Arc::ptr_eq(x, w)) {
+            Some(i) => {
+                self.q.remove(i);
+                true
+            }
+            None => false,
+        }
     }
     pub fn drain(&mut self) -> impl Iterator<Item = Arc<Waiter>> + '_ {
         self.q.drain(..)
