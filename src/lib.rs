@@ -135,5 +135,8 @@ pub use goro_chan::select;
 /// Network types that park the G on the runtime's poller instead of
 /// blocking its M (Go's `net`), std-shaped.
 pub mod net {
+    pub use crate::dial::connect_ctx;
     pub use goro_netpoll::{Incoming, NetPoller, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 }
+
+mod dial;

@@ -557,3 +557,33 @@ fn host_names_are_resolved_in_a_syscall_not_on_the_p() {
         assert!(udp >= 1, "send_to resolved \"localhost\" without a syscall");
     });
 }
+
+/// `connect_ctx` (Go's DialContext): connects, or reports the context's end
+/// as `TimedOut` / `Interrupted` with the `ContextError` inside, and passes
+/// other errors through.
+#[test]
+fn connect_ctx_connects_or_reports_the_context() {
+    use goro::context::{self, ContextError};
+    use goro::net::connect_ctx;
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let root = context::background();
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let (ctx, cancel) = context::with_timeout(&root, Duration::from_secs(10));
+            let s = connect_ctx(("localhost", addr.port()), &ctx).unwrap();
+            assert_eq!(s.peer_addr().unwrap(), addr);
+            cancel.cancel();
+            let e = connect_ctx(addr, &ctx).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Interrupted);
+            assert_eq!(e.get_ref().and_then(|i| i.downcast_ref::<ContextError>()), Some(&ContextError::Canceled));
+            let (expired, _c) = context::with_timeout(&root, Duration::from_millis(1));
+            expired.done().recv();
+            assert_eq!(connect_ctx(addr, &expired).unwrap_err().kind(), ErrorKind::TimedOut);
+            // A refused connection is the kernel's error, not the context's.
+            drop(l);
+            let (ctx, _c) = context::with_timeout(&root, Duration::from_secs(10));
+            assert_eq!(connect_ctx(addr, &ctx).unwrap_err().kind(), ErrorKind::ConnectionRefused);
+        });
+    });
+}
