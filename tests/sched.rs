@@ -317,8 +317,12 @@ fn builder_names_and_sizes_goroutines() {
 #[test]
 fn a_goroutine_past_its_time_slice_yields_at_a_preemption_point() {
     bounded(30, || {
+        // Hog handoff off: on a loaded machine the OS may hold the spinner's
+        // thread past the hog threshold, and the handoff would then run the
+        // setter instead of the preemption this test is about.
+        let policy = goro::Policy { hog_handoff: false, ..goro::Policy::default() };
         // SAFETY: the test's Gs keep no thread-local state across switch points.
-        let rt = unsafe { Runtime::builder().procs(1).build() }.unwrap();
+        let rt = unsafe { Runtime::builder().procs(1).policy(policy).build() }.unwrap();
         rt.block_on(|| {
             let flag = Arc::new(AtomicBool::new(false));
             // The spinner spawns the setter (it goes to runnext) and never
