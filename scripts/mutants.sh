@@ -28,6 +28,8 @@ MODULES=(
     "time|chan/src/time.rs runtime/src/timer.rs|chan sched|"
     "idle|runtime/src/sched.rs|sched lock_os_thread|wakep|spinning|may_spin|pidle|startm|stopm|steal|runq|globrunq"
     "lock_os_thread|runtime/src/lock_os_thread.rs|lock_os_thread|"
+    "takeover|runtime/src/takeover.rs|loom_hog hog|"
+    "hog|runtime/src/hog.rs|loom_hog hog syscall|"
 )
 
 if [[ "${1:-}" == "--list" ]]; then
