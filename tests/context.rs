@@ -213,3 +213,21 @@ fn a_given_up_large_request_lets_the_smaller_ones_behind_it_through() {
         });
     });
 }
+
+#[test]
+fn a_past_deadline_is_done_at_once_and_a_dropped_parent_keeps_its_deadline() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let root = context::background();
+            let (past, _c) = context::with_deadline(&root, Instant::now() - Duration::from_secs(1));
+            assert_eq!(past.err(), Some(ContextError::DeadlineExceeded));
+            let (zero, _c) = context::with_timeout(&root, Duration::ZERO);
+            assert_eq!(zero.err(), Some(ContextError::DeadlineExceeded));
+            // The parent (with the deadline) is dropped at once; the child
+            // keeps it alive, and its deadline still ends the child.
+            let (child, _c) = context::with_cancel(&context::with_timeout(&root, Duration::from_millis(10)).0);
+            child.done().recv();
+            assert_eq!(child.err(), Some(ContextError::DeadlineExceeded));
+        });
+    });
+}

@@ -116,3 +116,16 @@ fn a_group_under_a_cancelled_parent_starts_cancelled() {
         });
     });
 }
+
+#[test]
+fn a_g_the_runtime_refuses_does_not_hang_wait() {
+    // Off a runtime `go` panics: the group must not count that G as running.
+    bounded(30, || {
+        let g: Group<()> = Group::new().with_limit(1);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.go(|| Ok(()))));
+        assert!(r.is_err());
+        // The slot came back too (else this would wait for it forever).
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.go(|| Ok(())))).is_err());
+        assert_eq!(g.wait(), Ok(()));
+    });
+}

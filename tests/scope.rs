@@ -157,3 +157,26 @@ fn many_scopes_with_random_delays() {
         });
     });
 }
+
+/// A scoped G's result whose destructor panics (its handle dropped): the
+/// scope reports the panic instead of waiting forever for the G.
+#[test]
+fn a_result_that_panics_when_dropped_does_not_hang_the_scope() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("expected: drop");
+        }
+    }
+    quiet_expected_panics();
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let r = std::panic::catch_unwind(|| {
+                goro::scope(|s| {
+                    drop(s.go(|| PanicOnDrop));
+                })
+            });
+            assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"expected: drop"));
+        });
+    });
+}

@@ -73,8 +73,10 @@ struct State {
     err: Option<ContextError>,
     /// Live children, cancelled with this context.
     children: Vec<(u64, Weak<Inner>)>,
-    /// This context's registration with its parent, removed on cancel.
-    parent: Option<(Weak<Inner>, u64)>,
+    /// This context's registration with its parent, removed on cancel. A
+    /// strong reference, as in Go: a child keeps its ancestors (and their
+    /// deadlines' timers) alive.
+    parent: Option<(Arc<Inner>, u64)>,
     /// The deadline's timer, stopped on cancel.
     timer: Option<TimerHandle>,
     next_child: u64,
@@ -124,6 +126,10 @@ pub fn with_deadline(parent: &Context, deadline: Instant) -> (Context, CancelFun
         _ => deadline,
     };
     let (ctx, cancel) = child(parent, Some(d));
+    if d <= Instant::now() {
+        // Already past, as Go's: done at once.
+        ctx.inner.cancel(ContextError::DeadlineExceeded);
+    }
     if ctx.err().is_none() {
         let weak = Arc::downgrade(&ctx.inner);
         let timer = add_timer(
@@ -169,7 +175,7 @@ fn child(parent: &Context, deadline: Option<Instant>) -> (Context, CancelFunc) {
             let id = pst.next_child;
             pst.next_child += 1;
             pst.children.push((id, Arc::downgrade(&inner)));
-            inner.lock().parent = Some((Arc::downgrade(&parent.inner), id));
+            inner.lock().parent = Some((parent.inner.clone(), id));
         }
     }
     let ctx = Context { inner };
@@ -205,9 +211,7 @@ impl Inner {
             }
         }
         if let Some((p, id)) = parent {
-            if let Some(p) = p.upgrade() {
-                p.lock().children.retain(|(k, _)| *k != id);
-            }
+            p.lock().children.retain(|(k, _)| *k != id);
         }
     }
 }

@@ -126,10 +126,11 @@ impl<E: Send + 'static> Group<E> {
     where
         F: FnOnce() -> Result<(), E> + Send + 'static,
     {
-        let shared = self.shared.clone();
-        let limit = self.limit.clone();
+        self.shared.running.add(1);
+        // Gives back the slot and counts the G out when dropped: after the
+        // body, or unrun if `go` refuses the G (off a runtime, no stack).
+        let slot = Slot { shared: self.shared.clone(), limit: self.limit.clone() };
         let cancel = CancelHandle(self.ctx.clone());
-        shared.running.add(1);
         goro_runtime::go(move || {
             let failed = match catch_unwind(AssertUnwindSafe(f)) {
                 Ok(Ok(())) => None,
@@ -137,17 +138,14 @@ impl<E: Send + 'static> Group<E> {
                 Err(p) => Some(First::Panic(p)),
             };
             if let Some(failure) = failed {
-                let mut first = shared.first.lock().unwrap_or_else(|e| e.into_inner());
+                let mut first = slot.shared.first.lock().unwrap_or_else(|e| e.into_inner());
                 if matches!(*first, First::None) {
                     *first = failure;
                     drop(first);
                     cancel.cancel();
                 }
             }
-            if let Some(sem) = limit {
-                sem.release();
-            }
-            shared.running.done();
+            drop(slot);
         });
     }
 
@@ -178,5 +176,20 @@ impl CancelHandle {
 impl<E> std::fmt::Debug for Group<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group").field("ctx", &self.ctx).field("limited", &self.limit.is_some()).finish()
+    }
+}
+
+/// A running G's place in its group.
+struct Slot<E> {
+    shared: Arc<Shared<E>>,
+    limit: Option<Arc<Semaphore>>,
+}
+
+impl<E> Drop for Slot<E> {
+    fn drop(&mut self) {
+        if let Some(sem) = &self.limit {
+            sem.release();
+        }
+        self.shared.running.done();
     }
 }

@@ -57,16 +57,46 @@ where
         env: PhantomData,
     };
     let r = catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    if let Err(payload) = r {
+        if crate::m::force_unwinding() {
+            // Shutdown is unwinding this G, on a thread of its own where it
+            // cannot park: the scoped Gs may still use this frame, so it
+            // stays until they are done (or forever, if one never is).
+            wait_by_sleeping(&scope.state);
+            resume_unwind(payload);
+        }
+        scope.state.running.wait();
+        resume_unwind(payload);
+    }
     // Every handle is gone now (they cannot outlive `f`): wait for the Gs.
+    // A forced unwind out of this wait (shutdown unwinding a parked G) must
+    // not leave the frame while they run either.
+    let stay = StayWhileRunning(&scope.state);
     scope.state.running.wait();
-    match r {
-        Err(payload) => resume_unwind(payload),
-        Ok(v) => {
-            let child = scope.state.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(payload) = child {
-                resume_unwind(payload);
-            }
-            v
+    drop(stay);
+    let Ok(v) = r else { unreachable!("handled above") };
+    let child = scope.state.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(payload) = child {
+        resume_unwind(payload);
+    }
+    v
+}
+
+/// Waits for a scope's Gs without parking (a thread that cannot park).
+fn wait_by_sleeping(state: &ScopeState) {
+    while state.running.count() > 0 {
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Keeps a scope's frame alive, if it is being unwound, until its Gs are
+/// done.
+struct StayWhileRunning<'a>(&'a ScopeState);
+
+impl Drop for StayWhileRunning<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            wait_by_sleeping(self.0);
         }
     }
 }
@@ -154,9 +184,13 @@ impl<F: FnOnce() -> T, T> ScopedBody<F, T> {
 
 impl<F, T> Drop for ScopedBody<F, T> {
     fn drop(&mut self) {
-        drop(self.f.take());
+        let (f, packet) = (self.f.take(), self.packet.take());
         // With no handle left, this drops the result too (it may borrow).
-        drop(self.packet.take());
+        // A destructor that panics must not skip the count below (the
+        // scope would wait forever): its panic goes to the scope.
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop((f, packet)))) {
+            self.state.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(payload);
+        }
         self.state.running.done();
     }
 }

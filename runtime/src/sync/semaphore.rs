@@ -138,11 +138,11 @@ impl Semaphore {
             if stop() {
                 let granted = {
                     let mut st = lock(&self.st);
-                    if w.is_granted() {
-                        // Granted as we gave up: the permits are ours.
+                    // Granted as we gave up (or taken off the queue by a
+                    // release that has yet to grant it): the permits are ours.
+                    if w.is_granted() || !st.waiters.remove(&w) {
                         return true;
                     }
-                    st.waiters.remove(&w);
                     // The waiter may have held up smaller requests behind it.
                     st.satisfy()
                 };
