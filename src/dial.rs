@@ -23,7 +23,10 @@ fn ctx_error(e: ContextError) -> io::Error {
 /// Connects to the first of `addr`'s addresses that accepts, giving up
 /// when `ctx` is done (its deadline, or a cancel) as Go's `DialContext`
 /// does. From a plain thread, the context's deadline bounds the connect but
-/// a cancel is only seen before it starts.
+/// a cancel is only seen before it starts. Unlike Go's, the addresses share
+/// the deadline in turn (the first may use all of it), name resolution does
+/// not watch the context, and after a cancel the connect attempt itself
+/// runs on in its own G until it ends (its connection, if any, is closed).
 ///
 /// ```
 /// use goro::context;
