@@ -835,11 +835,14 @@ fn join_timeout_gives_the_handle_back_while_the_g_runs() {
             assert_eq!(waiting.join().unwrap(), 6);
         });
         // From a plain thread.
-        let h = rt.spawn(|| {
-            goro::sleep(Duration::from_millis(30));
+        let gate: goro::chan::Chan<()> = goro::chan::Chan::new(0);
+        let g2 = gate.clone();
+        let h = rt.spawn(move || {
+            g2.recv();
             7
         });
-        let h = h.join_timeout(Duration::from_millis(1)).expect_err("still sleeping");
+        let h = h.join_timeout(Duration::from_millis(1)).expect_err("still waiting at the gate");
+        gate.send(()).unwrap();
         assert_eq!(h.join_timeout(Duration::from_secs(10)).ok().map(|r| r.unwrap()), Some(7));
     });
 }

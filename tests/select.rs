@@ -483,12 +483,14 @@ fn default_with_a_timeout_waits_then_gives_up() {
             let ready = Chan::new(1);
             ready.send(7).unwrap();
             let quiet: Chan<i32> = Chan::new(0);
+            let t = Instant::now();
             let got = goro::select! {
                 recv(ready) -> v => v,
                 recv(quiet) -> _ => None,
-                default(Duration::from_secs(5)) => Some(-1),
+                default(Duration::from_secs(60)) => Some(-1),
             };
-            assert_eq!(got, Some(7), "a ready arm waits for no timeout");
+            assert_eq!(got, Some(7));
+            assert!(t.elapsed() < Duration::from_secs(60), "a ready arm waited for the timeout");
 
             let t = Instant::now();
             let got = goro::select! {

@@ -505,15 +505,18 @@ fn send_async_on_a_closed_channel_gives_the_value_back() {
 fn a_dropped_send_future_withdraws_its_value() {
     bounded(30, || {
         rt(1).block_on(|| {
-            let ch: Chan<u8> = Chan::new(0);
+            let ch: Chan<Arc<()>> = Chan::new(0);
+            let value = Arc::new(());
             {
-                let mut f = std::pin::pin!(ch.send_async(1));
+                let mut f = std::pin::pin!(ch.send_async(value.clone()));
                 let waker = Waker::noop();
                 let mut cx = Context::from_waker(waker);
                 assert!(f.as_mut().poll(&mut cx).is_pending());
             }
-            // No sender is queued any more: a receive finds nothing.
+            // No sender is queued any more: a receive finds nothing, and
+            // the value went with the future.
             assert!(ch.try_recv().is_err());
+            assert_eq!(Arc::strong_count(&value), 1, "the withdrawn value was kept somewhere");
         });
     });
 }
