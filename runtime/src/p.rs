@@ -290,3 +290,26 @@ impl Registry {
         self.slots.drain(..).flatten().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{PStatus, P};
+
+    /// Every acquisition is a new generation, one more than the last, so
+    /// an M holding an old word can never mistake the P for its own.
+    #[test]
+    fn each_acquisition_is_the_next_generation() {
+        let p = P::new(4);
+        let first = p.acquire();
+        assert_eq!(PStatus::of_word(first), PStatus::Running);
+        p.set_status(PStatus::Idle);
+        let second = p.acquire();
+        assert_eq!(second >> 8, (first >> 8) + 1);
+        assert_eq!(PStatus::of_word(second), PStatus::Running);
+        // Syscall round trip: the same owner takes it back, next generation.
+        p.set_status(PStatus::Syscall);
+        let third = p.take_from(PStatus::Syscall).expect("in a syscall");
+        assert_eq!(third >> 8, (second >> 8) + 1);
+        assert!(p.take_from(PStatus::Syscall).is_none(), "taken twice");
+    }
+}
