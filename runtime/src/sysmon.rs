@@ -4,17 +4,20 @@
 //! - in a syscall for longer than `Policy::syscall_retake` (and with other
 //!   work to do, or no M spinning or idle to take new work, or for over
 //!   10 ms): CAS the P from `Syscall` to `Idle` and `handoffp` it;
+//! - running a G that has run user code for `Policy::hog_threshold` without
+//!   a runtime call (its user tick odd and unchanged, no call counted):
+//!   take the P (`hog.rs`: `Running` → `Takeover` → `Idle`, around a
+//!   process-wide barrier) and hand it to another M, if one can be started;
 //! - running the same G (same `schedtick`) past the time slice: set its
-//!   `preempt` flag, so the G yields at its next preemption point; with
-//!   `Policy::hog_handoff`, if the G runs user code, also take the P
-//!   (`User` → `Idle`) and hand it to another M;
+//!   `preempt` flag, so the G yields at its next preemption point;
 //! - running with a deferred runnext wake-up pending (`RunnextWake::Deferred`)
 //!   and no switch since the last round: the readier computes without
 //!   runtime calls, so wake an idle P to take the readied G (it looks again
 //!   within 1 ms after first seeing the mark).
 //!
 //! It sleeps 20 µs between rounds, doubling after 50 rounds with nothing to
-//! do, up to 10 ms; `entersyscall` wakes it from a long sleep. It also keeps
+//! do, up to 10 ms, but no longer than half the hog threshold while a P
+//! runs; `entersyscall` wakes it from a long sleep. It also keeps
 //! the coarse clock and, about once a second, trims the stack pool.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
