@@ -16,7 +16,7 @@
 //!   within 1 ms after first seeing the mark).
 //!
 //! It sleeps 20 µs between rounds, doubling after 50 rounds with nothing to
-//! do, up to 10 ms, but no longer than half the hog threshold while a P
+//! do, up to 10 ms, but no longer than the hog threshold while a P
 //! runs; `entersyscall` wakes it from a long sleep. It also keeps
 //! the coarse clock and, about once a second, trims the stack pool.
 
