@@ -57,7 +57,8 @@
 //!
 //! Only the tick decides safety; the calls counter is a hint that can only
 //! delay a takeover. sysmon takes a P only if an M can be started for it
-//! (`max_threads`), and looks at running Ps at least every half threshold.
+//! (`max_threads`); it looks at a running P within a threshold of seeing
+//! its tick change, so a hog keeps its P for two thresholds at most.
 
 use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
