@@ -42,7 +42,7 @@
 //! Whatever waits — a channel operation, [`sleep`], a [`sync`] lock, a
 //! socket in [`net`], a join — parks the G and its thread runs another. A
 //! G that calls no runtime function for 10 ms is asked to yield at its
-//! next call, and one that runs for 1 ms without any call loses its P to
+//! next call, and one that runs a millisecond or two without any call loses its P to
 //! another thread, so the other Gs go on ([`Policy`]). Gs that borrow from
 //! their caller run in a [`scope`]; Gs that share a task and an error run
 //! in a [`Group`] with a [`context`].
