@@ -50,24 +50,16 @@ pub fn connect_ctx(addr: impl ToSocketAddrs, ctx: &Context) -> io::Result<TcpStr
     let addrs: Vec<SocketAddr> = goro_runtime::syscall(|| addr.to_socket_addrs().map(Iterator::collect))?;
     let deadline = ctx.deadline();
     let dial = move || -> io::Result<TcpStream> {
-        let mut last = None;
-        for a in addrs {
-            let r = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        return Err(ctx_error(ContextError::DeadlineExceeded));
-                    }
-                    TcpStream::connect_timeout(&a, left)
+        goro_netpoll::each_addr(&addrs[..], |a| match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(ctx_error(ContextError::DeadlineExceeded));
                 }
-                None => TcpStream::connect(a),
-            };
-            match r {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some(e),
+                TcpStream::connect_timeout(&a, left)
             }
-        }
-        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses")))
+            None => TcpStream::connect(a),
+        })
     };
     if !goro_runtime::in_goroutine() {
         return dial();

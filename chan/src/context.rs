@@ -79,14 +79,16 @@ struct State {
     parent: Option<(Arc<Inner>, u64)>,
     /// The deadline's timer, stopped on cancel.
     timer: Option<TimerHandle>,
-    next_child: u64,
+    next_id: u64,
     /// Run once on cancel (waits that cancellation must end: a semaphore
     /// acquire).
     hooks: Vec<(u64, Box<dyn FnOnce() + Send>)>,
 }
 
-/// Cancels the context it came with (and its children): Go's
-/// `context.CancelFunc`. Dropping it does not cancel.
+/// Cancels the context it came with, and its children (Go's
+/// `context.CancelFunc`; clones cancel the same context). Dropping it does
+/// not cancel.
+#[derive(Clone)]
 pub struct CancelFunc {
     ctx: Context,
 }
@@ -172,8 +174,8 @@ fn child(parent: &Context, deadline: Option<Instant>) -> (Context, CancelFunc) {
             // Children dropped without a cancel leave dead entries: sweep
             // them before adding, so the list stays as long as the live ones.
             pst.children.retain(|(_, w)| w.strong_count() > 0);
-            let id = pst.next_child;
-            pst.next_child += 1;
+            let id = pst.next_id;
+            pst.next_id += 1;
             pst.children.push((id, Arc::downgrade(&inner)));
             inner.lock().parent = Some((parent.inner.clone(), id));
         }
@@ -243,15 +245,10 @@ impl Context {
             hook();
             return HookGuard { ctx: self, id: None };
         }
-        let id = st.next_child;
-        st.next_child += 1;
+        let id = st.next_id;
+        st.next_id += 1;
         st.hooks.push((id, hook));
         HookGuard { ctx: self, id: Some(id) }
-    }
-
-    /// Cancels this context (a `Group` on its first error).
-    pub(crate) fn cancel_from_group(&self) {
-        self.inner.cancel(ContextError::Canceled);
     }
 
     /// Whether the context is done (`err().is_some()`).

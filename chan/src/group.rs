@@ -130,7 +130,7 @@ impl<E: Send + 'static> Group<E> {
         // Gives back the slot and counts the G out when dropped: after the
         // body, or unrun if `go` refuses the G (off a runtime, no stack).
         let slot = Slot { shared: self.shared.clone(), limit: self.limit.clone() };
-        let cancel = CancelHandle(self.ctx.clone());
+        let cancel = self.cancel.clone();
         goro_runtime::go(move || {
             let failed = match catch_unwind(AssertUnwindSafe(f)) {
                 Ok(Ok(())) => None,
@@ -161,15 +161,6 @@ impl<E: Send + 'static> Group<E> {
             First::Err(e) => Err(e),
             First::Panic(p) => resume_unwind(p),
         }
-    }
-}
-
-/// Cancels a group's context from one of its Gs.
-struct CancelHandle(Context);
-
-impl CancelHandle {
-    fn cancel(&self) {
-        self.0.cancel_from_group();
     }
 }
 

@@ -22,6 +22,8 @@ mod udp;
 mod unix;
 
 pub use poller::NetPoller;
+#[doc(hidden)]
+pub use tcp::each_addr;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};

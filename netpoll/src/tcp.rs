@@ -250,7 +250,8 @@ pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
 }
 
 /// Tries `f` on each address, returning the first success or the last error.
-pub(crate) fn each_addr<T>(addr: impl ToSocketAddrs, mut f: impl FnMut(SocketAddr) -> io::Result<T>) -> io::Result<T> {
+#[doc(hidden)]
+pub fn each_addr<T>(addr: impl ToSocketAddrs, mut f: impl FnMut(SocketAddr) -> io::Result<T>) -> io::Result<T> {
     let mut last = None;
     for a in resolve(addr)? {
         match f(a) {

@@ -83,7 +83,7 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
             }
         };
         if s.policy.hog_handoff {
-            // The G runs user code: sysmon may take the P (syscall.rs).
+            // The G runs user code: sysmon may take the P (hog.rs).
             crate::hog::enter_user(c);
         }
         #[cfg(feature = "tracing")]

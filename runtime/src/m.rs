@@ -547,11 +547,15 @@ fn preempt_point_entering(c: &MCtx) -> Option<RuntimeId> {
 #[inline]
 pub(crate) fn back_to_user() {
     let c = ctx_ptr();
-    if c.is_null() {
-        return;
+    if !c.is_null() {
+        // SAFETY: a non-null context is this thread's live MCtx.
+        back_to_user_in(unsafe { &*c });
     }
-    // SAFETY: a non-null context is this thread's live MCtx.
-    let c = unsafe { &*c };
+}
+
+/// [`back_to_user`] with the context in hand (no switch since it was read).
+#[inline]
+pub(crate) fn back_to_user_in(c: &MCtx) {
     if !c.in_user.get() && c.sched.policy.hog_handoff {
         crate::hog::enter_user(c);
     }

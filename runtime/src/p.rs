@@ -209,7 +209,7 @@ impl P {
         // (even) in `entersyscall`.
         let mut w = self.status.load(Ordering::Acquire);
         while PStatus::of_word(w) == from {
-            let next = ((w >> 8).wrapping_add(1) << 8) | PStatus::Running as u64;
+            let next = crate::takeover::next_generation(w, PStatus::Running as u64);
             match self.status.compare_exchange_weak(w, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Some(next),
                 Err(now) => w = now,

@@ -214,9 +214,7 @@ impl Sched {
             let p = c.p.get();
             if p != NO_P && std::ptr::eq(&*c.sched, &*g.sched) {
                 c.sched.ready_local(c, p, g, next);
-                if c.sched.policy.hog_handoff {
-                    crate::hog::enter_user(c);
-                }
+                m::back_to_user_in(c);
                 return;
             }
         }

@@ -56,25 +56,26 @@ where
         scope: PhantomData,
         env: PhantomData,
     };
-    let r = catch_unwind(AssertUnwindSafe(|| f(&scope)));
-    if let Err(payload) = r {
-        if crate::m::force_unwinding() {
-            // Shutdown is unwinding this G, on a thread of its own where it
-            // cannot park: the scoped Gs may still use this frame, so it
-            // stays until they are done (or forever, if one never is).
-            wait_by_sleeping(&scope.state);
+    let v = match catch_unwind(AssertUnwindSafe(|| f(&scope))) {
+        Ok(v) => v,
+        Err(payload) => {
+            if crate::m::force_unwinding() {
+                // Shutdown is unwinding this G, on a thread of its own where
+                // it cannot park: the scoped Gs may still use this frame, so
+                // it stays until they are done (or forever, if one never is).
+                wait_by_sleeping(&scope.state);
+            } else {
+                scope.state.running.wait();
+            }
             resume_unwind(payload);
         }
-        scope.state.running.wait();
-        resume_unwind(payload);
-    }
+    };
     // Every handle is gone now (they cannot outlive `f`): wait for the Gs.
     // A forced unwind out of this wait (shutdown unwinding a parked G) must
     // not leave the frame while they run either.
     let stay = StayWhileRunning(&scope.state);
     scope.state.running.wait();
     drop(stay);
-    let Ok(v) = r else { unreachable!("handled above") };
     let child = scope.state.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(payload) = child {
         resume_unwind(payload);

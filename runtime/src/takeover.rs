@@ -84,8 +84,13 @@ pub(crate) fn acquire(status: &AtomicU64, tick: &AtomicU32, running: u64) -> u64
     if t & 1 == 1 {
         tick.store(t.wrapping_add(1), Ordering::Relaxed);
     }
-    let w = status.load(Ordering::Relaxed);
-    let next = ((w >> 8).wrapping_add(1) << 8) | running;
+    let next = next_generation(status.load(Ordering::Relaxed), running);
     status.store(next, Ordering::Release);
     next
+}
+
+/// Status word `w`'s next generation, in state `running` (an owner's word).
+#[inline]
+pub(crate) fn next_generation(w: u64, running: u64) -> u64 {
+    ((w >> 8).wrapping_add(1) << 8) | running
 }

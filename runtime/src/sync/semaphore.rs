@@ -163,7 +163,6 @@ impl Semaphore {
 
 impl std::fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let avail = lock(&self.st).avail;
-        f.debug_struct("Semaphore").field("capacity", &self.capacity).field("available", &avail).finish()
+        f.debug_struct("Semaphore").field("capacity", &self.capacity).field("available", &self.available()).finish()
     }
 }
