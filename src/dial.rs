@@ -52,7 +52,7 @@ pub fn connect_ctx(addr: impl ToSocketAddrs, ctx: &Context) -> io::Result<TcpStr
     let dial = move || -> io::Result<TcpStream> {
         goro_netpoll::each_addr(&addrs[..], |a| match deadline {
             Some(d) => {
-                let left = d.saturating_duration_since(std::time::Instant::now());
+                let left = d.saturating_duration_since(goro_runtime::now());
                 if left.is_zero() {
                     return Err(ctx_error(ContextError::DeadlineExceeded));
                 }

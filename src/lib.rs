@@ -123,11 +123,98 @@ pub mod chan {
     };
 }
 
-/// Timers as channels (Go's `time.After`, `time.Tick`, `time.Timer`) and
-/// sleeping.
+/// Timers as channels (Go's `time.After`, `time.Tick`, `time.Timer`),
+/// sleeping, and the clock every deadline is measured on ([`time::now`]:
+/// a synctest bubble's fake clock inside a bubble).
 pub mod time {
     pub use goro_chan::time::{after, tick, Ticker, Timer};
-    pub use goro_runtime::{sleep, sleep_until};
+    pub use goro_runtime::{now, sleep, sleep_until, system_now};
+}
+
+/// Testing concurrent code with a fake clock (Go's `testing/synctest`).
+///
+/// [`run`](synctest::run) runs a function in a *bubble*: it and every G it
+/// spawns belong to the bubble, and time inside is a fake clock (starting
+/// at 2000-01-01 00:00:00 UTC for [`time::system_now`]) that jumps forward
+/// only when every G of the bubble is durably blocked. A test that sleeps
+/// for an hour finishes at once, and it never flakes: what it sees of time
+/// is exact.
+///
+/// ```
+/// use std::time::Duration;
+/// use goro::{chan::Chan, select, synctest, time};
+///
+/// // SAFETY: the Gs keep no thread-local state across switch points.
+/// unsafe {
+///     goro::run(|| {
+///         synctest::run(|| {
+///             let start = time::now();
+///             let done = Chan::new(0);
+///             let d = done.clone();
+///             goro::go(move || {
+///                 goro::sleep(Duration::from_secs(3600));
+///                 d.send(()).unwrap();
+///             });
+///             // Waits an hour of the bubble's time, not of yours.
+///             select! {
+///                 recv(done) -> _ => {}
+///                 recv(time::after(Duration::from_secs(7200))) -> _ => panic!("too late"),
+///             }
+///             assert_eq!(time::now() - start, Duration::from_secs(3600));
+///         })
+///     })
+/// };
+/// ```
+///
+/// # Durably blocked
+///
+/// A G of a bubble is durably blocked when only another G of the bubble
+/// (or the bubble's clock) can end its wait: a send, receive or `select!`
+/// on channels created in the bubble (every channel of the select), a nil
+/// channel, [`sleep`], a timer or ticker of the bubble, [`sync::Condvar`],
+/// [`sync::Semaphore`], a [`sync::WaitGroup`] the bubble added to, a join
+/// of a G of the bubble, [`wait`](synctest::wait). A G on a socket, in
+/// [`syscall`]/[`blocking`], on a [`sync::Mutex`] or [`sync::RwLock`] (Go
+/// counts neither: their holder may be outside), on a channel created
+/// outside the bubble, or in code the runtime does not see
+/// (`std::thread::sleep`) is not: time stands still while it waits, and
+/// the test waits with it.
+///
+/// When every G of the bubble is durably blocked: a G in
+/// [`wait`](synctest::wait) returns; otherwise the clock jumps to the
+/// earliest timer of the bubble, which fires (timers due at the same
+/// instant fire one by one, in deadline order, then creation order);
+/// otherwise nothing can ever wake the bubble and `run` panics with
+/// `deadlock`, naming the bubble's Gs.
+///
+/// # Rules, as in Go
+///
+/// - Use [`time::now`] and [`time::system_now`] for the time in code under
+///   test: `Instant::now()` reads the real clock. Every goro timeout
+///   (channel, socket, `context`, `select!`'s `default(d)`) is on the
+///   bubble's clock inside a bubble.
+/// - A channel, timer or ticker created in a bubble may only be used by
+///   the bubble's Gs: a send, receive, close, `select!`, `stop` or `reset`
+///   from outside panics with a message naming the bubble.
+/// - `run` returns when every G of the bubble has exited. If its main
+///   function returns while other Gs of the bubble stay durably blocked
+///   with nothing pending, `run` panics naming them (they leak out of the
+///   test). A panic of the main function comes out of `run`.
+/// - Bubbles do not nest; `run` is called from a G (inside a runtime).
+///   Gs outside the bubble, in the same runtime, keep real time.
+///
+/// # Order
+///
+/// With one P ([`RuntimeBuilder::procs`]`(1)`), a bubble's run is a
+/// function of its seed ([`run_with_seed`](synctest::run_with_seed): the
+/// arm a `select!` with several ready arms takes), as long as no G of the
+/// bubble runs past the hog threshold (about a millisecond of computation
+/// without a runtime call, when its P is handed to another thread) or
+/// waits on something outside the bubble. With more Ps, which Gs run at
+/// the same time, and so the order of their effects between two durable
+/// blocks, depends on the OS's scheduling of the Ms, as in Go.
+pub mod synctest {
+    pub use goro_runtime::synctest::{run, run_with_seed, wait};
 }
 
 pub use goro_chan::select;

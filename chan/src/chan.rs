@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use goro_runtime::internals::{current_runtime, park_woken_by, preempt_point_in_runtime, RuntimeId, WokenBy};
+use goro_runtime::internals::{
+    bubble_mismatch, current_bubble_id, current_runtime, park_woken_by, preempt_point_in_runtime, RuntimeId, WokenBy,
+};
 use goro_runtime::{Unparker, WaitReason};
 
 use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
@@ -44,6 +46,9 @@ pub(crate) struct HChan<T> {
     ext: AtomicUsize,
     /// The runtime of the creator (`None`: a plain thread).
     owner: Option<RuntimeId>,
+    /// The synctest bubble of the creator (0: none): only its Gs may use
+    /// the channel, and a wait on it is durable.
+    pub(crate) bubble: u64,
 }
 
 pub(crate) struct State<T> {
@@ -95,6 +100,7 @@ impl<T> HChan<T> {
             len: AtomicUsize::new(0),
             ext: AtomicUsize::new(0),
             owner: current_runtime(),
+            bubble: current_bubble_id(),
         }
     }
 
@@ -113,6 +119,28 @@ impl<T> HChan<T> {
     /// Whether a plain thread may hold a handle (deadlock detection).
     pub fn externally_held(&self) -> bool {
         self.ext.load(Ordering::Acquire) > 0
+    }
+
+    /// Who may end a wait on this channel: the bubble's Gs for a channel
+    /// of a synctest bubble (a durable wait), else the runtime's Gs or,
+    /// once a plain thread holds a handle, anyone.
+    pub fn woken_by(&self) -> WokenBy {
+        if self.bubble != 0 {
+            WokenBy::Bubble
+        } else if self.externally_held() {
+            WokenBy::AnyThread
+        } else {
+            WokenBy::RuntimeOnly
+        }
+    }
+
+    /// Panics unless the caller runs in the channel's bubble (if it has one).
+    #[inline]
+    #[track_caller]
+    pub fn check_bubble(&self) {
+        if self.bubble != 0 && self.bubble != current_bubble_id() {
+            bubble_mismatch(self.bubble, "channel");
+        }
     }
 
     /// # Safety
@@ -207,8 +235,8 @@ impl<T> HChan<T> {
     /// `deadline` passes (`None`: the caller must unlink its sudog).
     fn wait(&self, w: &Waiting, reason: WaitReason, deadline: Option<Instant>) -> Option<bool> {
         match deadline {
-            None => Some(w.wait(reason, self.externally_held()).1),
-            Some(d) => w.wait_until(reason, d).map(|(_, ok)| ok),
+            None => Some(w.wait(reason, self.woken_by()).1),
+            Some(d) => w.wait_until(reason, d, self.woken_by()).map(|(_, ok)| ok),
         }
     }
 
@@ -378,7 +406,8 @@ pub(crate) fn wake(u: Option<Unparker>) {
 
 fn block_forever(reason: WaitReason) -> ! {
     loop {
-        park_woken_by(reason, WokenBy::RuntimeOnly);
+        // Nothing wakes it: durable in a bubble, as in Go.
+        park_woken_by(reason, WokenBy::Bubble);
     }
 }
 
@@ -415,6 +444,7 @@ impl<T> Chan<T> {
     /// Sends without blocking.
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         let Some(h) = &self.inner else { return Err(TrySendError::Full(v)) };
+        h.check_bubble();
         self.note_use_by(preempt_point_in_runtime());
         h.lock.lock();
         // SAFETY: lock held.
@@ -433,6 +463,7 @@ impl<T> Chan<T> {
     /// Receives without blocking.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let Some(h) = &self.inner else { return Err(TryRecvError::Empty) };
+        h.check_bubble();
         self.note_use_by(preempt_point_in_runtime());
         h.lock.lock();
         // SAFETY: lock held.
@@ -487,6 +518,7 @@ impl<T> Chan<T> {
                 }
             }
         };
+        h.check_bubble();
         self.note_use_by(preempt_point_in_runtime());
         h.lock.lock();
         // SAFETY: lock held.
@@ -533,6 +565,7 @@ impl<T> Chan<T> {
                 }
             }
         };
+        h.check_bubble();
         self.note_use_by(preempt_point_in_runtime());
         h.lock.lock();
         // SAFETY: lock held.
@@ -574,6 +607,7 @@ impl<T> Chan<T> {
         match &self.inner {
             None => panic!("close of nil channel"),
             Some(h) => {
+                h.check_bubble();
                 self.note_use();
                 h.close()
             }

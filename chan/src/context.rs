@@ -128,7 +128,7 @@ pub fn with_deadline(parent: &Context, deadline: Instant) -> (Context, CancelFun
         _ => deadline,
     };
     let (ctx, cancel) = child(parent, Some(d));
-    if d <= Instant::now() {
+    if d <= goro_runtime::now() {
         // Already past, as Go's: done at once.
         ctx.inner.cancel(ContextError::DeadlineExceeded);
     }

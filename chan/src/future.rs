@@ -105,7 +105,7 @@ fn poll_queued<T>(
         return Poll::Pending;
     }
     h.lock.unlock();
-    let (_, ok) = b.0.wait(reason, true);
+    let (_, ok) = b.0.wait(reason, goro_runtime::internals::WokenBy::AnyThread);
     Poll::Ready(ok)
 }
 

@@ -23,7 +23,7 @@ use std::any::TypeId;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use goro_runtime::internals::{park_woken_by, WokenBy};
+use goro_runtime::internals::{bubble_rand, park_woken_by, WokenBy};
 use goro_runtime::{preempt_point, Unparker, WaitReason};
 
 use crate::chan::{wake, AsChan, Chan, HChan, RecvNow, SendNow};
@@ -35,8 +35,9 @@ use crate::sudog::{Sudog, Waiting};
 pub trait SelectArm {
     /// The channel's address (lock order and identity); 0 for nil.
     fn addr(&self) -> usize;
-    /// Whether a plain thread may hold the channel (deadlock detection).
-    fn external(&self) -> bool;
+    /// Who may end a wait on the arm's channel (`None`: a nil channel,
+    /// which nothing ends).
+    fn woken_by(&self) -> Option<WokenBy>;
     fn lock(&self);
     fn unlock(&self);
     /// Completes the arm now if it can. Lock held. `Some(u)`: done, unpark
@@ -82,8 +83,13 @@ pub struct SendArm<'a, T> {
 }
 
 impl<'a, T> RecvArm<'a, T> {
+    #[track_caller]
     pub fn new<C: AsChan<T> + ?Sized>(c: &'a C) -> Self {
-        RecvArm { chan: c.as_chan().inner.as_deref(), sudog: Sudog::new_blank(), result: None }
+        let chan = c.as_chan().inner.as_deref();
+        if let Some(h) = chan {
+            h.check_bubble();
+        }
+        RecvArm { chan, sudog: Sudog::new_blank(), result: None }
     }
 
     /// The received value (`None`: closed). Panics if the arm did not fire.
@@ -93,8 +99,13 @@ impl<'a, T> RecvArm<'a, T> {
 }
 
 impl<'a, T> SendArm<'a, T> {
+    #[track_caller]
     pub fn new<C: AsChan<T> + ?Sized>(c: &'a C, v: T) -> Self {
-        SendArm { chan: c.as_chan().inner.as_deref(), value: Some(v), sudog: Sudog::new_blank(), result: None }
+        let chan = c.as_chan().inner.as_deref();
+        if let Some(h) = chan {
+            h.check_bubble();
+        }
+        SendArm { chan, value: Some(v), sudog: Sudog::new_blank(), result: None }
     }
 
     pub fn take_result(&mut self) -> Result<(), SendError<T>> {
@@ -108,8 +119,8 @@ macro_rules! arm_channel_methods {
         fn addr(&self) -> usize {
             addr_of(self.chan)
         }
-        fn external(&self) -> bool {
-            self.chan.is_some_and(|h| h.externally_held())
+        fn woken_by(&self) -> Option<WokenBy> {
+            self.chan.map(|h| h.woken_by())
         }
         fn lock(&self) {
             if let Some(h) = self.chan {
@@ -253,9 +264,28 @@ thread_local! {
     static RNG: Cell<u64> = const { Cell::new(0) };
 }
 
-/// A per-thread xorshift; only used before the select parks.
+/// Who may end a select's wait: durable in a bubble only if every channel
+/// is of the bubble (Go's rule); any channel a plain thread holds makes it
+/// external.
+fn select_woken_by(arms: &[&mut dyn SelectArm]) -> WokenBy {
+    let mut by = WokenBy::Bubble;
+    for a in arms {
+        match a.woken_by() {
+            None | Some(WokenBy::Bubble) => {}
+            Some(WokenBy::AnyThread) => return WokenBy::AnyThread,
+            Some(WokenBy::RuntimeOnly) => by = WokenBy::RuntimeOnly,
+        }
+    }
+    by
+}
+
+/// A per-thread xorshift; only used before the select parks. Inside a
+/// synctest bubble, the bubble's seeded sequence.
 #[inline(never)]
 fn fastrand() -> u64 {
+    if let Some(x) = bubble_rand() {
+        return x;
+    }
     RNG.with(|r| {
         let mut x = r.get();
         if x == 0 {
@@ -364,10 +394,8 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
                 return None;
             }
             Mode::Block => loop {
-                park_woken_by(
-                    if n == 0 { WaitReason::SelectNoCases } else { WaitReason::Select },
-                    WokenBy::RuntimeOnly,
-                );
+                // Nothing wakes it: durable in a bubble, as in Go.
+                park_woken_by(if n == 0 { WaitReason::SelectNoCases } else { WaitReason::Select }, WokenBy::Bubble);
             },
         }
     }
@@ -394,9 +422,10 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
         unsafe { arms[i].enqueue(&w, i) };
     }
     unlock_all(arms, lockorder);
+    let by = select_woken_by(arms);
     let fired = match mode {
-        Mode::Until(d) => w.wait_until(WaitReason::Select, d),
-        _ => Some(w.wait(WaitReason::Select, arms.iter().any(|a| a.external()))),
+        Mode::Until(d) => w.wait_until(WaitReason::Select, d, by),
+        _ => Some(w.wait(WaitReason::Select, by)),
     };
 
     // Pass 3: unlink from every channel (one lock at a time is enough: a

@@ -20,8 +20,8 @@
 use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
 
-use goro_runtime::internals::{park_woken_by, WokenBy};
-use goro_runtime::{park_until, Unparker, WaitReason};
+use goro_runtime::internals::{park_until_woken_by, park_woken_by, WokenBy};
+use goro_runtime::{Unparker, WaitReason};
 
 use crate::opstate::OpState;
 
@@ -99,11 +99,10 @@ impl Waiting {
     }
 
     /// Parks until a waker finishes the operation. Returns (case, success).
-    /// `external`: whether a plain thread may complete it (deadlock
-    /// detection).
-    pub fn wait(&self, reason: WaitReason, external: bool) -> (usize, bool) {
+    /// `by`: who may complete it (deadlock detection, synctest bubbles).
+    pub fn wait(&self, reason: WaitReason, by: WokenBy) -> (usize, bool) {
         while !self.done() {
-            park_woken_by(reason, if external { WokenBy::AnyThread } else { WokenBy::RuntimeOnly });
+            park_woken_by(reason, by);
         }
         self.result()
     }
@@ -111,18 +110,19 @@ impl Waiting {
     /// Parks until finished or `deadline`; `None` if the deadline passed and
     /// the operation was cancelled (no waker will touch it any more, but the
     /// owner must still unlink its sudogs).
-    pub fn wait_until(&self, reason: WaitReason, deadline: std::time::Instant) -> Option<(usize, bool)> {
+    pub fn wait_until(&self, reason: WaitReason, deadline: std::time::Instant, by: WokenBy) -> Option<(usize, bool)> {
         loop {
             if self.done() {
                 return Some(self.result());
             }
-            if std::time::Instant::now() >= deadline {
+            if goro_runtime::now() >= deadline {
                 if self.cancel() {
                     return None;
                 }
-                return Some(self.wait(reason, true));
+                // A waker has claimed it and is finishing: it runs.
+                return Some(self.wait(reason, WokenBy::AnyThread));
             }
-            park_until(reason, deadline);
+            park_until_woken_by(reason, deadline, by);
         }
     }
 

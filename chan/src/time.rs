@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use goro_runtime::internals::{add_timer, TimerAction, TimerHandle};
+use goro_runtime::internals::{add_timer, bubble_mismatch, current_bubble_id, TimerAction, TimerHandle};
 use goro_runtime::{deadline_after, deadline_from};
 
 use crate::chan::{AsChan, Chan};
@@ -42,7 +42,17 @@ pub fn tick(d: Duration) -> Ticker {
 }
 
 fn fire(ch: &Chan<Instant>) {
-    let _ = ch.try_send(Instant::now());
+    let _ = ch.try_send(goro_runtime::now());
+}
+
+/// Panics unless the caller runs in the bubble of the timer in `slot`
+/// (if any), after letting go of the slot's lock.
+#[track_caller]
+fn check_bubble(slot: &Mutex<Option<TimerHandle>>, what: &str) {
+    let b = slot.lock().unwrap().as_ref().map_or(0, TimerHandle::bubble_id);
+    if b != 0 && b != current_bubble_id() {
+        bubble_mismatch(b, what);
+    }
 }
 
 /// A one-shot timer (Go's `time.Timer`): its channel receives the time when
@@ -79,7 +89,13 @@ impl Timer {
     }
 
     /// Stops the timer. Returns `true` if that prevented it from firing.
+    ///
+    /// # Panics
+    /// If the timer was created in a synctest bubble and the caller runs
+    /// outside it.
+    #[track_caller]
     pub fn stop(&self) -> bool {
+        check_bubble(&self.handle, "timer");
         self.handle.lock().unwrap().take().is_some_and(|h| h.cancel())
     }
 
@@ -89,7 +105,9 @@ impl Timer {
     /// that follows any number of concurrent resets, the timer fires no more
     /// (a firing already under way when `stop` is called may still deliver
     /// its value, as in Go).
+    #[track_caller]
     pub fn reset(&self, d: Duration) -> bool {
+        check_bubble(&self.handle, "timer");
         // Arm first (`add_timer` may switch the G: no lock is held across
         // it), then swap the handle in and cancel the one it replaces. Every
         // handle that leaves the slot is cancelled by whoever took it out,
@@ -103,8 +121,11 @@ impl Timer {
 impl Drop for Timer {
     fn drop(&mut self) {
         // A dropped Timer's channel is unreachable; stop it so the heap does
-        // not keep it (`after` detaches its handle first).
-        self.stop();
+        // not keep it (`after` detaches its handle first). Allowed from
+        // anywhere, also outside the timer's bubble.
+        if let Some(h) = self.handle.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            h.cancel();
+        }
     }
 }
 
@@ -131,7 +152,7 @@ fn arm_tick(st: &Arc<TickState>, when: Instant) {
             }
             fire(&st2.ch);
             // Next tick on the period's grid, skipping ticks already missed.
-            let now = Instant::now();
+            let now = goro_runtime::now();
             let mut next = deadline_from(when, st2.period);
             if next <= now {
                 let behind = now.duration_since(when).as_nanos() % st2.period.as_nanos().max(1);
@@ -171,7 +192,17 @@ impl Ticker {
     }
 
     /// Stops the ticker; no more ticks are sent.
+    ///
+    /// # Panics
+    /// If the ticker was created in a synctest bubble and the caller runs
+    /// outside it.
+    #[track_caller]
     pub fn stop(&self) {
+        check_bubble(&self.st.handle, "ticker");
+        self.stop_inner();
+    }
+
+    fn stop_inner(&self) {
         self.st.stopped.store(true, Ordering::Release);
         if let Some(h) = self.st.handle.lock().unwrap().take() {
             h.cancel();
@@ -181,7 +212,7 @@ impl Ticker {
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop();
+        self.stop_inner();
     }
 }
 

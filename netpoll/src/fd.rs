@@ -144,7 +144,7 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
         if !ready.swap(false, Ordering::SeqCst) {
             match deadline {
                 None => park(WaitReason::IoWait),
-                Some(d) => timed_out = !park_until(WaitReason::IoWait, d) && Instant::now() >= d,
+                Some(d) => timed_out = !park_until(WaitReason::IoWait, d) && goro_runtime::now() >= d,
             }
         }
         self.pd.waiter(read).lock().unwrap_or_else(|e| e.into_inner()).take();

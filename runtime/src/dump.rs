@@ -52,8 +52,14 @@ fn fmt_wait(d: Duration) -> String {
 
 /// A goroutine dump, Go's format without stacks: one paragraph per G.
 pub(crate) fn goroutines(s: &Sched) -> String {
+    goroutines_where(s, |_| true)
+}
+
+/// [`goroutines`] of the Gs `keep` picks.
+pub(crate) fn goroutines_where(s: &Sched, keep: impl Fn(&G) -> bool) -> String {
     let now = s.clock.coarse_now().max(s.now_nanos());
     let mut gs = s.all_gs();
+    gs.retain(|g| keep(g));
     gs.sort_by_key(|g| g.id);
     let mut out = String::new();
     for g in gs {
@@ -128,7 +134,9 @@ pub(crate) fn check_deadlock(s: &Sched, stable: &mut Option<u64>) -> bool {
     if s.deadlock.found.load(Ordering::Relaxed) || s.shutdown.started() {
         return false;
     }
-    let quiet = s.ps.iter().all(|p| p.status() == PStatus::Idle) && s.global_queue_len() == 0;
+    let quiet = s.ps.iter().all(|p| p.status() == PStatus::Idle)
+        && s.global_queue_len() == 0
+        && crate::synctest::ADVANCING.load(Ordering::SeqCst) == 0;
     if !quiet || s.poller.has_waiters() || s.ps.iter().any(|p| p.timer_next.load(Ordering::SeqCst) != u64::MAX) {
         *stable = None;
         return false;

@@ -141,7 +141,13 @@ fn park_m(s: &Sched, c: &MCtx, g: Arc<G>) -> Option<Arc<G>> {
     if p != NO_P {
         Counters::bump(&s.ps[p].counters.parks);
     }
-    if g.park.commit_park() {
+    let parked = match &g.bubble {
+        None => g.park.commit_park(),
+        // Under the bubble's lock, which counts durable parks and may
+        // advance its clock (synctest.rs).
+        Some(b) => b.commit_park(&g),
+    };
+    if parked {
         return None;
     }
     Some(g)
@@ -183,6 +189,9 @@ fn requeue_without_p(s: &Sched, c: &MCtx, g: Arc<G>) {
 fn goexit0(s: &Sched, c: &MCtx, g: Arc<G>) {
     g.set_status(GStatus::Dead);
     unregister(s, &g);
+    if let Some(b) = &g.bubble {
+        b.g_exited();
+    }
     let p = c.p.get();
     if p == NO_P {
         SchedCounters::bump(&s.counters.exits_without_p);

@@ -129,6 +129,10 @@ wait_reasons! {
     SelectNoCases => "select (no cases)",
     /// In `sleep`.
     Sleep => "sleep",
+    /// In `synctest::wait`, for the rest of the bubble to block.
+    SynctestWait => "synctest.Wait",
+    /// In `synctest::run`, for the bubble to end.
+    SynctestRun => "synctest.Run",
     /// Waiting for a socket to be ready (`goro::net`).
     IoWait => "IO wait",
     /// Waiting for a P after a system call.
@@ -199,6 +203,12 @@ pub struct G {
     /// the runtime's own reasons). Touched only by the G while it runs.
     pub(crate) locked_ext: Cell<u32>,
     pub(crate) locked_int: Cell<u32>,
+    /// The synctest bubble the G belongs to, fixed for its life
+    /// (`synctest.rs`).
+    pub(crate) bubble: Option<Arc<crate::synctest::Bubble>>,
+    /// Whether the G's current (or last) park is durable in its bubble:
+    /// written by the G before it parks, read under the bubble's lock.
+    pub(crate) durable: AtomicBool,
 }
 
 // SAFETY: `co` and `yielder` are touched only by the single M running the G
@@ -217,6 +227,7 @@ pub(crate) struct Life {
     pub body: Body,
     pub site: &'static Location<'static>,
     pub stack_size: usize,
+    pub bubble: Option<Arc<crate::synctest::Bubble>>,
 }
 
 impl G {
@@ -243,6 +254,8 @@ impl G {
             lockedm: Default::default(),
             locked_ext: Cell::new(0),
             locked_int: Cell::new(0),
+            bubble: None,
+            durable: AtomicBool::new(false),
         };
         g.begin_life(life);
         Arc::new(g)
@@ -270,6 +283,8 @@ impl G {
         debug_assert!(self.lockedm.get_mut().is_null(), "a dead G is wired to no M");
         self.locked_ext.set(0);
         self.locked_int.set(0);
+        self.bubble = life.bubble;
+        *self.durable.get_mut() = false;
     }
 
     pub fn name(&self) -> Option<&str> {

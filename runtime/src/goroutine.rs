@@ -153,6 +153,22 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    spawn_in(sched, f, name, stack_size, site, crate::synctest::inherited(sched))
+}
+
+/// `spawn_on` into synctest bubble `bubble` (`None`: no bubble).
+pub(crate) fn spawn_in<F, T>(
+    sched: &Arc<Sched>,
+    f: F,
+    name: Option<String>,
+    stack_size: Option<usize>,
+    site: &'static Location<'static>,
+    bubble: Option<Arc<crate::synctest::Bubble>>,
+) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     let inner = Arc::new(JoinInner { state: Mutex::new(JoinState { result: None, waiter: None }) });
     let completer = Completer(Some(inner.clone()));
     let body = move || {
@@ -169,8 +185,9 @@ where
             completer.complete(r);
         }
     };
-    let g = newproc(sched, body, name, stack_size, site)?;
-    Ok(JoinHandle { inner, id: g.id, runtime: Some(m::RuntimeId::of(sched)), _t: PhantomData })
+    let bubble_id = bubble.as_ref().map_or(0, |b| b.id);
+    let g = newproc(sched, body, name, stack_size, site, bubble)?;
+    Ok(JoinHandle { inner, id: g.id, runtime: Some(m::RuntimeId::of(sched)), bubble: bubble_id, _t: PhantomData })
 }
 
 /// Go's `newproc`: creates a G running `body` and queues it (in
@@ -181,6 +198,7 @@ pub(crate) fn newproc<F>(
     name: Option<String>,
     stack_size: Option<usize>,
     site: &'static Location<'static>,
+    bubble: Option<Arc<crate::synctest::Bubble>>,
 ) -> io::Result<Arc<G>>
 where
     F: FnOnce() + Send + 'static,
@@ -218,7 +236,11 @@ where
         }
         None => NEXT_GOID.fetch_add(1, Ordering::Relaxed),
     };
-    let life = Life { id, name: name.map(String::into_boxed_str), body: Body::new(body), site, stack_size: size };
+    if let Some(b) = &bubble {
+        b.g_spawned();
+    }
+    let life =
+        Life { id, name: name.map(String::into_boxed_str), body: Body::new(body), site, stack_size: size, bubble };
     // Go's gfget: reuse a dead G of this P if there is one.
     // SAFETY: we hold P `p`.
     let recycled = here.and_then(|(_, p)| s.gpool.gfget(unsafe { s.ps[p].local() }));
@@ -313,6 +335,8 @@ pub struct JoinHandle<T> {
     id: u64,
     /// The runtime the G runs on (`None`: a handle to a G never run).
     runtime: Option<m::RuntimeId>,
+    /// The G's synctest bubble (0: none).
+    bubble: u64,
     _t: PhantomData<T>,
 }
 
@@ -321,7 +345,7 @@ impl<T> JoinHandle<T> {
     fn dropped() -> JoinHandle<T> {
         let inner = Arc::new(JoinInner { state: Mutex::new(JoinState { result: None, waiter: None }) });
         drop(Completer(Some(inner.clone())));
-        JoinHandle { inner, id: 0, runtime: None, _t: PhantomData }
+        JoinHandle { inner, id: 0, runtime: None, bubble: 0, _t: PhantomData }
     }
 
     /// Waits for the G to finish: parks the calling G, or blocks the calling
@@ -335,13 +359,7 @@ impl<T> JoinHandle<T> {
                 }
                 st.waiter = Some(park::current_unparker());
             }
-            // A join is woken by the joined G: internal to the runtime if
-            // the joined G runs on the joiner's runtime.
-            let by = match m::current_runtime() {
-                Some(r) if Some(r) == self.runtime => park::WokenBy::RuntimeOnly,
-                _ => park::WokenBy::AnyThread,
-            };
-            park::park_woken_by(WaitReason::Join, by);
+            park::park_woken_by(WaitReason::Join, self.woken_by());
         }
     }
 
@@ -367,7 +385,7 @@ impl<T> JoinHandle<T> {
                 if let Some(r) = st.result.take() {
                     return Ok(r);
                 }
-                if std::time::Instant::now() >= deadline {
+                if crate::timer::now() >= deadline {
                     // A wake-up already on its way is a spurious one for
                     // the caller's next park, which parks allow.
                     st.waiter = None;
@@ -376,7 +394,17 @@ impl<T> JoinHandle<T> {
                 }
                 st.waiter = Some(park::current_unparker());
             }
-            park::park_until(WaitReason::Join, deadline);
+            park::park_until_woken_by(WaitReason::Join, deadline, self.woken_by());
+        }
+    }
+
+    /// Who may end a join: the joined G, so its runtime's Gs (or its
+    /// bubble's, a durable wait) if the joiner runs there too.
+    fn woken_by(&self) -> park::WokenBy {
+        match m::current_runtime() {
+            Some(_) if self.bubble != 0 && self.bubble == crate::synctest::current_bubble_id() => park::WokenBy::Bubble,
+            Some(r) if Some(r) == self.runtime => park::WokenBy::RuntimeOnly,
+            _ => park::WokenBy::AnyThread,
         }
     }
 

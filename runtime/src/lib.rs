@@ -47,6 +47,7 @@ mod stack;
 mod stats;
 mod steal;
 pub mod sync;
+pub mod synctest;
 mod syscall;
 mod sysmon;
 mod takeover;
@@ -80,7 +81,7 @@ pub use runtime::{default_procs, run, stats, Deadlock, GoroutineState, Runtime, 
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use stats::{Histogram, PStats, Stats};
 pub use syscall::{blocking, syscall};
-pub use timer::{deadline_after, deadline_from, sleep, sleep_until, NEVER};
+pub use timer::{deadline_after, deadline_from, now, sleep, sleep_until, system_now, NEVER};
 
 /// What goro's own crates need from the runtime beyond the user's API:
 /// `goro-chan` and `goro-netpoll` park Gs with deadlock bookkeeping, arm
@@ -91,9 +92,10 @@ pub use timer::{deadline_after, deadline_from, sleep, sleep_until, NEVER};
 #[doc(hidden)]
 pub mod internals {
     pub use crate::m::{current_runtime, preempt_point_in_runtime, RuntimeId};
-    pub use crate::park::{park_woken_by, WokenBy};
+    pub use crate::park::{park_until_woken_by, park_woken_by, WokenBy};
     pub use crate::poller::{runtime_poller, ParkPoller};
     pub use crate::runq::{RunQueue, Take};
     pub use crate::stack::mapped_stacks;
+    pub use crate::synctest::{bubble_mismatch, bubble_rand, current_bubble_id};
     pub use crate::timer::{add_timer, TimerAction, TimerHandle};
 }

@@ -50,7 +50,7 @@ impl Unparker {
     pub fn unpark(&self) {
         match &self.inner {
             Inner::G(g) => {
-                if g.park.unpark() {
+                if unpark_g(g) {
                     Sched::ready_g(g.clone(), true);
                 }
             }
@@ -70,7 +70,7 @@ impl Unparker {
     pub fn unpark_owned(self) {
         match self.inner {
             Inner::G(g) => {
-                if g.park.unpark() {
+                if unpark_g(&g) {
                     Sched::ready_g(g, true);
                 }
             }
@@ -98,6 +98,16 @@ impl Unparker {
     }
 }
 
+/// The park token's unpark, under the bubble's lock for a G of a synctest
+/// bubble (which counts its durably blocked Gs). `true`: ready the G.
+#[inline]
+fn unpark_g(g: &G) -> bool {
+    match &g.bubble {
+        None => g.park.unpark(),
+        Some(b) => b.unpark(g),
+    }
+}
+
 /// The handle that wakes the caller: its G, or its thread outside a G.
 pub fn current_unparker() -> Unparker {
     match m::current_g() {
@@ -122,11 +132,16 @@ pub enum WokenBy {
     /// channel that no plain thread has used. A runtime whose Gs all wait
     /// like this, with nothing pending, is deadlocked.
     RuntimeOnly,
+    /// Only Gs of the parking G's synctest bubble, or the bubble's timers:
+    /// the G is durably blocked (`synctest.rs`), and to deadlock detection
+    /// it is `RuntimeOnly`. Outside a bubble, the same as `RuntimeOnly`.
+    Bubble,
 }
 
 /// [`park`], telling deadlock detection who may wake the G.
 pub fn park_woken_by(reason: WaitReason, by: WokenBy) {
     let external = by == WokenBy::AnyThread;
+    let durable = by == WokenBy::Bubble;
     // One thread-local read: the M keeps its P (hog handoff) before the G
     // switches out, and the G is found from the same context.
     let gp = m::reacquire_p_then_current_g();
@@ -143,6 +158,9 @@ pub fn park_woken_by(reason: WaitReason, by: WokenBy) {
     }
     g.wait_reason.store(reason as u8, Ordering::Relaxed);
     g.wait_external.store(external, Ordering::Release);
+    if g.bubble.is_some() {
+        g.durable.store(durable, Ordering::Relaxed);
+    }
     g.wait_since.store(g.sched.clock.coarse_now(), Ordering::Relaxed);
     g.set_status(GStatus::Waiting);
     // SAFETY: `gp` is the G running on this thread, on whose stack we are.
@@ -151,17 +169,27 @@ pub fn park_woken_by(reason: WaitReason, by: WokenBy) {
 
 /// Parks until unparked, or until `deadline` has passed. Returns `false` if
 /// the deadline passed (the caller re-checks its condition either way).
+/// Inside a synctest bubble the deadline is on the bubble's clock.
 pub fn park_until(reason: WaitReason, deadline: Instant) -> bool {
-    let now = Instant::now();
-    if now >= deadline {
-        return false;
-    }
+    park_until_woken_by(reason, deadline, WokenBy::AnyThread)
+}
+
+/// [`park_until`], telling deadlock detection (and a synctest bubble) who
+/// may wake the G besides the timer.
+pub fn park_until_woken_by(reason: WaitReason, deadline: Instant, by: WokenBy) -> bool {
     if !m::in_goroutine() {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
         std::thread::park_timeout(deadline - now);
         return Instant::now() < deadline;
     }
+    if crate::timer::now() >= deadline {
+        return false;
+    }
     let t = add_timer(deadline, TimerAction::Wake(current_unparker()));
-    park(reason);
+    park_woken_by(reason, by);
     !t.fired() && t.cancel()
 }
 

@@ -17,7 +17,7 @@ use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::g::WaitReason;
 use crate::m;
@@ -25,6 +25,7 @@ use crate::p::P;
 use crate::park::{self, Unparker};
 use crate::sched::Sched;
 use crate::stats::Counters;
+use crate::synctest::{self, Bubble};
 
 const PENDING: u8 = 0;
 const FIRED: u8 = 1;
@@ -41,7 +42,7 @@ pub enum TimerAction {
 }
 
 impl TimerAction {
-    fn run(self) {
+    pub(crate) fn run(self) {
         match self {
             TimerAction::Wake(u) => u.unpark(),
             TimerAction::Call(f) => f(),
@@ -63,6 +64,25 @@ unsafe impl Sync for TimerEntry {}
 unsafe impl Send for TimerEntry {}
 
 impl TimerEntry {
+    fn new(action: TimerAction, p: usize) -> Arc<TimerEntry> {
+        Arc::new(TimerEntry { state: AtomicU8::new(PENDING), action: UnsafeCell::new(Some(action)), p })
+    }
+
+    /// Not fired nor cancelled yet.
+    pub(crate) fn pending(&self) -> bool {
+        self.state.load(Ordering::Acquire) == PENDING
+    }
+
+    /// Takes the action to run it, if nobody fired or cancelled it first.
+    pub(crate) fn claim_fired(&self) -> Option<TimerAction> {
+        self.claim(FIRED)
+    }
+
+    /// Takes the action to drop it, if nobody fired or cancelled it first.
+    pub(crate) fn claim_cancelled(&self) -> Option<TimerAction> {
+        self.claim(CANCELLED)
+    }
+
     fn claim(&self, to: u8) -> Option<TimerAction> {
         if self.state.compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             // SAFETY: we won the CAS, so no one else touches `action`.
@@ -73,10 +93,10 @@ impl TimerEntry {
     }
 }
 
-struct HeapItem {
-    when: u64,
-    seq: u64,
-    entry: Arc<TimerEntry>,
+pub(crate) struct HeapItem {
+    pub(crate) when: u64,
+    pub(crate) seq: u64,
+    pub(crate) entry: Arc<TimerEntry>,
 }
 
 impl PartialEq for HeapItem {
@@ -127,7 +147,15 @@ impl TimerHeap {
 /// A pending timer; `cancel` stops it.
 pub struct TimerHandle {
     entry: Arc<TimerEntry>,
-    sched: Arc<Sched>,
+    home: Home,
+}
+
+/// Whose heap holds a timer.
+enum Home {
+    /// A P's heap of this runtime (`entry.p`).
+    P(Arc<Sched>),
+    /// A synctest bubble's heap (on its fake clock).
+    Bubble(Arc<Bubble>),
 }
 
 impl TimerHandle {
@@ -137,7 +165,14 @@ impl TimerHandle {
         match self.entry.claim(CANCELLED) {
             Some(action) => {
                 drop(action);
-                let p = &self.sched.ps[self.entry.p];
+                let sched = match &self.home {
+                    Home::P(s) => s,
+                    Home::Bubble(b) => {
+                        b.timer_cancelled();
+                        return true;
+                    }
+                };
+                let p = &sched.ps[self.entry.p];
                 let mut heap = p.timers.lock().unwrap();
                 heap.cancelled += 1;
                 if heap.cancelled > 64 && heap.cancelled * 2 > heap.heap.len() {
@@ -154,12 +189,20 @@ impl TimerHandle {
     pub fn fired(&self) -> bool {
         self.entry.state.load(Ordering::Acquire) == FIRED
     }
+
+    /// The synctest bubble whose clock the timer runs on (0: none).
+    pub fn bubble_id(&self) -> u64 {
+        match &self.home {
+            Home::P(_) => 0,
+            Home::Bubble(b) => b.id,
+        }
+    }
 }
 
 /// Adds a timer to P `p` (the caller's P when it has one).
 pub(crate) fn add_timer_on(s: &Arc<Sched>, p: usize, when: Instant, action: TimerAction) -> TimerHandle {
     let when = s.clock.nanos(when);
-    let entry = Arc::new(TimerEntry { state: AtomicU8::new(PENDING), action: UnsafeCell::new(Some(action)), p });
+    let entry = TimerEntry::new(action, p);
     let pp = &s.ps[p];
     {
         let mut heap = pp.timers.lock().unwrap();
@@ -169,7 +212,7 @@ pub(crate) fn add_timer_on(s: &Arc<Sched>, p: usize, when: Instant, action: Time
         pp.timer_next.store(heap.next(), Ordering::SeqCst);
     }
     s.timer_added(when);
-    TimerHandle { entry, sched: s.clone() }
+    TimerHandle { entry, home: Home::P(s.clone()) }
 }
 
 /// Fires the due timers of P `pp`. Returns how many fired. Called by the
@@ -208,12 +251,37 @@ pub(crate) fn next_timer(ps: &[P]) -> u64 {
 }
 
 /// Runs `action` at `when` on the current runtime (or the global one when
-/// called from a plain thread).
+/// called from a plain thread); inside a synctest bubble, at `when` on the
+/// bubble's clock.
 pub fn add_timer(when: Instant, action: TimerAction) -> TimerHandle {
+    if let Some(b) = synctest::current() {
+        let entry = TimerEntry::new(action, 0);
+        b.add_timer(when, entry.clone());
+        return TimerHandle { entry, home: Home::Bubble(b) };
+    }
     let (sched, p) = m::current_sched_and_p();
     let h = add_timer_on(&sched, p, when, action);
     m::back_to_user();
     h
+}
+
+/// The current time: `Instant::now()`, or inside a synctest bubble the
+/// bubble's clock, which moves only when every G of the bubble is durably
+/// blocked. Every deadline in goro is measured against it.
+pub fn now() -> Instant {
+    match synctest::current() {
+        Some(b) => b.now(),
+        None => Instant::now(),
+    }
+}
+
+/// The wall-clock time: `SystemTime::now()`, or inside a synctest bubble
+/// the bubble's clock, which starts at 2000-01-01 00:00:00 UTC.
+pub fn system_now() -> SystemTime {
+    match synctest::current() {
+        Some(b) => b.system_now(),
+        None => SystemTime::now(),
+    }
 }
 
 /// The longest wait goro arms a timer for: a duration past it means
@@ -224,7 +292,7 @@ pub const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// `Instant::now() + d`, saturating at [`NEVER`] from now: every timeout in
 /// goro goes through this, so that any `Duration` is a valid timeout.
 pub fn deadline_after(d: Duration) -> Instant {
-    deadline_from(Instant::now(), d)
+    deadline_from(now(), d)
 }
 
 /// `t + d`, saturating at [`NEVER`] after `t`.
@@ -249,12 +317,14 @@ pub fn sleep_until(deadline: Instant) {
         return;
     }
     m::preempt_point();
-    if deadline <= Instant::now() {
+    if deadline <= now() {
         return;
     }
     let t = add_timer(deadline, TimerAction::Wake(park::current_unparker()));
+    // In a bubble only the bubble's clock ends the sleep: a durable wait.
+    let by = if t.bubble_id() != 0 { park::WokenBy::Bubble } else { park::WokenBy::AnyThread };
     while !t.fired() {
-        park::park(WaitReason::Sleep);
+        park::park_woken_by(WaitReason::Sleep, by);
     }
 }
 

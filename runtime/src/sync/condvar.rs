@@ -6,6 +6,7 @@ use super::lock;
 use super::mutex::MutexGuard;
 use super::waitq::{WaitQueue, Waiter};
 use crate::g::WaitReason;
+use crate::park::WokenBy;
 
 /// A condition variable for a goro `Mutex` (Go's `sync.Cond`).
 #[derive(Default)]
@@ -27,7 +28,7 @@ impl Condvar {
         lock(&self.waiters).push_back(w.clone());
         // Queued before unlocking: a notify after the unlock finds us.
         drop(guard);
-        w.wait(WaitReason::CondWait);
+        w.wait_by(WaitReason::CondWait, WokenBy::Bubble);
         m.lock()
     }
 

@@ -5,6 +5,7 @@ use std::sync::Mutex as StdMutex;
 use super::lock;
 use super::waitq::{WaitQueue, Waiter};
 use crate::g::WaitReason;
+use crate::park::WokenBy;
 
 /// A weighted semaphore (Go's `x/sync/semaphore.Weighted`): FIFO, so a large
 /// request is not starved by a stream of small ones.
@@ -62,7 +63,7 @@ impl Semaphore {
             st.waiters.push_back(w.clone());
             w
         };
-        w.wait(WaitReason::Semacquire);
+        w.wait_by(WaitReason::Semacquire, WokenBy::Bubble);
     }
 
     /// Acquires one permit if one is free and nobody waits; never parks.
@@ -151,7 +152,7 @@ impl Semaphore {
                 }
                 return false;
             }
-            crate::park::park(WaitReason::Semacquire);
+            crate::park::park_woken_by(WaitReason::Semacquire, WokenBy::Bubble);
         }
     }
 

@@ -1,11 +1,12 @@
 //! `WaitGroup`: Go's `sync.WaitGroup`, parking Gs.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex as StdMutex;
 
 use super::lock;
 use super::waitq::{WaitQueue, Waiter};
 use crate::g::WaitReason;
+use crate::park::WokenBy;
 
 /// Waits for a collection of Gs to finish (Go's `sync.WaitGroup`).
 ///
@@ -29,20 +30,28 @@ use crate::g::WaitReason;
 pub struct WaitGroup {
     count: AtomicI64,
     waiters: StdMutex<WaitQueue>,
+    /// The synctest bubble whose G first added to it (0: none), as Go's:
+    /// a wait on it from that bubble is durable.
+    bubble: AtomicU64,
 }
 
 impl WaitGroup {
     /// A wait group with a zero counter.
     pub const fn new() -> Self {
-        WaitGroup { count: AtomicI64::new(0), waiters: StdMutex::new(WaitQueue::new()) }
+        WaitGroup { count: AtomicI64::new(0), waiters: StdMutex::new(WaitQueue::new()), bubble: AtomicU64::new(0) }
     }
 
     /// Adds `n` (which may be negative) to the counter; at zero, every
     /// waiter is released.
     ///
     /// # Panics
-    /// `sync: negative WaitGroup counter` if the counter goes below zero, as in Go.
+    /// `sync: negative WaitGroup counter` if the counter goes below zero, as in Go;
+    /// if added to from inside and outside a synctest bubble (also as Go's).
+    #[track_caller]
     pub fn add(&self, n: i64) {
+        if n > 0 {
+            self.note_bubble();
+        }
         let v = self.count.fetch_add(n, Ordering::AcqRel) + n;
         if v < 0 {
             self.count.fetch_sub(n, Ordering::AcqRel);
@@ -54,6 +63,26 @@ impl WaitGroup {
                 w.grant();
             }
         }
+    }
+
+    /// Ties the group to the caller's synctest bubble on its first add
+    /// there; refuses adds from both sides of a bubble.
+    #[track_caller]
+    fn note_bubble(&self) {
+        let me = crate::synctest::current_bubble_id();
+        let tied = self.bubble.load(Ordering::Relaxed);
+        if tied == me {
+            return;
+        }
+        if tied == 0 && me != 0 {
+            // Only adds made outside any bubble before: Go forbids mixing.
+            if self.count.load(Ordering::Relaxed) <= 0
+                && self.bubble.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            {
+                return;
+            }
+        }
+        panic!("sync: WaitGroup.add called from inside and outside a synctest bubble");
     }
 
     /// Decrements the counter (`add(-1)`).
@@ -77,7 +106,13 @@ impl WaitGroup {
             q.push_back(w.clone());
             w
         };
-        w.wait(WaitReason::WaitGroupWait);
+        let tied = self.bubble.load(Ordering::Relaxed);
+        let by = if tied != 0 && tied == crate::synctest::current_bubble_id() {
+            WokenBy::Bubble
+        } else {
+            WokenBy::RuntimeOnly
+        };
+        w.wait_by(WaitReason::WaitGroupWait, by);
     }
 
     /// The current counter.

@@ -62,8 +62,15 @@ impl Waiter {
     /// or a plain thread, which deadlock detection sees in its census of
     /// the process's threads (`dump.rs`), so the wait counts as internal.
     pub fn wait(&self, reason: WaitReason) {
+        self.wait_by(reason, WokenBy::RuntimeOnly)
+    }
+
+    /// [`wait`](Self::wait); `WokenBy::Bubble` makes it durable in a
+    /// synctest bubble (the primitives Go's `synctest` counts as durably
+    /// blocking: `Condvar`, `WaitGroup` of the bubble, `Semaphore`).
+    pub fn wait_by(&self, reason: WaitReason, by: WokenBy) {
         while !self.granted.load(Ordering::Acquire) {
-            park_woken_by(reason, WokenBy::RuntimeOnly);
+            park_woken_by(reason, by);
         }
     }
 }
