@@ -511,6 +511,10 @@ fn syscalls_and_sockets_are_not_durable_waits() {
             let (mut s, _) = listener.accept().unwrap();
             goro::sleep(Duration::from_millis(20));
             s.write_all(b"x").unwrap();
+            // Keep the connection open and silent until the client is done.
+            let mut rest = Vec::new();
+            use std::io::Read;
+            let _ = s.read_to_end(&mut rest);
         });
         synctest::run(move || {
             let start = time::now();
@@ -529,6 +533,15 @@ fn syscalls_and_sockets_are_not_durable_waits() {
             use std::io::Read;
             assert_eq!(s.read(&mut b).unwrap(), 1);
             assert!(!woke.load(Ordering::SeqCst), "time jumped while a G waited on a socket");
+            assert_eq!(time::now(), start);
+            // A socket deadline is on real time, as Go's: the peer stays
+            // silent now, and the read times out after 30 real ms while
+            // the bubble's clock stands still.
+            s.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+            let real = Instant::now();
+            let e = s.read(&mut b).unwrap_err();
+            assert!(matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock), "{e}");
+            assert!(real.elapsed() >= Duration::from_millis(30));
             assert_eq!(time::now(), start);
             synctest::wait();
             goro::sleep(SEC);

@@ -17,9 +17,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
-use goro_runtime::internals::preempt_point_in_runtime;
+use goro_runtime::internals::{park_until_real, preempt_point_in_runtime};
 use goro_runtime::sync::Mutex;
-use goro_runtime::{current_unparker, park, park_until, WaitReason};
+use goro_runtime::{current_unparker, park, WaitReason};
 
 use crate::poller::{NetPoller, PollDesc};
 
@@ -91,7 +91,9 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
         let read = dir == Dir::Read;
         let empty = if read { &self.rempty } else { &self.wempty };
         let ready = self.pd.ready(read);
-        let deadline = self.timeout(dir).map(goro_runtime::deadline_after);
+        // Real time, also in a synctest bubble (whose clock stands still
+        // while a G waits on a socket), as Go's socket deadlines.
+        let deadline = self.timeout(dir).map(|d| goro_runtime::deadline_from(Instant::now(), d));
         loop {
             if in_g && empty.load(Ordering::Relaxed) && !self.pd.closed.load(Ordering::SeqCst) {
                 // Known empty: only an edge since then can have changed it.
@@ -144,7 +146,7 @@ impl<S: mio::event::Source + AsRawFd> NetFd<S> {
         if !ready.swap(false, Ordering::SeqCst) {
             match deadline {
                 None => park(WaitReason::IoWait),
-                Some(d) => timed_out = !park_until(WaitReason::IoWait, d) && goro_runtime::now() >= d,
+                Some(d) => timed_out = !park_until_real(WaitReason::IoWait, d) && Instant::now() >= d,
             }
         }
         self.pd.waiter(read).lock().unwrap_or_else(|e| e.into_inner()).take();

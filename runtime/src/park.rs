@@ -193,6 +193,24 @@ pub fn park_until_woken_by(reason: WaitReason, deadline: Instant, by: WokenBy) -
     !t.fired() && t.cancel()
 }
 
+/// [`park_until`] with `deadline` on the real clock, also inside a
+/// synctest bubble: a wait on the world outside (a socket deadline, as
+/// Go's), which a bubble's clock, standing still meanwhile, would never
+/// end.
+pub fn park_until_real(reason: WaitReason, deadline: Instant) -> bool {
+    let now = Instant::now();
+    if now >= deadline {
+        return false;
+    }
+    if !m::in_goroutine() {
+        std::thread::park_timeout(deadline - now);
+        return Instant::now() < deadline;
+    }
+    let t = crate::timer::add_real_timer(deadline, TimerAction::Wake(current_unparker()));
+    park(reason);
+    !t.fired() && t.cancel()
+}
+
 impl std::fmt::Debug for Unparker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Unparker").finish_non_exhaustive()

@@ -190,8 +190,9 @@ impl Bubble {
     /// A G of the bubble exited.
     pub(crate) fn g_exited(&self) {
         let mut st = lock(&self.st);
-        st.running -= 1;
-        st.total -= 1;
+        debug_assert!(st.running > 0 && st.total > 0, "a G of the bubble exited twice");
+        st.running = st.running.saturating_sub(1);
+        st.total = st.total.saturating_sub(1);
         self.settle(st);
     }
 
@@ -203,7 +204,8 @@ impl Bubble {
             return false;
         }
         if g.durable.load(Ordering::Relaxed) {
-            st.running -= 1;
+            debug_assert!(st.running > 0, "a durable park of a G the bubble counts as blocked");
+            st.running = st.running.saturating_sub(1);
             self.settle(st);
         }
         true

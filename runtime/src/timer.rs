@@ -259,6 +259,12 @@ pub fn add_timer(when: Instant, action: TimerAction) -> TimerHandle {
         b.add_timer(when, entry.clone());
         return TimerHandle { entry, home: Home::Bubble(b) };
     }
+    add_real_timer(when, action)
+}
+
+/// [`add_timer`] on the real clock, also inside a synctest bubble: for
+/// what waits on the world outside the bubble (socket deadlines).
+pub fn add_real_timer(when: Instant, action: TimerAction) -> TimerHandle {
     let (sched, p) = m::current_sched_and_p();
     let h = add_timer_on(&sched, p, when, action);
     m::back_to_user();
