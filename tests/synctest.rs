@@ -44,7 +44,10 @@ fn quiet_expected_panics() {
                 .map(String::as_str)
                 .or_else(|| info.payload().downcast_ref::<&str>().copied())
                 .unwrap_or("");
-            if !(msg.contains("synctest") || msg.starts_with("expected:")) {
+            // The runtime's own panics are the expected ones here; a
+            // failed assertion of this file still prints.
+            let ours = info.location().is_some_and(|l| l.file().ends_with("tests/synctest.rs"));
+            if ours && !msg.starts_with("expected:") && !msg.starts_with("goro::synctest") {
                 default(info);
             }
         }));
@@ -352,7 +355,7 @@ fn a_waitgroup_is_refused_from_both_sides_of_a_bubble() {
         wg.add(1);
         let w2 = wg.clone();
         let msg = panics(move || synctest::run(move || w2.add(1)));
-        assert!(msg.contains("WaitGroup.add called from inside and outside a synctest bubble"), "{msg}");
+        assert!(msg.contains("WaitGroup.add called from inside and outside a synctest bubble"), "got: {msg}");
         wg.done();
     });
 }
@@ -370,12 +373,12 @@ fn a_deadlock_inside_a_bubble_is_reported_naming_its_gs() {
                 ch.send(()).unwrap();
             })
         });
-        assert!(msg.contains("deadlock: every goroutine of bubble"), "{msg}");
-        assert!(msg.contains("[chan send]"), "{msg}");
-        assert!(msg.contains("name: synctest main"), "{msg}");
+        assert!(msg.contains("deadlock: every goroutine of bubble"), "got: {msg}");
+        assert!(msg.contains("[chan send"), "got: {msg}");
+        assert!(msg.contains("name: synctest main"), "got: {msg}");
         let msg = panics(|| synctest::run(|| select! {}));
-        assert!(msg.contains("deadlock"), "{msg}");
-        assert!(msg.contains("select (no cases)"), "{msg}");
+        assert!(msg.contains("deadlock"), "got: {msg}");
+        assert!(msg.contains("[select (no cases)"), "got: {msg}");
         // The runtime goes on.
         assert_eq!(goro::go(|| 5).join().unwrap(), 5);
     });
@@ -397,8 +400,8 @@ fn gs_left_blocked_when_the_main_function_returns_are_named() {
                     .unwrap();
             })
         });
-        assert!(msg.contains("returned while goroutines of the bubble remain durably blocked"), "{msg}");
-        assert!(msg.contains("name: leaked"), "{msg}");
+        assert!(msg.contains("returned while goroutines of the bubble remain durably blocked"), "got: {msg}");
+        assert!(msg.contains("name: leaked"), "got: {msg}");
         let ticked = Arc::new(AtomicBool::new(false));
         let t2 = ticked.clone();
         let msg = panics(move || {
@@ -410,7 +413,7 @@ fn gs_left_blocked_when_the_main_function_returns_are_named() {
                 });
             })
         });
-        assert!(msg.contains("returned while goroutines"), "{msg}");
+        assert!(msg.contains("returned while goroutines"), "got: {msg}");
         assert!(!ticked.load(Ordering::SeqCst), "time moved after the main function returned");
     });
 }
@@ -435,7 +438,7 @@ fn channels_and_timers_of_a_bubble_refuse_use_from_outside() {
         let (ch, t) = synctest::run(|| (Chan::<u8>::new(1), time::Timer::new(SEC)));
         let c = ch.clone();
         let msg = panics(move || c.send(1).unwrap());
-        assert!(msg.contains("channel of synctest bubble") && msg.contains("used outside the bubble"), "{msg}");
+        assert!(msg.contains("channel of synctest bubble") && msg.contains("used outside the bubble"), "got: {msg}");
         let c = ch.clone();
         assert!(panics(move || {
             let _ = c.try_recv();
@@ -453,7 +456,7 @@ fn channels_and_timers_of_a_bubble_refuse_use_from_outside() {
         // From another bubble.
         let c = ch.clone();
         let msg = panics(move || synctest::run(move || c.try_send(2).unwrap()));
-        assert!(msg.contains("used from synctest bubble"), "{msg}");
+        assert!(msg.contains("used from synctest bubble"), "got: {msg}");
         // Dropping them outside is fine.
         drop((ch, t));
     });
@@ -463,12 +466,12 @@ fn channels_and_timers_of_a_bubble_refuse_use_from_outside() {
 fn bubbles_do_not_nest_and_need_a_goroutine() {
     on(2, || {
         let msg = panics(|| synctest::run(|| synctest::run(|| {})));
-        assert!(msg.contains("bubbles do not nest"), "{msg}");
+        assert!(msg.contains("bubbles do not nest"), "got: {msg}");
         assert!(panics(synctest::wait).contains("outside a synctest bubble"));
     });
     quiet_expected_panics();
     let msg = catch_unwind(|| synctest::run(|| {})).map(|_| ()).map_err(|p| panic_message(&*p)).unwrap_err();
-    assert!(msg.contains("must be called from a goroutine"), "{msg}");
+    assert!(msg.contains("must be called from a goroutine"), "got: {msg}");
 }
 
 /// Go's TestChannelFromOutsideBubble: a wait on a channel created outside
@@ -590,7 +593,7 @@ fn a_bubble_runs_beside_gs_on_real_time() {
 /// across 1,000 Gs.
 #[test]
 fn an_hour_of_one_second_sleeps_across_1000_gs() {
-    on(2, || {
+    on(std::env::var("HOUR_PROCS").map_or(2, |v| v.parse().unwrap()), || {
         let real = Instant::now();
         let ends = synctest::run(|| {
             let start = time::now();

@@ -299,6 +299,11 @@ impl G {
         self.status.store(s as u8, Ordering::Relaxed);
     }
 
+    /// Whether the G belongs to bubble `b`.
+    pub(crate) fn bubble_is(&self, b: &crate::synctest::Bubble) -> bool {
+        self.bubble.as_ref().is_some_and(|x| std::ptr::eq(Arc::as_ptr(x), b))
+    }
+
     pub fn wait_reason(&self) -> WaitReason {
         WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
     }

@@ -79,6 +79,14 @@ impl Unparker {
         }
     }
 
+    /// The G behind this handle if it belongs to a synctest bubble.
+    pub(crate) fn bubble_g(&self) -> Option<&Arc<G>> {
+        match &self.inner {
+            Inner::G(g) if g.bubble.is_some() => Some(g),
+            _ => None,
+        }
+    }
+
     /// The G id behind this handle, `None` for a plain thread.
     pub fn goroutine_id(&self) -> Option<u64> {
         match &self.inner {

@@ -27,7 +27,7 @@
 //! scheduler stack, never holding the lock while a timer's action runs.
 
 use std::cell::Cell;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,7 +37,7 @@ use crate::g::{GStatus, WaitReason, G};
 use crate::m;
 use crate::park::{current_unparker, park_woken_by, Unparker, WokenBy};
 use crate::sched::Sched;
-use crate::timer::{HeapItem, TimerEntry};
+use crate::timer::{HeapItem, TimerAction, TimerEntry};
 
 /// Where a bubble's wall clock starts ([`crate::system_now`] inside a
 /// bubble), since the Unix epoch: 2000-01-01 00:00:00 UTC, as Go's
@@ -84,6 +84,9 @@ struct State {
     /// Live Gs of the bubble.
     total: usize,
     timers: BinaryHeap<HeapItem>,
+    /// Timers taken from the heap that are due at the current instant,
+    /// in order (one heap pass for a burst of them).
+    due: VecDeque<HeapItem>,
     seq: u64,
     cancelled: usize,
     /// A G in `wait()`, and whether it has been let go.
@@ -248,11 +251,7 @@ impl Bubble {
             // Time stops once the main function has returned (Go's rule):
             // then only timers due now still fire.
             let mut action = None;
-            while let Some(top) = st.timers.peek() {
-                if st.main_returned && top.when > self.now.load(Ordering::Relaxed) {
-                    break;
-                }
-                let top = st.timers.pop().expect("peeked");
+            while let Some(top) = self.next_timer(&mut st) {
                 if let Some(a) = top.entry.claim_fired() {
                     if top.when > self.now.load(Ordering::Relaxed) {
                         self.now.store(top.when, Ordering::Release);
@@ -263,10 +262,39 @@ impl Bubble {
                 st.cancelled = st.cancelled.saturating_sub(1);
             }
             match action {
+                // The common case (a sleeper of the bubble), without
+                // leaving the lock: the unpark's accounting is done here.
+                Some(TimerAction::Wake(u)) if u.bubble_g().is_some_and(|g| g.bubble_is(self)) => {
+                    let g = u.bubble_g().expect("checked");
+                    if g.park.unpark() {
+                        if g.durable.load(Ordering::Relaxed) {
+                            st.running += 1;
+                        }
+                        drop(st);
+                        Sched::ready_g(g.clone(), true);
+                        return;
+                    }
+                }
                 Some(a) => st = self.outside_lock(st, || a.run()),
                 None => return self.finish(st, End::Deadlock),
             }
         }
+    }
+
+    /// The next timer in firing order, if it may fire now: the clock may
+    /// still move, or it is due already.
+    fn next_timer(&self, st: &mut State) -> Option<HeapItem> {
+        if st.due.is_empty() {
+            let when = st.timers.peek()?.when;
+            if st.main_returned && when > self.now.load(Ordering::Relaxed) {
+                return None;
+            }
+            while st.timers.peek().is_some_and(|t| t.when == when) {
+                let t = st.timers.pop().expect("peeked");
+                st.due.push_back(t);
+            }
+        }
+        st.due.pop_front()
     }
 
     /// Runs `f` with the lock released, as the bubble's one advancer,
@@ -287,7 +315,8 @@ impl Bubble {
     /// The bubble is over: pending timers are dropped, `run` is woken.
     fn finish(&self, mut st: MutexGuard<'_, State>, end: End) {
         st.end = Some(end);
-        let timers = std::mem::take(&mut st.timers);
+        let mut timers = std::mem::take(&mut st.timers).into_vec();
+        timers.extend(st.due.drain(..));
         let owner = st.owner.take();
         drop(st);
         for t in timers {
@@ -339,6 +368,13 @@ pub(crate) fn current() -> Option<Arc<Bubble>> {
     }
 }
 
+/// `f` of the caller's bubble, without taking a reference on it.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Bubble) -> R) -> Option<R> {
+    let b = current_ptr();
+    // SAFETY: see `current_ptr`; used while the caller runs.
+    (!b.is_null()).then(|| f(unsafe { &*b }))
+}
+
 /// The bubble a G spawned now on `s` joins: the spawner's, if it runs in
 /// a bubble of that runtime.
 pub(crate) fn inherited(s: &Sched) -> Option<Arc<Bubble>> {
@@ -356,20 +392,14 @@ pub(crate) fn inherited(s: &Sched) -> Option<Arc<Bubble>> {
 /// and to refuse use from outside their bubble.
 #[doc(hidden)]
 pub fn current_bubble_id() -> u64 {
-    let b = current_ptr();
-    if b.is_null() {
-        0
-    } else {
-        // SAFETY: see `current_ptr`; read while the caller runs.
-        unsafe { (*b).id }
-    }
+    with_current(|b| b.id).unwrap_or(0)
 }
 
 /// A pseudo-random number from the caller's bubble (seeded, so that a
 /// bubble on one P replays), or `None` outside a bubble.
 #[doc(hidden)]
 pub fn bubble_rand() -> Option<u64> {
-    current().map(|b| b.rand())
+    with_current(Bubble::rand)
 }
 
 /// Panics: the caller used `what` of bubble `id` from outside it.

@@ -275,19 +275,13 @@ pub fn add_real_timer(when: Instant, action: TimerAction) -> TimerHandle {
 /// bubble's clock, which moves only when every G of the bubble is durably
 /// blocked. Every deadline in goro is measured against it.
 pub fn now() -> Instant {
-    match synctest::current() {
-        Some(b) => b.now(),
-        None => Instant::now(),
-    }
+    synctest::with_current(Bubble::now).unwrap_or_else(Instant::now)
 }
 
 /// The wall-clock time: `SystemTime::now()`, or inside a synctest bubble
 /// the bubble's clock, which starts at 2000-01-01 00:00:00 UTC.
 pub fn system_now() -> SystemTime {
-    match synctest::current() {
-        Some(b) => b.system_now(),
-        None => SystemTime::now(),
-    }
+    synctest::with_current(Bubble::system_now).unwrap_or_else(SystemTime::now)
 }
 
 /// The longest wait goro arms a timer for: a duration past it means
