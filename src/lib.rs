@@ -66,6 +66,13 @@
 //! second; `GORO_TRACE=trace.json` writes a trace to open in Perfetto
 //! (`GORO_TRACE_LAST=<s>` keeps only the end); [`stats`] has the counters.
 //!
+//! # Testing
+//!
+//! Code that waits, times out, ticks or backs off is tested in a
+//! [`synctest`] bubble: its clock jumps forward whenever every G of the
+//! bubble is blocked, so a test of an hour-long timeout runs in
+//! microseconds and asserts exact times.
+//!
 //! The crates behind the facade: `goro-runtime` (scheduler), `goro-chan`
 //! (channels, select, timers as channels, context, groups), `goro-netpoll`
 //! (network).

@@ -376,7 +376,26 @@ fn a_deadlock_inside_a_bubble_is_reported_naming_its_gs() {
         assert!(msg.contains("deadlock: every goroutine of bubble"), "got: {msg}");
         assert!(msg.contains("[chan send"), "got: {msg}");
         assert!(msg.contains("name: synctest main"), "got: {msg}");
-        let msg = panics(|| synctest::run(|| select! {}));
+        // A G left blocked holds a guard that closes a channel of the
+        // bubble when dropped: when the runtime drops the G at shutdown,
+        // the close from outside the bubble must not be a second panic
+        // (which would abort the process).
+        struct CloseOnDrop(Chan<()>);
+        impl Drop for CloseOnDrop {
+            fn drop(&mut self) {
+                self.0.close();
+            }
+        }
+        let msg = panics(|| {
+            synctest::run(|| {
+                let guard = CloseOnDrop(Chan::new(0));
+                goro::go(move || {
+                    let _guard = guard;
+                    select! {}
+                });
+                select! {}
+            })
+        });
         assert!(msg.contains("deadlock"), "got: {msg}");
         assert!(msg.contains("[select (no cases)"), "got: {msg}");
         // The runtime goes on.
@@ -593,7 +612,7 @@ fn a_bubble_runs_beside_gs_on_real_time() {
 /// across 1,000 Gs.
 #[test]
 fn an_hour_of_one_second_sleeps_across_1000_gs() {
-    on(std::env::var("HOUR_PROCS").map_or(2, |v| v.parse().unwrap()), || {
+    on(2, || {
         let real = Instant::now();
         let ends = synctest::run(|| {
             let start = time::now();

@@ -402,11 +402,17 @@ pub fn bubble_rand() -> Option<u64> {
     with_current(Bubble::rand)
 }
 
-/// Panics: the caller used `what` of bubble `id` from outside it.
+/// Panics: the caller used `what` of bubble `id` from outside it. Not
+/// while the thread unwinds (a G of a deadlocked bubble dropped at
+/// shutdown may close its channels from its destructors): a second panic
+/// would abort the process.
 #[cold]
 #[track_caller]
 #[doc(hidden)]
-pub fn bubble_mismatch(id: u64, what: &str) -> ! {
+pub fn bubble_mismatch(id: u64, what: &str) {
+    if std::thread::panicking() {
+        return;
+    }
     match current_bubble_id() {
         0 => panic!("{what} of synctest bubble {id} used outside the bubble"),
         other => panic!("{what} of synctest bubble {id} used from synctest bubble {other}"),
