@@ -7,12 +7,15 @@
 //! - `schedload`: scheduling and channels (skynet, spawn, pingpong,
 //!   prodcons, select4, yield, chained_spawn, park/unpark turns).
 //! - `sysload`: blocking system calls and hogs (syscall handoff, hog).
+//! - `latency`: open-loop Poisson requests with dispersed service times
+//!   (tail latency against load).
 //!
 //! Each takes the runtime to run on and returns its figure.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod latency;
 pub mod schedload;
 pub mod sysload;
 

@@ -1,0 +1,337 @@
+//! Tail latency against load, open loop (the question scheduling papers
+//! such as Shinjuku, NSDI '19, ask): requests arrive at Poisson times at
+//! rate λ, whatever the runtime does with them; each runs on a G for a
+//! service time drawn from a distribution, computing without a runtime
+//! call; its latency is its completion minus its *scheduled* arrival, so a
+//! generator that falls behind counts against the runtime (no coordinated
+//! omission).
+//!
+//! The schedule is a pure function of (distribution, procs, load,
+//! duration, seed): the peers (`benches/peers`) draw the same requests from
+//! the same generator (splitmix64), so every runtime serves the same list.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::goro::Runtime;
+
+/// The short service time every distribution is built on, µs.
+pub const BASE_US: f64 = 50.0;
+
+/// Service-time distributions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dist {
+    /// Every request takes 50 µs.
+    Fixed,
+    /// Exponential, mean 50 µs.
+    Exp,
+    /// 99.5% take 50 µs, 0.5% take 100× longer (5 ms), as Shinjuku's.
+    Bimodal,
+    /// 99.5% take 50 µs, 0.5% take 20 ms: longer than a 10 ms time slice.
+    Slice,
+}
+
+impl Dist {
+    /// Every distribution, in the order tables show them.
+    pub const ALL: [Dist; 4] = [Dist::Fixed, Dist::Exp, Dist::Bimodal, Dist::Slice];
+
+    /// The name the lab, the peers and the CSV use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dist::Fixed => "fixed",
+            Dist::Exp => "exp",
+            Dist::Bimodal => "bimodal",
+            Dist::Slice => "slice",
+        }
+    }
+
+    /// The distribution called `name`.
+    pub fn parse(name: &str) -> Option<Dist> {
+        Dist::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// Mean service time, µs.
+    pub fn mean_us(self) -> f64 {
+        match self {
+            Dist::Fixed | Dist::Exp => BASE_US,
+            Dist::Bimodal => 0.995 * BASE_US + 0.005 * 100.0 * BASE_US,
+            Dist::Slice => 0.995 * BASE_US + 0.005 * 400.0 * BASE_US,
+        }
+    }
+
+    fn draw(self, rng: &mut SplitMix) -> f64 {
+        let u = rng.unit();
+        match self {
+            Dist::Fixed => BASE_US,
+            Dist::Exp => -(1.0 - u).ln() * BASE_US,
+            Dist::Bimodal => BASE_US * if u < 0.005 { 100.0 } else { 1.0 },
+            Dist::Slice => BASE_US * if u < 0.005 { 400.0 } else { 1.0 },
+        }
+    }
+}
+
+/// splitmix64: small, and the same in Go and Rust, so peers draw the same
+/// schedule.
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The requests of one point: arrival offsets and service times, ns.
+pub struct Schedule {
+    /// Offered load, a fraction of capacity (procs / mean service time).
+    pub load: f64,
+    /// Arrival times since the start, ns (increasing).
+    pub arrival_ns: Vec<u64>,
+    /// Service times, ns.
+    pub service_ns: Vec<u64>,
+    /// The schedule's length, ns.
+    pub span_ns: u64,
+}
+
+impl Schedule {
+    /// Poisson arrivals at `load` × capacity for `span`; service times
+    /// from `dist`. Arrivals and services come from one stream: for each
+    /// request, first its gap, then its service time.
+    pub fn new(dist: Dist, procs: usize, load: f64, span: Duration, seed: u64) -> Schedule {
+        let rate_per_ns = load * procs as f64 / (dist.mean_us() * 1e3);
+        let mut rng = SplitMix(seed);
+        let (mut arrival_ns, mut service_ns) = (Vec::new(), Vec::new());
+        let span_ns = span.as_nanos() as u64;
+        let mut t = 0.0f64;
+        loop {
+            t += -(1.0 - rng.unit()).ln() / rate_per_ns;
+            let s = dist.draw(&mut rng);
+            if t as u64 >= span_ns {
+                break;
+            }
+            arrival_ns.push(t as u64);
+            service_ns.push((s * 1e3) as u64);
+        }
+        Schedule { load, arrival_ns, service_ns, span_ns }
+    }
+
+    /// Number of requests.
+    pub fn len(&self) -> usize {
+        self.arrival_ns.len()
+    }
+
+    /// Whether there is no request.
+    pub fn is_empty(&self) -> bool {
+        self.arrival_ns.is_empty()
+    }
+}
+
+/// What one point measured.
+#[derive(Clone, Debug, Default)]
+pub struct Point {
+    /// Offered load (fraction of capacity).
+    pub load: f64,
+    /// Offered and achieved requests per second.
+    pub offered_rps: f64,
+    /// Completed requests over the time from the first arrival to the last
+    /// completion.
+    pub achieved_rps: f64,
+    /// Latency percentiles, µs: p50, p99, p99.9.
+    pub latency_us: [f64; 3],
+    /// Slowdown (latency / service time) percentiles: p50, p99, p99.9.
+    pub slowdown: [f64; 3],
+}
+
+impl Point {
+    /// The line a peer prints for a point, read back by [`Point::parse`].
+    pub fn line(&self) -> String {
+        format!(
+            "latency_point {:.3} {:.1} {:.1} {:.2} {:.2} {:.2} {:.3} {:.3} {:.3}",
+            self.load,
+            self.offered_rps,
+            self.achieved_rps,
+            self.latency_us[0],
+            self.latency_us[1],
+            self.latency_us[2],
+            self.slowdown[0],
+            self.slowdown[1],
+            self.slowdown[2]
+        )
+    }
+
+    /// Reads a `latency_point` line.
+    pub fn parse(line: &str) -> Option<Point> {
+        let mut it = line.strip_prefix("latency_point ")?.split_whitespace().map(|x| x.parse::<f64>().ok());
+        let mut next = || it.next().flatten();
+        Some(Point {
+            load: next()?,
+            offered_rps: next()?,
+            achieved_rps: next()?,
+            latency_us: [next()?, next()?, next()?],
+            slowdown: [next()?, next()?, next()?],
+        })
+    }
+}
+
+/// The `q` quantile of sorted `v` (nearest rank).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// The point `done_ns` (completion times since the start, per request)
+/// makes of `s`.
+pub fn summarize(s: &Schedule, done_ns: &[u64]) -> Point {
+    let mut lat: Vec<f64> = s.arrival_ns.iter().zip(done_ns).map(|(a, d)| d.saturating_sub(*a) as f64).collect();
+    let mut slow: Vec<f64> = lat.iter().zip(&s.service_ns).map(|(l, sv)| l / (*sv).max(1) as f64).collect();
+    lat.sort_by(f64::total_cmp);
+    slow.sort_by(f64::total_cmp);
+    let qs = [0.5, 0.99, 0.999];
+    let first = s.arrival_ns.first().copied().unwrap_or(0);
+    let last = done_ns.iter().copied().max().unwrap_or(0);
+    Point {
+        load: s.load,
+        offered_rps: s.len() as f64 / (s.span_ns as f64 / 1e9),
+        achieved_rps: s.len() as f64 / ((last.saturating_sub(first)).max(1) as f64 / 1e9),
+        latency_us: qs.map(|q| quantile(&lat, q) / 1e3),
+        slowdown: qs.map(|q| quantile(&slow, q)),
+    }
+}
+
+/// Computes for `ns` without any runtime call (reads the clock only).
+#[inline(never)]
+pub fn serve(ns: u64) {
+    let end = Instant::now() + Duration::from_nanos(ns);
+    while Instant::now() < end {
+        std::hint::spin_loop();
+    }
+}
+
+/// How a request reaches a G.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A new G per request.
+    Spawn,
+    /// `procs` worker Gs take requests from a channel.
+    Pool,
+}
+
+impl Mode {
+    /// The name the lab and the peers use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Spawn => "spawn",
+            Mode::Pool => "pool",
+        }
+    }
+}
+
+/// Waits until `t` (on the generator's thread): sleeps when it is more
+/// than 30 µs away, else returns (the request is issued at most that
+/// early; lateness counts against the runtime either way).
+pub fn wait_until(t: Instant) {
+    let now = Instant::now();
+    if t > now + Duration::from_micros(30) {
+        std::thread::sleep(t - now);
+    }
+}
+
+/// Runs schedule `s` on `rt`: a plain thread issues the requests at their
+/// arrival times (`rt.spawn`, or a send to a pool of `procs` worker Gs);
+/// returns the point.
+pub fn run_goro(rt: &Runtime, procs: usize, mode: Mode, s: &Schedule) -> Point {
+    let n = s.len();
+    let done: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let left = Arc::new(AtomicUsize::new(n));
+    let service = Arc::new(s.service_ns.clone());
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let start = Instant::now();
+    let finish = {
+        let (done, left) = (done.clone(), left.clone());
+        move |i: usize| {
+            done[i].store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let _ = tx.send(());
+            }
+        }
+    };
+    match mode {
+        Mode::Spawn => {
+            for (i, &a) in s.arrival_ns.iter().enumerate() {
+                wait_until(start + Duration::from_nanos(a));
+                let (service, finish) = (service.clone(), finish.clone());
+                drop(rt.spawn(move || {
+                    serve(service[i]);
+                    finish(i);
+                }));
+            }
+        }
+        Mode::Pool => {
+            let q = crate::goro::chan::Chan::<u32>::new(n.max(1));
+            for _ in 0..procs {
+                let (q, service, finish) = (q.clone(), service.clone(), finish.clone());
+                drop(rt.spawn(move || {
+                    while let Some(i) = q.recv() {
+                        serve(service[i as usize]);
+                        finish(i as usize);
+                    }
+                }));
+            }
+            for (i, &a) in s.arrival_ns.iter().enumerate() {
+                wait_until(start + Duration::from_nanos(a));
+                q.send(i as u32).expect("pool channel open");
+            }
+            q.close();
+        }
+    }
+    if n > 0 {
+        rx.recv().expect("every request completes");
+    }
+    let done: Vec<u64> = done.iter().map(|d| d.load(Ordering::Relaxed)).collect();
+    summarize(s, &done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_offers_its_load_and_its_distribution() {
+        for dist in Dist::ALL {
+            let s = Schedule::new(dist, 2, 0.5, Duration::from_secs(20), 1);
+            let want = 0.5 * 2.0 / (dist.mean_us() * 1e-6) * 20.0;
+            let n = s.len() as f64;
+            assert!((n - want).abs() < 4.0 * want.sqrt() + 1.0, "{dist:?}: {n} requests, want about {want}");
+            let mean = s.service_ns.iter().sum::<u64>() as f64 / n / 1e3;
+            assert!((mean - dist.mean_us()).abs() < 0.1 * dist.mean_us(), "{dist:?}: mean {mean} µs");
+            assert!(s.arrival_ns.windows(2).all(|w| w[0] <= w[1]));
+            // The same seed draws the same requests.
+            let again = Schedule::new(dist, 2, 0.5, Duration::from_secs(20), 1);
+            assert_eq!(s.service_ns, again.service_ns);
+        }
+    }
+
+    #[test]
+    fn a_point_is_summarized_from_latencies_and_read_back() {
+        let s = Schedule { load: 0.5, arrival_ns: vec![0, 1000, 2000, 3000], service_ns: vec![100; 4], span_ns: 4000 };
+        let p = summarize(&s, &[100, 1200, 2100, 4000]);
+        assert_eq!(p.latency_us, [0.1, 1.0, 1.0]);
+        assert_eq!(p.slowdown, [1.0, 10.0, 10.0]);
+        let back = Point::parse(&p.line()).unwrap();
+        assert_eq!(back.latency_us, p.latency_us);
+        assert_eq!(back.load, 0.5);
+    }
+}
