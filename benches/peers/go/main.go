@@ -506,6 +506,10 @@ func echo() {
 func main() {
 	all := []string{"spawn", "skynet", "pingpong", "pingpong_1p", "prodcons", "select4", "yield", "chained_spawn", "timers", "parked_memory", "syscall_handoff", "hog", "hidden_block", "blocked_pingpong", "echo"}
 	names := os.Args[1:]
+	if len(names) > 0 && names[0] == "latency" {
+		latency(names[1:])
+		return
+	}
 	if len(names) == 0 {
 		names = all
 	}

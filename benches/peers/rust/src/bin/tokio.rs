@@ -14,6 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("latency") {
+        return latency(std::env::args().skip(2).collect());
+    }
     let name = workload_arg();
     let workers = workers_for(&name);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
@@ -448,4 +451,75 @@ async fn echo() {
     }
     check("echo messages", done.load(Ordering::Relaxed), (ECHO_CLIENTS * ECHO_MSGS) as u64);
     report("echo", (ECHO_CLIENTS * ECHO_MSGS) as f64 / t.elapsed().as_secs_f64(), "msgs/s");
+}
+
+/// `latency <dist> <spawn|pool> <procs> <load,...> <span_ms> <seed>`: goro's
+/// open-loop workload (workloads/src/latency.rs) on Tokio, the same
+/// requests from the same schedule; a plain thread issues them, as goro's
+/// lab does (`Handle::spawn`, or an unbounded channel to `procs` worker
+/// tasks). One `latency_point` line per load.
+fn latency(args: Vec<String>) {
+    use goro_workloads::latency::{precise_sleeps, serve, summarize, wait_until, Dist, Schedule};
+    if args.len() != 6 {
+        eprintln!("usage: peer-tokio latency <dist> <spawn|pool> <procs> <load,...> <span_ms> <seed>");
+        std::process::exit(2);
+    }
+    let dist = Dist::parse(&args[0]).unwrap_or_else(|| panic!("unknown distribution {}", args[0]));
+    let pool = args[1] == "pool";
+    let procs: usize = args[2].parse().expect("procs");
+    let span = Duration::from_millis(args[4].parse().expect("span_ms"));
+    let seed: u64 = args[5].parse().expect("seed");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(procs).enable_all().build().unwrap();
+    precise_sleeps();
+    for load in args[3].split(',') {
+        let s = Schedule::new(dist, procs, load.parse().expect("load"), span, seed);
+        let n = s.len();
+        let done: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+        let left = Arc::new(AtomicUsize::new(n));
+        let service = Arc::new(s.service_ns.clone());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let start = Instant::now();
+        let finish = {
+            let (done, left) = (done.clone(), left.clone());
+            move |i: usize| {
+                done[i].store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    let _ = tx.send(());
+                }
+            }
+        };
+        if pool {
+            let (qtx, qrx) = mpsc::unbounded_channel::<usize>();
+            let qrx = Arc::new(tokio::sync::Mutex::new(qrx));
+            for _ in 0..procs {
+                let (qrx, service, finish) = (qrx.clone(), service.clone(), finish.clone());
+                rt.spawn(async move {
+                    loop {
+                        let next = qrx.lock().await.recv().await;
+                        let Some(i) = next else { return };
+                        serve(service[i]);
+                        finish(i);
+                    }
+                });
+            }
+            for (i, &a) in s.arrival_ns.iter().enumerate() {
+                wait_until(start + Duration::from_nanos(a));
+                qtx.send(i).unwrap();
+            }
+        } else {
+            for (i, &a) in s.arrival_ns.iter().enumerate() {
+                wait_until(start + Duration::from_nanos(a));
+                let (service, finish) = (service.clone(), finish.clone());
+                rt.spawn(async move {
+                    serve(service[i]);
+                    finish(i);
+                });
+            }
+        }
+        if n > 0 {
+            rx.recv().unwrap();
+        }
+        let done: Vec<u64> = done.iter().map(|d| d.load(Ordering::Relaxed)).collect();
+        println!("{}", summarize(&s, &done).line());
+    }
 }

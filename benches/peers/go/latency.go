@@ -1,0 +1,224 @@
+// The open-loop latency workload (goro's workloads/src/latency.rs): Poisson
+// arrivals from the same splitmix64 stream, so Go serves the very requests
+// goro and Tokio serve. Usage:
+//
+//	go run . latency <dist> <spawn|pool> <procs> <load,load,...> <span_ms> <seed>
+//
+// prints one `latency_point` line per load. The generator is a goroutine
+// locked to its thread, sleeping in nanosleep(2) (Go has no thread
+// outside its scheduler that could issue requests);
+// requests compute with no runtime call, and Go preempts them
+// asynchronously after 10 ms.
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const baseUs = 50.0
+
+type splitMix struct{ s uint64 }
+
+func (r *splitMix) next() uint64 {
+	r.s += 0x9E3779B97F4A7C15
+	z := r.s
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+func (r *splitMix) unit() float64 { return float64(r.next()>>11) / float64(uint64(1)<<53) }
+
+func distMeanUs(d string) float64 {
+	switch d {
+	case "fixed", "exp":
+		return baseUs
+	case "bimodal":
+		return 0.995*baseUs + 0.005*100*baseUs
+	case "slice":
+		return 0.995*baseUs + 0.005*400*baseUs
+	}
+	fmt.Fprintf(os.Stderr, "unknown distribution %s\n", d)
+	os.Exit(2)
+	return 0
+}
+
+func distDraw(d string, r *splitMix) float64 {
+	u := r.unit()
+	switch d {
+	case "exp":
+		return -math.Log(1-u) * baseUs
+	case "bimodal":
+		if u < 0.005 {
+			return 100 * baseUs
+		}
+	case "slice":
+		if u < 0.005 {
+			return 400 * baseUs
+		}
+	}
+	return baseUs
+}
+
+func schedule(d string, procs int, load float64, spanNs uint64, seed uint64) ([]uint64, []uint64) {
+	rate := load * float64(procs) / (distMeanUs(d) * 1e3)
+	r := splitMix{seed}
+	var arr, svc []uint64
+	t := 0.0
+	for {
+		t += -math.Log(1-r.unit()) / rate
+		s := distDraw(d, &r)
+		if uint64(t) >= spanNs {
+			break
+		}
+		arr = append(arr, uint64(t))
+		svc = append(svc, uint64(s*1e3))
+	}
+	return arr, svc
+}
+
+//go:noinline
+func serve(ns uint64) {
+	end := time.Now().Add(time.Duration(ns))
+	for time.Now().Before(end) {
+	}
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(q * float64(len(sorted))))
+	if rank < 1 {
+		rank = 1
+	}
+	if rank > len(sorted) {
+		rank = len(sorted)
+	}
+	return sorted[rank-1]
+}
+
+func latencyPoint(d, mode string, procs int, load float64, spanNs, seed uint64) {
+	arr, svc := schedule(d, procs, load, spanNs, seed)
+	n := len(arr)
+	done := make([]int64, n)
+	var left int64 = int64(n)
+	fin := make(chan struct{})
+	start := time.Now()
+	finish := func(i int) {
+		atomic.StoreInt64(&done[i], int64(time.Since(start)))
+		if atomic.AddInt64(&left, -1) == 0 {
+			close(fin)
+		}
+	}
+	// nanosleep(2) on the generator's own thread, as goro's and Tokio's
+	// generators sleep: time.Sleep's timers are coarser.
+	// Timer slack 1 ns on the generator's thread, as goro's and Tokio's.
+	preciseSleeps := func() { syscall.Syscall(syscall.SYS_PRCTL, 29 /* PR_SET_TIMERSLACK */, 1, 0) }
+	wait := func(a uint64) {
+		t := start.Add(time.Duration(a))
+		if d := time.Until(t); d > 30*time.Microsecond {
+			ts := syscall.NsecToTimespec(int64(d))
+			syscall.Nanosleep(&ts, nil)
+		}
+	}
+	if mode == "pool" {
+		q := make(chan int, n+1)
+		for w := 0; w < procs; w++ {
+			go func() {
+				for i := range q {
+					serve(svc[i])
+					finish(i)
+				}
+			}()
+		}
+		go func() {
+			runtime.LockOSThread()
+			preciseSleeps()
+			for i, a := range arr {
+				wait(a)
+				q <- i
+			}
+			close(q)
+		}()
+	} else {
+		go func() {
+			runtime.LockOSThread()
+			preciseSleeps()
+			for i, a := range arr {
+				wait(a)
+				i := i
+				go func() {
+					serve(svc[i])
+					finish(i)
+				}()
+			}
+		}()
+	}
+	if n > 0 {
+		<-fin
+	}
+	lat := make([]float64, n)
+	slow := make([]float64, n)
+	var last uint64
+	for i := range arr {
+		dn := uint64(done[i])
+		if dn > last {
+			last = dn
+		}
+		l := float64(0)
+		if dn > arr[i] {
+			l = float64(dn - arr[i])
+		}
+		lat[i] = l
+		s := svc[i]
+		if s == 0 {
+			s = 1
+		}
+		slow[i] = l / float64(s)
+	}
+	sort.Float64s(lat)
+	sort.Float64s(slow)
+	first := uint64(0)
+	if n > 0 {
+		first = arr[0]
+	}
+	span := float64(last - first)
+	if span < 1 {
+		span = 1
+	}
+	fmt.Printf("latency_point %.3f %.1f %.1f %.2f %.2f %.2f %.3f %.3f %.3f\n", load,
+		float64(n)/(float64(spanNs)/1e9), float64(n)/(span/1e9),
+		quantile(lat, 0.5)/1e3, quantile(lat, 0.99)/1e3, quantile(lat, 0.999)/1e3,
+		quantile(slow, 0.5), quantile(slow, 0.99), quantile(slow, 0.999))
+}
+
+// latency runs `latency <dist> <mode> <procs> <loads> <span_ms> <seed>`.
+func latency(args []string) {
+	if len(args) != 6 {
+		fmt.Fprintln(os.Stderr, "usage: latency <dist> <spawn|pool> <procs> <load,...> <span_ms> <seed>")
+		os.Exit(2)
+	}
+	procs, _ := strconv.Atoi(args[2])
+	runtime.GOMAXPROCS(procs)
+	spanMs, _ := strconv.ParseUint(args[4], 10, 64)
+	seed, _ := strconv.ParseUint(args[5], 10, 64)
+	for _, l := range strings.Split(args[3], ",") {
+		load, err := strconv.ParseFloat(l, 64)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bad load %q\n", l)
+			os.Exit(2)
+		}
+		latencyPoint(args[0], args[1], procs, load, spanMs*1_000_000, seed)
+		runtime.GC()
+	}
+}
