@@ -7,16 +7,23 @@
 //!     cargo run --release --example lab -- --runs 9          # runs per cell (default 5)
 //!     cargo run --release --example lab -- --workloads pingpong,hog --policies default,runnext-off
 //!     cargo run --release --example lab -- --procs 4 --out /tmp/lab
+//!     cargo run --release --example lab -- --sweep time_slice=100us,1ms,10ms
+//!     cargo run --release --example lab -- --latency        # tail latency against load, with Go and Tokio
+//!     cargo run --release --example lab -- --latency --dist slice --mode pool --peers tokio
 //!
 //! Prints a table and writes `lab.md`, `lab.csv` and `lab.svg` (a heat map:
-//! each policy's figure relative to goro's defaults) to `target/lab/`.
+//! each policy's figure relative to goro's defaults) to `target/lab/`;
+//! with `--latency`, `latency.{md,csv,svg}` (`latency.rs`).
 //! A policy variant is one line in `variants()`.
+
+mod latency;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use goro::{Policy, Retake, RunnextWake, Runtime, Spinning, Steal};
+use goro_workloads::latency::{Dist, Mode};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -26,15 +33,19 @@ use sysload::{HiddenSize, SysSize};
 
 /// A named change to goro's default policy.
 struct Variant {
-    name: &'static str,
-    about: &'static str,
-    apply: fn(&mut Policy),
+    name: String,
+    about: String,
+    apply: Box<dyn Fn(&mut Policy)>,
 }
 
 /// Every policy the lab knows, the first being goro's defaults. To add one,
 /// add a line here.
 fn variants() -> Vec<Variant> {
-    let v = |name, about, apply| Variant { name, about, apply };
+    let v = |name: &str, about: &str, apply: fn(&mut Policy)| Variant {
+        name: name.into(),
+        about: about.into(),
+        apply: Box::new(apply),
+    };
     vec![
         v(
             "default",
@@ -64,7 +75,56 @@ fn variants() -> Vec<Variant> {
             p.runnext_wake = RunnextWake::Never
         }),
         v("local-queue-16", "goro: local run queues of 16 instead of 256", |p| p.local_queue = 16),
+        v("hog-250us", "hog handoff after 250 µs without a runtime call instead of 1 ms", |p| {
+            p.hog_threshold = Duration::from_micros(250)
+        }),
     ]
+}
+
+/// The numeric `Policy` fields `--sweep` can vary, and how to set one.
+fn knob(name: &str) -> Option<fn(&mut Policy, f64)> {
+    Some(match name {
+        "time_slice" => |p, v| p.time_slice = Duration::from_secs_f64(v),
+        "hog_threshold" => |p, v| p.hog_threshold = Duration::from_secs_f64(v),
+        "global_queue_interval" => |p, v| p.global_queue_interval = v as u32,
+        "local_queue" => |p, v| p.local_queue = v as usize,
+        "max_spinning" => |p, v| p.max_spinning = Spinning::Limit(v as usize),
+        _ => return None,
+    })
+}
+
+/// `--sweep knob=a,b,c`: one variant per value. Durations take `ns`,
+/// `us`, `ms` or `s`; counts are plain numbers.
+fn sweep(spec: &str) -> Vec<Variant> {
+    let (name, values) = spec.split_once('=').unwrap_or_else(|| usage("--sweep takes knob=value,value,..."));
+    let set = knob(name).unwrap_or_else(|| {
+        usage(&format!(
+            "--sweep: no numeric knob {name:?} (time_slice, hog_threshold, global_queue_interval, local_queue, max_spinning)"
+        ))
+    });
+    values
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .map(|raw| {
+            let value = parse_quantity(raw).unwrap_or_else(|| usage(&format!("--sweep: cannot read {raw:?}")));
+            Variant {
+                name: format!("{name}={raw}"),
+                about: format!("Policy::{name} = {raw}"),
+                apply: Box::new(move |p| set(p, value)),
+            }
+        })
+        .collect()
+}
+
+/// `100us` → 1e-4 (seconds), `7` → 7.
+fn parse_quantity(s: &str) -> Option<f64> {
+    let units = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0)];
+    for (u, f) in units {
+        if let Some(n) = s.strip_suffix(u) {
+            return n.parse::<f64>().ok().map(|n| n * f);
+        }
+    }
+    s.parse().ok()
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -152,15 +212,22 @@ struct Options {
     out: String,
     workloads: Option<Vec<String>>,
     policies: Option<Vec<String>>,
+    sweep: Option<String>,
+    latency: bool,
+    dist: Dist,
+    mode: Mode,
+    loads: Option<Vec<f64>>,
+    peers: Vec<String>,
 }
 
 fn usage(err: &str) -> ! {
     let names = |v: Vec<&str>| v.join(", ");
     eprintln!(
-        "{err}\nusage: lab [--quick | --full] [--runs N] [--workloads a,b] [--policies x,y] [--procs N] [--out DIR]\n  \
-         workloads: {}\n  policies: {}",
+        "{err}\nusage: lab [--quick | --full] [--runs N] [--workloads a,b] [--policies x,y] [--sweep knob=a,b] [--procs N] [--out DIR]\n       \
+         lab --latency [--dist fixed|exp|bimodal|slice] [--mode spawn|pool] [--loads 0.1,0.5] [--peers go,tokio] [--policies x,y] ...\n  \
+         workloads: {}\n  policies: {}\n  sweep knobs: time_slice, hog_threshold (durations: 100us, 1ms), global_queue_interval, local_queue, max_spinning",
         names(workloads().iter().map(|w| w.name).collect()),
-        names(variants().iter().map(|v| v.name).collect()),
+        names(variants().iter().map(|v| v.name.as_str()).collect()),
     );
     std::process::exit(2);
 }
@@ -173,26 +240,68 @@ fn options() -> Options {
         out: "target/lab".into(),
         workloads: None,
         policies: None,
+        sweep: None,
+        latency: false,
+        dist: Dist::Bimodal,
+        mode: Mode::Spawn,
+        loads: None,
+        peers: vec!["go".into(), "tokio".into()],
     };
-    let mut args = std::env::args().skip(1);
+    // `--flag value` and `--flag=value` alike.
+    let mut args = std::env::args().skip(1).flat_map(|a| match a.split_once('=') {
+        Some((k, v)) if k.starts_with("--") && k != "--sweep" => vec![k.to_string(), v.to_string()],
+        _ => vec![a],
+    });
+    let mut runs = None;
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
-        let list = |s: String| Some(s.split(',').filter(|x| !x.is_empty()).map(String::from).collect());
+        let list = |s: String| s.split(',').filter(|x| !x.is_empty()).map(String::from).collect::<Vec<_>>();
         match a.as_str() {
             "--quick" => o.size = Size::Quick,
             "--full" => o.size = Size::Full,
-            "--runs" => o.runs = value().parse().unwrap_or_else(|_| usage("--runs takes a number")),
+            "--runs" => runs = Some(value().parse::<usize>().unwrap_or_else(|_| usage("--runs takes a number"))),
             "--procs" => o.procs = value().parse().unwrap_or_else(|_| usage("--procs takes a number")),
             "--out" => o.out = value(),
-            "--workloads" => o.workloads = list(value()),
-            "--policies" => o.policies = list(value()),
+            "--workloads" => o.workloads = Some(list(value())),
+            "--policies" => o.policies = Some(list(value())),
+            "--latency" => o.latency = true,
+            "--dist" => {
+                let d = value();
+                o.dist = Dist::parse(&d)
+                    .unwrap_or_else(|| usage(&format!("no distribution {d:?} (fixed, exp, bimodal, slice)")))
+            }
+            "--mode" => {
+                o.mode = match value().as_str() {
+                    "spawn" => Mode::Spawn,
+                    "pool" => Mode::Pool,
+                    m => usage(&format!("no mode {m:?} (spawn, pool)")),
+                }
+            }
+            "--loads" => {
+                let loads: Vec<f64> = list(value())
+                    .iter()
+                    .map(|l| l.parse().ok().filter(|l| (0.0..=2.0).contains(l) && *l > 0.0))
+                    .collect::<Option<_>>()
+                    .unwrap_or_else(|| usage("--loads takes fractions of capacity, like 0.1,0.5,0.9"));
+                o.loads = Some(loads);
+            }
+            "--peers" => o.peers = list(value()),
             "-h" | "--help" => usage("the goro policy lab"),
+            a if a.starts_with("--sweep") => {
+                o.sweep = Some(match a.strip_prefix("--sweep=") {
+                    Some(spec) => spec.to_string(),
+                    None => value(),
+                })
+            }
             other => usage(&format!("unknown argument {other:?}")),
         }
     }
-    if o.runs == 0 {
-        o.runs = 5;
-    }
+    o.runs = match runs {
+        Some(0) => usage("--runs must be at least 1"),
+        Some(n) => n,
+        None if o.latency => pick(o.size, 2, 5),
+        None => 5,
+    };
     if o.procs == 0 {
         usage("--procs must be at least 1");
     }
@@ -201,7 +310,7 @@ fn options() -> Options {
 
 /// Keeps the entries of `all` named in `wanted` (all when `None`), failing
 /// on a name that is not there.
-fn select<T>(all: Vec<T>, wanted: &Option<Vec<String>>, name: fn(&T) -> &str, what: &str) -> Vec<T> {
+fn select<T>(all: Vec<T>, wanted: Option<&Vec<String>>, name: fn(&T) -> &str, what: &str) -> Vec<T> {
     let Some(wanted) = wanted else { return all };
     for w in wanted {
         if !all.iter().any(|x| name(x) == w) {
@@ -240,13 +349,25 @@ impl Cell {
 
 fn main() {
     let o = options();
-    let mut vs = select(variants(), &o.policies, |v| v.name, "policy");
+    let default_policies =
+        o.latency.then(|| ["default", "no-handoff", "hog-250us", "slice-1ms"].map(String::from).to_vec());
+    let mut vs = select(variants(), o.policies.as_ref().or(default_policies.as_ref()), |v| &v.name, "policy");
+    if let Some(spec) = &o.sweep {
+        vs.extend(sweep(spec));
+    }
     // goro's defaults are the reference every figure is relative to.
-    if vs.first().map(|v| v.name) != Some("default") {
+    if vs.first().map(|v| v.name.as_str()) != Some("default") {
         vs.retain(|v| v.name != "default");
         vs.insert(0, variants().remove(0));
     }
-    let ws = select(workloads(), &o.workloads, |w| w.name, "workload");
+    let note = machine_note();
+    if !note.is_empty() {
+        eprintln!("{note}");
+    }
+    if o.latency {
+        return latency::run(&o, &vs);
+    }
+    let ws = select(workloads(), o.workloads.as_ref(), |w| w.name, "workload");
     if ws.is_empty() {
         usage("no workload selected");
     }
@@ -308,6 +429,7 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     let policies: String = vs.iter().map(|v| format!("- `{}`: {}\n", v.name, v.about)).collect();
+    let header = format!("{header}{}", if note.is_empty() { String::new() } else { format!("{note}\n\n") });
     std::fs::create_dir_all(&o.out).unwrap_or_else(|e| panic!("cannot create {}: {e}", o.out));
     let write = |name: &str, text: &str| {
         let path = format!("{}/{name}", o.out);
@@ -321,17 +443,68 @@ fn main() {
     println!("wrote {md}, {csv} and {svg}");
 }
 
+/// A progress bar on a terminal; on a pipe or a log file, a plain line
+/// every tenth of the way (no `\r` in logs).
 fn progress(done: usize, total: usize, started: Instant, what: &str) {
+    use std::io::IsTerminal;
     const WIDTH: usize = 30;
     let filled = WIDTH * done / total.max(1);
     let elapsed = started.elapsed().as_secs_f64();
     let left = if done > 0 { elapsed / done as f64 * (total - done) as f64 } else { 0.0 };
-    eprint!(
-        "\r[{}{}] {done:>4}/{total} {elapsed:>4.0}s elapsed, ~{left:>3.0}s left  {what:<44}",
-        "#".repeat(filled),
-        ".".repeat(WIDTH - filled)
-    );
-    std::io::stderr().flush().ok();
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(
+            err,
+            "\r[{}{}] {done:>4}/{total} {elapsed:>4.0}s elapsed, ~{left:>3.0}s left  {what:<44}",
+            "#".repeat(filled),
+            ".".repeat(WIDTH - filled)
+        );
+        let _ = err.flush();
+    } else {
+        let step = (total / 10).max(1);
+        if done == total || done.is_multiple_of(step) {
+            let _ = writeln!(err, "{done}/{total} {elapsed:.0}s elapsed, ~{left:.0}s left: {what}");
+        }
+    }
+}
+
+/// What the lab knows about how busy the machine is: the load average
+/// before it starts and the CPU time stolen by the hypervisor over a
+/// second, from `/proc`. Empty when the machine looks quiet.
+fn machine_note() -> String {
+    use std::sync::OnceLock;
+    static NOTE: OnceLock<String> = OnceLock::new();
+    NOTE.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let load1 = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse::<f64>().ok()));
+        let cpu = || -> Option<(u64, u64)> {
+            let s = std::fs::read_to_string("/proc/stat").ok()?;
+            let v: Vec<u64> = s.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+            Some((v.iter().sum(), *v.get(7)?))
+        };
+        let a = cpu();
+        std::thread::sleep(Duration::from_secs(1));
+        let b = cpu();
+        let steal = match (a, b) {
+            (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => 100.0 * (s1 - s0) as f64 / (t1 - t0) as f64,
+            _ => 0.0,
+        };
+        let mut notes = Vec::new();
+        if let Some(l) = load1.filter(|l| *l > 0.5 * cpus) {
+            notes.push(format!("load average {l:.2} on {cpus} CPUs before the lab started"));
+        }
+        if steal > 2.0 {
+            notes.push(format!("{steal:.0}% of CPU time stolen by the hypervisor"));
+        }
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!("WARNING: busy machine ({}): figures will be noisy.", notes.join("; "))
+        }
+    })
+    .clone()
 }
 
 fn num(v: f64) -> String {
