@@ -614,6 +614,27 @@ impl<T> Chan<T> {
         }
     }
 
+    /// `close` without the bubble check, for the runtime's own closes that
+    /// may run outside the channel's bubble (a context's cancel).
+    pub(crate) fn close_unchecked(&self) {
+        if let Some(h) = &self.inner {
+            h.close();
+        }
+    }
+
+    /// Who may end a wait on this channel (a nil channel: nobody, as
+    /// durable as it gets).
+    pub(crate) fn woken_by(&self) -> WokenBy {
+        self.inner.as_ref().map_or(WokenBy::Bubble, |h| h.woken_by())
+    }
+
+    /// A channel that belongs to no synctest bubble even when made in one.
+    pub(crate) fn new_outside_bubbles(cap: usize) -> Self {
+        let mut h = HChan::new(cap);
+        h.bubble = 0;
+        Chan::handle(Some(Arc::new(h)))
+    }
+
     /// Values in the buffer.
     pub fn len(&self) -> usize {
         self.inner.as_ref().map_or(0, |h| h.len.load(Ordering::Relaxed))

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use goro_runtime::deadline_after;
-use goro_runtime::internals::{add_timer, TimerAction, TimerHandle};
+use goro_runtime::internals::{add_timer, TimerAction, TimerHandle, WokenBy};
 
 use crate::chan::{nil, Chan};
 
@@ -160,7 +160,15 @@ pub fn with_timeout(parent: &Context, timeout: Duration) -> (Context, CancelFunc
 }
 
 fn child(parent: &Context, deadline: Option<Instant>) -> (Context, CancelFunc) {
-    let inner = Arc::new(Inner { done: Chan::new(0), deadline, root: false, state: Mutex::default() });
+    // A context derived from one that something outside the caller's
+    // synctest bubble can cancel can be cancelled from outside too: its
+    // channel is not the bubble's (waits on it are not durable).
+    let done = if parent.inner.root || parent.done().woken_by() == WokenBy::Bubble {
+        Chan::new(0)
+    } else {
+        Chan::new_outside_bubbles(0)
+    };
+    let inner = Arc::new(Inner { done, deadline, root: false, state: Mutex::default() });
     let mut pst = parent.inner.lock();
     match pst.err {
         Some(e) => {
@@ -206,7 +214,10 @@ impl Inner {
         for (_, hook) in hooks {
             hook();
         }
-        self.done.close();
+        // Unchecked: a cancel may come from outside the bubble the context
+        // was made in (a parent's timer, on a scheduler stack), which must
+        // not panic there.
+        self.done.close_unchecked();
         for (_, c) in children {
             if let Some(c) = c.upgrade() {
                 c.cancel(why);
@@ -309,10 +320,19 @@ pub trait SemaphoreExt {
 impl SemaphoreExt for goro_runtime::sync::Semaphore {
     fn acquire_ctx(&self, ctx: &Context, k: usize) -> Result<(), ContextError> {
         let guard = std::cell::RefCell::new(None);
-        let acquired = self.acquire_n_unless(k, &|| ctx.is_done(), &|u| {
-            let u = u.clone();
-            *guard.borrow_mut() = Some(ctx.on_cancel(Box::new(move || u.unpark())));
-        });
+        // Durable in a bubble only if the context cannot be cancelled
+        // from outside it (Go: a select on the semaphore's channel and
+        // `ctx.Done()`): the background context, or one of the bubble.
+        let by = if ctx.inner.root { WokenBy::Bubble } else { ctx.done().woken_by() };
+        let acquired = self.acquire_n_unless(
+            k,
+            &|| ctx.is_done(),
+            &|u| {
+                let u = u.clone();
+                *guard.borrow_mut() = Some(ctx.on_cancel(Box::new(move || u.unpark())));
+            },
+            by,
+        );
         drop(guard);
         if acquired {
             Ok(())

@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use goro_runtime::internals::{add_timer, bubble_mismatch, current_bubble_id, TimerAction, TimerHandle};
+use goro_runtime::internals::{
+    add_real_timer, add_timer, bubble_mismatch, current_bubble_id, TimerAction, TimerHandle,
+};
 use goro_runtime::{deadline_after, deadline_from};
 
 use crate::chan::{AsChan, Chan};
@@ -61,12 +63,15 @@ fn check_bubble(slot: &Mutex<Option<TimerHandle>>, what: &str) {
 pub struct Timer {
     ch: Chan<Instant>,
     handle: Mutex<Option<TimerHandle>>,
+    /// The synctest bubble the timer was made in (0: none): its clock for
+    /// the timer's whole life, as in Go.
+    bubble: u64,
 }
 
 impl Timer {
     /// A timer that fires after `d`.
     pub fn new(d: Duration) -> Timer {
-        let t = Timer { ch: Chan::new(1), handle: Mutex::new(None) };
+        let t = Timer { ch: Chan::new(1), handle: Mutex::new(None), bubble: current_bubble_id() };
         *t.handle.lock().unwrap() = Some(t.arm(d));
         t
     }
@@ -74,7 +79,13 @@ impl Timer {
     /// A new pending timer for this timer's channel, due after `d`.
     fn arm(&self, d: Duration) -> TimerHandle {
         let ch = self.ch.clone();
-        add_timer(deadline_after(d), TimerAction::Call(Box::new(move || fire(&ch))))
+        let action = TimerAction::Call(Box::new(move || fire(&ch)));
+        if self.bubble == 0 {
+            // Made outside any bubble: real time, also when reset inside one.
+            add_real_timer(Instant::now() + d.min(goro_runtime::NEVER), action)
+        } else {
+            add_timer(deadline_after(d), action)
+        }
     }
 
     /// The channel the time is delivered on.
@@ -99,7 +110,8 @@ impl Timer {
         self.handle.lock().unwrap().take().is_some_and(|h| h.cancel())
     }
 
-    /// Re-arms the timer to fire after `d`. Returns `true` if it was still
+    /// Re-arms the timer to fire after `d`, on the clock it was made on (a
+    /// synctest bubble's, or real time). Returns `true` if it was still
     /// pending (Go's `Reset`). A value already delivered stays in the channel.
     /// Atomic with respect to other `reset`s and `stop`s: after a `stop`
     /// that follows any number of concurrent resets, the timer fires no more

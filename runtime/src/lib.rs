@@ -97,5 +97,5 @@ pub mod internals {
     pub use crate::runq::{RunQueue, Take};
     pub use crate::stack::mapped_stacks;
     pub use crate::synctest::{bubble_mismatch, bubble_rand, current_bubble_id};
-    pub use crate::timer::{add_timer, TimerAction, TimerHandle};
+    pub use crate::timer::{add_real_timer, add_timer, TimerAction, TimerHandle};
 }

@@ -177,9 +177,11 @@ pub fn park_woken_by(reason: WaitReason, by: WokenBy) {
 
 /// Parks until unparked, or until `deadline` has passed. Returns `false` if
 /// the deadline passed (the caller re-checks its condition either way).
-/// Inside a synctest bubble the deadline is on the bubble's clock.
+/// Inside a synctest bubble the deadline is on the bubble's clock, and the
+/// wait is durable (the clock ends it at the latest).
 pub fn park_until(reason: WaitReason, deadline: Instant) -> bool {
-    park_until_woken_by(reason, deadline, WokenBy::AnyThread)
+    let by = if crate::synctest::current_bubble_id() != 0 { WokenBy::Bubble } else { WokenBy::AnyThread };
+    park_until_woken_by(reason, deadline, by)
 }
 
 /// [`park_until`], telling deadlock detection (and a synctest bubble) who

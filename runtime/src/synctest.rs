@@ -29,7 +29,7 @@
 use std::cell::Cell;
 use std::collections::{BinaryHeap, VecDeque};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -50,6 +50,10 @@ pub const BUBBLE_START: Duration = Duration::from_secs(946_684_800);
 pub(crate) static ADVANCING: AtomicUsize = AtomicUsize::new(0);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The end of a bubble's clock (about 584 years in): a deadline past it
+/// never comes.
+const NEVER_NS: u64 = u64::MAX - 1;
 
 thread_local! {
     /// The bubble whose timer action this thread runs (`settle`), so
@@ -89,9 +93,9 @@ struct State {
     due: VecDeque<HeapItem>,
     seq: u64,
     cancelled: usize,
-    /// A G in `wait()`, and whether it has been let go.
-    waiter: Option<Unparker>,
-    wait_released: bool,
+    /// A G in `wait()`, and the flag that lets it go (its own, so that a
+    /// later `wait` cannot take back a release on its way).
+    waiter: Option<(Unparker, Arc<AtomicBool>)>,
     /// `settle` is running an action outside the lock.
     advancing: bool,
     main_returned: bool,
@@ -150,7 +154,7 @@ impl Bubble {
     }
 
     fn nanos(&self, t: Instant) -> u64 {
-        (t.saturating_duration_since(self.epoch).as_nanos()).min(u128::from(u64::MAX - 1)) as u64
+        (t.saturating_duration_since(self.epoch).as_nanos()).min(u128::from(NEVER_NS)) as u64
     }
 
     /// A timer on the bubble's clock. One already due fires at once, in
@@ -159,7 +163,9 @@ impl Bubble {
         let when = self.nanos(when);
         {
             let mut st = lock(&self.st);
-            if when > self.now.load(Ordering::Relaxed) {
+            // `NEVER_NS`: past the end of the clock; it never fires (and
+            // must not fire at once once the clock has got that far).
+            if when > self.now.load(Ordering::Relaxed) || when == NEVER_NS {
                 st.seq += 1;
                 let seq = st.seq;
                 st.timers.push(HeapItem { when, seq, entry });
@@ -242,8 +248,8 @@ impl Bubble {
             if st.total == 0 {
                 return self.finish(st, End::Finished);
             }
-            if let Some(w) = st.waiter.take() {
-                st.wait_released = true;
+            if let Some((w, released)) = st.waiter.take() {
+                released.store(true, Ordering::Release);
                 st = self.outside_lock(st, || w.unpark());
                 continue;
             }
@@ -266,14 +272,19 @@ impl Bubble {
                 // leaving the lock: the unpark's accounting is done here.
                 Some(TimerAction::Wake(u)) if u.bubble_g().is_some_and(|g| g.bubble_is(self)) => {
                     let g = u.bubble_g().expect("checked");
-                    if g.park.unpark() {
-                        if g.durable.load(Ordering::Relaxed) {
-                            st.running += 1;
-                        }
-                        drop(st);
-                        Sched::ready_g(g.clone(), true);
+                    let ready = g.park.unpark();
+                    if ready && g.durable.load(Ordering::Relaxed) {
+                        st.running += 1;
+                    }
+                    // The handle is dropped without the lock held.
+                    let g = g.clone();
+                    drop(st);
+                    drop(u);
+                    if ready {
+                        Sched::ready_g(g, true);
                         return;
                     }
+                    st = lock(&self.st);
                 }
                 Some(a) => st = self.outside_lock(st, || a.run()),
                 None => return self.finish(st, End::Deadlock),
@@ -286,7 +297,7 @@ impl Bubble {
     fn next_timer(&self, st: &mut State) -> Option<HeapItem> {
         if st.due.is_empty() {
             let when = st.timers.peek()?.when;
-            if st.main_returned && when > self.now.load(Ordering::Relaxed) {
+            if when == NEVER_NS || st.main_returned && when > self.now.load(Ordering::Relaxed) {
                 return None;
             }
             while st.timers.peek().is_some_and(|t| t.when == when) {
@@ -298,14 +309,28 @@ impl Bubble {
     }
 
     /// Runs `f` with the lock released, as the bubble's one advancer,
-    /// with the bubble's clock and timers in effect on this thread.
+    /// with the bubble's clock and timers in effect on this thread. If `f`
+    /// panics, the thread's and the bubble's state are restored first.
     fn outside_lock<'a>(&'a self, mut st: MutexGuard<'a, State>, f: impl FnOnce()) -> MutexGuard<'a, State> {
+        struct Restore<'b> {
+            bubble: &'b Bubble,
+            prev: *const Bubble,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                FIRING.with(|c| c.set(self.prev));
+                if std::thread::panicking() {
+                    lock(&self.bubble.st).advancing = false;
+                    ADVANCING.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
         st.advancing = true;
         ADVANCING.fetch_add(1, Ordering::SeqCst);
         drop(st);
-        let prev = FIRING.with(|c| c.replace(self));
+        let restore = Restore { bubble: self, prev: FIRING.with(|c| c.replace(self)) };
         f();
-        FIRING.with(|c| c.set(prev));
+        drop(restore);
         let mut st = lock(&self.st);
         st.advancing = false;
         ADVANCING.fetch_sub(1, Ordering::SeqCst);
@@ -318,26 +343,26 @@ impl Bubble {
         let mut timers = std::mem::take(&mut st.timers).into_vec();
         timers.extend(st.due.drain(..));
         let owner = st.owner.take();
+        let waiter = st.waiter.take();
         drop(st);
         for t in timers {
             drop(t.entry.claim_cancelled());
+        }
+        if let Some((w, _)) = waiter {
+            w.unpark_owned();
         }
         if let Some(o) = owner {
             o.unpark_owned();
         }
     }
 
-    /// The main function returned (or panicked).
+    /// The main function returned (or panicked: then the bubble is over
+    /// at once, and `run` passes the panic on).
     fn main_returned(&self, panicked: bool) {
         let mut st = lock(&self.st);
         st.main_returned = true;
         if panicked && st.end.is_none() {
-            st.end = Some(End::MainPanicked);
-            let owner = st.owner.take();
-            drop(st);
-            if let Some(o) = owner {
-                o.unpark_owned();
-            }
+            self.finish(st, End::MainPanicked);
         }
     }
 }
@@ -509,18 +534,20 @@ where
 /// Outside a bubble, or if another G of the bubble is in `wait` already.
 pub fn wait() {
     let Some(b) = current() else { panic!("goro::synctest::wait called outside a synctest bubble") };
+    let released = Arc::new(AtomicBool::new(false));
     {
         let mut st = lock(&b.st);
         if st.waiter.is_some() {
             panic!("goro::synctest::wait called from two goroutines of bubble {} at once", b.id);
         }
-        st.waiter = Some(current_unparker());
-        st.wait_released = false;
+        if st.end.is_some() {
+            return;
+        }
+        st.waiter = Some((current_unparker(), released.clone()));
     }
-    loop {
+    while !released.load(Ordering::Acquire) {
         park_woken_by(WaitReason::SynctestWait, WokenBy::Bubble);
-        let st = lock(&b.st);
-        if st.wait_released || st.end.is_some() {
+        if lock(&b.st).end.is_some() {
             return;
         }
     }

@@ -108,12 +108,18 @@ impl Semaphore {
     /// caller is queued, with the handle that wakes it, so that whatever
     /// makes `stop` true can wake it. Returns whether the permits were
     /// acquired (then they are the caller's, even if `stop` became true
-    /// meanwhile).
+    /// meanwhile). `by`: who may make `stop` true (or release permits).
     ///
     /// # Panics
     /// If `k` exceeds the capacity.
     #[doc(hidden)]
-    pub fn acquire_n_unless(&self, k: usize, stop: &dyn Fn() -> bool, waiting: &dyn Fn(&crate::Unparker)) -> bool {
+    pub fn acquire_n_unless(
+        &self,
+        k: usize,
+        stop: &dyn Fn() -> bool,
+        waiting: &dyn Fn(&crate::Unparker),
+        by: WokenBy,
+    ) -> bool {
         assert!(k <= self.capacity, "semaphore: acquire of {k} permits exceeds the capacity of {}", self.capacity);
         crate::m::preempt_point();
         let w = {
@@ -152,7 +158,7 @@ impl Semaphore {
                 }
                 return false;
             }
-            crate::park::park_woken_by(WaitReason::Semacquire, WokenBy::Bubble);
+            crate::park::park_woken_by(WaitReason::Semacquire, by);
         }
     }
 

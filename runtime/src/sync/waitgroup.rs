@@ -30,10 +30,14 @@ use crate::park::WokenBy;
 pub struct WaitGroup {
     count: AtomicI64,
     waiters: StdMutex<WaitQueue>,
-    /// The synctest bubble whose G first added to it (0: none), as Go's:
-    /// a wait on it from that bubble is durable.
+    /// The side of a synctest bubble its adds came from since its count
+    /// was last zero (Go's association): a wait on it from that bubble is
+    /// durable. 0: none; `OUTSIDE`: outside any bubble.
     bubble: AtomicU64,
 }
+
+/// `WaitGroup::bubble` once added to outside any bubble.
+const OUTSIDE: u64 = u64::MAX;
 
 impl WaitGroup {
     /// A wait group with a zero counter.
@@ -58,6 +62,8 @@ impl WaitGroup {
             panic!("sync: negative WaitGroup counter");
         }
         if v == 0 {
+            // Free of any bubble again (Go's rule).
+            self.bubble.store(0, Ordering::Relaxed);
             let ws: Vec<_> = lock(&self.waiters).drain().collect();
             for w in ws {
                 w.grant();
@@ -65,24 +71,25 @@ impl WaitGroup {
         }
     }
 
-    /// Ties the group to the caller's synctest bubble on its first add
-    /// there; refuses adds from both sides of a bubble.
+    /// Ties the group to the side of a synctest bubble its adds come from
+    /// while its count is above zero (Go's rule: at zero it is free
+    /// again); an add from the other side panics, as in Go.
     #[track_caller]
     fn note_bubble(&self) {
-        let me = crate::synctest::current_bubble_id();
-        let tied = self.bubble.load(Ordering::Relaxed);
-        if tied == me {
-            return;
-        }
-        if tied == 0 && me != 0 {
-            // Only adds made outside any bubble before: Go forbids mixing.
-            if self.count.load(Ordering::Relaxed) <= 0
-                && self.bubble.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-            {
-                return;
+        let side = match crate::synctest::current_bubble_id() {
+            0 => OUTSIDE,
+            b => b,
+        };
+        let mut tied = self.bubble.load(Ordering::Relaxed);
+        while tied != side {
+            if tied != 0 {
+                panic!("sync: WaitGroup.add called from inside and outside a synctest bubble");
+            }
+            match self.bubble.compare_exchange(0, side, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => tied = now,
             }
         }
-        panic!("sync: WaitGroup.add called from inside and outside a synctest bubble");
     }
 
     /// Decrements the counter (`add(-1)`).
@@ -107,7 +114,7 @@ impl WaitGroup {
             w
         };
         let tied = self.bubble.load(Ordering::Relaxed);
-        let by = if tied != 0 && tied == crate::synctest::current_bubble_id() {
+        let by = if tied != 0 && tied != OUTSIDE && tied == crate::synctest::current_bubble_id() {
             WokenBy::Bubble
         } else {
             WokenBy::RuntimeOnly
