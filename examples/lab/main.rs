@@ -420,8 +420,9 @@ fn main() {
     println!("\n{summary}\n{details}");
     let header = format!(
         "# goro policy lab\n\n{} of {} runs per cell ({}), procs = {} (syscall, hog, hidden_block: 2; blocked_pingpong: 1), {:.0} s. \
-         Lower is better. Relative figures: the policy's median over default's median; \
-         `~` marks a change inside default's own run-to-run spread.\n\n",
+         Lower is better. Relative figures: the policy's median over default's median, with the 95% \
+         bootstrap confidence interval of the paired run-by-run ratio; `~` marks a change whose interval \
+         contains 1.0 (noise).\n\n",
         "Median",
         o.runs,
         if o.size == Size::Quick { "quick sizes" } else { "docs/workloads.md sizes" },
@@ -518,12 +519,44 @@ fn num(v: f64) -> String {
 }
 
 /// The relative figure of policy `vi` for workload row `row`, and whether
-/// the change is inside default's own spread (noise).
+/// the change is within noise: its 95% confidence interval (below)
+/// contains 1.0, or with fewer than 3 runs, it falls inside default's own
+/// run-to-run spread.
 fn relative(row: &[Cell], vi: usize) -> (f64, bool) {
     let base = row[0].median();
     let rel = row[vi].median() / base;
-    let (min, max) = row[0].spread();
-    (rel, (min / base..=max / base).contains(&rel))
+    match ratio_ci(row, vi) {
+        Some((lo, hi)) => (rel, vi > 0 && lo <= 1.0 && 1.0 <= hi),
+        None => {
+            let (min, max) = row[0].spread();
+            (rel, (min / base..=max / base).contains(&rel))
+        }
+    }
+}
+
+/// A 95% bootstrap confidence interval of the median of the paired ratios
+/// policy / default, run by run (the runs alternate over the policies, so
+/// run `r` of each was measured close in time). `None` under 3 runs.
+fn ratio_ci(row: &[Cell], vi: usize) -> Option<(f64, f64)> {
+    let ratios: Vec<f64> = row[vi].figures.iter().zip(&row[0].figures).map(|(a, b)| a / b).collect();
+    if ratios.len() < 3 {
+        return None;
+    }
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (vi as u64 + 1);
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut medians: Vec<f64> = (0..2000)
+        .map(|_| {
+            let sample: Vec<f64> = (0..ratios.len()).map(|_| ratios[(next() % ratios.len() as u64) as usize]).collect();
+            median(&sample)
+        })
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    Some((medians[medians.len() * 25 / 1000], medians[medians.len() * 975 / 1000]))
 }
 
 fn summary_table(vs: &[Variant], ws: &[Workload], cells: &[Vec<Cell>]) -> String {
@@ -553,14 +586,18 @@ fn detail_tables(vs: &[Variant], ws: &[Workload], cells: &[Vec<Cell>]) -> String
     let mut s = String::new();
     for (w, row) in ws.iter().zip(cells) {
         let _ = writeln!(s, "### {} ({})\n", w.name, w.unit);
-        s.push_str("| policy | median | min–max | vs default | steals | spins | handoffs | sched p99 (µs) |\n");
-        s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("| policy | median | min–max | vs default | 95% CI | steals | spins | handoffs | sched p99 (µs) |\n");
+        s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (vi, (v, c)) in vs.iter().zip(row).enumerate() {
             let (min, max) = c.spread();
             let (rel, noise) = relative(row, vi);
+            let ci = match ratio_ci(row, vi) {
+                Some((lo, hi)) if vi > 0 => format!("{lo:.2}–{hi:.2}"),
+                _ => "–".into(),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {}–{} | {}{rel:.2}x | {:.0} | {:.0} | {:.0} | {} |",
+                "| {} | {} | {}–{} | {}{rel:.2}x | {ci} | {:.0} | {:.0} | {:.0} | {} |",
                 v.name,
                 num(c.median()),
                 num(min),
@@ -578,13 +615,15 @@ fn detail_tables(vs: &[Variant], ws: &[Workload], cells: &[Vec<Cell>]) -> String
 }
 
 fn csv(vs: &[Variant], ws: &[Workload], cells: &[Vec<Cell>]) -> String {
-    let mut s = String::from("policy,workload,unit,median,min,max,relative,runs,steals,spins,handoffs,sched_p99_us\n");
+    let mut s =
+        String::from("policy,workload,unit,median,min,max,relative,ci_lo,ci_hi,runs,steals,spins,handoffs,sched_p99_us\n");
     for (w, row) in ws.iter().zip(cells) {
         for (vi, (v, c)) in vs.iter().zip(row).enumerate() {
             let (min, max) = c.spread();
+            let (lo, hi) = ratio_ci(row, vi).map_or((String::new(), String::new()), |(a, b)| (format!("{a:.4}"), format!("{b:.4}")));
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{:.4},{},{},{},{},{:.1}",
+                "{},{},{},{},{},{},{:.4},{lo},{hi},{},{},{},{},{:.1}",
                 v.name,
                 w.name,
                 w.unit,
@@ -660,6 +699,9 @@ fn heatmap(
             let (rel, noise) = relative(row, vi);
             let (fill, label) = if vi == 0 {
                 (RGBColor(235, 238, 245), num(row[0].median()))
+            } else if noise {
+                // Within noise: no colour, whatever the median says.
+                (RGBColor(232, 232, 232), format!("{rel:.2}x"))
             } else {
                 (shade(rel), format!("{rel:.2}x"))
             };
@@ -677,7 +719,7 @@ fn heatmap(
         root.draw(&Rectangle::new([(x, ly), (x + 6, ly + 14)], shade(rel).filled()))?;
     }
     let lx = label_w + steps * 6;
-    let legend = "2x faster  ←  1.0  →  2x slower;  grey text: inside default's run-to-run spread";
+    let legend = "2x faster  ←  1.0  →  2x slower;  grey: the 95% CI of the paired ratio contains 1.0 (noise)";
     root.draw(&Text::new(legend, (lx + 10, ly + 7), text(12.0, false, grey, HPos::Left)))?;
     root.present()?;
     Ok(())
