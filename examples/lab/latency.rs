@@ -7,10 +7,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use goro::{Policy, Runtime};
-use goro_workloads::latency::{run_goro, Dist, Mode, Point, Schedule};
+use goro_workloads::latency::{run_goro, Dist, Mode, Point, Schedule, SEED};
 use plotters::prelude::*;
 
 use crate::{median, progress, Options, Size, Variant};
@@ -36,8 +36,8 @@ impl Series<'_> {
     }
 
     /// One point at `load` (a fresh runtime, or a peer process).
-    fn point(&self, o: &Options, dist: Dist, mode: Mode, load: f64, seed: u64) -> Result<Point, String> {
-        let span = span(o.size);
+    fn point(&self, o: &Options, dist: Dist, mode: Mode, load: f64) -> Result<Point, String> {
+        let n = requests(o.size);
         match self {
             Series::Goro(v) => {
                 let mut policy = Policy::default();
@@ -45,7 +45,7 @@ impl Series<'_> {
                 // SAFETY: the lab's Gs keep no thread-local state across switch points.
                 let rt = unsafe { Runtime::builder().procs(o.procs).policy(policy).build() }
                     .map_err(|e| format!("runtime: {e}"))?;
-                let s = Schedule::new(dist, o.procs, load, span, seed);
+                let s = Schedule::new(dist, o.procs, load, n, SEED);
                 Ok(run_goro(&rt, o.procs, mode, &s))
             }
             Series::Peer { name, cmd, args_before } => {
@@ -57,8 +57,8 @@ impl Series<'_> {
                         mode.name(),
                         &o.procs.to_string(),
                         &format!("{load}"),
-                        &span.as_millis().to_string(),
-                        &seed.to_string(),
+                        &n.to_string(),
+                        &SEED.to_string(),
                     ])
                     .output()
                     .map_err(|e| format!("{name}: {e}"))?;
@@ -71,11 +71,12 @@ impl Series<'_> {
     }
 }
 
-fn span(size: Size) -> Duration {
+/// Requests per point (docs/workloads.md), the first tenth a warm-up.
+fn requests(size: Size) -> usize {
     if size == Size::Quick {
-        Duration::from_millis(800)
+        20_000
     } else {
-        Duration::from_secs(4)
+        200_000
     }
 }
 
@@ -185,7 +186,7 @@ pub fn run(o: &Options, vs: &[Variant]) {
     let runs = o.runs;
     let total = runs * loads.len() * series.len();
     eprintln!(
-        "goro latency lab: {} service times (mean {:.1} µs), {} mode, procs = {}, {} loads x {} series x {} runs, {} ms of requests per point",
+        "goro latency lab: {} service times (mean {:.1} µs), {} mode, procs = {}, {} loads x {} series x {} runs, {} requests per point",
         dist.name(),
         dist.mean_us(),
         mode.name(),
@@ -193,7 +194,7 @@ pub fn run(o: &Options, vs: &[Variant]) {
         loads.len(),
         series.len(),
         runs,
-        span(o.size).as_millis()
+        requests(o.size)
     );
     let mut cells = vec![vec![Cell::default(); loads.len()]; series.len()];
     let started = Instant::now();
@@ -212,7 +213,7 @@ pub fn run(o: &Options, vs: &[Variant]) {
                     started,
                     &format!("run {}/{runs} load {:.0}% {}", run + 1, load * 100.0, s.name()),
                 );
-                match s.point(o, dist, mode, load, 1 + run as u64) {
+                match s.point(o, dist, mode, load) {
                     Ok(p) => cells[si][li].points.push(p),
                     Err(e) => notes.push(e),
                 }
@@ -232,15 +233,16 @@ pub fn run(o: &Options, vs: &[Variant]) {
     std::fs::create_dir_all(out).unwrap_or_else(|e| panic!("cannot create {out}: {e}"));
     let header = format!(
         "# goro latency lab\n\n{} service times (mean {:.1} µs; {}), requests handed out by {}, procs = {}, \
-         Poisson arrivals, {} ms of requests per point, median of {runs} runs (min–max in the CSV), {:.0} s. \
+         Poisson arrivals, {} requests per point (the first tenth a warm-up), median of {runs} runs \
+         (min–max in the CSV), {:.0} s. \
          Latency is completion minus scheduled arrival. Sustained: the highest load whose p99 slowdown \
          (latency / service time) stays at most {SLOWDOWN_TARGET}.\n\n{}\n",
         dist.name(),
         dist.mean_us(),
-        about(dist),
-        if mode == Mode::Spawn { "a G spawned per request" } else { "a pool of procs worker Gs" },
+        dist.about(),
+        if mode == Mode::Spawn { "a G spawned per request" } else { "a pool of procs × 4 worker Gs" },
         o.procs,
-        span(o.size).as_millis(),
+        requests(o.size),
         started.elapsed().as_secs_f64(),
         crate::machine_note()
     );
@@ -251,15 +253,6 @@ pub fn run(o: &Options, vs: &[Variant]) {
     let svg = format!("{out}/latency.svg");
     chart(&svg, &names, &loads, &cells, dist, mode, o.procs).unwrap_or_else(|e| panic!("cannot draw {svg}: {e}"));
     println!("wrote {md}, {csv_path} and {svg}");
-}
-
-fn about(d: Dist) -> &'static str {
-    match d {
-        Dist::Fixed => "every request 50 µs",
-        Dist::Exp => "exponential",
-        Dist::Bimodal => "99.5% of 50 µs, 0.5% of 5 ms",
-        Dist::Slice => "99.5% of 50 µs, 0.5% of 20 ms, longer than a 10 ms time slice",
-    }
 }
 
 fn table(names: &[String], loads: &[f64], cells: &[Vec<Cell>]) -> String {
@@ -355,6 +348,8 @@ fn chart(
         .configure_mesh()
         .x_desc("offered load (% of capacity)")
         .y_desc("p99 latency (µs, log scale)")
+        .x_label_formatter(&|x| format!("{x:.0}%"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
     let palette = [

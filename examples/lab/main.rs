@@ -586,7 +586,9 @@ fn detail_tables(vs: &[Variant], ws: &[Workload], cells: &[Vec<Cell>]) -> String
     let mut s = String::new();
     for (w, row) in ws.iter().zip(cells) {
         let _ = writeln!(s, "### {} ({})\n", w.name, w.unit);
-        s.push_str("| policy | median | min–max | vs default | 95% CI | steals | spins | handoffs | sched p99 (µs) |\n");
+        s.push_str(
+            "| policy | median | min–max | vs default | 95% CI | steals | spins | handoffs | sched p99 (µs) |\n",
+        );
         s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (vi, (v, c)) in vs.iter().zip(row).enumerate() {
             let (min, max) = c.spread();
@@ -615,12 +617,14 @@ fn detail_tables(vs: &[Variant], ws: &[Workload], cells: &[Vec<Cell>]) -> String
 }
 
 fn csv(vs: &[Variant], ws: &[Workload], cells: &[Vec<Cell>]) -> String {
-    let mut s =
-        String::from("policy,workload,unit,median,min,max,relative,ci_lo,ci_hi,runs,steals,spins,handoffs,sched_p99_us\n");
+    let mut s = String::from(
+        "policy,workload,unit,median,min,max,relative,ci_lo,ci_hi,runs,steals,spins,handoffs,sched_p99_us\n",
+    );
     for (w, row) in ws.iter().zip(cells) {
         for (vi, (v, c)) in vs.iter().zip(row).enumerate() {
             let (min, max) = c.spread();
-            let (lo, hi) = ratio_ci(row, vi).map_or((String::new(), String::new()), |(a, b)| (format!("{a:.4}"), format!("{b:.4}")));
+            let (lo, hi) = ratio_ci(row, vi)
+                .map_or((String::new(), String::new()), |(a, b)| (format!("{a:.4}"), format!("{b:.4}")));
             let _ = writeln!(
                 s,
                 "{},{},{},{},{},{},{:.4},{lo},{hi},{},{},{},{},{:.1}",

@@ -7,8 +7,13 @@
 //! omission).
 //!
 //! The schedule is a pure function of (distribution, procs, load,
-//! duration, seed): the peers (`benches/peers`) draw the same requests from
-//! the same generator (splitmix64), so every runtime serves the same list.
+//! requests, seed): the peers (`benches/peers`) draw the same requests from
+//! the same generator (splitmix64, seeded with 42), so every runtime serves
+//! the same list. Parameters as docs/workloads.md gives them: service times
+//! of 10 µs (fixed, exponential, or 99.5% 10 µs / 0.5% 1 ms) or 99% 50 µs /
+//! 1% 20 ms; a request computes its service time as steps of the xorshift
+//! chain (calibrated on this machine); the first 10% of the requests are a
+//! warm-up, not counted.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,19 +21,19 @@ use std::time::{Duration, Instant};
 
 use crate::goro::Runtime;
 
-/// The short service time every distribution is built on, µs.
-pub const BASE_US: f64 = 50.0;
+/// The seed of every schedule (docs/workloads.md).
+pub const SEED: u64 = 42;
 
 /// Service-time distributions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dist {
-    /// Every request takes 50 µs.
+    /// Every request takes 10 µs.
     Fixed,
-    /// Exponential, mean 50 µs.
+    /// Exponential, mean 10 µs.
     Exp,
-    /// 99.5% take 50 µs, 0.5% take 100× longer (5 ms), as Shinjuku's.
+    /// 99.5% take 10 µs, 0.5% take 100× longer (1 ms), as Shinjuku's.
     Bimodal,
-    /// 99.5% take 50 µs, 0.5% take 20 ms: longer than a 10 ms time slice.
+    /// 99% take 50 µs, 1% take 20 ms: longer than a 10 ms time slice.
     Slice,
 }
 
@@ -51,22 +56,34 @@ impl Dist {
         Dist::ALL.into_iter().find(|d| d.name() == name)
     }
 
+    /// What its requests take, in words.
+    pub fn about(self) -> &'static str {
+        match self {
+            Dist::Fixed => "every request 10 µs",
+            Dist::Exp => "exponential, mean 10 µs",
+            Dist::Bimodal => "99.5% of 10 µs, 0.5% of 1 ms",
+            Dist::Slice => "99% of 50 µs, 1% of 20 ms, longer than a 10 ms time slice",
+        }
+    }
+
     /// Mean service time, µs.
     pub fn mean_us(self) -> f64 {
         match self {
-            Dist::Fixed | Dist::Exp => BASE_US,
-            Dist::Bimodal => 0.995 * BASE_US + 0.005 * 100.0 * BASE_US,
-            Dist::Slice => 0.995 * BASE_US + 0.005 * 400.0 * BASE_US,
+            Dist::Fixed | Dist::Exp => 10.0,
+            Dist::Bimodal => 0.995 * 10.0 + 0.005 * 1000.0,
+            Dist::Slice => 0.99 * 50.0 + 0.01 * 20_000.0,
         }
     }
 
     fn draw(self, rng: &mut SplitMix) -> f64 {
         let u = rng.unit();
         match self {
-            Dist::Fixed => BASE_US,
-            Dist::Exp => -(1.0 - u).ln() * BASE_US,
-            Dist::Bimodal => BASE_US * if u < 0.005 { 100.0 } else { 1.0 },
-            Dist::Slice => BASE_US * if u < 0.005 { 400.0 } else { 1.0 },
+            Dist::Fixed => 10.0,
+            Dist::Exp => -(1.0 - u).ln() * 10.0,
+            Dist::Bimodal if u < 0.005 => 1000.0,
+            Dist::Bimodal => 10.0,
+            Dist::Slice if u < 0.01 => 20_000.0,
+            Dist::Slice => 50.0,
         }
     }
 }
@@ -99,30 +116,23 @@ pub struct Schedule {
     pub arrival_ns: Vec<u64>,
     /// Service times, ns.
     pub service_ns: Vec<u64>,
-    /// The schedule's length, ns.
-    pub span_ns: u64,
 }
 
 impl Schedule {
-    /// Poisson arrivals at `load` × capacity for `span`; service times
-    /// from `dist`. Arrivals and services come from one stream: for each
-    /// request, first its gap, then its service time.
-    pub fn new(dist: Dist, procs: usize, load: f64, span: Duration, seed: u64) -> Schedule {
+    /// `n` requests with Poisson arrivals at `load` × capacity; service
+    /// times from `dist`. Arrivals and services come from one stream: for
+    /// each request, first its gap, then its service time.
+    pub fn new(dist: Dist, procs: usize, load: f64, n: usize, seed: u64) -> Schedule {
         let rate_per_ns = load * procs as f64 / (dist.mean_us() * 1e3);
         let mut rng = SplitMix(seed);
-        let (mut arrival_ns, mut service_ns) = (Vec::new(), Vec::new());
-        let span_ns = span.as_nanos() as u64;
+        let (mut arrival_ns, mut service_ns) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let mut t = 0.0f64;
-        loop {
+        for _ in 0..n {
             t += -(1.0 - rng.unit()).ln() / rate_per_ns;
-            let s = dist.draw(&mut rng);
-            if t as u64 >= span_ns {
-                break;
-            }
             arrival_ns.push(t as u64);
-            service_ns.push((s * 1e3) as u64);
+            service_ns.push((dist.draw(&mut rng) * 1e3) as u64);
         }
-        Schedule { load, arrival_ns, service_ns, span_ns }
+        Schedule { load, arrival_ns, service_ns }
     }
 
     /// Number of requests.
@@ -193,31 +203,60 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// The point `done_ns` (completion times since the start, per request)
-/// makes of `s`.
+/// makes of `s`, leaving out the first 10% of the requests (warm-up).
 pub fn summarize(s: &Schedule, done_ns: &[u64]) -> Point {
-    let mut lat: Vec<f64> = s.arrival_ns.iter().zip(done_ns).map(|(a, d)| d.saturating_sub(*a) as f64).collect();
-    let mut slow: Vec<f64> = lat.iter().zip(&s.service_ns).map(|(l, sv)| l / (*sv).max(1) as f64).collect();
+    let skip = s.len() / 10;
+    let arrivals = &s.arrival_ns[skip..];
+    let done = &done_ns[skip..];
+    let mut lat: Vec<f64> = arrivals.iter().zip(done).map(|(a, d)| d.saturating_sub(*a) as f64).collect();
+    let mut slow: Vec<f64> = lat.iter().zip(&s.service_ns[skip..]).map(|(l, sv)| l / (*sv).max(1) as f64).collect();
     lat.sort_by(f64::total_cmp);
     slow.sort_by(f64::total_cmp);
     let qs = [0.5, 0.99, 0.999];
-    let first = s.arrival_ns.first().copied().unwrap_or(0);
-    let last = done_ns.iter().copied().max().unwrap_or(0);
+    let first = arrivals.first().copied().unwrap_or(0);
+    let last_arrival = arrivals.last().copied().unwrap_or(0);
+    let last = done.iter().copied().max().unwrap_or(0);
+    let n = arrivals.len() as f64;
     Point {
         load: s.load,
-        offered_rps: s.len() as f64 / (s.span_ns as f64 / 1e9),
-        achieved_rps: s.len() as f64 / ((last.saturating_sub(first)).max(1) as f64 / 1e9),
+        offered_rps: n / ((last_arrival.saturating_sub(first)).max(1) as f64 / 1e9),
+        achieved_rps: n / ((last.saturating_sub(first)).max(1) as f64 / 1e9),
         latency_us: qs.map(|q| quantile(&lat, q) / 1e3),
         slowdown: qs.map(|q| quantile(&slow, q)),
     }
 }
 
-/// Computes for `ns` without any runtime call (reads the clock only).
+/// Steps of the xorshift chain per µs on this machine (measured once: the
+/// fastest of a few timed runs).
+pub fn steps_per_us() -> f64 {
+    static RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *RATE.get_or_init(|| {
+        const STEPS: u64 = 2_000_000;
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                chain(1, STEPS);
+                STEPS as f64 / (t.elapsed().as_nanos().max(1) as f64 / 1e3)
+            })
+            .fold(0.0, f64::max)
+    })
+}
+
+/// `steps` steps of the dependent xorshift64 chain of docs/workloads.md.
 #[inline(never)]
-pub fn serve(ns: u64) {
-    let end = Instant::now() + Duration::from_nanos(ns);
-    while Instant::now() < end {
-        std::hint::spin_loop();
+pub fn chain(seed: u64, steps: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..steps {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
     }
+    std::hint::black_box(x)
+}
+
+/// Computes for about `ns` (the chain: no runtime call, no clock read).
+pub fn serve(ns: u64) {
+    chain(ns, (ns as f64 / 1e3 * steps_per_us()) as u64);
 }
 
 /// How a request reaches a G.
@@ -225,7 +264,7 @@ pub fn serve(ns: u64) {
 pub enum Mode {
     /// A new G per request.
     Spawn,
-    /// `procs` worker Gs take requests from a channel.
+    /// `procs × 4` worker Gs take requests from a channel.
     Pool,
 }
 
@@ -260,8 +299,8 @@ pub fn wait_until(t: Instant) {
 }
 
 /// Runs schedule `s` on `rt`: a plain thread issues the requests at their
-/// arrival times (`rt.spawn`, or a send to a pool of `procs` worker Gs);
-/// returns the point.
+/// arrival times (`rt.spawn`, or a send to a pool of `procs × 4` worker
+/// Gs); returns the point.
 pub fn run_goro(rt: &Runtime, procs: usize, mode: Mode, s: &Schedule) -> Point {
     let n = s.len();
     let done: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
@@ -269,6 +308,7 @@ pub fn run_goro(rt: &Runtime, procs: usize, mode: Mode, s: &Schedule) -> Point {
     let service = Arc::new(s.service_ns.clone());
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     precise_sleeps();
+    steps_per_us();
     let start = Instant::now();
     let finish = {
         let (done, left) = (done.clone(), left.clone());
@@ -292,7 +332,7 @@ pub fn run_goro(rt: &Runtime, procs: usize, mode: Mode, s: &Schedule) -> Point {
         }
         Mode::Pool => {
             let q = crate::goro::chan::Chan::<u32>::new(n.max(1));
-            for _ in 0..procs {
+            for _ in 0..procs * 4 {
                 let (q, service, finish) = (q.clone(), service.clone(), finish.clone());
                 drop(rt.spawn(move || {
                     while let Some(i) = q.recv() {
@@ -322,22 +362,23 @@ mod tests {
     #[test]
     fn a_schedule_offers_its_load_and_its_distribution() {
         for dist in Dist::ALL {
-            let s = Schedule::new(dist, 2, 0.5, Duration::from_secs(20), 1);
-            let want = 0.5 * 2.0 / (dist.mean_us() * 1e-6) * 20.0;
-            let n = s.len() as f64;
-            assert!((n - want).abs() < 4.0 * want.sqrt() + 1.0, "{dist:?}: {n} requests, want about {want}");
-            let mean = s.service_ns.iter().sum::<u64>() as f64 / n / 1e3;
+            let n = 400_000;
+            let s = Schedule::new(dist, 2, 0.5, n, SEED);
+            let want_rate = 0.5 * 2.0 / (dist.mean_us() * 1e-6);
+            let rate = n as f64 / (*s.arrival_ns.last().unwrap() as f64 / 1e9);
+            assert!((rate - want_rate).abs() < 0.02 * want_rate, "{dist:?}: {rate} requests/s, want {want_rate}");
+            let mean = s.service_ns.iter().sum::<u64>() as f64 / n as f64 / 1e3;
             assert!((mean - dist.mean_us()).abs() < 0.1 * dist.mean_us(), "{dist:?}: mean {mean} µs");
             assert!(s.arrival_ns.windows(2).all(|w| w[0] <= w[1]));
             // The same seed draws the same requests.
-            let again = Schedule::new(dist, 2, 0.5, Duration::from_secs(20), 1);
-            assert_eq!(s.service_ns, again.service_ns);
+            assert_eq!(s.service_ns, Schedule::new(dist, 2, 0.5, n, SEED).service_ns);
         }
     }
 
     #[test]
     fn a_point_is_summarized_from_latencies_and_read_back() {
-        let s = Schedule { load: 0.5, arrival_ns: vec![0, 1000, 2000, 3000], service_ns: vec![100; 4], span_ns: 4000 };
+        // 4 requests: the warm-up tenth is none of them.
+        let s = Schedule { load: 0.5, arrival_ns: vec![0, 1000, 2000, 3000], service_ns: vec![100; 4] };
         let p = summarize(&s, &[100, 1200, 2100, 4000]);
         assert_eq!(p.latency_us, [0.1, 1.0, 1.0]);
         assert_eq!(p.slowdown, [1.0, 10.0, 10.0]);

@@ -2,13 +2,14 @@
 // arrivals from the same splitmix64 stream, so Go serves the very requests
 // goro and Tokio serve. Usage:
 //
-//	go run . latency <dist> <spawn|pool> <procs> <load,load,...> <span_ms> <seed>
+//	go run . latency <dist> <spawn|pool> <procs> <load,load,...> <requests> <seed>
 //
-// prints one `latency_point` line per load. The generator is a goroutine
+// prints one `latency_point` line per load (the first tenth of the
+// requests a warm-up). A request computes its service time as steps of the
+// xorshift chain, calibrated at start. The generator is a goroutine
 // locked to its thread, sleeping in nanosleep(2) (Go has no thread
 // outside its scheduler that could issue requests);
-// requests compute with no runtime call, and Go preempts them
-// asynchronously after 10 ms.
+// Go preempts a request asynchronously after 10 ms.
 package main
 
 import (
@@ -23,8 +24,6 @@ import (
 	"syscall"
 	"time"
 )
-
-const baseUs = 50.0
 
 type splitMix struct{ s uint64 }
 
@@ -41,11 +40,11 @@ func (r *splitMix) unit() float64 { return float64(r.next()>>11) / float64(uint6
 func distMeanUs(d string) float64 {
 	switch d {
 	case "fixed", "exp":
-		return baseUs
+		return 10
 	case "bimodal":
-		return 0.995*baseUs + 0.005*100*baseUs
+		return 0.995*10 + 0.005*1000
 	case "slice":
-		return 0.995*baseUs + 0.005*400*baseUs
+		return 0.99*50 + 0.01*20000
 	}
 	fmt.Fprintf(os.Stderr, "unknown distribution %s\n", d)
 	os.Exit(2)
@@ -56,41 +55,64 @@ func distDraw(d string, r *splitMix) float64 {
 	u := r.unit()
 	switch d {
 	case "exp":
-		return -math.Log(1-u) * baseUs
+		return -math.Log(1-u) * 10
 	case "bimodal":
 		if u < 0.005 {
-			return 100 * baseUs
+			return 1000
 		}
+		return 10
 	case "slice":
-		if u < 0.005 {
-			return 400 * baseUs
+		if u < 0.01 {
+			return 20000
 		}
+		return 50
 	}
-	return baseUs
+	return 10
 }
 
-func schedule(d string, procs int, load float64, spanNs uint64, seed uint64) ([]uint64, []uint64) {
+func schedule(d string, procs int, load float64, n int, seed uint64) ([]uint64, []uint64) {
 	rate := load * float64(procs) / (distMeanUs(d) * 1e3)
 	r := splitMix{seed}
-	var arr, svc []uint64
+	arr := make([]uint64, 0, n)
+	svc := make([]uint64, 0, n)
 	t := 0.0
-	for {
+	for i := 0; i < n; i++ {
 		t += -math.Log(1-r.unit()) / rate
-		s := distDraw(d, &r)
-		if uint64(t) >= spanNs {
-			break
-		}
 		arr = append(arr, uint64(t))
-		svc = append(svc, uint64(s*1e3))
+		svc = append(svc, uint64(distDraw(d, &r)*1e3))
 	}
 	return arr, svc
 }
 
 //go:noinline
-func serve(ns uint64) {
-	end := time.Now().Add(time.Duration(ns))
-	for time.Now().Before(end) {
+func chainSteps(seed, steps uint64) uint64 {
+	x := seed | 1
+	for i := uint64(0); i < steps; i++ {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
 	}
+	return x
+}
+
+var latSink uint64
+
+// stepsPerUs: the xorshift chain's speed on this machine, fastest of 5.
+var stepsPerUs = func() float64 {
+	best := 0.0
+	for i := 0; i < 5; i++ {
+		t := time.Now()
+		latSink += chainSteps(1, 2_000_000)
+		if r := 2_000_000 / (float64(time.Since(t).Nanoseconds()) / 1e3); r > best {
+			best = r
+		}
+	}
+	return best
+}()
+
+// serve computes for about ns: steps of the chain, no runtime call.
+func serve(ns uint64) {
+	atomic.AddUint64(&latSink, chainSteps(ns, uint64(float64(ns)/1e3*stepsPerUs))&1)
 }
 
 func quantile(sorted []float64, q float64) float64 {
@@ -107,8 +129,8 @@ func quantile(sorted []float64, q float64) float64 {
 	return sorted[rank-1]
 }
 
-func latencyPoint(d, mode string, procs int, load float64, spanNs, seed uint64) {
-	arr, svc := schedule(d, procs, load, spanNs, seed)
+func latencyPoint(d, mode string, procs int, load float64, requests int, seed uint64) {
+	arr, svc := schedule(d, procs, load, requests, seed)
 	n := len(arr)
 	done := make([]int64, n)
 	var left int64 = int64(n)
@@ -133,7 +155,7 @@ func latencyPoint(d, mode string, procs int, load float64, spanNs, seed uint64) 
 	}
 	if mode == "pool" {
 		q := make(chan int, n+1)
-		for w := 0; w < procs; w++ {
+		for w := 0; w < procs*4; w++ {
 			go func() {
 				for i := range q {
 					serve(svc[i])
@@ -167,10 +189,12 @@ func latencyPoint(d, mode string, procs int, load float64, spanNs, seed uint64) 
 	if n > 0 {
 		<-fin
 	}
-	lat := make([]float64, n)
-	slow := make([]float64, n)
+	skip := n / 10
+	m := n - skip
+	lat := make([]float64, 0, m)
+	slow := make([]float64, 0, m)
 	var last uint64
-	for i := range arr {
+	for i := skip; i < n; i++ {
 		dn := uint64(done[i])
 		if dn > last {
 			last = dn
@@ -179,38 +203,40 @@ func latencyPoint(d, mode string, procs int, load float64, spanNs, seed uint64) 
 		if dn > arr[i] {
 			l = float64(dn - arr[i])
 		}
-		lat[i] = l
+		lat = append(lat, l)
 		s := svc[i]
 		if s == 0 {
 			s = 1
 		}
-		slow[i] = l / float64(s)
+		slow = append(slow, l/float64(s))
 	}
 	sort.Float64s(lat)
 	sort.Float64s(slow)
-	first := uint64(0)
-	if n > 0 {
-		first = arr[0]
+	var first, lastArr uint64
+	if m > 0 {
+		first, lastArr = arr[skip], arr[n-1]
 	}
-	span := float64(last - first)
-	if span < 1 {
-		span = 1
+	span := func(a, b uint64) float64 {
+		if b <= a {
+			return 1
+		}
+		return float64(b - a)
 	}
 	fmt.Printf("latency_point %.3f %.1f %.1f %.2f %.2f %.2f %.3f %.3f %.3f\n", load,
-		float64(n)/(float64(spanNs)/1e9), float64(n)/(span/1e9),
+		float64(m)/(span(first, lastArr)/1e9), float64(m)/(span(first, last)/1e9),
 		quantile(lat, 0.5)/1e3, quantile(lat, 0.99)/1e3, quantile(lat, 0.999)/1e3,
 		quantile(slow, 0.5), quantile(slow, 0.99), quantile(slow, 0.999))
 }
 
-// latency runs `latency <dist> <mode> <procs> <loads> <span_ms> <seed>`.
+// latency runs `latency <dist> <mode> <procs> <loads> <requests> <seed>`.
 func latency(args []string) {
 	if len(args) != 6 {
-		fmt.Fprintln(os.Stderr, "usage: latency <dist> <spawn|pool> <procs> <load,...> <span_ms> <seed>")
+		fmt.Fprintln(os.Stderr, "usage: latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed>")
 		os.Exit(2)
 	}
 	procs, _ := strconv.Atoi(args[2])
 	runtime.GOMAXPROCS(procs)
-	spanMs, _ := strconv.ParseUint(args[4], 10, 64)
+	requests, _ := strconv.Atoi(args[4])
 	seed, _ := strconv.ParseUint(args[5], 10, 64)
 	for _, l := range strings.Split(args[3], ",") {
 		load, err := strconv.ParseFloat(l, 64)
@@ -218,7 +244,7 @@ func latency(args []string) {
 			fmt.Fprintf(os.Stderr, "bad load %q\n", l)
 			os.Exit(2)
 		}
-		latencyPoint(args[0], args[1], procs, load, spanMs*1_000_000, seed)
+		latencyPoint(args[0], args[1], procs, load, requests, seed)
 		runtime.GC()
 	}
 }

@@ -453,26 +453,27 @@ async fn echo() {
     report("echo", (ECHO_CLIENTS * ECHO_MSGS) as f64 / t.elapsed().as_secs_f64(), "msgs/s");
 }
 
-/// `latency <dist> <spawn|pool> <procs> <load,...> <span_ms> <seed>`: goro's
-/// open-loop workload (workloads/src/latency.rs) on Tokio, the same
+/// `latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed>`:
+/// goro's open-loop workload (workloads/src/latency.rs) on Tokio, the same
 /// requests from the same schedule; a plain thread issues them, as goro's
-/// lab does (`Handle::spawn`, or an unbounded channel to `procs` worker
-/// tasks). One `latency_point` line per load.
+/// lab does (`Handle::spawn`, or an unbounded channel to `procs × 4`
+/// worker tasks). One `latency_point` line per load.
 fn latency(args: Vec<String>) {
-    use goro_workloads::latency::{precise_sleeps, serve, summarize, wait_until, Dist, Schedule};
+    use goro_workloads::latency::{precise_sleeps, serve, steps_per_us, summarize, wait_until, Dist, Schedule};
     if args.len() != 6 {
-        eprintln!("usage: peer-tokio latency <dist> <spawn|pool> <procs> <load,...> <span_ms> <seed>");
+        eprintln!("usage: peer-tokio latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed>");
         std::process::exit(2);
     }
     let dist = Dist::parse(&args[0]).unwrap_or_else(|| panic!("unknown distribution {}", args[0]));
     let pool = args[1] == "pool";
     let procs: usize = args[2].parse().expect("procs");
-    let span = Duration::from_millis(args[4].parse().expect("span_ms"));
+    let requests: usize = args[4].parse().expect("requests");
     let seed: u64 = args[5].parse().expect("seed");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(procs).enable_all().build().unwrap();
     precise_sleeps();
+    steps_per_us();
     for load in args[3].split(',') {
-        let s = Schedule::new(dist, procs, load.parse().expect("load"), span, seed);
+        let s = Schedule::new(dist, procs, load.parse().expect("load"), requests, seed);
         let n = s.len();
         let done: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
         let left = Arc::new(AtomicUsize::new(n));
@@ -491,7 +492,7 @@ fn latency(args: Vec<String>) {
         if pool {
             let (qtx, qrx) = mpsc::unbounded_channel::<usize>();
             let qrx = Arc::new(tokio::sync::Mutex::new(qrx));
-            for _ in 0..procs {
+            for _ in 0..procs * 4 {
                 let (qrx, service, finish) = (qrx.clone(), service.clone(), finish.clone());
                 rt.spawn(async move {
                     loop {
