@@ -346,7 +346,7 @@ fn chart(
         .build_cartesian_2d(0.0f64..100.0f64, (lo..hi).log_scale())?;
     chart
         .configure_mesh()
-        .x_desc("offered load (% of capacity)")
+        .x_desc("offered load (% of capacity); hollow points: completed under 97% of the offered rate (overloaded)")
         .y_desc("p99 latency (µs, log scale)")
         .x_label_formatter(&|x| format!("{x:.0}%"))
         .y_label_formatter(&|y| format!("{y:.0}"))
@@ -378,7 +378,17 @@ fn chart(
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(width)))?
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
-        chart.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 3, color.filled())))?;
+        // Filled: the runtime kept up; hollow: it completed under 97% of
+        // the offered rate (overloaded, latency grows with the run).
+        let kept_up: Vec<bool> = loads
+            .iter()
+            .zip(row)
+            .filter(|(_, c)| !c.points.is_empty())
+            .map(|(_, c)| c.med(|p| p.achieved_rps) >= 0.97 * c.med(|p| p.offered_rps))
+            .collect();
+        chart.draw_series(pts.iter().zip(&kept_up).map(|(&(x, y), &ok)| {
+            Circle::new((x, y), 4, if ok { color.filled() } else { color.stroke_width(2) })
+        }))?;
         for (l, c) in loads.iter().zip(row).filter(|(_, c)| c.points.len() > 1) {
             let (a, b) = c.spread(|p| p.latency_us[1]);
             chart.draw_series(std::iter::once(PathElement::new(
