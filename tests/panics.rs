@@ -8,21 +8,7 @@ use goro::Runtime;
 
 /// Silences the panics these tests provoke, and only those.
 fn quiet_expected_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            if !(msg.starts_with("boom") || msg == "main G failed") {
-                default(info);
-            }
-        }));
-    });
+    common::quiet_panics(|msg| msg.starts_with("boom") || msg == "main G failed");
 }
 
 #[test]

@@ -9,13 +9,7 @@ use std::time::Duration;
 use common::{bounded, rt, Rng};
 
 fn quiet_expected_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let msg = info.payload().downcast_ref::<&str>().copied().unwrap_or("");
-        if !msg.starts_with("expected:") {
-            default(info);
-        }
-    }));
+    common::quiet_panics(|msg| msg.starts_with("expected:"));
 }
 
 #[test]

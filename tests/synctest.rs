@@ -20,40 +20,21 @@ fn on(procs: usize, f: impl FnOnce() + Send + 'static) {
     bounded(60, move || rt(procs).block_on(f));
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
-}
-
 /// Runs `f` (which must panic) in this G and returns the panic's message.
 fn panics(f: impl FnOnce()) -> String {
     quiet_expected_panics();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => panic!("expected a panic"),
-        Err(p) => panic_message(&*p),
+        Err(p) => common::panic_message(&*p).to_string(),
     }
 }
 
+/// The runtime's synctest panics are the expected ones here; anything
+/// else (a failed assertion: "got: ...") prints.
 fn quiet_expected_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            // The runtime's synctest panics are the expected ones here;
-            // anything else (a failed assertion: "got: ...") prints.
-            let expected = !msg.starts_with("got:")
-                && (msg.starts_with("goro::synctest")
-                    || msg.starts_with("expected:")
-                    || msg.contains("synctest bubble"));
-            if !expected {
-                default(info);
-            }
-        }));
+    common::quiet_panics(|msg| {
+        !msg.starts_with("got:")
+            && (msg.starts_with("goro::synctest") || msg.starts_with("expected:") || msg.contains("synctest bubble"))
     });
 }
 
@@ -492,7 +473,10 @@ fn bubbles_do_not_nest_and_need_a_goroutine() {
         assert!(panics(synctest::wait).contains("outside a synctest bubble"));
     });
     quiet_expected_panics();
-    let msg = catch_unwind(|| synctest::run(|| {})).map(|_| ()).map_err(|p| panic_message(&*p)).unwrap_err();
+    let msg = catch_unwind(|| synctest::run(|| {}))
+        .map(|_| ())
+        .map_err(|p| common::panic_message(&*p).to_string())
+        .unwrap_err();
     assert!(msg.contains("must be called from a goroutine"), "got: {msg}");
 }
 

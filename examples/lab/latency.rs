@@ -386,9 +386,11 @@ fn chart(
             .filter(|(_, c)| !c.points.is_empty())
             .map(|(_, c)| c.med(|p| p.achieved_rps) >= 0.97 * c.med(|p| p.offered_rps))
             .collect();
-        chart.draw_series(pts.iter().zip(&kept_up).map(|(&(x, y), &ok)| {
-            Circle::new((x, y), 4, if ok { color.filled() } else { color.stroke_width(2) })
-        }))?;
+        chart.draw_series(
+            pts.iter()
+                .zip(&kept_up)
+                .map(|(&(x, y), &ok)| Circle::new((x, y), 4, if ok { color.filled() } else { color.stroke_width(2) })),
+        )?;
         for (l, c) in loads.iter().zip(row).filter(|(_, c)| c.points.len() > 1) {
             let (a, b) = c.spread(|p| p.latency_us[1]);
             chart.draw_series(std::iter::once(PathElement::new(

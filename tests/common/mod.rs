@@ -177,3 +177,22 @@ pub fn rt(procs: usize) -> goro::Runtime {
     // SAFETY: the tests' Gs keep no thread-local state across switch points.
     unsafe { goro::Runtime::builder().procs(procs).build() }.unwrap()
 }
+
+/// The message of a panic payload (`&str` or `String`; else empty).
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
+    p.downcast_ref::<String>().map(String::as_str).or_else(|| p.downcast_ref::<&str>().copied()).unwrap_or("")
+}
+
+/// Silences the panics `expected` picks (by message), once per test
+/// binary; every other panic prints as usual.
+pub fn quiet_panics(expected: fn(&str) -> bool) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !expected(panic_message(info.payload())) {
+                default(info);
+            }
+        }));
+    });
+}

@@ -298,61 +298,85 @@ pub fn wait_until(t: Instant) {
     }
 }
 
+/// The completion times of a point's requests (ns since `start`), and the
+/// wait for the last one. Clones share them.
+#[derive(Clone)]
+pub struct Completions {
+    done: Arc<Vec<AtomicU64>>,
+    left: Arc<AtomicUsize>,
+    all: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    /// Time zero of the schedule.
+    pub start: Instant,
+}
+
+impl Completions {
+    /// For `n` requests, starting now.
+    pub fn new(n: usize) -> Completions {
+        Completions {
+            done: Arc::new((0..n).map(|_| AtomicU64::new(0)).collect()),
+            left: Arc::new(AtomicUsize::new(n)),
+            all: Arc::new((std::sync::Mutex::new(n == 0), std::sync::Condvar::new())),
+            start: Instant::now(),
+        }
+    }
+
+    /// Request `i` has completed.
+    pub fn finish(&self, i: usize) {
+        self.done[i].store(self.start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self.all.0.lock().unwrap() = true;
+            self.all.1.notify_all();
+        }
+    }
+
+    /// Blocks the thread until every request has completed; their times.
+    pub fn wait(&self) -> Vec<u64> {
+        let mut all = self.all.0.lock().unwrap();
+        while !*all {
+            all = self.all.1.wait(all).unwrap();
+        }
+        self.done.iter().map(|d| d.load(Ordering::Relaxed)).collect()
+    }
+}
+
 /// Runs schedule `s` on `rt`: a plain thread issues the requests at their
 /// arrival times (`rt.spawn`, or a send to a pool of `procs × 4` worker
 /// Gs); returns the point.
 pub fn run_goro(rt: &Runtime, procs: usize, mode: Mode, s: &Schedule) -> Point {
-    let n = s.len();
-    let done: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
-    let left = Arc::new(AtomicUsize::new(n));
     let service = Arc::new(s.service_ns.clone());
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
     precise_sleeps();
     steps_per_us();
-    let start = Instant::now();
-    let finish = {
-        let (done, left) = (done.clone(), left.clone());
-        move |i: usize| {
-            done[i].store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                let _ = tx.send(());
-            }
-        }
-    };
+    let c = Completions::new(s.len());
     match mode {
         Mode::Spawn => {
             for (i, &a) in s.arrival_ns.iter().enumerate() {
-                wait_until(start + Duration::from_nanos(a));
-                let (service, finish) = (service.clone(), finish.clone());
+                wait_until(c.start + Duration::from_nanos(a));
+                let (service, c) = (service.clone(), c.clone());
                 drop(rt.spawn(move || {
                     serve(service[i]);
-                    finish(i);
+                    c.finish(i);
                 }));
             }
         }
         Mode::Pool => {
-            let q = crate::goro::chan::Chan::<u32>::new(n.max(1));
+            let q = crate::goro::chan::Chan::<u32>::new(s.len().max(1));
             for _ in 0..procs * 4 {
-                let (q, service, finish) = (q.clone(), service.clone(), finish.clone());
+                let (q, service, c) = (q.clone(), service.clone(), c.clone());
                 drop(rt.spawn(move || {
                     while let Some(i) = q.recv() {
                         serve(service[i as usize]);
-                        finish(i as usize);
+                        c.finish(i as usize);
                     }
                 }));
             }
             for (i, &a) in s.arrival_ns.iter().enumerate() {
-                wait_until(start + Duration::from_nanos(a));
+                wait_until(c.start + Duration::from_nanos(a));
                 q.send(i as u32).expect("pool channel open");
             }
             q.close();
         }
     }
-    if n > 0 {
-        rx.recv().expect("every request completes");
-    }
-    let done: Vec<u64> = done.iter().map(|d| d.load(Ordering::Relaxed)).collect();
-    summarize(s, &done)
+    summarize(s, &c.wait())
 }
 
 #[cfg(test)]

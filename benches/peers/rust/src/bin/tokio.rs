@@ -459,7 +459,9 @@ async fn echo() {
 /// lab does (`Handle::spawn`, or an unbounded channel to `procs × 4`
 /// worker tasks). One `latency_point` line per load.
 fn latency(args: Vec<String>) {
-    use goro_workloads::latency::{precise_sleeps, serve, steps_per_us, summarize, wait_until, Dist, Schedule};
+    use goro_workloads::latency::{
+        precise_sleeps, serve, steps_per_us, summarize, wait_until, Completions, Dist, Schedule,
+    };
     if args.len() != 6 {
         eprintln!("usage: peer-tokio latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed>");
         std::process::exit(2);
@@ -474,53 +476,36 @@ fn latency(args: Vec<String>) {
     steps_per_us();
     for load in args[3].split(',') {
         let s = Schedule::new(dist, procs, load.parse().expect("load"), requests, seed);
-        let n = s.len();
-        let done: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
-        let left = Arc::new(AtomicUsize::new(n));
         let service = Arc::new(s.service_ns.clone());
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let start = Instant::now();
-        let finish = {
-            let (done, left) = (done.clone(), left.clone());
-            move |i: usize| {
-                done[i].store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    let _ = tx.send(());
-                }
-            }
-        };
+        let c = Completions::new(s.len());
         if pool {
             let (qtx, qrx) = mpsc::unbounded_channel::<usize>();
             let qrx = Arc::new(tokio::sync::Mutex::new(qrx));
             for _ in 0..procs * 4 {
-                let (qrx, service, finish) = (qrx.clone(), service.clone(), finish.clone());
+                let (qrx, service, c) = (qrx.clone(), service.clone(), c.clone());
                 rt.spawn(async move {
                     loop {
                         let next = qrx.lock().await.recv().await;
                         let Some(i) = next else { return };
                         serve(service[i]);
-                        finish(i);
+                        c.finish(i);
                     }
                 });
             }
             for (i, &a) in s.arrival_ns.iter().enumerate() {
-                wait_until(start + Duration::from_nanos(a));
+                wait_until(c.start + Duration::from_nanos(a));
                 qtx.send(i).unwrap();
             }
         } else {
             for (i, &a) in s.arrival_ns.iter().enumerate() {
-                wait_until(start + Duration::from_nanos(a));
-                let (service, finish) = (service.clone(), finish.clone());
+                wait_until(c.start + Duration::from_nanos(a));
+                let (service, c) = (service.clone(), c.clone());
                 rt.spawn(async move {
                     serve(service[i]);
-                    finish(i);
+                    c.finish(i);
                 });
             }
         }
-        if n > 0 {
-            rx.recv().unwrap();
-        }
-        let done: Vec<u64> = done.iter().map(|d| d.load(Ordering::Relaxed)).collect();
-        println!("{}", summarize(&s, &done).line());
+        println!("{}", summarize(&s, &c.wait()).line());
     }
 }
