@@ -278,13 +278,22 @@ impl Mode {
     }
 }
 
-/// Makes this thread's sleeps end within microseconds of their deadline
-/// (timer slack 1 ns instead of the default 50 µs): the generator's
-/// lateness would otherwise dominate the latency of short requests.
-pub fn precise_sleeps() {
+/// Makes this thread a punctual generator: its sleeps end within
+/// microseconds of their deadline (timer slack 1 ns instead of the default
+/// 50 µs), and it runs at a real-time priority (`SCHED_FIFO` 1) where the
+/// process may, so that a request is issued on time even when a worker
+/// thread computes on the CPU the generator wakes on (on a small machine
+/// the OS otherwise lets it wait for up to a time slice, a millisecond or
+/// more, which would count against every runtime alike). Returns whether
+/// the priority was granted.
+pub fn precise_sleeps() -> bool {
     // SAFETY: PR_SET_TIMERSLACK takes an integer and touches only this
     // thread's timer slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: `param` is a valid sched_param; the call changes only this
+    // thread's scheduling policy.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
 }
 
 /// Waits until `t` (on the generator's thread, after [`precise_sleeps`]):
@@ -344,37 +353,44 @@ impl Completions {
 /// Gs); returns the point.
 pub fn run_goro(rt: &Runtime, procs: usize, mode: Mode, s: &Schedule) -> Point {
     let service = Arc::new(s.service_ns.clone());
-    precise_sleeps();
     steps_per_us();
     let c = Completions::new(s.len());
-    match mode {
-        Mode::Spawn => {
+    let pool = (mode == Mode::Pool).then(|| {
+        let q = crate::goro::chan::Chan::<u32>::new(s.len().max(1));
+        for _ in 0..procs * 4 {
+            let (q, service, c) = (q.clone(), service.clone(), c.clone());
+            drop(rt.spawn(move || {
+                while let Some(i) = q.recv() {
+                    serve(service[i as usize]);
+                    c.finish(i as usize);
+                }
+            }));
+        }
+        q
+    });
+    // The generator gets a thread of its own (its priority is raised).
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            if !precise_sleeps() {
+                eprintln!("note: the generator runs without a real-time priority (no CAP_SYS_NICE)");
+            }
             for (i, &a) in s.arrival_ns.iter().enumerate() {
                 wait_until(c.start + Duration::from_nanos(a));
-                let (service, c) = (service.clone(), c.clone());
-                drop(rt.spawn(move || {
-                    serve(service[i]);
-                    c.finish(i);
-                }));
-            }
-        }
-        Mode::Pool => {
-            let q = crate::goro::chan::Chan::<u32>::new(s.len().max(1));
-            for _ in 0..procs * 4 {
-                let (q, service, c) = (q.clone(), service.clone(), c.clone());
-                drop(rt.spawn(move || {
-                    while let Some(i) = q.recv() {
-                        serve(service[i as usize]);
-                        c.finish(i as usize);
+                match &pool {
+                    Some(q) => q.send(i as u32).expect("pool channel open"),
+                    None => {
+                        let (service, c) = (service.clone(), c.clone());
+                        drop(rt.spawn(move || {
+                            serve(service[i]);
+                            c.finish(i);
+                        }));
                     }
-                }));
+                }
             }
-            for (i, &a) in s.arrival_ns.iter().enumerate() {
-                wait_until(c.start + Duration::from_nanos(a));
-                q.send(i as u32).expect("pool channel open");
-            }
-            q.close();
-        }
+        });
+    });
+    if let Some(q) = pool {
+        q.close();
     }
     summarize(s, &c.wait())
 }

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 type splitMix struct{ s uint64 }
@@ -144,8 +145,13 @@ func latencyPoint(d, mode string, procs int, load float64, requests int, seed ui
 	}
 	// nanosleep(2) on the generator's own thread, as goro's and Tokio's
 	// generators sleep: time.Sleep's timers are coarser.
-	// Timer slack 1 ns on the generator's thread, as goro's and Tokio's.
-	preciseSleeps := func() { syscall.Syscall(syscall.SYS_PRCTL, 29 /* PR_SET_TIMERSLACK */, 1, 0) }
+	// Timer slack 1 ns and SCHED_FIFO 1 on the generator's thread, as
+	// goro's and Tokio's (workloads/src/latency.rs: precise_sleeps).
+	preciseSleeps := func() {
+		syscall.Syscall(syscall.SYS_PRCTL, 29 /* PR_SET_TIMERSLACK */, 1, 0)
+		prio := int32(1)
+		syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, 1 /* SCHED_FIFO */, uintptr(unsafe.Pointer(&prio)))
+	}
 	wait := func(a uint64) {
 		t := start.Add(time.Duration(a))
 		if d := time.Until(t); d > 30*time.Microsecond {

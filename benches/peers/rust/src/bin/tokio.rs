@@ -472,7 +472,9 @@ fn latency(args: Vec<String>) {
     let requests: usize = args[4].parse().expect("requests");
     let seed: u64 = args[5].parse().expect("seed");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(procs).enable_all().build().unwrap();
-    precise_sleeps();
+    if !precise_sleeps() {
+        eprintln!("note: the generator runs without a real-time priority");
+    }
     steps_per_us();
     for load in args[3].split(',') {
         let s = Schedule::new(dist, procs, load.parse().expect("load"), requests, seed);
