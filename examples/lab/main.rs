@@ -218,13 +218,14 @@ struct Options {
     mode: Mode,
     loads: Option<Vec<f64>>,
     peers: Vec<String>,
+    slowdown: f64,
 }
 
 fn usage(err: &str) -> ! {
     let names = |v: Vec<&str>| v.join(", ");
     eprintln!(
         "{err}\nusage: lab [--quick | --full] [--runs N] [--workloads a,b] [--policies x,y] [--sweep knob=a,b] [--procs N] [--out DIR]\n       \
-         lab --latency [--dist fixed|exp|bimodal|slice] [--mode spawn|pool] [--loads 0.1,0.5] [--peers go,tokio] [--policies x,y] ...\n  \
+         lab --latency [--dist fixed|exp|bimodal|slice] [--mode spawn|pool] [--loads 0.1,0.5] [--peers go,tokio] [--slowdown 10] [--policies x,y] ...\n  \
          workloads: {}\n  policies: {}\n  sweep knobs: time_slice, hog_threshold (durations: 100us, 1ms), global_queue_interval, local_queue, max_spinning",
         names(workloads().iter().map(|w| w.name).collect()),
         names(variants().iter().map(|v| v.name.as_str()).collect()),
@@ -246,6 +247,7 @@ fn options() -> Options {
         mode: Mode::Spawn,
         loads: None,
         peers: vec!["go".into(), "tokio".into()],
+        slowdown: latency::SLOWDOWN_TARGET,
     };
     // `--flag value` and `--flag=value` alike.
     let mut args = std::env::args().skip(1).flat_map(|a| match a.split_once('=') {
@@ -286,6 +288,13 @@ fn options() -> Options {
                 o.loads = Some(loads);
             }
             "--peers" => o.peers = list(value()),
+            "--slowdown" => {
+                o.slowdown = value()
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| *s >= 1.0)
+                    .unwrap_or_else(|| usage("--slowdown takes the p99 slowdown a sustained load keeps (at least 1)"))
+            }
             "-h" | "--help" => usage("the goro policy lab"),
             a if a.starts_with("--sweep") => {
                 o.sweep = Some(match a.strip_prefix("--sweep=") {
