@@ -289,11 +289,10 @@ fn options() -> Options {
             }
             "--peers" => o.peers = list(value()),
             "--slowdown" => {
-                o.slowdown = value()
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| *s >= 1.0)
-                    .unwrap_or_else(|| usage("--slowdown takes the p99 slowdown a sustained load keeps (at least 1)"))
+                o.slowdown =
+                    value().parse().ok().filter(|s: &f64| *s >= 1.0).unwrap_or_else(|| {
+                        usage("--slowdown takes the p99 slowdown a sustained load keeps (at least 1)")
+                    })
             }
             "-h" | "--help" => usage("the goro policy lab"),
             a if a.starts_with("--sweep") => {

@@ -1,5 +1,5 @@
 //! The workloads of `docs/workloads.md` on goro, sized by the caller: one
-//! copy shared by `benches/workloads.rs` (full size), `benches/micro.rs`,
+//! copy shared by `benches/workloads.rs` (full size), `benches/micro/micro.rs`,
 //! the policy lab (`examples/lab/main.rs`, full or scaled down) and the tests.
 //! A researcher adds a workload here and every one of them can run it; a
 //! crate of one's own can depend on this one to use them too.

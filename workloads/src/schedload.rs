@@ -1,7 +1,7 @@
 //! The scheduling and channel workloads of docs/workloads.md, sized by the
 //! caller: shared by `benches/workloads.rs` (full size) and `examples/lab/main.rs`
 //! (full or scaled down). Each runs on `rt` and returns its figure. Also
-//! the park/unpark turn-taking loop that `benches/micro.rs` times and
+//! the park/unpark turn-taking loop that `benches/micro/micro.rs` times and
 //! `tests/sched.rs` checks.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

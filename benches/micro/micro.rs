@@ -2,8 +2,8 @@
 //! inside a G of a runtime with the machine's procs (`iter_custom`: the
 //! timed loop runs in the G, so criterion's own code never runs on a P).
 //!
-//!     cargo bench --bench micro
-//!     cargo bench --bench micro -- chan       # a subset
+//!     cargo bench -p goro-micro --bench micro
+//!     cargo bench -p goro-micro --bench micro -- chan       # a subset
 //!
 //! Per iteration: `yield` is one yield in each of two Gs (two switches);
 //! `spawn_join` one spawn and join; `chan_*` one message passed between two
