@@ -1,5 +1,5 @@
 //! `lab --latency`: tail latency against offered load, open loop, per
-//! policy and per peer (Go, Tokio), with the requests of
+//! policy and per peer (Go, Tokio, may), with the requests of
 //! `goro_workloads::latency`. Writes `latency.md`, `latency.csv` and
 //! `latency.svg` (p99 latency, log scale, against load; one line per
 //! policy and peer).
@@ -91,11 +91,15 @@ fn peers(wanted: &[String], notes: &mut Vec<String>) -> Vec<Series<'static>> {
                 Ok(cmd) => out.push(Series::Peer { name: "Go", cmd, args_before: vec![] }),
                 Err(e) => notes.push(format!("Go left out: {e}")),
             },
-            "tokio" => match tokio_peer() {
+            "tokio" => match rust_peer("peer-tokio") {
                 Ok(cmd) => out.push(Series::Peer { name: "Tokio", cmd, args_before: vec![] }),
                 Err(e) => notes.push(format!("Tokio left out: {e}")),
             },
-            other => crate::usage(&format!("no peer named {other:?} (go, tokio)")),
+            "may" => match rust_peer("peer-may") {
+                Ok(cmd) => out.push(Series::Peer { name: "may", cmd, args_before: vec![] }),
+                Err(e) => notes.push(format!("may left out: {e}")),
+            },
+            other => crate::usage(&format!("no peer named {other:?} (go, tokio, may)")),
         }
     }
     out
@@ -369,7 +373,7 @@ fn chart(
     for (si, (name, row)) in names.iter().zip(cells).enumerate() {
         let color = palette[si % palette.len()];
         // Peers dashed-looking (thinner), goro's policies solid.
-        let width = if name == "Go" || name == "Tokio" { 3 } else { 2 };
+        let width = if ["Go", "Tokio", "may"].contains(&name.as_str()) { 3 } else { 2 };
         let pts: Vec<(f64, f64)> = loads
             .iter()
             .zip(row)

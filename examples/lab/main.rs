@@ -8,7 +8,7 @@
 //!     cargo run --release --example lab -- --workloads pingpong,hog --policies default,runnext-off
 //!     cargo run --release --example lab -- --procs 4 --out /tmp/lab
 //!     cargo run --release --example lab -- --sweep time_slice=100us,1ms,10ms
-//!     cargo run --release --example lab -- --latency        # tail latency against load, with Go and Tokio
+//!     cargo run --release --example lab -- --latency        # tail latency against load, with Go, Tokio and may
 //!     cargo run --release --example lab -- --latency --dist slice --mode pool --peers tokio
 //!
 //! Prints a table and writes `lab.md`, `lab.csv` and `lab.svg` (a heat map:
@@ -225,7 +225,7 @@ fn usage(err: &str) -> ! {
     let names = |v: Vec<&str>| v.join(", ");
     eprintln!(
         "{err}\nusage: lab [--quick | --full] [--runs N] [--workloads a,b] [--policies x,y] [--sweep knob=a,b] [--procs N] [--out DIR]\n       \
-         lab --latency [--dist fixed|exp|bimodal|slice] [--mode spawn|pool] [--loads 0.1,0.5] [--peers go,tokio] [--slowdown 10] [--policies x,y] ...\n  \
+         lab --latency [--dist fixed|exp|bimodal|slice] [--mode spawn|pool] [--loads 0.1,0.5] [--peers go,tokio,may] [--slowdown 10] [--policies x,y] ...\n  \
          workloads: {}\n  policies: {}\n  sweep knobs: time_slice, hog_threshold (durations: 100us, 1ms), global_queue_interval, local_queue, max_spinning",
         names(workloads().iter().map(|w| w.name).collect()),
         names(variants().iter().map(|v| v.name.as_str()).collect()),
@@ -246,7 +246,7 @@ fn options() -> Options {
         dist: Dist::Bimodal,
         mode: Mode::Spawn,
         loads: None,
-        peers: vec!["go".into(), "tokio".into()],
+        peers: vec!["go".into(), "tokio".into(), "may".into()],
         slowdown: latency::SLOWDOWN_TARGET,
     };
     // `--flag value` and `--flag=value` alike.

@@ -16,6 +16,9 @@ use may::go;
 use may::sync::{mpmc, mpsc};
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("latency") {
+        return latency(std::env::args().skip(2).collect());
+    }
     let name = workload_arg();
     let workers = workers_for(&name);
     may::config().set_workers(workers);
@@ -341,4 +344,60 @@ fn echo() {
     report("echo", (ECHO_CLIENTS * ECHO_MSGS) as f64 / t.elapsed().as_secs_f64(), "msgs/s");
     // The accept loop never ends: leave without waiting for it.
     std::process::exit(0);
+}
+
+/// `latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed>`:
+/// goro's open-loop workload (workloads/src/latency.rs) on may: the same
+/// requests from the same schedule, issued by a plain thread at
+/// `SCHED_FIFO` 1 (`go!` per request, or an unbounded `mpmc` channel to
+/// `procs × 4` worker coroutines). One `latency_point` line per load.
+fn latency(args: Vec<String>) {
+    use goro_workloads::latency::{
+        precise_sleeps, serve, steps_per_us, summarize, wait_until, Completions, Dist, Schedule,
+    };
+    if args.len() != 6 {
+        eprintln!("usage: peer-may latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed>");
+        std::process::exit(2);
+    }
+    let dist = Dist::parse(&args[0]).unwrap_or_else(|| panic!("unknown distribution {}", args[0]));
+    let pool = args[1] == "pool";
+    let procs: usize = args[2].parse().expect("procs");
+    let requests: usize = args[4].parse().expect("requests");
+    let seed: u64 = args[5].parse().expect("seed");
+    may::config().set_workers(procs);
+    if !precise_sleeps() {
+        eprintln!("note: the generator runs without a real-time priority");
+    }
+    steps_per_us();
+    for load in args[3].split(',') {
+        let s = Schedule::new(dist, procs, load.parse().expect("load"), requests, seed);
+        let service = Arc::new(s.service_ns.clone());
+        let c = Completions::new(s.len());
+        if pool {
+            let (tx, rx) = mpmc::channel::<usize>();
+            for _ in 0..procs * 4 {
+                let (rx, service, c) = (rx.clone(), service.clone(), c.clone());
+                go!(move || {
+                    while let Ok(i) = rx.recv() {
+                        serve(service[i]);
+                        c.finish(i);
+                    }
+                });
+            }
+            for (i, &a) in s.arrival_ns.iter().enumerate() {
+                wait_until(c.start + Duration::from_nanos(a));
+                tx.send(i).unwrap();
+            }
+        } else {
+            for (i, &a) in s.arrival_ns.iter().enumerate() {
+                wait_until(c.start + Duration::from_nanos(a));
+                let (service, c) = (service.clone(), c.clone());
+                go!(move || {
+                    serve(service[i]);
+                    c.finish(i);
+                });
+            }
+        }
+        println!("{}", summarize(&s, &c.wait()).line());
+    }
 }
