@@ -131,24 +131,17 @@ fn go_peer() -> Result<PathBuf, String> {
     Ok(out.to_path_buf())
 }
 
-fn tokio_peer() -> Result<PathBuf, String> {
-    eprintln!("building the Tokio peer (the first time takes a minute or two) ...");
+/// A binary of `benches/peers/rust` (Tokio's, may's), built now.
+fn rust_peer(bin: &str) -> Result<PathBuf, String> {
+    eprintln!("building {bin} (the first time takes a minute or two) ...");
     let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--bin",
-            "peer-tokio",
-            "--manifest-path",
-            "benches/peers/rust/Cargo.toml",
-        ])
+        .args(["build", "--release", "--quiet", "--bin", bin, "--manifest-path", "benches/peers/rust/Cargo.toml"])
         .status()
         .map_err(|e| e.to_string())?;
     if !st.success() {
         return Err("cargo build of benches/peers/rust failed".into());
     }
-    Ok(PathBuf::from("benches/peers/rust/target/release/peer-tokio"))
+    Ok(PathBuf::from("benches/peers/rust/target/release").join(bin))
 }
 
 /// Medians (and spread) of one series at one load over the runs.
