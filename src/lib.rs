@@ -99,7 +99,7 @@ pub use goro_runtime::{
 // Parking a G by hand (what channels and `sync` are built on).
 pub use goro_runtime::{current_unparker, park, park_until, Unparker, WaitReason};
 // Observability.
-pub use goro_runtime::{dump, stats, GStatus, GoroutineState, Histogram, PStats, Stats};
+pub use goro_runtime::{dump, stats, GStatus, GoroutineState, Histogram, PStats, SharedLocks, Stats};
 // Sleeping and deadlines.
 pub use goro_runtime::{deadline_after, deadline_from, sleep, sleep_until, NEVER};
 

@@ -188,7 +188,7 @@ fn requeue_without_p(s: &Sched, c: &MCtx, g: Arc<G>) {
 /// free list for the next spawn.
 fn goexit0(s: &Sched, c: &MCtx, g: Arc<G>) {
     g.set_status(GStatus::Dead);
-    unregister(s, &g);
+    unregister(s, c, &g);
     if let Some(b) = &g.bubble {
         b.g_exited();
     }
@@ -204,8 +204,11 @@ fn goexit0(s: &Sched, c: &MCtx, g: Arc<G>) {
     s.gpool.gdestroy(Some(unsafe { pp.local() }), g, !s.shutdown.started());
 }
 
-fn unregister(s: &Sched, g: &G) {
+fn unregister(s: &Sched, c: &MCtx, g: &G) {
     let slot = g.slot.load(Ordering::Relaxed);
     let (shard, idx) = ((slot >> 32) as usize, slot as u32);
+    if c.p.get() != shard {
+        SchedCounters::bump(&s.counters.lock_other_registry);
+    }
     drop(s.ps[shard].registry.lock().unwrap().remove(idx));
 }

@@ -19,7 +19,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::io;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use corosensei::{Coroutine, Yielder};
@@ -421,6 +421,10 @@ pub(crate) struct GPool {
     stack_exhausted: AtomicBool,
     /// Dead Gs, each the only reference to itself.
     gfree: Mutex<Vec<Arc<G>>>,
+    /// Acquisitions of `gfree`'s lock (`Stats::shared_locks`).
+    pub(crate) gfree_locks: AtomicU64,
+    /// `gfree`'s length, so that an empty list costs no lock.
+    gfree_len: AtomicUsize,
 }
 
 impl GPool {
@@ -430,7 +434,14 @@ impl GPool {
             stacks: SharedPool::new(stack_size),
             stack_exhausted: AtomicBool::new(false),
             gfree: Mutex::new(Vec::new()),
+            gfree_locks: AtomicU64::new(0),
+            gfree_len: AtomicUsize::new(0),
         }
+    }
+
+    /// Acquisitions of the shared free list's and stack pool's locks.
+    pub(crate) fn shared_locks(&self) -> (u64, u64) {
+        (self.gfree_locks.load(Ordering::Relaxed), self.stacks.locks())
     }
 
     /// Whether the last stack mapping failed (and none was freed since).
@@ -441,11 +452,13 @@ impl GPool {
     /// Go's `gfget`: a dead G from the P's list, refilled from the shared
     /// one when empty.
     pub(crate) fn gfget(&self, local: &mut PLocal) -> Option<Arc<G>> {
-        if local.gfree.is_empty() {
+        if local.gfree.is_empty() && self.gfree_len.load(Ordering::Relaxed) > 0 {
+            self.gfree_locks.fetch_add(1, Ordering::Relaxed);
             let mut global = self.gfree.lock().unwrap();
             let k = global.len().min(GFREE_BATCH);
             let at = global.len() - k;
             local.gfree.extend(global.drain(at..));
+            self.gfree_len.store(global.len(), Ordering::Relaxed);
         }
         local.gfree.pop()
     }
@@ -502,7 +515,10 @@ impl GPool {
             if local.gfree.len() >= GFREE_LOCAL {
                 let at = local.gfree.len() - GFREE_BATCH;
                 let spill: Vec<Arc<G>> = local.gfree.drain(at..).collect();
-                self.gfree.lock().unwrap().extend(spill);
+                self.gfree_locks.fetch_add(1, Ordering::Relaxed);
+                let mut global = self.gfree.lock().unwrap();
+                global.extend(spill);
+                self.gfree_len.store(global.len(), Ordering::Relaxed);
             }
             local.gfree.push(g);
         }
@@ -517,6 +533,7 @@ impl GPool {
     /// Frees the shared lists (shutdown: free Gs hold the `Sched`).
     pub(crate) fn clear(&self) {
         self.gfree.lock().unwrap().clear();
+        self.gfree_len.store(0, Ordering::Relaxed);
         self.stacks.clear();
     }
 }

@@ -253,14 +253,19 @@ where
     };
 
     let shard = here.map_or((id as usize) % s.procs, |(_, p)| p);
+    if here.is_none() {
+        SchedCounters::bump(&s.counters.lock_other_registry);
+    }
     let idx = s.ps[shard].registry.lock().unwrap().insert(g.clone());
     g.slot.store(((shard as u64) << 32) | idx as u64, Ordering::Relaxed);
 
     match here {
-        Some((_, p)) => {
+        Some((c, p)) => {
             Counters::bump(&s.ps[p].counters.spawned);
-            s.runqput(p, g.clone(), true);
-            s.wakep_for_local();
+            // Into `runnext`: woken for as a readied G is (a spawner that
+            // blocks at once, as in spawn-and-join, wakes nobody).
+            let behind = s.runqput(p, g.clone(), true);
+            s.wake_for_queued(c, p, behind);
         }
         None => {
             SchedCounters::bump(&s.counters.external_spawns);

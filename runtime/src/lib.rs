@@ -79,7 +79,7 @@ pub use policy::{Policy, Retake, RunnextWake, Spinning, Steal};
 pub use poller::Poller;
 pub use runtime::{default_procs, run, stats, Deadlock, GoroutineState, Runtime, RuntimeBuilder, DEFAULT_STACK_SIZE};
 pub use scope::{scope, Scope, ScopedJoinHandle};
-pub use stats::{Histogram, PStats, Stats};
+pub use stats::{Histogram, PStats, SharedLocks, Stats};
 pub use syscall::{blocking, syscall};
 pub use timer::{deadline_after, deadline_from, now, sleep, sleep_until, system_now, NEVER};
 

@@ -303,6 +303,14 @@ pub(crate) fn ctx_ptr() -> *const MCtx {
     CTX.with(|c| c.get())
 }
 
+/// The P this thread's M holds, if `s` is its runtime (for counting the
+/// locks a P takes of another P's).
+pub(crate) fn holds_p_of(s: &Sched, p: usize) -> bool {
+    let c = ctx_ptr();
+    // SAFETY: a non-null context is this thread's live MCtx.
+    !c.is_null() && unsafe { std::ptr::eq(&*(*c).sched, s) && (*c).p.get() == p }
+}
+
 pub(crate) fn set_ctx(c: *const MCtx) {
     CTX.with(|x| x.set(c));
 }

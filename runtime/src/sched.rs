@@ -168,6 +168,7 @@ impl Sched {
     }
 
     fn lock(&self) -> MutexGuard<'_, Locked> {
+        SchedCounters::bump(&self.counters.lock_sched);
         self.lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -234,9 +235,17 @@ impl Sched {
             g.ready_at.store(self.now_nanos().max(1), Ordering::Relaxed);
         }
         Counters::bump(&pp.counters.unparks);
-        if self.runqput(p, g, next) {
-            // Work behind the running G: an idle P should look (and a
-            // deferred wake-up is covered by this one).
+        let behind = self.runqput(p, g, next);
+        self.wake_for_queued(c, p, behind);
+    }
+
+    /// After a G was queued on the caller's P `p` (readied, or spawned):
+    /// if work waits behind the running G (`behind`), an idle P should
+    /// look (and a deferred wake-up is covered by this one); if the G went
+    /// to an empty `runnext`, `Policy::runnext_wake` decides.
+    pub(crate) fn wake_for_queued(self: &Arc<Self>, c: &MCtx, p: usize, behind: bool) {
+        let pp = &self.ps[p];
+        if behind {
             pp.clear_wake_pending();
             self.wakep_for_local();
             return;
@@ -748,6 +757,7 @@ impl Sched {
                 let mut fired = 0;
                 for (q, qp) in self.ps.iter().enumerate() {
                     if q != p && qp.timer_next.load(Ordering::SeqCst) <= now {
+                        SchedCounters::bump(&self.counters.lock_other_timers);
                         fired += crate::timer::run_timers(qp, now, &pp.counters);
                     }
                 }

@@ -191,6 +191,8 @@ fn max_map_count() -> Option<u64> {
 pub struct SharedPool {
     size: usize,
     inner: Mutex<PoolInner>,
+    /// Acquisitions of `inner` (`Stats::shared_locks`).
+    locks: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -203,7 +205,18 @@ struct PoolInner {
 
 impl SharedPool {
     pub fn new(size: usize) -> Self {
-        SharedPool { size, inner: Mutex::new(PoolInner::default()) }
+        SharedPool { size, inner: Mutex::new(PoolInner::default()), locks: Default::default() }
+    }
+
+    /// The pool's lock, counted.
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolInner> {
+        self.locks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.lock().unwrap()
+    }
+
+    /// How many times the pool's lock was taken.
+    pub fn locks(&self) -> u64 {
+        self.locks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The pooled stack size (the runtime's default G stack size).
@@ -213,7 +226,7 @@ impl SharedPool {
 
     /// Refills `cache` with up to `n` stacks from the shared pool.
     pub fn refill(&self, cache: &mut Vec<Stack>, n: usize) {
-        let mut pool = self.inner.lock().unwrap();
+        let mut pool = self.lock();
         let k = n.min(pool.hot.len());
         let at = pool.hot.len() - k;
         cache.extend(pool.hot.drain(at..));
@@ -225,7 +238,7 @@ impl SharedPool {
 
     /// Puts back several stacks.
     pub fn put_many(&self, stacks: impl IntoIterator<Item = Stack>) {
-        let mut pool = self.inner.lock().unwrap();
+        let mut pool = self.lock();
         pool.hot.extend(stacks.into_iter().filter(|s| s.size() == self.size));
     }
 
@@ -237,7 +250,7 @@ impl SharedPool {
     /// this period's idle stacks are left (call again soon).
     pub fn trim(&self, max: usize) -> (usize, bool) {
         let (idle, more): (Vec<Stack>, bool) = {
-            let mut pool = self.inner.lock().unwrap();
+            let mut pool = self.lock();
             let n = pool.low_water.min(pool.hot.len()).min(max);
             let idle = pool.hot.drain(..n).collect::<Vec<_>>();
             // What is left of the low-water mark is still idle.
@@ -256,7 +269,7 @@ impl SharedPool {
         for s in &idle {
             s.reset();
         }
-        let mut pool = self.inner.lock().unwrap();
+        let mut pool = self.lock();
         let room = SHARED_CACHE.saturating_sub(pool.cold.len());
         let mut idle = idle;
         let excess = idle.len().saturating_sub(room);
@@ -269,7 +282,7 @@ impl SharedPool {
     }
 
     pub fn clear(&self) {
-        let mut pool = self.inner.lock().unwrap();
+        let mut pool = self.lock();
         let (hot, cold) = (std::mem::take(&mut pool.hot), std::mem::take(&mut pool.cold));
         pool.low_water = 0;
         drop(pool);

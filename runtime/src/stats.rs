@@ -142,6 +142,9 @@ pub struct Stats {
     pub run_time: Histogram,
     /// Whether this runtime detected a deadlock.
     pub deadlocked: bool,
+    /// Acquisitions of the locks that Ps share (taken by collecting these
+    /// statistics too: a handful per call).
+    pub shared_locks: SharedLocks,
 }
 
 /// Runtime-wide counters: events that belong to no P (or to a P its owner
@@ -161,6 +164,14 @@ pub(crate) struct SchedCounters {
     /// Gs that exited on an M without a P (their P was taken while they
     /// ran: a syscall, or hog handoff); counted in `total.completed`.
     pub exits_without_p: AtomicU64,
+    /// Acquisitions of the scheduler's lock (global queue, idle Ps and Ms).
+    pub lock_sched: AtomicU64,
+    /// Acquisitions of a P's registry lock by anyone but that P (a G that
+    /// exits on another P than the one it was registered on, a spawn from
+    /// a plain thread).
+    pub lock_other_registry: AtomicU64,
+    /// Acquisitions of a P's timer heap lock by anyone but that P.
+    pub lock_other_timers: AtomicU64,
 }
 
 impl SchedCounters {
@@ -177,6 +188,9 @@ impl SchedCounters {
         st.handoffs = self.handoffs.load(Ordering::Relaxed);
         st.retakes = self.retakes.load(Ordering::Relaxed);
         st.hog_handoffs = self.hog_handoffs.load(Ordering::Relaxed);
+        st.shared_locks.sched = self.lock_sched.load(Ordering::Relaxed);
+        st.shared_locks.other_registry = self.lock_other_registry.load(Ordering::Relaxed);
+        st.shared_locks.other_timers = self.lock_other_timers.load(Ordering::Relaxed);
     }
 }
 
@@ -218,6 +232,7 @@ pub(crate) fn collect(s: &crate::sched::Sched) -> Stats {
         live += 1;
     }
     let (spinning_threads, idle_procs) = s.spinning_and_idle();
+    let (free_gs, stack_pool) = s.gpool.shared_locks();
     let mut st = Stats {
         procs: s.procs,
         idle_procs,
@@ -242,6 +257,8 @@ pub(crate) fn collect(s: &crate::sched::Sched) -> Stats {
         ..Stats::default()
     };
     s.counters.fill(&mut st);
+    st.shared_locks.free_gs = free_gs;
+    st.shared_locks.stack_pool = stack_pool;
     st
 }
 
@@ -252,6 +269,30 @@ impl Stats {
             t.add(p);
         }
         t
+    }
+}
+
+/// How often the locks shared between Ps were taken: the scaling figure
+/// (ARCHITECTURE.md, "What Ps share"). In steady state each should be a
+/// small fraction of the operations (spawns, switches, channel operations).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SharedLocks {
+    /// The scheduler's lock: global run queue, idle Ps and Ms.
+    pub sched: u64,
+    /// The shared free list of dead Gs.
+    pub free_gs: u64,
+    /// The shared pool of stacks.
+    pub stack_pool: u64,
+    /// A P's registry of its Gs, taken by another P or thread.
+    pub other_registry: u64,
+    /// A P's timer heap, taken by another P or thread.
+    pub other_timers: u64,
+}
+
+impl SharedLocks {
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.sched + self.free_gs + self.stack_pool + self.other_registry + self.other_timers
     }
 }
 

@@ -24,7 +24,7 @@ use crate::m;
 use crate::p::P;
 use crate::park::{self, Unparker};
 use crate::sched::Sched;
-use crate::stats::Counters;
+use crate::stats::{Counters, SchedCounters};
 use crate::synctest::{self, Bubble};
 
 const PENDING: u8 = 0;
@@ -173,6 +173,9 @@ impl TimerHandle {
                     }
                 };
                 let p = &sched.ps[self.entry.p];
+                if !m::holds_p_of(sched, self.entry.p) {
+                    SchedCounters::bump(&sched.counters.lock_other_timers);
+                }
                 let mut heap = p.timers.lock().unwrap();
                 heap.cancelled += 1;
                 if heap.cancelled > 64 && heap.cancelled * 2 > heap.heap.len() {
@@ -204,6 +207,9 @@ pub(crate) fn add_timer_on(s: &Arc<Sched>, p: usize, when: Instant, action: Time
     let when = s.clock.nanos(when);
     let entry = TimerEntry::new(action, p);
     let pp = &s.ps[p];
+    if !m::holds_p_of(s, p) {
+        SchedCounters::bump(&s.counters.lock_other_timers);
+    }
     {
         let mut heap = pp.timers.lock().unwrap();
         heap.seq += 1;
