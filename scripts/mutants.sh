@@ -30,6 +30,7 @@ MODULES=(
     "lock_os_thread|runtime/src/lock_os_thread.rs|lock_os_thread|"
     "takeover|runtime/src/takeover.rs|loom_hog hog|"
     "hog|runtime/src/hog.rs|loom_hog hog syscall|"
+    "synctest|runtime/src/synctest.rs|synctest|"
 )
 
 if [[ "${1:-}" == "--list" ]]; then
