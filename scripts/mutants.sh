@@ -15,7 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# module | files (globs) | test targets (any package of the workspace) | name regex (optional)
+# module | files (globs) | test targets (any package of the workspace; `lib`:
+# the libraries' unit tests) | name regex (optional)
 # Each module runs its crate's model checks and the facade's integration
 # tests that exercise it (not the doc tests, not trybuild).
 MODULES=(
@@ -30,7 +31,7 @@ MODULES=(
     "lock_os_thread|runtime/src/lock_os_thread.rs|lock_os_thread|"
     "takeover|runtime/src/takeover.rs|loom_hog hog|"
     "hog|runtime/src/hog.rs|loom_hog hog syscall|"
-    "synctest|runtime/src/synctest.rs|synctest|"
+    "synctest|runtime/src/synctest.rs|synctest lib|"
 )
 
 if [[ "${1:-}" == "--list" ]]; then
@@ -60,7 +61,10 @@ for m in "${MODULES[@]}"; do
     args=(--workspace --test-workspace=true --baseline=skip --timeout 300 --build-timeout 900
         --output "target/mutants/$name")
     for f in $files; do args+=(-f "$f"); done
-    for t in $tests; do args+=(--cargo-test-arg=--test "--cargo-test-arg=$t"); done
+    for t in $tests; do
+        # `lib`: the unit tests of the workspace's libraries.
+        if [[ "$t" == lib ]]; then args+=(--cargo-test-arg=--lib); else args+=(--cargo-test-arg=--test "--cargo-test-arg=$t"); fi
+    done
     [[ -n "$re" ]] && args+=(--re "$re")
     echo "== $name: cargo mutants ${args[*]}"
     mkdir -p "target/mutants/$name"

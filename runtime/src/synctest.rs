@@ -120,7 +120,7 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl Bubble {
-    fn new(sched: &Sched, seed: u64) -> Bubble {
+    fn new(sched: *const Sched, seed: u64) -> Bubble {
         Bubble {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             sched,
@@ -482,7 +482,7 @@ where
     if current().is_some() {
         panic!("goro::synctest::run called inside a synctest bubble: bubbles do not nest");
     }
-    let b = Arc::new(Bubble::new(&sched, seed));
+    let b = Arc::new(Bubble::new(Arc::as_ptr(&sched), seed));
     let b2 = b.clone();
     let main = move || {
         let r = catch_unwind(AssertUnwindSafe(f));
@@ -549,6 +549,52 @@ pub fn wait() {
         park_woken_by(WaitReason::SynctestWait, WokenBy::Bubble);
         if lock(&b.st).end.is_some() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timer::TimerAction;
+
+    /// Cancelled timers leave the heap once they are more than 64 and more
+    /// than half of it (as a P's heap does), not before.
+    #[test]
+    fn cancelled_timers_are_compacted_past_half_the_heap() {
+        let b = Bubble::new(std::ptr::null(), 1);
+        let entries: Vec<_> = (0..200)
+            .map(|_| {
+                let e = TimerEntry::new(TimerAction::Call(Box::new(|| {})), 0);
+                b.add_timer(Instant::now() + Duration::from_secs(3600), e.clone());
+                e
+            })
+            .collect();
+        for (i, e) in entries.iter().take(150).enumerate() {
+            drop(e.claim_cancelled());
+            b.timer_cancelled();
+            let len = lock(&b.st).timers.len();
+            let cancelled = i + 1;
+            if cancelled <= 100 {
+                assert_eq!(len, 200, "compacted after {cancelled} of 200 cancelled");
+            } else {
+                assert_eq!(len, 99, "after {cancelled} cancelled: 101 left at the compaction, then none");
+            }
+        }
+    }
+
+    /// The bubble's random sequence is xorshift64's: full period, never 0.
+    #[test]
+    fn the_random_sequence_does_not_degenerate() {
+        let b = Bubble::new(std::ptr::null(), 7);
+        let v: Vec<u64> = (0..1000).map(|_| b.rand()).collect();
+        assert!(v.iter().all(|&x| x != 0 && x != u64::MAX));
+        let distinct: std::collections::HashSet<_> = v.iter().collect();
+        assert_eq!(distinct.len(), 1000);
+        // Every bit flips about half the time.
+        for bit in 0..64 {
+            let ones = v.iter().filter(|&&x| x >> bit & 1 == 1).count();
+            assert!((400..600).contains(&ones), "bit {bit} set in {ones} of 1000");
         }
     }
 }

@@ -64,7 +64,7 @@ unsafe impl Sync for TimerEntry {}
 unsafe impl Send for TimerEntry {}
 
 impl TimerEntry {
-    fn new(action: TimerAction, p: usize) -> Arc<TimerEntry> {
+    pub(crate) fn new(action: TimerAction, p: usize) -> Arc<TimerEntry> {
         Arc::new(TimerEntry { state: AtomicU8::new(PENDING), action: UnsafeCell::new(Some(action)), p })
     }
 
