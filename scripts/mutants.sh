@@ -8,6 +8,7 @@
 #   scripts/mutants.sh                 # every core module, one after another
 #   scripts/mutants.sh runq sync       # some of them
 #   scripts/mutants.sh --list          # the modules, their files and tests
+#   MUTANTS_TIMEOUT=60 scripts/mutants.sh synctest   # seconds a mutant's tests may take (default 300)
 #
 # Results: target/mutants/<module>/mutants.out/{caught,missed,timeout,unviable}.txt;
 # the script ends non-zero if any module has a missed mutant that is not in
@@ -58,7 +59,7 @@ for m in "${MODULES[@]}"; do
     # cargo-mutants' baseline tests only the mutated crate, where the
     # facade's test targets do not exist: the suite is green on main (CI),
     # so the baseline is skipped and the timeouts are given.
-    args=(--workspace --test-workspace=true --baseline=skip --timeout 300 --build-timeout 900
+    args=(--workspace --test-workspace=true --baseline=skip --timeout "${MUTANTS_TIMEOUT:-300}" --build-timeout 900
         --output "target/mutants/$name")
     for f in $files; do args+=(-f "$f"); done
     for t in $tests; do
