@@ -562,23 +562,24 @@ mod tests {
     /// than half of it (as a P's heap does), not before.
     #[test]
     fn cancelled_timers_are_compacted_past_half_the_heap() {
-        let b = Bubble::new(std::ptr::null(), 1);
-        let entries: Vec<_> = (0..200)
-            .map(|_| {
-                let e = TimerEntry::new(TimerAction::Call(Box::new(|| {})), 0);
-                b.add_timer(Instant::now() + Duration::from_secs(3600), e.clone());
-                e
-            })
-            .collect();
-        for (i, e) in entries.iter().take(150).enumerate() {
-            drop(e.claim_cancelled());
-            b.timer_cancelled();
-            let len = lock(&b.st).timers.len();
-            let cancelled = i + 1;
-            if cancelled <= 100 {
-                assert_eq!(len, 200, "compacted after {cancelled} of 200 cancelled");
-            } else {
-                assert_eq!(len, 99, "after {cancelled} cancelled: 101 left at the compaction, then none");
+        // (timers, cancels before the compaction): half of a big heap; 65
+        // of a small one (more than 64).
+        for (n, at) in [(200, 101), (100, 65)] {
+            let b = Bubble::new(std::ptr::null(), 1);
+            let entries: Vec<_> = (0..n)
+                .map(|_| {
+                    let e = TimerEntry::new(TimerAction::Call(Box::new(|| {})), 0);
+                    b.add_timer(Instant::now() + Duration::from_secs(3600), e.clone());
+                    e
+                })
+                .collect();
+            for (i, e) in entries.iter().take(at + 5).enumerate() {
+                drop(e.claim_cancelled());
+                b.timer_cancelled();
+                let len = lock(&b.st).timers.len();
+                let cancelled = i + 1;
+                let want = if cancelled < at { n } else { n - at };
+                assert_eq!(len, want, "{n} timers, {cancelled} cancelled");
             }
         }
     }
