@@ -348,6 +348,10 @@ fn a_waitgroup_is_refused_from_both_sides_of_a_bubble() {
 #[test]
 fn a_deadlock_inside_a_bubble_is_reported_naming_its_gs() {
     on(2, || {
+        // A G outside the bubble, blocked too: not one of the bubble's.
+        let outside = Chan::<()>::new(0);
+        let o = outside.clone();
+        goro::Builder::new().name("outsider").spawn(move || o.recv()).unwrap();
         let msg = panics(|| {
             synctest::run(|| {
                 let ch = Chan::<()>::new(0);
@@ -357,6 +361,8 @@ fn a_deadlock_inside_a_bubble_is_reported_naming_its_gs() {
                 ch.send(()).unwrap();
             })
         });
+        assert!(!msg.contains("outsider"), "got: {msg}");
+        outside.close();
         assert!(msg.contains("deadlock: every goroutine of bubble"), "got: {msg}");
         assert!(msg.contains("[chan send"), "got: {msg}");
         assert!(msg.contains("name: synctest main"), "got: {msg}");
@@ -789,5 +795,25 @@ fn a_select_in_a_bubble_picks_ready_arms_evenly() {
             }
             assert!(picks.iter().all(|&n| (200..400).contains(&n)), "picks {picks:?}");
         });
+    });
+}
+
+/// A bubble's timers fire on the threads of the runtime; afterwards those
+/// threads' timers are the runtime's again: a real ticker keeps ticking on
+/// real time (on one P, the very thread that advanced the bubble).
+#[test]
+fn a_bubble_leaves_no_trace_on_the_threads_that_advanced_it() {
+    on(1, || {
+        synctest::run(|| {
+            // `after` fires through a timer action run by the advancer.
+            for _ in 0..10 {
+                time::after(SEC).recv().unwrap();
+            }
+        });
+        let tk = time::tick(Duration::from_millis(1));
+        for _ in 0..5 {
+            assert!(tk.chan().recv_timeout(Duration::from_secs(5)).is_ok(), "the real ticker stopped");
+        }
+        tk.stop();
     });
 }
