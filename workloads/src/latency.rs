@@ -278,22 +278,81 @@ impl Mode {
     }
 }
 
+/// What a peer's `latency` subcommand is asked to run:
+/// `<dist> <spawn|pool> <procs> <load,...> <requests> <seed>`.
+#[derive(Clone, Debug)]
+pub struct PeerArgs {
+    /// Service times.
+    pub dist: Dist,
+    /// How requests reach a task.
+    pub mode: Mode,
+    /// Workers (Ps).
+    pub procs: usize,
+    /// Offered loads, one point each.
+    pub loads: Vec<f64>,
+    /// Requests a point.
+    pub requests: usize,
+    /// The schedule's seed.
+    pub seed: u64,
+}
+
+impl PeerArgs {
+    /// Reads the arguments; on bad ones prints the usage of `peer` and
+    /// exits with status 2. Also makes the calling thread the punctual
+    /// generator ([`precise_sleeps`]) and calibrates the service loop.
+    pub fn from_args(peer: &str, args: &[String]) -> PeerArgs {
+        let parsed = (|| {
+            let [dist, mode, procs, loads, requests, seed] = args else { return None };
+            Some(PeerArgs {
+                dist: Dist::parse(dist)?,
+                mode: match mode.as_str() {
+                    "spawn" => Mode::Spawn,
+                    "pool" => Mode::Pool,
+                    _ => return None,
+                },
+                procs: procs.parse().ok()?,
+                loads: loads.split(',').map(|l| l.parse().ok()).collect::<Option<_>>()?,
+                requests: requests.parse().ok()?,
+                seed: seed.parse().ok()?,
+            })
+        })();
+        let a = parsed.unwrap_or_else(|| {
+            eprintln!("usage: {peer} latency <fixed|exp|bimodal|slice> <spawn|pool> <procs> <load,...> <requests> <seed>");
+            std::process::exit(2);
+        });
+        if !precise_sleeps() {
+            eprintln!("note: the generator runs without a real-time priority");
+        }
+        steps_per_us();
+        a
+    }
+
+    /// The schedule of each load, in order.
+    pub fn schedules(&self) -> impl Iterator<Item = Schedule> + '_ {
+        self.loads.iter().map(|&l| Schedule::new(self.dist, self.procs, l, self.requests, self.seed))
+    }
+}
+
 /// Makes this thread a punctual generator: its sleeps end within
 /// microseconds of their deadline (timer slack 1 ns instead of the default
 /// 50 µs), and it runs at a real-time priority (`SCHED_FIFO` 1) where the
 /// process may, so that a request is issued on time even when a worker
 /// thread computes on the CPU the generator wakes on (on a small machine
 /// the OS otherwise lets it wait for up to a time slice, a millisecond or
-/// more, which would count against every runtime alike). Returns whether
-/// the priority was granted.
+/// more, which would count against every runtime alike). Threads it
+/// creates do not inherit the priority. Returns whether it was granted.
 pub fn precise_sleeps() -> bool {
     // SAFETY: PR_SET_TIMERSLACK takes an integer and touches only this
     // thread's timer slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
     let param = libc::sched_param { sched_priority: 1 };
-    // SAFETY: `param` is a valid sched_param; the call changes only this
-    // thread's scheduling policy.
-    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
+    // With SCHED_RESET_ON_FORK: threads this one creates (a runtime's
+    // worker started by a spawn from the generator) do not inherit the
+    // real-time policy.
+    const SCHED_RESET_ON_FORK: libc::c_int = 0x4000_0000;
+    // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread,
+    // whose scheduling policy alone changes.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO | SCHED_RESET_ON_FORK, &param) == 0 }
 }
 
 /// Waits until `t` (on the generator's thread, after [`precise_sleeps`]):

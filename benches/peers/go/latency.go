@@ -150,7 +150,8 @@ func latencyPoint(d, mode string, procs int, load float64, requests int, seed ui
 	preciseSleeps := func() {
 		syscall.Syscall(syscall.SYS_PRCTL, 29 /* PR_SET_TIMERSLACK */, 1, 0)
 		prio := int32(1)
-		syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, 1 /* SCHED_FIFO */, uintptr(unsafe.Pointer(&prio)))
+		// SCHED_FIFO | SCHED_RESET_ON_FORK: threads it creates do not inherit it.
+		syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, 1|0x40000000, uintptr(unsafe.Pointer(&prio)))
 	}
 	wait := func(a uint64) {
 		t := start.Add(time.Duration(a))

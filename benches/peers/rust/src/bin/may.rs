@@ -352,25 +352,11 @@ fn echo() {
 /// `SCHED_FIFO` 1 (`go!` per request, or an unbounded `mpmc` channel to
 /// `procs × 4` worker coroutines). One `latency_point` line per load.
 fn latency(args: Vec<String>) {
-    use goro_workloads::latency::{
-        precise_sleeps, serve, steps_per_us, summarize, wait_until, Completions, Dist, Schedule,
-    };
-    if args.len() != 6 {
-        eprintln!("usage: peer-may latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed>");
-        std::process::exit(2);
-    }
-    let dist = Dist::parse(&args[0]).unwrap_or_else(|| panic!("unknown distribution {}", args[0]));
-    let pool = args[1] == "pool";
-    let procs: usize = args[2].parse().expect("procs");
-    let requests: usize = args[4].parse().expect("requests");
-    let seed: u64 = args[5].parse().expect("seed");
+    use goro_workloads::latency::{serve, summarize, wait_until, Completions, Mode, PeerArgs};
+    let a = PeerArgs::from_args("peer-may", &args);
+    let (pool, procs) = (a.mode == Mode::Pool, a.procs);
     may::config().set_workers(procs);
-    if !precise_sleeps() {
-        eprintln!("note: the generator runs without a real-time priority");
-    }
-    steps_per_us();
-    for load in args[3].split(',') {
-        let s = Schedule::new(dist, procs, load.parse().expect("load"), requests, seed);
+    for s in a.schedules() {
         let service = Arc::new(s.service_ns.clone());
         let c = Completions::new(s.len());
         if pool {

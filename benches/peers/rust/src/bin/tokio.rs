@@ -459,25 +459,11 @@ async fn echo() {
 /// lab does (`Handle::spawn`, or an unbounded channel to `procs × 4`
 /// worker tasks). One `latency_point` line per load.
 fn latency(args: Vec<String>) {
-    use goro_workloads::latency::{
-        precise_sleeps, serve, steps_per_us, summarize, wait_until, Completions, Dist, Schedule,
-    };
-    if args.len() != 6 {
-        eprintln!("usage: peer-tokio latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed>");
-        std::process::exit(2);
-    }
-    let dist = Dist::parse(&args[0]).unwrap_or_else(|| panic!("unknown distribution {}", args[0]));
-    let pool = args[1] == "pool";
-    let procs: usize = args[2].parse().expect("procs");
-    let requests: usize = args[4].parse().expect("requests");
-    let seed: u64 = args[5].parse().expect("seed");
+    use goro_workloads::latency::{serve, summarize, wait_until, Completions, Mode, PeerArgs};
+    let a = PeerArgs::from_args("peer-tokio", &args);
+    let (pool, procs) = (a.mode == Mode::Pool, a.procs);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(procs).enable_all().build().unwrap();
-    if !precise_sleeps() {
-        eprintln!("note: the generator runs without a real-time priority");
-    }
-    steps_per_us();
-    for load in args[3].split(',') {
-        let s = Schedule::new(dist, procs, load.parse().expect("load"), requests, seed);
+    for s in a.schedules() {
         let service = Arc::new(s.service_ns.clone());
         let c = Completions::new(s.len());
         if pool {
