@@ -317,7 +317,9 @@ impl PeerArgs {
             })
         })();
         let a = parsed.unwrap_or_else(|| {
-            eprintln!("usage: {peer} latency <fixed|exp|bimodal|slice> <spawn|pool> <procs> <load,...> <requests> <seed>");
+            eprintln!(
+                "usage: {peer} latency <fixed|exp|bimodal|slice> <spawn|pool> <procs> <load,...> <requests> <seed>"
+            );
             std::process::exit(2);
         });
         if !precise_sleeps() {
