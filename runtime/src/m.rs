@@ -370,16 +370,17 @@ pub(crate) fn current_g() -> Option<Arc<G>> {
 }
 
 /// The runtime and P to put new work on: the current M's, or the global
-/// runtime's P 0 from a plain thread.
-pub(crate) fn current_sched_and_p() -> (Arc<Sched>, usize) {
+/// runtime's P 0 from a plain thread (or an M without a P); and whether
+/// the caller holds that P.
+pub(crate) fn current_sched_and_p() -> (Arc<Sched>, usize, bool) {
     let c = reacquire_p_then_ctx();
     if !c.is_null() {
         // SAFETY: see `current_g_ptr`.
         let c = unsafe { &*c };
         let p = c.p.get();
-        return (c.sched.clone(), if p == NO_P { 0 } else { p });
+        return (c.sched.clone(), if p == NO_P { 0 } else { p }, p != NO_P);
     }
-    (crate::runtime::global_sched(), 0)
+    (crate::runtime::global_sched(), 0, false)
 }
 
 /// The runtime the caller runs on, if any.

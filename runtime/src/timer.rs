@@ -202,12 +202,12 @@ impl TimerHandle {
     }
 }
 
-/// Adds a timer to P `p` (the caller's P when it has one).
-pub(crate) fn add_timer_on(s: &Arc<Sched>, p: usize, when: Instant, action: TimerAction) -> TimerHandle {
+/// Adds a timer to P `p` (the caller's P when it has one: `own`).
+pub(crate) fn add_timer_on(s: &Arc<Sched>, p: usize, own: bool, when: Instant, action: TimerAction) -> TimerHandle {
     let when = s.clock.nanos(when);
     let entry = TimerEntry::new(action, p);
     let pp = &s.ps[p];
-    if !m::holds_p_of(s, p) {
+    if !own {
         SchedCounters::bump(&s.counters.lock_other_timers);
     }
     {
@@ -271,8 +271,8 @@ pub fn add_timer(when: Instant, action: TimerAction) -> TimerHandle {
 /// [`add_timer`] on the real clock, also inside a synctest bubble: for
 /// what waits on the world outside the bubble (socket deadlines).
 pub fn add_real_timer(when: Instant, action: TimerAction) -> TimerHandle {
-    let (sched, p) = m::current_sched_and_p();
-    let h = add_timer_on(&sched, p, when, action);
+    let (sched, p, own) = m::current_sched_and_p();
+    let h = add_timer_on(&sched, p, own, when, action);
     m::back_to_user();
     h
 }
