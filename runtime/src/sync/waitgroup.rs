@@ -30,14 +30,11 @@ use crate::park::WokenBy;
 pub struct WaitGroup {
     count: AtomicI64,
     waiters: StdMutex<WaitQueue>,
-    /// The side of a synctest bubble its adds came from since its count
-    /// was last zero (Go's association): a wait on it from that bubble is
-    /// durable. 0: none; `OUTSIDE`: outside any bubble.
+    /// The synctest bubble its adds came from since its count was last
+    /// zero (Go's association; 0: none): a wait on it from that bubble is
+    /// durable.
     bubble: AtomicU64,
 }
-
-/// `WaitGroup::bubble` once added to outside any bubble.
-const OUTSIDE: u64 = u64::MAX;
 
 impl WaitGroup {
     /// A wait group with a zero counter.
@@ -63,7 +60,9 @@ impl WaitGroup {
         }
         if v == 0 {
             // Free of any bubble again (Go's rule).
-            self.bubble.store(0, Ordering::Relaxed);
+            if self.bubble.load(Ordering::Relaxed) != 0 {
+                self.bubble.store(0, Ordering::Relaxed);
+            }
             let ws: Vec<_> = lock(&self.waiters).drain().collect();
             for w in ws {
                 w.grant();
@@ -71,24 +70,29 @@ impl WaitGroup {
         }
     }
 
-    /// Ties the group to the side of a synctest bubble its adds come from
-    /// while its count is above zero (Go's rule: at zero it is free
-    /// again); an add from the other side panics, as in Go.
+    /// Ties the group to the synctest bubble its adds come from while its
+    /// count is above zero (Go's rule: at zero it is free again); an add
+    /// from the other side panics, as in Go. Outside any bubble, with the
+    /// group untied: one load.
     #[track_caller]
     fn note_bubble(&self) {
-        let side = match crate::synctest::current_bubble_id() {
-            0 => OUTSIDE,
-            b => b,
-        };
-        let mut tied = self.bubble.load(Ordering::Relaxed);
-        while tied != side {
-            if tied != 0 {
-                panic!("sync: WaitGroup.add called from inside and outside a synctest bubble");
-            }
-            match self.bubble.compare_exchange(0, side, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(now) => tied = now,
-            }
+        let me = crate::synctest::current_bubble_id();
+        let tied = self.bubble.load(Ordering::Relaxed);
+        if tied == me {
+            return;
+        }
+        // A first add from bubble `me`: only if no add from outside is
+        // pending. A racing add of the same bubble that won the tie counts
+        // (its tie is visible once its add is: Acquire on the count).
+        let ok = me != 0
+            && tied == 0
+            && (self.count.load(Ordering::Acquire) <= 0 || self.bubble.load(Ordering::Relaxed) == me)
+            && match self.bubble.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => true,
+                Err(now) => now == me,
+            };
+        if !ok {
+            panic!("sync: WaitGroup.add called from inside and outside a synctest bubble");
         }
     }
 
@@ -114,7 +118,7 @@ impl WaitGroup {
             w
         };
         let tied = self.bubble.load(Ordering::Relaxed);
-        let by = if tied != 0 && tied != OUTSIDE && tied == crate::synctest::current_bubble_id() {
+        let by = if tied != 0 && tied == crate::synctest::current_bubble_id() {
             WokenBy::Bubble
         } else {
             WokenBy::RuntimeOnly
