@@ -187,6 +187,21 @@ pub fn park_until(reason: WaitReason, deadline: Instant) -> bool {
 /// [`park_until`], telling deadlock detection (and a synctest bubble) who
 /// may wake the G besides the timer.
 pub fn park_until_woken_by(reason: WaitReason, deadline: Instant, by: WokenBy) -> bool {
+    park_until_on(reason, deadline, by, false)
+}
+
+/// [`park_until`] with `deadline` on the real clock, also inside a
+/// synctest bubble: a wait on the world outside (a socket deadline, as
+/// Go's), which a bubble's clock, standing still meanwhile, would never
+/// end.
+pub fn park_until_real(reason: WaitReason, deadline: Instant) -> bool {
+    park_until_on(reason, deadline, WokenBy::AnyThread, true)
+}
+
+/// `park_until` with the deadline on the real clock (`real`) or the
+/// caller's (a synctest bubble's inside one). A plain thread has only the
+/// real one.
+fn park_until_on(reason: WaitReason, deadline: Instant, by: WokenBy, real: bool) -> bool {
     if !m::in_goroutine() {
         let now = Instant::now();
         if now >= deadline {
@@ -195,29 +210,13 @@ pub fn park_until_woken_by(reason: WaitReason, deadline: Instant, by: WokenBy) -
         std::thread::park_timeout(deadline - now);
         return Instant::now() < deadline;
     }
-    if crate::timer::now() >= deadline {
-        return false;
-    }
-    let t = add_timer(deadline, TimerAction::Wake(current_unparker()));
-    park_woken_by(reason, by);
-    !t.fired() && t.cancel()
-}
-
-/// [`park_until`] with `deadline` on the real clock, also inside a
-/// synctest bubble: a wait on the world outside (a socket deadline, as
-/// Go's), which a bubble's clock, standing still meanwhile, would never
-/// end.
-pub fn park_until_real(reason: WaitReason, deadline: Instant) -> bool {
-    let now = Instant::now();
+    let now = if real { Instant::now() } else { crate::timer::now() };
     if now >= deadline {
         return false;
     }
-    if !m::in_goroutine() {
-        std::thread::park_timeout(deadline - now);
-        return Instant::now() < deadline;
-    }
-    let t = crate::timer::add_real_timer(deadline, TimerAction::Wake(current_unparker()));
-    park(reason);
+    let wake = TimerAction::Wake(current_unparker());
+    let t = if real { crate::timer::add_real_timer(deadline, wake) } else { add_timer(deadline, wake) };
+    park_woken_by(reason, by);
     !t.fired() && t.cancel()
 }
 
