@@ -25,7 +25,7 @@ pub const SLOWDOWN_TARGET: f64 = 10.0;
 /// One line of the chart: a goro policy or a peer.
 enum Series<'a> {
     Goro(&'a Variant),
-    Peer { name: &'static str, cmd: PathBuf, args_before: Vec<String> },
+    Peer { name: &'static str, cmd: PathBuf },
 }
 
 impl Series<'_> {
@@ -49,9 +49,8 @@ impl Series<'_> {
                 let s = Schedule::new(dist, o.procs, load, n, SEED);
                 Ok(run_goro(&rt, o.procs, mode, &s))
             }
-            Series::Peer { name, cmd, args_before } => {
+            Series::Peer { name, cmd } => {
                 let out = Command::new(cmd)
-                    .args(args_before)
                     .args([
                         "latency",
                         dist.name(),
@@ -88,15 +87,15 @@ fn peers(wanted: &[String], notes: &mut Vec<String>) -> Vec<Series<'static>> {
     for p in wanted {
         match p.as_str() {
             "go" => match go_peer() {
-                Ok(cmd) => out.push(Series::Peer { name: "Go", cmd, args_before: vec![] }),
+                Ok(cmd) => out.push(Series::Peer { name: "Go", cmd }),
                 Err(e) => notes.push(format!("Go left out: {e}")),
             },
             "tokio" => match rust_peer("peer-tokio") {
-                Ok(cmd) => out.push(Series::Peer { name: "Tokio", cmd, args_before: vec![] }),
+                Ok(cmd) => out.push(Series::Peer { name: "Tokio", cmd }),
                 Err(e) => notes.push(format!("Tokio left out: {e}")),
             },
             "may" => match rust_peer("peer-may") {
-                Ok(cmd) => out.push(Series::Peer { name: "may", cmd, args_before: vec![] }),
+                Ok(cmd) => out.push(Series::Peer { name: "may", cmd }),
                 Err(e) => notes.push(format!("may left out: {e}")),
             },
             other => crate::usage(&format!("no peer named {other:?} (go, tokio, may)")),
