@@ -234,7 +234,14 @@ fn peer_reset_and_zero_length_read_at_eof() {
 #[test]
 fn a_goroutine_blocked_on_read_does_not_occupy_its_m() {
     bounded(30, || {
-        let rt = rt(1);
+        // Neither handoff may start an M here: on a loaded machine the OS
+        // can stall the one M long enough for sysmon to take its P away
+        // (a hog, or the address lookup's syscall), which is right but not
+        // what this test is about. Without them, a reader blocking its M
+        // would leave the counter unrun and the test would time out.
+        let policy = goro::Policy { hog_handoff: false, syscall_retake: goro::Retake::Never, ..Default::default() };
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).policy(policy).build() }.unwrap();
         rt.block_on(|| {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
