@@ -273,11 +273,8 @@ fn options() -> Options {
                     .unwrap_or_else(|| usage(&format!("no distribution {d:?} (fixed, exp, bimodal, slice)")))
             }
             "--mode" => {
-                o.mode = match value().as_str() {
-                    "spawn" => Mode::Spawn,
-                    "pool" => Mode::Pool,
-                    m => usage(&format!("no mode {m:?} (spawn, pool)")),
-                }
+                let m = value();
+                o.mode = Mode::parse(&m).unwrap_or_else(|| usage(&format!("no mode {m:?} (spawn, pool)")))
             }
             "--loads" => {
                 let loads: Vec<f64> = list(value())

@@ -269,6 +269,11 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode called `name` (`spawn`, `pool`).
+    pub fn parse(name: &str) -> Option<Mode> {
+        [Mode::Spawn, Mode::Pool].into_iter().find(|m| m.name() == name)
+    }
+
     /// The name the lab and the peers use.
     pub fn name(self) -> &'static str {
         match self {
@@ -305,11 +310,7 @@ impl PeerArgs {
             let [dist, mode, procs, loads, requests, seed] = args else { return None };
             Some(PeerArgs {
                 dist: Dist::parse(dist)?,
-                mode: match mode.as_str() {
-                    "spawn" => Mode::Spawn,
-                    "pool" => Mode::Pool,
-                    _ => return None,
-                },
+                mode: Mode::parse(mode)?,
                 procs: procs.parse().ok()?,
                 loads: loads.split(',').map(|l| l.parse().ok()).collect::<Option<_>>()?,
                 requests: requests.parse().ok()?,
