@@ -81,11 +81,13 @@ for m in "${MODULES[@]}"; do
         exit 1
     fi
     if [[ -s "$out/missed.txt" ]]; then
-        # Missed mutants that docs/testing.md does not list as equivalent.
+        # Missed mutants that docs/testing.md does not list as equivalent
+        # (only that section counts: the rest names mutants caught since).
+        equivalent="$(sed -n '/^### Equivalent mutants/,/^##[^#]/p' docs/testing.md)"
         while IFS= read -r line; do
             # Matched without the line and column, which move with edits.
             key="$(sed -E 's/:[0-9]+:[0-9]+:/:/' <<<"$line")"
-            if ! grep -qF -- "$key" docs/testing.md; then
+            if ! grep -qF -- "$key" <<<"$equivalent"; then
                 echo "MISSED ($name): $line"
                 missed_total=$((missed_total + 1))
             fi

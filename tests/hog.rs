@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,45 @@ fn with_hog_handoff_off_the_other_gs_wait() {
             let (progress, st) = progress_during(off.clone(), hog);
             assert_eq!(progress, 0, "{st:?}");
             assert_eq!(st.hog_handoffs, 0);
+        }
+    });
+}
+
+/// A hog (A) loses the only P to sysmon; the P's next M runs another hog
+/// (B) that waits for a G (C) queued behind it. When A comes back to the
+/// runtime it must not mark the P it lost, now B's, as "in the runtime":
+/// that mark would hide B from sysmon, and C would never run.
+#[test]
+fn a_hog_that_lost_its_p_does_not_hide_the_next_owners_hog() {
+    bounded(30, || {
+        for _ in 0..3 {
+            // FIFO order on the P: A, then B, then C.
+            let rt = rt(1, Policy { runnext: false, ..Policy::default() });
+            rt.block_on(|| {
+                let a_release = Arc::new(AtomicBool::new(false));
+                let b_release = Arc::new(AtomicBool::new(false));
+                let ar = a_release.clone();
+                let a = goro::go(move || {
+                    while !ar.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                    // Back in the runtime, on a P that is B's now.
+                    goro::yield_now();
+                });
+                let br = b_release.clone();
+                let b = goro::go(move || {
+                    // B runs only once sysmon took the P from A.
+                    a_release.store(true, Ordering::Release);
+                    while !br.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                });
+                let c = goro::go(move || b_release.store(true, Ordering::Release));
+                a.join().unwrap();
+                b.join().unwrap();
+                c.join().unwrap();
+            });
+            assert!(rt.stats().hog_handoffs >= 2, "{:?}", rt.stats());
         }
     });
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{bounded, busy, is_child, progress_during, run_child, Rng};
 use goro::chan::Chan;
-use goro::{Policy, Retake, Runtime};
+use goro::{Policy, Retake, Runtime, Steal};
 
 fn rt(procs: usize, policy: Policy) -> Runtime {
     // SAFETY: the test's Gs keep no thread-local state across switch points.
@@ -63,6 +63,36 @@ fn blocking_hands_off_at_once() {
         assert!(progress > 0, "blocking() did not hand its P off");
         assert!(st.handoffs >= 1);
         assert_eq!(st.retakes, 0);
+    });
+}
+
+/// `blocking` hands its P off; the P's local queue holds Gs (with
+/// `runnext` off nothing sits in `runnext`) and stealing is off, so only an
+/// M started for that P can run them: handoff must not park a P with
+/// queued work.
+#[test]
+fn a_p_handed_off_with_queued_gs_gets_an_m() {
+    bounded(30, || {
+        for _ in 0..10 {
+            let policy = Policy {
+                runnext: false,
+                steal: Steal::Off,
+                syscall_retake: Retake::Never,
+                hog_handoff: false,
+                ..Policy::default()
+            };
+            let n = rt(2, policy).block_on(|| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                for i in 0..8 {
+                    let tx = tx.clone();
+                    goro::go(move || tx.send(i).unwrap());
+                }
+                drop(tx);
+                // The 8 Gs wait in this P's queue until the handoff.
+                goro::blocking(move || rx.iter().count())
+            });
+            assert_eq!(n, 8);
+        }
     });
 }
 
