@@ -193,6 +193,27 @@ fn send_on_a_closed_channel_returns_the_value() {
     assert_eq!(ch.try_recv(), Err(TryRecvError::Closed));
 }
 
+/// Go's `==` on channels: the same channel (a clone), or both nil.
+#[test]
+fn channels_are_equal_only_to_themselves_and_nil_to_nil() {
+    let (a, b) = (Chan::<u8>::new(1), Chan::<u8>::new(1));
+    assert_eq!(a, a.clone());
+    assert_ne!(a, b);
+    assert_eq!(goro::chan::nil::<u8>(), goro::chan::nil::<u8>());
+    assert_ne!(a, goro::chan::nil::<u8>());
+    assert_ne!(goro::chan::nil::<u8>(), a);
+}
+
+#[test]
+fn a_channel_shows_its_length_capacity_and_state() {
+    let c = Chan::<u8>::new(3);
+    c.send(1).unwrap();
+    assert_eq!(format!("{c:?}"), "Chan { len: 1, cap: 3, closed: false }");
+    c.close();
+    assert_eq!(format!("{c:?}"), "Chan { len: 1, cap: 3, closed: true }");
+    assert_eq!(format!("{:?}", goro::chan::nil::<u8>()), "Chan(nil)");
+}
+
 #[test]
 fn nonblocking_operations_report_full_empty_closed() {
     // Go's test/chan/nonblock.go.

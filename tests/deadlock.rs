@@ -43,6 +43,7 @@ const DEADLOCKS: &[(&str, &str)] = &[
     ("semaphore_without_permits", "[semacquire"),
     ("join_a_stuck_g", "[goroutine join"),
     ("deadlock_with_trace", "[chan receive"),
+    ("chan_made_before_the_runtime", "[chan receive"),
 ];
 
 /// Programs that look idle for a while and then go on.
@@ -124,6 +125,16 @@ fn scenario(name: &str) {
             let _ = h.join();
             drop(c);
         }),
+        "chan_made_before_the_runtime" => {
+            // Made, and a clone kept, on the main thread, which then waits
+            // in `run`: nobody is left to send.
+            let c: Chan<u8> = Chan::new(0);
+            let keep = c.clone();
+            run(move || {
+                c.recv();
+            });
+            drop(keep);
+        }
         // --- live programs
         "plain_thread_sends_after_1ms" | "plain_thread_sends_after_5ms" | "plain_thread_sends_after_50ms" => {
             let ms: u64 = name.trim_start_matches("plain_thread_sends_after_").trim_end_matches("ms").parse().unwrap();

@@ -25,9 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use goro_runtime::internals::{
-    bubble_mismatch, current_bubble_id, current_runtime, park_woken_by, preempt_point_in_runtime, RuntimeId, WokenBy,
-};
+use goro_runtime::internals::{bubble_mismatch, current_bubble_id, park_woken_by, preempt_point_in_runtime, WokenBy};
 use goro_runtime::{Unparker, WaitReason};
 
 use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
@@ -40,12 +38,6 @@ pub(crate) struct HChan<T> {
     cap: usize,
     closed: AtomicBool,
     len: AtomicUsize,
-    /// Handles created, cloned or used outside the G's of the runtime that
-    /// created the channel: while there are any, a G blocked here is not
-    /// counted as deadlocked.
-    ext: AtomicUsize,
-    /// The runtime of the creator (`None`: a plain thread).
-    owner: Option<RuntimeId>,
     /// The synctest bubble of the creator (0: none): only its Gs may use
     /// the channel, and a wait on it is durable.
     pub(crate) bubble: u64,
@@ -98,8 +90,6 @@ impl<T> HChan<T> {
             cap,
             closed: AtomicBool::new(false),
             len: AtomicUsize::new(0),
-            ext: AtomicUsize::new(0),
-            owner: current_runtime(),
             bubble: current_bubble_id(),
         }
     }
@@ -116,19 +106,14 @@ impl<T> HChan<T> {
         self.len.load(Ordering::Relaxed) < self.cap || self.closed.load(Ordering::Relaxed)
     }
 
-    /// Whether a plain thread may hold a handle (deadlock detection).
-    pub fn externally_held(&self) -> bool {
-        self.ext.load(Ordering::Acquire) > 0
-    }
-
     /// Who may end a wait on this channel: the bubble's Gs for a channel
-    /// of a synctest bubble (a durable wait), else the runtime's Gs or,
-    /// once a plain thread holds a handle, anyone.
+    /// of a synctest bubble (a durable wait), else whoever holds a handle.
+    /// Deadlock detection counts such a wait as internal: it reports only
+    /// when no thread outside the runtime exists that could hold a handle
+    /// (`dump.rs`, `no_thread_outside`).
     pub fn woken_by(&self) -> WokenBy {
         if self.bubble != 0 {
             WokenBy::Bubble
-        } else if self.externally_held() {
-            WokenBy::AnyThread
         } else {
             WokenBy::RuntimeOnly
         }
@@ -299,67 +284,17 @@ impl<T> HChan<T> {
 /// ```
 pub struct Chan<T> {
     pub(crate) inner: Option<Arc<HChan<T>>>,
-    /// This handle was created, cloned or used outside any G (counted in
-    /// `HChan::ext`).
-    ext: AtomicBool,
 }
 
 /// Go's nil channel: sends and receives block forever, and in a select its
 /// arms are never ready.
 pub fn nil<T>() -> Chan<T> {
-    Chan { inner: None, ext: AtomicBool::new(false) }
-}
-
-impl<T> Chan<T> {
-    fn handle(inner: Option<Arc<HChan<T>>>) -> Self {
-        let c = Chan { inner, ext: AtomicBool::new(false) };
-        c.note_use();
-        c
-    }
-
-    /// Counts this handle as held outside the runtime if used from a plain
-    /// thread or another runtime (once).
-    #[inline]
-    pub(crate) fn note_use(&self) {
-        if !self.ext.load(Ordering::Relaxed) {
-            self.note_use_by(current_runtime());
-        }
-    }
-
-    /// `note_use` by a caller running in runtime `rid` (0: outside any G).
-    #[inline]
-    pub(crate) fn note_use_by(&self, rid: Option<RuntimeId>) {
-        if let Some(h) = &self.inner {
-            if (rid.is_none() || rid != h.owner) && !self.ext.load(Ordering::Relaxed) {
-                self.note_external();
-            }
-        }
-    }
-
-    /// Counts this handle as held outside the runtime (once).
-    #[cold]
-    pub(crate) fn note_external(&self) {
-        if let Some(h) = &self.inner {
-            if !self.ext.swap(true, Ordering::Relaxed) {
-                h.ext.fetch_add(1, Ordering::Release);
-            }
-        }
-    }
+    Chan { inner: None }
 }
 
 impl<T> Clone for Chan<T> {
     fn clone(&self) -> Self {
-        Chan::handle(self.inner.clone())
-    }
-}
-
-impl<T> Drop for Chan<T> {
-    fn drop(&mut self) {
-        if *self.ext.get_mut() {
-            if let Some(h) = &self.inner {
-                h.ext.fetch_sub(1, Ordering::Release);
-            }
-        }
+        Chan { inner: self.inner.clone() }
     }
 }
 
@@ -415,7 +350,7 @@ impl<T> Chan<T> {
     /// A channel with a buffer of `cap` values; `cap == 0` is unbuffered
     /// (every send waits for a receiver).
     pub fn new(cap: usize) -> Self {
-        Chan::handle(Some(Arc::new(HChan::new(cap))))
+        Chan { inner: Some(Arc::new(HChan::new(cap))) }
     }
 
     /// Whether this is a nil channel.
@@ -445,7 +380,7 @@ impl<T> Chan<T> {
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         let Some(h) = &self.inner else { return Err(TrySendError::Full(v)) };
         h.check_bubble();
-        self.note_use_by(preempt_point_in_runtime());
+        preempt_point_in_runtime();
         h.lock.lock();
         // SAFETY: lock held.
         let r = unsafe { h.send_locked(v) };
@@ -464,7 +399,7 @@ impl<T> Chan<T> {
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let Some(h) = &self.inner else { return Err(TryRecvError::Empty) };
         h.check_bubble();
-        self.note_use_by(preempt_point_in_runtime());
+        preempt_point_in_runtime();
         h.lock.lock();
         // SAFETY: lock held.
         let r = unsafe { h.recv_locked() };
@@ -519,7 +454,7 @@ impl<T> Chan<T> {
             }
         };
         h.check_bubble();
-        self.note_use_by(preempt_point_in_runtime());
+        preempt_point_in_runtime();
         h.lock.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
@@ -566,7 +501,7 @@ impl<T> Chan<T> {
             }
         };
         h.check_bubble();
-        self.note_use_by(preempt_point_in_runtime());
+        preempt_point_in_runtime();
         h.lock.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {
@@ -608,7 +543,6 @@ impl<T> Chan<T> {
             None => panic!("close of nil channel"),
             Some(h) => {
                 h.check_bubble();
-                self.note_use();
                 h.close()
             }
         }
@@ -632,7 +566,7 @@ impl<T> Chan<T> {
     pub(crate) fn new_outside_bubbles(cap: usize) -> Self {
         let mut h = HChan::new(cap);
         h.bubble = 0;
-        Chan::handle(Some(Arc::new(h)))
+        Chan { inner: Some(Arc::new(h)) }
     }
 
     /// Values in the buffer.

@@ -3,7 +3,7 @@
 //! deadlock detection ("all goroutines are asleep").
 //!
 //! Deadlock: when every P is idle and every live G is waiting on something
-//! only another G could wake (a channel no plain thread has used, a `sync`
+//! only another G could wake (a channel, a `sync`
 //! primitive, a join, a nil channel), with no timer pending, no G in a
 //! syscall and nothing registered with the poller, *and no thread in the
 //! process that the runtime cannot account for* (which may hold a handle

@@ -136,9 +136,10 @@ pub fn park(reason: WaitReason) {
 pub enum WokenBy {
     /// Any thread of the process: the G is never counted as deadlocked.
     AnyThread,
-    /// Only Gs of the G's runtime, its timers or its poller: e.g. a
-    /// channel that no plain thread has used. A runtime whose Gs all wait
-    /// like this, with nothing pending, is deadlocked.
+    /// Only Gs of the G's runtime, its timers or its poller, or a thread
+    /// outside the runtime holding a handle: e.g. a channel. A runtime
+    /// whose Gs all wait like this, with nothing pending and no thread
+    /// outside it in the process, is deadlocked.
     RuntimeOnly,
     /// Only Gs of the parking G's synctest bubble, or the bubble's timers:
     /// the G is durably blocked (`synctest.rs`), and to deadlock detection
