@@ -30,7 +30,7 @@ MODULES=(
     "sync|runtime/src/sync/*.rs|sync deadlock synctest|"
     "time|chan/src/time.rs runtime/src/timer.rs|chan sched synctest|"
     "idle|runtime/src/sched.rs|sched lock_os_thread|wakep|spinning|may_spin|pidle|startm|stopm|steal|runq|globrunq"
-    "lock_os_thread|runtime/src/lock_os_thread.rs|lock_os_thread|"
+    "lock_os_thread|runtime/src/lock_os_thread.rs|lock_os_thread shutdown|"
     "takeover|runtime/src/takeover.rs|loom_hog hog|"
     "hog|runtime/src/hog.rs|loom_hog hog syscall|"
     "synctest|runtime/src/synctest.rs|synctest lib|"

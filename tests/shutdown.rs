@@ -22,6 +22,7 @@ impl Drop for CountDrop {
 fn dropping_a_runtime_drops_parked_goroutines_and_frees_everything() {
     bounded(60, || {
         let before = goro_runtime::internals::mapped_stacks();
+        let gs_before = goro_runtime::internals::live_gs();
         let dropped = Arc::new(AtomicUsize::new(0));
         // SAFETY: the test's Gs keep no thread-local state across switch points.
         let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
@@ -41,6 +42,29 @@ fn dropping_a_runtime_drops_parked_goroutines_and_frees_everything() {
                 i
             }));
         }
+        // Gs that lock their thread and unlock it (nested too), or exit
+        // locked (their M exits with them): each wiring holds a reference
+        // to the G that unlocking or exiting must give back.
+        let mut locked = Vec::new();
+        for depth in 0..3 {
+            for exit_locked in [false, true] {
+                locked.push(rt.spawn(move || {
+                    for _ in 0..depth {
+                        goro::lock_os_thread();
+                    }
+                    goro::yield_now();
+                    if !exit_locked {
+                        for _ in 0..depth {
+                            goro::unlock_os_thread();
+                        }
+                    }
+                    7
+                }));
+            }
+        }
+        for h in locked {
+            assert_eq!(h.join().unwrap(), 7);
+        }
         // Let the parkers and sleepers get parked.
         while rt.goroutines().iter().filter(|g| g.status == goro::GStatus::Waiting).count() < 666 {
             std::thread::sleep(Duration::from_millis(2));
@@ -57,5 +81,6 @@ fn dropping_a_runtime_drops_parked_goroutines_and_frees_everything() {
         }
         assert_eq!(finished, 333);
         assert_eq!(goro_runtime::internals::mapped_stacks(), before, "stacks leaked");
+        assert_eq!(goro_runtime::internals::live_gs(), gs_before, "Gs leaked");
     });
 }

@@ -28,6 +28,16 @@ use crate::p::PLocal;
 use crate::sched::Sched;
 use crate::stack::{self, SharedPool, Stack};
 
+/// G objects alive in this process (all runtimes), for leak checks.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// How many G objects exist in the process right now (running, parked,
+/// dead and kept for reuse): back to its earlier value once a runtime is
+/// dropped and its handles are joined, unless a reference leaked.
+pub fn live_gs() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
 /// Why a G gives its M back to the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Switch {
@@ -257,6 +267,7 @@ impl G {
             bubble: None,
             durable: AtomicBool::new(false),
         };
+        LIVE.fetch_add(1, Ordering::Relaxed);
         g.begin_life(life);
         Arc::new(g)
     }
@@ -392,6 +403,12 @@ impl Body {
                 b()
             }
         }
+    }
+}
+
+impl Drop for G {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -91,6 +91,7 @@ pub use timer::{deadline_after, deadline_from, now, sleep, sleep_until, system_n
 /// `internals` feature.
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::g::live_gs;
     pub use crate::m::{current_runtime, preempt_point_in_runtime, RuntimeId};
     pub use crate::park::{park_until_real, park_until_woken_by, park_woken_by, WokenBy};
     pub use crate::poller::{runtime_poller, ParkPoller};
