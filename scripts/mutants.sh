@@ -10,6 +10,7 @@
 #   scripts/mutants.sh --list          # the modules, their files and tests
 #   MUTANTS_TIMEOUT=60 scripts/mutants.sh synctest   # seconds a mutant's tests may take (default 300)
 #   MUTANTS_ITERATE=1 scripts/mutants.sh chan        # skip the mutants an earlier run caught
+#   MUTANTS_RE='Chan<T>::eq' scripts/mutants.sh chan  # only the mutants whose name matches
 #
 # Results: target/mutants/<module>/mutants.out/{caught,missed,timeout,unviable}.txt;
 # the script ends non-zero if any module has a missed mutant that is not in
@@ -25,7 +26,7 @@ MODULES=(
     "runq|runtime/src/runq.rs|runq_rules loom_runq sched|"
     "park_token|runtime/src/park_token.rs|loom_park sched chan|"
     "opstate|chan/src/opstate.rs|loom_opstate chan select|"
-    "chan|chan/src/chan.rs chan/src/sudog.rs chan/src/lock.rs|chan select deadlock synctest|"
+    "chan|chan/src/chan.rs chan/src/sudog.rs chan/src/lock.rs|chan select deadlock synctest lib|"
     "select|chan/src/select.rs|select chan deadlock synctest|"
     "sync|runtime/src/sync/*.rs|sync deadlock synctest|"
     "time|chan/src/time.rs runtime/src/timer.rs|chan sched synctest|"
@@ -71,6 +72,8 @@ for m in "${MODULES[@]}"; do
         if [[ "$t" == lib ]]; then args+=(--cargo-arg=--lib); else args+=(--cargo-arg=--test "--cargo-arg=$t"); fi
     done
     [[ -n "${MUTANTS_ITERATE:-}" ]] && args+=(--iterate)
+    # MUTANTS_RE: only the mutants whose name matches (a rerun of some).
+    re="${MUTANTS_RE:-$re}"
     [[ -n "$re" ]] && args+=(--re "$re")
     echo "== $name: cargo mutants ${args[*]}"
     mkdir -p "target/mutants/$name"
