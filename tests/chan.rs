@@ -212,6 +212,28 @@ fn a_channel_shows_its_length_capacity_and_state() {
     c.close();
     assert_eq!(format!("{c:?}"), "Chan { len: 1, cap: 3, closed: true }");
     assert_eq!(format!("{:?}", goro::chan::nil::<u8>()), "Chan(nil)");
+    assert_eq!(format!("{:?}", c.iter()), "Iter { .. }");
+    assert_eq!(format!("{:?}", c.into_iter()), "IntoIter { .. }");
+}
+
+#[test]
+fn len_is_empty_and_is_closed_follow_the_channel() {
+    let c = Chan::<u8>::new(2);
+    assert!(c.is_empty() && !c.is_closed());
+    c.send(1).unwrap();
+    assert!(!c.is_empty() && c.len() == 1 && c.cap() == 2);
+    c.close();
+    assert!(!c.is_empty() && c.is_closed());
+    // Both ways to range over a channel drain the buffer, then end.
+    assert_eq!(c.clone().into_iter().collect::<Vec<_>>(), [1]);
+    assert!(c.is_empty());
+    let d = Chan::new(3);
+    for v in [4, 5, 6] {
+        d.send(v).unwrap();
+    }
+    d.close();
+    assert_eq!(d.iter().take(2).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(d.into_iter().collect::<Vec<_>>(), [6]);
 }
 
 #[test]
