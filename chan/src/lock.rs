@@ -91,14 +91,15 @@ mod tests {
     use super::RawLock;
     use std::sync::Arc;
 
+    struct Shared {
+        lock: RawLock,
+        n: std::cell::UnsafeCell<u64>,
+    }
+    // SAFETY: `n` is only touched with `lock` held.
+    unsafe impl Sync for Shared {}
+
     #[test]
     fn lock_excludes_across_threads() {
-        struct Shared {
-            lock: RawLock,
-            n: std::cell::UnsafeCell<u64>,
-        }
-        // SAFETY: `n` is only touched with `lock` held.
-        unsafe impl Sync for Shared {}
         let s = Arc::new(Shared { lock: RawLock::new(), n: 0.into() });
         let ts: Vec<_> = (0..4)
             .map(|_| {
@@ -118,5 +119,38 @@ mod tests {
         }
         // SAFETY: all threads are joined.
         assert_eq!(unsafe { *s.n.get() }, 400_000);
+    }
+
+    /// Waiters that spun out and sleep in the futex are woken by the
+    /// unlock (each in turn), not left asleep.
+    #[test]
+    fn sleeping_waiters_are_woken() {
+        let s = Arc::new(Shared { lock: RawLock::new(), n: 0.into() });
+        s.lock.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..2 {
+            let (s, tx) = (s.clone(), tx.clone());
+            std::thread::spawn(move || {
+                s.lock.lock();
+                // SAFETY: we hold the lock.
+                unsafe { *s.n.get() += 1 };
+                s.lock.unlock();
+                tx.send(()).unwrap();
+            });
+        }
+        // A waiter marks the lock contended (2) just before it sleeps.
+        let start = std::time::Instant::now();
+        while s.lock.state.load(std::sync::atomic::Ordering::Relaxed) != 2 {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30), "no waiter went to sleep");
+            std::thread::yield_now();
+        }
+        s.lock.unlock();
+        for _ in 0..2 {
+            rx.recv_timeout(std::time::Duration::from_secs(30)).expect("a sleeping waiter was never woken");
+        }
+        s.lock.lock();
+        // SAFETY: we hold the lock, and both waiters are done.
+        assert_eq!(unsafe { *s.n.get() }, 2);
+        s.lock.unlock();
     }
 }
