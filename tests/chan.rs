@@ -271,6 +271,63 @@ fn nonblocking_operations_report_full_empty_closed() {
     });
 }
 
+/// Timed sends and receives whose deadlines race with their partners: a
+/// value is either delivered (the send says Ok, exactly one receive gets
+/// it) or handed back to its sender (Timeout), never both and never lost.
+#[test]
+fn timeouts_racing_with_partners_lose_and_duplicate_nothing() {
+    bounded(60, || {
+        for (iter, cap) in (0..40u64).zip([0, 0, 1, 4].into_iter().cycle()) {
+            let (sent, got, n) = rt(2).block_on(move || {
+                let ch: Chan<u64> = Chan::new(cap);
+                let producers: Vec<_> = (0..3u64)
+                    .map(|p| {
+                        let ch = ch.clone();
+                        goro::go(move || {
+                            let mut rng = Rng(iter * 100 + p);
+                            let mut sent = 0;
+                            for v in (1..=300).map(|i| p * 1000 + i) {
+                                loop {
+                                    match ch.send_timeout(v, Duration::from_micros(rng.below(12))) {
+                                        Ok(()) => break sent += v,
+                                        Err(SendTimeoutError::Timeout(back)) => assert_eq!(back, v),
+                                        Err(e) => panic!("send: {e:?}"),
+                                    }
+                                }
+                            }
+                            sent
+                        })
+                    })
+                    .collect();
+                let consumers: Vec<_> = (0..2u64)
+                    .map(|c| {
+                        let ch = ch.clone();
+                        goro::go(move || {
+                            let mut rng = Rng(iter * 100 + 50 + c);
+                            let (mut got, mut n) = (0, 0);
+                            loop {
+                                match ch.recv_timeout(Duration::from_micros(rng.below(12))) {
+                                    Ok(v) => (got, n) = (got + v, n + 1),
+                                    Err(RecvTimeoutError::Timeout) => {}
+                                    Err(RecvTimeoutError::Closed) => break (got, n),
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                let sent: u64 = producers.into_iter().map(|h| h.join().unwrap()).sum();
+                ch.close();
+                let (got, n) =
+                    consumers.into_iter().map(|h| h.join().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+                (sent, got, n)
+            });
+            let all: u64 = (0..3u64).flat_map(|p| (1..=300).map(move |i| p * 1000 + i)).sum();
+            assert_eq!(sent, all, "iteration {iter}: every value is sent once");
+            assert_eq!((got, n), (all, 900), "iteration {iter}, cap {cap}: received values");
+        }
+    });
+}
+
 #[test]
 fn timed_operations_time_out_and_succeed() {
     bounded(30, || {
