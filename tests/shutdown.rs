@@ -62,6 +62,19 @@ fn dropping_a_runtime_drops_parked_goroutines_and_frees_everything() {
                 }));
             }
         }
+        // Channel waits that time out, alone and in a select: the wait's
+        // reference to its G goes when the wait does.
+        for _ in 0..4 {
+            locked.push(rt.spawn(|| {
+                let c: goro::chan::Chan<u8> = goro::chan::Chan::new(0);
+                assert!(c.recv_timeout(Duration::from_micros(50)).is_err());
+                goro::select! {
+                    recv(c) -> _ => unreachable!(),
+                    default(Duration::from_micros(50)) => {},
+                }
+                7
+            }));
+        }
         for h in locked {
             assert_eq!(h.join().unwrap(), 7);
         }

@@ -177,3 +177,17 @@ impl std::fmt::Debug for Waiting {
         f.debug_struct("Waiting").field("done", &self.done()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Waiting;
+
+    #[test]
+    fn a_waiting_shows_whether_it_is_done() {
+        let w = Waiting::new();
+        assert_eq!(format!("{w:?}"), "Waiting { done: false }");
+        assert!(w.claim());
+        w.finish(0, true).unpark();
+        assert_eq!(format!("{w:?}"), "Waiting { done: true }");
+    }
+}
