@@ -27,7 +27,7 @@ MODULES=(
     "park_token|runtime/src/park_token.rs|loom_park sched chan|"
     "opstate|chan/src/opstate.rs|loom_opstate chan select|"
     "chan|chan/src/chan.rs chan/src/sudog.rs chan/src/lock.rs|chan select deadlock synctest lib shutdown|"
-    "select|chan/src/select.rs|select chan deadlock synctest shutdown|"
+    "select|chan/src/select.rs|select chan deadlock synctest shutdown lib|"
     "sync|runtime/src/sync/*.rs|sync deadlock synctest|"
     "time|chan/src/time.rs runtime/src/timer.rs|chan sched synctest|"
     "idle|runtime/src/sched.rs|sched lock_os_thread|wakep|spinning|may_spin|pidle|startm|stopm|steal|runq|globrunq"

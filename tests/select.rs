@@ -369,6 +369,38 @@ fn select_between_a_goroutine_and_plain_threads() {
     });
 }
 
+/// Every arm of a select with many ready arms wins about as often, around
+/// the sizes where the poll order's scratch buffer and random words change
+/// (16 arms fit the fixed buffer; 4 arms share a random word).
+#[test]
+fn select_is_fair_over_many_ready_arms() {
+    for n in [5, 8, 16, 17, 20] {
+        let trials = 500 * n;
+        let chans: Vec<Chan<usize>> = (0..n).map(|_| Chan::new(trials)).collect();
+        for (i, c) in chans.iter().enumerate() {
+            for _ in 0..trials {
+                c.send(i).unwrap();
+            }
+        }
+        let mut wins = vec![0usize; n];
+        for _ in 0..trials {
+            let mut sel = Select::new();
+            for c in &chans {
+                sel.recv(c);
+            }
+            let i = sel.select();
+            assert_eq!(sel.take_recv::<usize>(i), Some(i));
+            wins[i] += 1;
+        }
+        // Each arm: binomial(trials, 1/n), mean 500; 10 standard deviations.
+        let p = 1.0 / n as f64;
+        let sigma = (trials as f64 * p * (1.0 - p)).sqrt();
+        for (i, &w) in wins.iter().enumerate() {
+            assert!((w as f64 - 500.0).abs() < 10.0 * sigma, "{n} arms: arm {i} won {w} times: {wins:?}");
+        }
+    }
+}
+
 #[test]
 fn dynamic_select_over_many_channels() {
     bounded(60, || {

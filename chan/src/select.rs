@@ -684,3 +684,19 @@ impl std::fmt::Debug for Select<'_> {
         f.debug_struct("Select").field("arms", &self.arms.len()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The poll order's random words: on a fresh thread (a fresh seed),
+    /// 1,000 of them all distinct and every bit set in about half.
+    #[test]
+    fn fastrand_does_not_degenerate() {
+        let xs: Vec<u64> = std::thread::spawn(|| (0..1000).map(|_| super::fastrand()).collect()).join().unwrap();
+        let distinct: std::collections::HashSet<u64> = xs.iter().copied().collect();
+        assert_eq!(distinct.len(), xs.len(), "repeated values");
+        for bit in 0..64 {
+            let ones = xs.iter().filter(|&&x| (x >> bit) & 1 == 1).count();
+            assert!((350..650).contains(&ones), "bit {bit} set in {ones} of 1000");
+        }
+    }
+}
