@@ -401,6 +401,40 @@ fn select_is_fair_over_many_ready_arms() {
     }
 }
 
+/// The dynamic `Select`'s own API: the indices `recv` and `send` return,
+/// `try_select` on a ready arm, a send arm's outcome on a closed channel,
+/// a losing send arm that keeps its value for the next round, `Debug`.
+#[test]
+fn dynamic_select_indices_outcomes_and_reuse() {
+    bounded(30, || {
+        let (a, b, out) = (Chan::<u8>::new(1), Chan::<u8>::new(1), Chan::<&str>::new(1));
+        let mut sel = Select::new();
+        assert_eq!(sel.recv(&a), 0);
+        assert_eq!(sel.recv(&b), 1);
+        let s = sel.send(&out, "v");
+        assert_eq!(s, 2);
+        out.send("full").unwrap();
+        assert_eq!(format!("{sel:?}"), "Select { arms: 3 }");
+        assert_eq!(sel.try_select(), None);
+        b.send(7).unwrap();
+        // Only arm 1 is ready: the send arm loses and keeps "v".
+        assert_eq!(sel.try_select(), Some(1));
+        assert_eq!(sel.take_recv::<u8>(1), Some(7));
+        assert_eq!(out.recv(), Some("full"));
+        assert_eq!(sel.select(), s);
+        sel.take_send::<&str>(s).unwrap();
+        assert_eq!(out.recv(), Some("v"));
+
+        // A send arm on a closed channel fires with its value back.
+        let closed = Chan::<String>::new(0);
+        closed.close();
+        let mut sel = Select::new();
+        let s = sel.send(&closed, "back".to_string());
+        assert_eq!(sel.select(), s);
+        assert_eq!(sel.take_send::<String>(s), Err(SendError("back".to_string())));
+    });
+}
+
 #[test]
 fn dynamic_select_over_many_channels() {
     bounded(60, || {

@@ -699,4 +699,11 @@ mod tests {
             assert!((350..650).contains(&ones), "bit {bit} set in {ones} of 1000");
         }
     }
+
+    #[test]
+    fn arms_show_their_kind() {
+        let c = crate::Chan::<u8>::new(0);
+        assert_eq!(format!("{:?}", super::RecvArm::new(&c)), "RecvArm { .. }");
+        assert_eq!(format!("{:?}", super::SendArm::new(&c, 1)), "SendArm { .. }");
+    }
 }
