@@ -352,15 +352,14 @@ pub fn select_arms(arms: &mut [&mut dyn SelectArm], mode: Mode) -> Option<usize>
     let pollorder = po.get();
     // One random word serves four arms: 16 bits each, mapped to 0..=i by
     // multiply-shift (no division; the bias is below (i + 1) / 65536).
-    let mut bits = 0u64;
-    for i in 0..n {
-        if i % 4 == 0 {
-            bits = fastrand();
+    for first in (0..n).step_by(4) {
+        let mut bits = fastrand();
+        for i in first..n.min(first + 4) {
+            let j = (((bits & 0xFFFF) * (i as u64 + 1)) >> 16) as usize;
+            bits >>= 16;
+            pollorder[i] = pollorder[j];
+            pollorder[j] = i;
         }
-        let j = (((bits & 0xFFFF) * (i as u64 + 1)) >> 16) as usize;
-        bits >>= 16;
-        pollorder[i] = pollorder[j];
-        pollorder[j] = i;
     }
     // Pass 0 (a goro shortcut): in poll order, try the arms whose channel
     // looks ready, locking only that channel. Usually one lock instead of
