@@ -432,6 +432,28 @@ fn dynamic_select_indices_outcomes_and_reuse() {
         let s = sel.send(&closed, "back".to_string());
         assert_eq!(sel.select(), s);
         assert_eq!(sel.take_send::<String>(s), Err(SendError("back".to_string())));
+
+        // The same after the select parked: the send arm that lost while
+        // queued gets its value back from its queue entry.
+        rt(2).block_on(|| {
+            let (a, out) = (Chan::<u8>::new(0), Chan::<&str>::new(0));
+            let mut sel = Select::new();
+            let r = sel.recv(&a);
+            let s = sel.send(&out, "v");
+            let a2 = a.clone();
+            let sender = goro::go(move || {
+                common::wait_until("the select parked", || common::parked_goroutines() >= 1);
+                a2.send(1).unwrap();
+            });
+            assert_eq!(sel.select(), r);
+            assert_eq!(sel.take_recv::<u8>(r), Some(1));
+            sender.join().unwrap();
+            let o = out.clone();
+            let receiver = goro::go(move || o.recv());
+            assert_eq!(sel.select(), s);
+            sel.take_send::<&str>(s).unwrap();
+            assert_eq!(receiver.join().unwrap(), Some("v"));
+        });
     });
 }
 
