@@ -44,6 +44,7 @@ const DEADLOCKS: &[(&str, &str)] = &[
     ("join_a_stuck_g", "[goroutine join"),
     ("deadlock_with_trace", "[chan receive"),
     ("chan_made_before_the_runtime", "[chan receive"),
+    ("dropped_timer_and_ticker", "[chan receive"),
 ];
 
 /// Programs that look idle for a while and then go on.
@@ -135,6 +136,18 @@ fn scenario(name: &str) {
             });
             drop(keep);
         }
+        "dropped_timer_and_ticker" => run(|| {
+            // Dropping them stops them: no pending timer keeps the
+            // runtime looking alive for the hour, also when the one
+            // stopped is not the first of the heap when it is stopped.
+            let soon = goro::time::Timer::new(Duration::from_millis(1));
+            drop(goro::time::Timer::new(Duration::from_secs(3600)));
+            drop(goro::time::tick(Duration::from_secs(3600)));
+            soon.chan().recv();
+            let c: Chan<u8> = Chan::new(0);
+            let _keep = c.clone();
+            c.recv();
+        }),
         // --- live programs
         "plain_thread_sends_after_1ms" | "plain_thread_sends_after_5ms" | "plain_thread_sends_after_50ms" => {
             let ms: u64 = name.trim_start_matches("plain_thread_sends_after_").trim_end_matches("ms").parse().unwrap();

@@ -206,6 +206,30 @@ fn a_timer_already_due_fires_at_once() {
     });
 }
 
+/// A ticker and a timer are channels to `select!` (through `AsChan`), and
+/// show what they are.
+#[test]
+fn a_ticker_and_a_timer_in_a_select() {
+    on(2, || {
+        synctest::run(|| {
+            let start = time::now();
+            let tk = time::tick(Duration::from_millis(1500));
+            let tm = time::Timer::new(Duration::from_secs(2));
+            assert_eq!(format!("{tk:?}"), "Ticker { period: 1.5s }");
+            assert_eq!(format!("{tm:?}"), "Timer { .. }");
+            let mut fired = Vec::new();
+            for _ in 0..3 {
+                select! {
+                    recv(tk) -> at => fired.push(("tick", at.unwrap() - start)),
+                    recv(tm) -> at => fired.push(("timer", at.unwrap() - start)),
+                }
+            }
+            let ms = Duration::from_millis;
+            assert_eq!(fired, [("tick", ms(1500)), ("timer", ms(2000)), ("tick", ms(3000))]);
+        });
+    });
+}
+
 #[test]
 fn a_ticker_ticks_on_its_period_and_stops() {
     on(2, || {

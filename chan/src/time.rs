@@ -163,14 +163,7 @@ fn arm_tick(st: &Arc<TickState>, when: Instant) {
                 return;
             }
             fire(&st2.ch);
-            // Next tick on the period's grid, skipping ticks already missed.
-            let now = goro_runtime::now();
-            let mut next = deadline_from(when, st2.period);
-            if next <= now {
-                let behind = now.duration_since(when).as_nanos() % st2.period.as_nanos().max(1);
-                next = now + st2.period - Duration::from_nanos(behind as u64);
-            }
-            arm_tick(&st2, next);
+            arm_tick(&st2, next_tick(when, goro_runtime::now(), st2.period));
         })),
     );
     let mut slot = st.handle.lock().unwrap();
@@ -179,6 +172,19 @@ fn arm_tick(st: &Arc<TickState>, when: Instant) {
     } else {
         *slot = Some(h);
     }
+}
+
+/// The tick after the one due at `when` that fired at `now`: the first
+/// instant of the period's grid (`when + k * period`) after `now`, so a
+/// ticker that fell behind skips the ticks it missed instead of bunching
+/// them.
+fn next_tick(when: Instant, now: Instant, period: Duration) -> Instant {
+    let next = deadline_from(when, period);
+    if next > now {
+        return next;
+    }
+    let behind = now.duration_since(when).as_nanos() % period.as_nanos().max(1);
+    now + period - Duration::from_nanos(behind as u64)
 }
 
 /// Delivers the time every period (Go's `time.Ticker`). Dropping it stops it.
@@ -243,5 +249,25 @@ impl std::fmt::Debug for Timer {
 impl std::fmt::Debug for Ticker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ticker").field("period", &self.st.period).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_tick;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_late_tick_skips_to_the_next_instant_of_the_grid() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // On time: one period later.
+        assert_eq!(next_tick(t0, t0, ms(10)), t0 + ms(10));
+        assert_eq!(next_tick(t0, t0 + ms(5), ms(10)), t0 + ms(10));
+        // Late: the first grid instant after now; missed ticks are skipped.
+        assert_eq!(next_tick(t0, t0 + ms(10), ms(10)), t0 + ms(20));
+        assert_eq!(next_tick(t0, t0 + ms(35), ms(10)), t0 + ms(40));
+        assert_eq!(next_tick(t0, t0 + ms(40), ms(10)), t0 + ms(50));
+        assert_eq!(next_tick(t0, t0 + ms(12_345) + Duration::from_nanos(7), ms(1000)), t0 + ms(13_000));
     }
 }

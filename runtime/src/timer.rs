@@ -129,6 +129,16 @@ impl TimerHeap {
         self.heap.peek().map_or(u64::MAX, |t| t.when)
     }
 
+    /// Drops cancelled entries from the top (Go's `cleanHead`), so that
+    /// `next` is a timer that will fire: a P whose timers were all stopped
+    /// has none (deadlock detection, the idle M's sleep).
+    fn clean_head(&mut self) {
+        while self.heap.peek().is_some_and(|t| t.entry.state.load(Ordering::Acquire) != PENDING) {
+            self.heap.pop();
+            self.cancelled = self.cancelled.saturating_sub(1);
+        }
+    }
+
     fn compact(&mut self) {
         let items = std::mem::take(&mut self.heap).into_vec();
         self.heap = items.into_iter().filter(|t| t.entry.state.load(Ordering::Acquire) == PENDING).collect();
@@ -180,7 +190,14 @@ impl TimerHandle {
                 heap.cancelled += 1;
                 if heap.cancelled > 64 && heap.cancelled * 2 > heap.heap.len() {
                     heap.compact();
-                    p.timer_next.store(heap.next(), Ordering::SeqCst);
+                } else {
+                    heap.clean_head();
+                }
+                // Only ever later: written when the top went (a line other
+                // Ps read, so not rewritten with the same value).
+                let next = heap.next();
+                if next != p.timer_next.load(Ordering::Relaxed) {
+                    p.timer_next.store(next, Ordering::SeqCst);
                 }
                 true
             }
@@ -241,6 +258,7 @@ pub(crate) fn run_timers(pp: &P, now: u64, counters: &Counters) -> usize {
                 None => heap.cancelled = heap.cancelled.saturating_sub(1),
             }
         }
+        heap.clean_head();
         pp.timer_next.store(heap.next(), Ordering::SeqCst);
     }
     let n = due.len();
