@@ -85,3 +85,23 @@ fn selects_take_no_shared_lock() {
         schedload::select4(rt, N);
     });
 }
+
+/// A G's timers live on its own P: adding and stopping them (and sleeping)
+/// with one P takes no lock of another P's timers.
+#[test]
+fn timers_on_the_gs_own_p_take_no_shared_lock() {
+    bounded(30, || {
+        let rt = rt(1);
+        rt.block_on(|| {
+            for _ in 0..1000 {
+                let t = goro::time::Timer::new(std::time::Duration::from_secs(3600));
+                assert!(t.stop());
+            }
+            for _ in 0..100 {
+                goro::sleep(std::time::Duration::from_micros(1));
+            }
+        });
+        let locks = rt.stats().shared_locks;
+        assert!(locks.other_timers < 10, "{locks:?}");
+    });
+}

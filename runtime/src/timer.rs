@@ -129,6 +129,26 @@ impl TimerHeap {
         self.heap.peek().map_or(u64::MAX, |t| t.when)
     }
 
+    /// Adds an entry due at `when`; among entries due at the same time, the
+    /// one added first comes out first.
+    fn push(&mut self, when: u64, entry: Arc<TimerEntry>) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.heap.push(HeapItem { when, seq, entry });
+    }
+
+    /// One of the entries was cancelled: drop cancelled entries from the
+    /// top, or, once more than 64 of them make up more than half the heap,
+    /// all of them.
+    fn note_cancelled(&mut self) {
+        self.cancelled += 1;
+        if self.cancelled > 64 && self.cancelled * 2 > self.heap.len() {
+            self.compact();
+        } else {
+            self.clean_head();
+        }
+    }
+
     /// Drops cancelled entries from the top (Go's `cleanHead`), so that
     /// `next` is a timer that will fire: a P whose timers were all stopped
     /// has none (deadlock detection, the idle M's sleep).
@@ -187,12 +207,7 @@ impl TimerHandle {
                     SchedCounters::bump(&sched.counters.lock_other_timers);
                 }
                 let mut heap = p.timers.lock().unwrap();
-                heap.cancelled += 1;
-                if heap.cancelled > 64 && heap.cancelled * 2 > heap.heap.len() {
-                    heap.compact();
-                } else {
-                    heap.clean_head();
-                }
+                heap.note_cancelled();
                 // Only ever later: written when the top went (a line other
                 // Ps read, so not rewritten with the same value).
                 let next = heap.next();
@@ -229,9 +244,7 @@ pub(crate) fn add_timer_on(s: &Arc<Sched>, p: usize, own: bool, when: Instant, a
     }
     {
         let mut heap = pp.timers.lock().unwrap();
-        heap.seq += 1;
-        let seq = heap.seq;
-        heap.heap.push(HeapItem { when, seq, entry: entry.clone() });
+        heap.push(when, entry.clone());
         pp.timer_next.store(heap.next(), Ordering::SeqCst);
     }
     s.timer_added(when);
@@ -364,5 +377,126 @@ impl std::fmt::Debug for TimerAction {
             TimerAction::Wake(_) => "TimerAction::Wake",
             TimerAction::Call(_) => "TimerAction::Call",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Arc<TimerEntry> {
+        TimerEntry::new(TimerAction::Call(Box::new(|| {})), 0)
+    }
+
+    /// Pops everything, returning the entries' `when`s in order.
+    fn drain(h: &mut TimerHeap) -> Vec<u64> {
+        std::iter::from_fn(|| h.heap.pop().map(|t| t.when)).collect()
+    }
+
+    #[test]
+    fn earliest_first_then_in_the_order_added() {
+        let mut h = TimerHeap::default();
+        let es: Vec<_> = (0..4).map(|_| entry()).collect();
+        for (when, e) in [30, 10, 10, 20].into_iter().zip(&es) {
+            h.push(when, e.clone());
+        }
+        assert_eq!(h.next(), 10);
+        let order: Vec<_> = std::iter::from_fn(|| h.heap.pop().map(|t| t.entry)).collect();
+        let pos = |e: &Arc<TimerEntry>| es.iter().position(|x| Arc::ptr_eq(x, e)).unwrap();
+        assert_eq!(order.iter().map(pos).collect::<Vec<_>>(), [1, 2, 3, 0]);
+        assert_eq!(h.next(), u64::MAX);
+    }
+
+    #[test]
+    fn a_cancelled_top_leaves_at_once_and_the_next_is_live() {
+        let mut h = TimerHeap::default();
+        let es: Vec<_> = (0..3).map(|_| entry()).collect();
+        for (when, e) in [10, 20, 30].into_iter().zip(&es) {
+            h.push(when, e.clone());
+        }
+        // Cancelled below the top: stays until it reaches the top.
+        assert!(es[1].claim_cancelled().is_some());
+        h.note_cancelled();
+        assert_eq!((h.heap.len(), h.next()), (3, 10));
+        assert!(es[0].claim_cancelled().is_some());
+        h.note_cancelled();
+        assert_eq!((h.heap.len(), h.next(), h.cancelled), (1, 30, 0));
+        assert!(es[2].pending());
+    }
+
+    #[test]
+    fn more_than_64_cancelled_and_over_half_the_heap_are_compacted() {
+        let mut h = TimerHeap::default();
+        // The top (when 0) stays live, so only compaction removes entries.
+        let live: Vec<_> = (0..70).map(|_| entry()).collect();
+        let dead: Vec<_> = (0..70).map(|_| entry()).collect();
+        for (i, e) in live.iter().enumerate() {
+            h.push(i as u64 * 2, e.clone());
+        }
+        for (i, e) in dead.iter().enumerate() {
+            h.push(i as u64 * 2 + 1, e.clone());
+        }
+        // 64 cancelled of 140: not yet (needs more than 64).
+        for e in &dead[..64] {
+            assert!(e.claim_cancelled().is_some());
+            h.note_cancelled();
+        }
+        assert_eq!((h.heap.len(), h.cancelled), (140, 64));
+        // 65..=70 cancelled of 140: still at most half.
+        for e in &dead[64..] {
+            assert!(e.claim_cancelled().is_some());
+            h.note_cancelled();
+        }
+        assert_eq!((h.heap.len(), h.cancelled), (140, 70));
+        // One live one more: 71 of 140 is over half; only live ones stay.
+        assert!(live[69].claim_cancelled().is_some());
+        h.note_cancelled();
+        assert_eq!((h.heap.len(), h.cancelled), (69, 0));
+        assert_eq!(drain(&mut h), (0..69).map(|i| i * 2).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn at_most_64_cancelled_are_not_compacted_even_over_half() {
+        let mut h = TimerHeap::default();
+        let live: Vec<_> = (0..36).map(|_| entry()).collect();
+        let dead: Vec<_> = (0..65).map(|_| entry()).collect();
+        for (i, e) in live.iter().enumerate() {
+            h.push(i as u64 * 2, e.clone());
+        }
+        for (i, e) in dead.iter().enumerate() {
+            h.push(i as u64 * 2 + 1, e.clone());
+        }
+        for e in &dead[..64] {
+            assert!(e.claim_cancelled().is_some());
+            h.note_cancelled();
+        }
+        assert_eq!((h.heap.len(), h.cancelled), (101, 64));
+        assert!(dead[64].claim_cancelled().is_some());
+        h.note_cancelled();
+        assert_eq!((h.heap.len(), h.cancelled), (36, 0));
+    }
+
+    #[test]
+    fn clear_drops_every_action() {
+        let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        struct Count(Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Count {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let mut h = TimerHeap::default();
+        let es: Vec<_> = (0..3)
+            .map(|_| {
+                let c = Count(dropped.clone());
+                TimerEntry::new(TimerAction::Call(Box::new(move || drop(c))), 0)
+            })
+            .collect();
+        for (i, e) in es.iter().enumerate() {
+            h.push(i as u64, e.clone());
+        }
+        h.clear();
+        assert_eq!((h.heap.len(), dropped.load(Ordering::SeqCst)), (0, 3));
+        assert!(es.iter().all(|e| !e.pending()));
     }
 }
