@@ -628,6 +628,12 @@ fn huge_durations_saturate_to_never() {
         goro::NEVER,
         goro::NEVER + Duration::from_nanos(1),
     ];
+    // "Never" is about a century away, and any longer wait saturates to it.
+    let year = Duration::from_secs(365 * 24 * 3600);
+    assert!(goro::NEVER >= 99 * year && goro::NEVER <= 101 * year, "{:?}", goro::NEVER);
+    let t0 = Instant::now();
+    let never = goro::deadline_after(Duration::MAX);
+    assert!(never >= t0 + goro::NEVER && never <= Instant::now() + goro::NEVER);
     bounded(60, move || {
         rt(2).block_on(move || {
             let quiet = Duration::from_millis(30);
