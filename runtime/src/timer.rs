@@ -477,6 +477,16 @@ mod tests {
     }
 
     #[test]
+    fn handles_and_actions_say_what_they_are() {
+        assert_eq!(format!("{:?}", TimerAction::Call(Box::new(|| {}))), "TimerAction::Call");
+        assert_eq!(format!("{:?}", TimerAction::Wake(park::current_unparker())), "TimerAction::Wake");
+        // From a plain thread: a timer of the global runtime.
+        let h = add_timer(deadline_after(Duration::from_secs(3600)), TimerAction::Call(Box::new(|| {})));
+        assert_eq!(format!("{h:?}"), "TimerHandle { .. }");
+        assert!(h.cancel());
+    }
+
+    #[test]
     fn clear_drops_every_action() {
         let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         struct Count(Arc<std::sync::atomic::AtomicUsize>);
