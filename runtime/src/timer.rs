@@ -424,55 +424,50 @@ mod tests {
         assert!(es[2].pending());
     }
 
-    #[test]
-    fn more_than_64_cancelled_and_over_half_the_heap_are_compacted() {
+    /// A heap of `live` entries due at even times (the top, at 0, is
+    /// live: only compaction removes entries below it) and `dead` ones at
+    /// odd times, to be cancelled.
+    fn live_and_dead(live: usize, dead: usize) -> (TimerHeap, Vec<Arc<TimerEntry>>, Vec<Arc<TimerEntry>>) {
         let mut h = TimerHeap::default();
-        // The top (when 0) stays live, so only compaction removes entries.
-        let live: Vec<_> = (0..70).map(|_| entry()).collect();
-        let dead: Vec<_> = (0..70).map(|_| entry()).collect();
+        let live: Vec<_> = (0..live).map(|_| entry()).collect();
+        let dead: Vec<_> = (0..dead).map(|_| entry()).collect();
         for (i, e) in live.iter().enumerate() {
             h.push(i as u64 * 2, e.clone());
         }
         for (i, e) in dead.iter().enumerate() {
             h.push(i as u64 * 2 + 1, e.clone());
         }
-        // 64 cancelled of 140: not yet (needs more than 64).
-        for e in &dead[..64] {
+        (h, live, dead)
+    }
+
+    fn cancel_all(h: &mut TimerHeap, es: &[Arc<TimerEntry>]) {
+        for e in es {
             assert!(e.claim_cancelled().is_some());
             h.note_cancelled();
         }
+    }
+
+    #[test]
+    fn more_than_64_cancelled_and_over_half_the_heap_are_compacted() {
+        let (mut h, live, dead) = live_and_dead(70, 70);
+        // 64 cancelled of 140: not yet (needs more than 64).
+        cancel_all(&mut h, &dead[..64]);
         assert_eq!((h.heap.len(), h.cancelled), (140, 64));
         // 65..=70 cancelled of 140: still at most half.
-        for e in &dead[64..] {
-            assert!(e.claim_cancelled().is_some());
-            h.note_cancelled();
-        }
+        cancel_all(&mut h, &dead[64..]);
         assert_eq!((h.heap.len(), h.cancelled), (140, 70));
         // One live one more: 71 of 140 is over half; only live ones stay.
-        assert!(live[69].claim_cancelled().is_some());
-        h.note_cancelled();
+        cancel_all(&mut h, &live[69..]);
         assert_eq!((h.heap.len(), h.cancelled), (69, 0));
         assert_eq!(drain(&mut h), (0..69).map(|i| i * 2).collect::<Vec<u64>>());
     }
 
     #[test]
     fn at_most_64_cancelled_are_not_compacted_even_over_half() {
-        let mut h = TimerHeap::default();
-        let live: Vec<_> = (0..36).map(|_| entry()).collect();
-        let dead: Vec<_> = (0..65).map(|_| entry()).collect();
-        for (i, e) in live.iter().enumerate() {
-            h.push(i as u64 * 2, e.clone());
-        }
-        for (i, e) in dead.iter().enumerate() {
-            h.push(i as u64 * 2 + 1, e.clone());
-        }
-        for e in &dead[..64] {
-            assert!(e.claim_cancelled().is_some());
-            h.note_cancelled();
-        }
+        let (mut h, _live, dead) = live_and_dead(36, 65);
+        cancel_all(&mut h, &dead[..64]);
         assert_eq!((h.heap.len(), h.cancelled), (101, 64));
-        assert!(dead[64].claim_cancelled().is_some());
-        h.note_cancelled();
+        cancel_all(&mut h, &dead[64..]);
         assert_eq!((h.heap.len(), h.cancelled), (36, 0));
     }
 
