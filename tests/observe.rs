@@ -322,8 +322,11 @@ fn a_flight_recorder_keeps_only_the_end_of_the_run() {
     assert!(!runs.is_empty());
     let first = runs.iter().cloned().fold(f64::MAX, f64::min);
     // The run lasts 400 ms; the recorder keeps chunks of the last 50 ms
-    // (a chunk may start a little earlier than its last event).
-    assert!(first > 200_000.0, "the recorder kept events from {first} µs into a 400 ms run");
+    // (a chunk may start earlier than its last event, and a P that did not
+    // run for a while keeps its last chunk: 150 ms into the run was seen on
+    // a loaded machine). Events from the first quarter mean nothing was
+    // dropped.
+    assert!(first > 100_000.0, "the recorder kept events from {first} µs into a 400 ms run");
 }
 
 #[test]
