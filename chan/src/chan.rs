@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use goro_runtime::internals::{bubble_mismatch, current_bubble_id, park_woken_by, preempt_point_in_runtime, WokenBy};
-use goro_runtime::{Unparker, WaitReason};
+use goro_runtime::internals::{bubble_mismatch, current_bubble_id, park_woken_by, WokenBy};
+use goro_runtime::{preempt_point, Unparker, WaitReason};
 
 use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::lock::RawLock;
@@ -380,7 +380,7 @@ impl<T> Chan<T> {
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         let Some(h) = &self.inner else { return Err(TrySendError::Full(v)) };
         h.check_bubble();
-        preempt_point_in_runtime();
+        preempt_point();
         h.lock.lock();
         // SAFETY: lock held.
         let r = unsafe { h.send_locked(v) };
@@ -399,7 +399,7 @@ impl<T> Chan<T> {
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let Some(h) = &self.inner else { return Err(TryRecvError::Empty) };
         h.check_bubble();
-        preempt_point_in_runtime();
+        preempt_point();
         h.lock.lock();
         // SAFETY: lock held.
         let r = unsafe { h.recv_locked() };
@@ -454,7 +454,7 @@ impl<T> Chan<T> {
             }
         };
         h.check_bubble();
-        preempt_point_in_runtime();
+        preempt_point();
         h.lock.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
@@ -501,7 +501,7 @@ impl<T> Chan<T> {
             }
         };
         h.check_bubble();
-        preempt_point_in_runtime();
+        preempt_point();
         h.lock.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {

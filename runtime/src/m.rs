@@ -465,7 +465,7 @@ pub fn preempt_point() {
 
 /// [`preempt_point`], then the runtime whose G the caller is (after the
 /// switch, if it yielded; `None` outside any G): runtime-aware code (a
-/// channel operation) needs both, and this costs one thread-local read
+/// socket operation) needs both, and this costs one thread-local read
 /// instead of two.
 #[inline]
 pub fn preempt_point_in_runtime() -> Option<RuntimeId> {

@@ -153,7 +153,7 @@ impl TimerHeap {
     /// `next` is a timer that will fire: a P whose timers were all stopped
     /// has none (deadlock detection, the idle M's sleep).
     fn clean_head(&mut self) {
-        while self.heap.peek().is_some_and(|t| t.entry.state.load(Ordering::Acquire) != PENDING) {
+        while self.heap.peek().is_some_and(|t| !t.entry.pending()) {
             self.heap.pop();
             self.cancelled = self.cancelled.saturating_sub(1);
         }
@@ -161,7 +161,7 @@ impl TimerHeap {
 
     fn compact(&mut self) {
         let items = std::mem::take(&mut self.heap).into_vec();
-        self.heap = items.into_iter().filter(|t| t.entry.state.load(Ordering::Acquire) == PENDING).collect();
+        self.heap = items.into_iter().filter(|t| t.entry.pending()).collect();
         self.cancelled = 0;
     }
 
