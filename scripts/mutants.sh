@@ -28,7 +28,7 @@ MODULES=(
     "opstate|chan/src/opstate.rs|loom_opstate chan select|"
     "chan|chan/src/chan.rs chan/src/sudog.rs chan/src/lock.rs|chan select deadlock synctest lib shutdown|"
     "select|chan/src/select.rs|select chan deadlock synctest shutdown lib|"
-    "sync|runtime/src/sync/*.rs|sync deadlock synctest|"
+    "sync|runtime/src/sync/*.rs|sync context deadlock synctest lib|"
     "time|chan/src/time.rs runtime/src/timer.rs|chan sched synctest select context deadlock scaling shutdown lib|"
     "idle|runtime/src/sched.rs|sched lock_os_thread|wakep|spinning|may_spin|pidle|startm|stopm|steal|runq|globrunq"
     "lock_os_thread|runtime/src/lock_os_thread.rs|lock_os_thread shutdown|"

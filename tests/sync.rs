@@ -586,3 +586,84 @@ fn join_handle_reports_when_its_g_finished() {
         });
     });
 }
+
+#[test]
+fn primitives_show_their_state_in_debug() {
+    bounded(30, || {
+        rt(1).block_on(|| {
+            let m = Mutex::new(5);
+            assert_eq!(format!("{m:?}"), "Mutex { data: 5 }");
+            {
+                let g = m.lock();
+                assert_eq!(format!("{g:?}"), "5");
+                assert_eq!(format!("{m:?}"), "Mutex { <locked> }");
+            }
+            let rw = RwLock::new("x");
+            assert_eq!(format!("{rw:?}"), "RwLock { .. }");
+            assert_eq!(format!("{:?}", rw.read()), "\"x\"");
+            assert_eq!(format!("{:?}", rw.write()), "\"x\"");
+            assert_eq!(format!("{:?}", Condvar::new()), "Condvar { .. }");
+            let once = Once::new();
+            assert_eq!(format!("{once:?}"), "Once { completed: false }");
+            once.call_once(|| {});
+            assert_eq!(format!("{once:?}"), "Once { completed: true }");
+            let s = Semaphore::new(3);
+            s.acquire();
+            assert_eq!(format!("{s:?}"), "Semaphore { capacity: 3, available: 2 }");
+            let wg = WaitGroup::new();
+            wg.add(2);
+            assert_eq!(format!("{wg:?}"), "WaitGroup { count: 2 }");
+        })
+    });
+}
+
+/// Spins until `cell` holds `want`, yielding the CPU now and then (the
+/// test may run on one core).
+fn spin_until(cell: &std::sync::atomic::AtomicU64, want: u64) {
+    let mut n = 0u32;
+    while cell.load(Ordering::Acquire) != want {
+        n += 1;
+        if n % 256 == 0 {
+            std::thread::yield_now();
+        }
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn an_unlock_between_a_lockers_look_and_its_queueing_is_not_lost() {
+    // The locker sees the mutex held and goes to queue itself; the holder
+    // unlocks before the locker has counted itself in. The locker must look
+    // again under the queue's lock and take the free mutex: counted in as a
+    // waiter of a free mutex, it would wait for an unlock that already
+    // happened (with nobody else locking, for ever). Random delays put the
+    // unlock all over the locker's way in; 20,000 rounds.
+    use std::sync::atomic::AtomicU64;
+    bounded(30, || {
+        let m = Arc::new(Mutex::new(0u64));
+        let (start, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let rounds = 20_000u64;
+        let locker = {
+            let (m, start, done) = (m.clone(), start.clone(), done.clone());
+            std::thread::spawn(move || {
+                for round in 1..=rounds {
+                    spin_until(&start, round);
+                    *m.lock() += 1;
+                    done.store(round, Ordering::Release);
+                }
+            })
+        };
+        let mut rng = Rng(11);
+        for round in 1..=rounds {
+            let g = m.lock();
+            start.store(round, Ordering::Release);
+            for _ in 0..rng.below(600) {
+                std::hint::spin_loop();
+            }
+            drop(g);
+            spin_until(&done, round);
+        }
+        locker.join().unwrap();
+        assert_eq!(*m.lock(), rounds);
+    });
+}

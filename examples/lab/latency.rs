@@ -46,7 +46,7 @@ impl Series<'_> {
                 // SAFETY: the lab's Gs keep no thread-local state across switch points.
                 let rt = unsafe { Runtime::builder().procs(o.procs).policy(policy).build() }
                     .map_err(|e| format!("runtime: {e}"))?;
-                let s = Schedule::new(dist, o.procs, load, n, SEED);
+                let s = Schedule::scaled(dist, o.scale, o.procs, load, n, SEED);
                 Ok(run_goro(&rt, o.procs, mode, &s))
             }
             Series::Peer { name, cmd } => {
@@ -59,6 +59,7 @@ impl Series<'_> {
                         &format!("{load}"),
                         &n.to_string(),
                         &SEED.to_string(),
+                        &o.scale.to_string(),
                     ])
                     .output()
                     .map_err(|e| format!("{name}: {e}"))?;
@@ -106,7 +107,13 @@ fn peers(wanted: &[String], notes: &mut Vec<String>) -> Vec<Series<'static>> {
 
 /// `go` on PATH, or the one `scripts/compare.sh` installs.
 fn go_binary() -> Option<PathBuf> {
-    let candidates = ["go", "target/go-venv/bin/go", "/opt/gobin/bin/go"];
+    let home = std::env::var("HOME").unwrap_or_default();
+    let candidates = [
+        "go".into(),
+        "target/go-venv/bin/go".into(),
+        "/opt/gobin/bin/go".into(),
+        format!("{home}/.cache/goro-gobin/bin/go"),
+    ];
     candidates
         .iter()
         .map(PathBuf::from)
@@ -184,8 +191,8 @@ pub fn run(o: &Options, vs: &[Variant]) {
     let total = runs * loads.len() * series.len();
     eprintln!(
         "goro latency lab: {} service times (mean {:.1} µs), {} mode, procs = {}, {} loads x {} series x {} runs, {} requests per point",
-        dist.name(),
-        dist.mean_us(),
+        dist_name(dist, o.scale),
+        dist.mean_us() * o.scale,
         mode.name(),
         o.procs,
         loads.len(),
@@ -234,9 +241,9 @@ pub fn run(o: &Options, vs: &[Variant]) {
          (min–max in the CSV), {:.0} s. \
          Latency is completion minus scheduled arrival. Sustained: the highest load whose p99 slowdown \
          (latency / service time) stays at most {}.\n\n{}\n",
-        dist.name(),
-        dist.mean_us(),
-        dist.about(),
+        dist_name(dist, o.scale),
+        dist.mean_us() * o.scale,
+        if o.scale == 1.0 { dist.about().to_string() } else { format!("{}, every time × {}", dist.about(), o.scale) },
         if mode == Mode::Spawn { "a G spawned per request" } else { "a pool of procs × 4 worker Gs" },
         o.procs,
         requests(o.size),
@@ -249,8 +256,17 @@ pub fn run(o: &Options, vs: &[Variant]) {
     let csv_path = format!("{out}/latency.csv");
     std::fs::write(&csv_path, csv(&names, &loads, &cells)).unwrap_or_else(|e| panic!("cannot write {csv_path}: {e}"));
     let svg = format!("{out}/latency.svg");
-    chart(&svg, &names, &loads, &cells, dist, mode, o.procs).unwrap_or_else(|e| panic!("cannot draw {svg}: {e}"));
+    chart(&svg, &names, &loads, &cells, o, mode).unwrap_or_else(|e| panic!("cannot draw {svg}: {e}"));
     println!("wrote {md}, {csv_path} and {svg}");
+}
+
+/// The distribution's name, with its scale when it is not 1 (`bimodal×10`).
+fn dist_name(dist: Dist, scale: f64) -> String {
+    if scale == 1.0 {
+        dist.name().to_string()
+    } else {
+        format!("{}×{scale}", dist.name())
+    }
 }
 
 fn table(names: &[String], loads: &[f64], cells: &[Vec<Cell>], target: f64) -> String {
@@ -321,10 +337,10 @@ fn chart(
     names: &[String],
     loads: &[f64],
     cells: &[Vec<Cell>],
-    dist: Dist,
+    o: &Options,
     mode: Mode,
-    procs: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let procs = o.procs;
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let all: Vec<f64> = cells.iter().flatten().flat_map(|c| c.points.iter().map(|p| p.latency_us[1])).collect();
@@ -332,8 +348,8 @@ fn chart(
     let hi = all.iter().copied().fold(1.0, f64::max) * 1.4;
     let caption = format!(
         "p99 latency against load — {} service times (mean {:.0} µs), {}, procs = {procs}",
-        dist.name(),
-        dist.mean_us(),
+        dist_name(o.dist, o.scale),
+        o.dist.mean_us() * o.scale,
         if mode == Mode::Spawn { "a G per request" } else { "worker pool" }
     );
     let mut chart = ChartBuilder::on(&root)

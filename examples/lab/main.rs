@@ -215,6 +215,7 @@ struct Options {
     sweep: Option<String>,
     latency: bool,
     dist: Dist,
+    scale: f64,
     mode: Mode,
     loads: Option<Vec<f64>>,
     peers: Vec<String>,
@@ -225,7 +226,7 @@ fn usage(err: &str) -> ! {
     let names = |v: Vec<&str>| v.join(", ");
     eprintln!(
         "{err}\nusage: lab [--quick | --full] [--runs N] [--workloads a,b] [--policies x,y] [--sweep knob=a,b] [--procs N] [--out DIR]\n       \
-         lab --latency [--dist fixed|exp|bimodal|slice] [--mode spawn|pool] [--loads 0.1,0.5] [--peers go,tokio,may] [--slowdown 10] [--policies x,y] ...\n  \
+         lab --latency [--dist fixed|exp|bimodal|slice] [--scale N] [--mode spawn|pool] [--loads 0.1,0.5] [--peers go,tokio,may] [--slowdown 10] [--policies x,y] ...\n  \
          workloads: {}\n  policies: {}\n  sweep knobs: time_slice, hog_threshold (durations: 100us, 1ms), global_queue_interval, local_queue, max_spinning",
         names(workloads().iter().map(|w| w.name).collect()),
         names(variants().iter().map(|v| v.name.as_str()).collect()),
@@ -244,6 +245,7 @@ fn options() -> Options {
         sweep: None,
         latency: false,
         dist: Dist::Bimodal,
+        scale: 1.0,
         mode: Mode::Spawn,
         loads: None,
         peers: vec!["go".into(), "tokio".into(), "may".into()],
@@ -271,6 +273,13 @@ fn options() -> Options {
                 let d = value();
                 o.dist = Dist::parse(&d)
                     .unwrap_or_else(|| usage(&format!("no distribution {d:?} (fixed, exp, bimodal, slice)")))
+            }
+            "--scale" => {
+                o.scale = value()
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| *s > 0.0 && s.is_finite())
+                    .unwrap_or_else(|| usage("--scale takes a positive factor on every service time, like 10"))
             }
             "--mode" => {
                 let m = value();

@@ -123,14 +123,22 @@ impl Schedule {
     /// times from `dist`. Arrivals and services come from one stream: for
     /// each request, first its gap, then its service time.
     pub fn new(dist: Dist, procs: usize, load: f64, n: usize, seed: u64) -> Schedule {
-        let rate_per_ns = load * procs as f64 / (dist.mean_us() * 1e3);
+        Schedule::scaled(dist, 1.0, procs, load, n, seed)
+    }
+
+    /// As [`Schedule::new`], every service time multiplied by `scale` (and
+    /// the arrival rate divided by it, so `load` keeps its meaning): the
+    /// same shape at a machine's own time scale (where waking a thread
+    /// takes 90 µs, a 10 µs request cannot keep a slowdown of 10).
+    pub fn scaled(dist: Dist, scale: f64, procs: usize, load: f64, n: usize, seed: u64) -> Schedule {
+        let rate_per_ns = load * procs as f64 / (dist.mean_us() * scale * 1e3);
         let mut rng = SplitMix(seed);
         let (mut arrival_ns, mut service_ns) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let mut t = 0.0f64;
         for _ in 0..n {
             t += -(1.0 - rng.unit()).ln() / rate_per_ns;
             arrival_ns.push(t as u64);
-            service_ns.push((dist.draw(&mut rng) * 1e3) as u64);
+            service_ns.push((dist.draw(&mut rng) * scale * 1e3) as u64);
         }
         Schedule { load, arrival_ns, service_ns }
     }
@@ -284,7 +292,7 @@ impl Mode {
 }
 
 /// What a peer's `latency` subcommand is asked to run:
-/// `<dist> <spawn|pool> <procs> <load,...> <requests> <seed>`.
+/// `<dist> <spawn|pool> <procs> <load,...> <requests> <seed> [scale]`.
 #[derive(Clone, Debug)]
 pub struct PeerArgs {
     /// Service times.
@@ -299,6 +307,8 @@ pub struct PeerArgs {
     pub requests: usize,
     /// The schedule's seed.
     pub seed: u64,
+    /// The factor on every service time ([`Schedule::scaled`]; 1 if not given).
+    pub scale: f64,
 }
 
 impl PeerArgs {
@@ -306,20 +316,10 @@ impl PeerArgs {
     /// exits with status 2. Also makes the calling thread the punctual
     /// generator ([`precise_sleeps`]) and calibrates the service loop.
     pub fn from_args(peer: &str, args: &[String]) -> PeerArgs {
-        let parsed = (|| {
-            let [dist, mode, procs, loads, requests, seed] = args else { return None };
-            Some(PeerArgs {
-                dist: Dist::parse(dist)?,
-                mode: Mode::parse(mode)?,
-                procs: procs.parse().ok()?,
-                loads: loads.split(',').map(|l| l.parse().ok()).collect::<Option<_>>()?,
-                requests: requests.parse().ok()?,
-                seed: seed.parse().ok()?,
-            })
-        })();
+        let parsed = PeerArgs::parse(args);
         let a = parsed.unwrap_or_else(|| {
             eprintln!(
-                "usage: {peer} latency <fixed|exp|bimodal|slice> <spawn|pool> <procs> <load,...> <requests> <seed>"
+                "usage: {peer} latency <fixed|exp|bimodal|slice> <spawn|pool> <procs> <load,...> <requests> <seed> [scale]"
             );
             std::process::exit(2);
         });
@@ -330,9 +330,27 @@ impl PeerArgs {
         a
     }
 
+    /// The arguments, or `None` if one is missing, extra or malformed.
+    pub fn parse(args: &[String]) -> Option<PeerArgs> {
+        let (args, scale) = match args {
+            [rest @ .., scale] if rest.len() == 6 => (rest, scale.parse().ok().filter(|s: &f64| *s > 0.0)?),
+            _ => (args, 1.0),
+        };
+        let [dist, mode, procs, loads, requests, seed] = args else { return None };
+        Some(PeerArgs {
+            dist: Dist::parse(dist)?,
+            mode: Mode::parse(mode)?,
+            procs: procs.parse().ok()?,
+            loads: loads.split(',').map(|l| l.parse().ok()).collect::<Option<_>>()?,
+            requests: requests.parse().ok()?,
+            seed: seed.parse().ok()?,
+            scale,
+        })
+    }
+
     /// The schedule of each load, in order.
     pub fn schedules(&self) -> impl Iterator<Item = Schedule> + '_ {
-        self.loads.iter().map(|&l| Schedule::new(self.dist, self.procs, l, self.requests, self.seed))
+        self.loads.iter().map(|&l| Schedule::scaled(self.dist, self.scale, self.procs, l, self.requests, self.seed))
     }
 }
 
@@ -474,6 +492,40 @@ mod tests {
             assert!(s.arrival_ns.windows(2).all(|w| w[0] <= w[1]));
             // The same seed draws the same requests.
             assert_eq!(s.service_ns, Schedule::new(dist, 2, 0.5, n, SEED).service_ns);
+        }
+    }
+
+    #[test]
+    fn a_scaled_schedule_stretches_services_and_gaps_alike() {
+        let (one, ten) = (
+            Schedule::new(Dist::Bimodal, 2, 0.5, 1000, SEED),
+            Schedule::scaled(Dist::Bimodal, 10.0, 2, 0.5, 1000, SEED),
+        );
+        for (a, b) in one.service_ns.iter().zip(&ten.service_ns) {
+            assert_eq!(a * 10, *b);
+        }
+        for (a, b) in one.arrival_ns.iter().zip(&ten.arrival_ns) {
+            assert!(a * 10 <= b + 10 && *b <= a * 10 + 10, "{a} × 10 against {b}");
+        }
+    }
+
+    #[test]
+    fn peer_arguments_take_an_optional_scale() {
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let a = PeerArgs::parse(&args("bimodal pool 2 0.1,0.5 1000 42")).unwrap();
+        assert_eq!(
+            (a.dist, a.mode, a.procs, a.requests, a.seed, a.scale),
+            (Dist::Bimodal, Mode::Pool, 2, 1000, 42, 1.0)
+        );
+        assert_eq!(a.loads, [0.1, 0.5]);
+        assert_eq!(PeerArgs::parse(&args("slice spawn 1 0.3 10 7 10")).unwrap().scale, 10.0);
+        for bad in [
+            "bimodal pool 2 0.5 1000",
+            "bimodal pool 2 0.5 1000 42 0",
+            "bimodal pool 2 0.5 1000 42 10 1",
+            "cubic pool 2 0.5 10 42",
+        ] {
+            assert!(PeerArgs::parse(&args(bad)).is_none(), "{bad}");
         }
     }
 

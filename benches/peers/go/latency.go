@@ -2,8 +2,10 @@
 // arrivals from the same splitmix64 stream, so Go serves the very requests
 // goro and Tokio serve. Usage:
 //
-//	go run . latency <dist> <spawn|pool> <procs> <load,load,...> <requests> <seed>
+//	go run . latency <dist> <spawn|pool> <procs> <load,load,...> <requests> <seed> [scale]
 //
+// (scale: a factor on every service time, the arrival rate divided by it;
+// workloads/src/latency.rs Schedule::scaled)
 // prints one `latency_point` line per load (the first tenth of the
 // requests a warm-up). A request computes its service time as steps of the
 // xorshift chain, calibrated at start. The generator is a goroutine
@@ -71,8 +73,8 @@ func distDraw(d string, r *splitMix) float64 {
 	return 10
 }
 
-func schedule(d string, procs int, load float64, n int, seed uint64) ([]uint64, []uint64) {
-	rate := load * float64(procs) / (distMeanUs(d) * 1e3)
+func schedule(d string, scale float64, procs int, load float64, n int, seed uint64) ([]uint64, []uint64) {
+	rate := load * float64(procs) / (distMeanUs(d) * scale * 1e3)
 	r := splitMix{seed}
 	arr := make([]uint64, 0, n)
 	svc := make([]uint64, 0, n)
@@ -80,7 +82,7 @@ func schedule(d string, procs int, load float64, n int, seed uint64) ([]uint64, 
 	for i := 0; i < n; i++ {
 		t += -math.Log(1-r.unit()) / rate
 		arr = append(arr, uint64(t))
-		svc = append(svc, uint64(distDraw(d, &r)*1e3))
+		svc = append(svc, uint64(distDraw(d, &r)*scale*1e3))
 	}
 	return arr, svc
 }
@@ -130,8 +132,8 @@ func quantile(sorted []float64, q float64) float64 {
 	return sorted[rank-1]
 }
 
-func latencyPoint(d, mode string, procs int, load float64, requests int, seed uint64) {
-	arr, svc := schedule(d, procs, load, requests, seed)
+func latencyPoint(d string, scale float64, mode string, procs int, load float64, requests int, seed uint64) {
+	arr, svc := schedule(d, scale, procs, load, requests, seed)
 	n := len(arr)
 	done := make([]int64, n)
 	var left int64 = int64(n)
@@ -235,10 +237,18 @@ func latencyPoint(d, mode string, procs int, load float64, requests int, seed ui
 		quantile(slow, 0.5), quantile(slow, 0.99), quantile(slow, 0.999))
 }
 
-// latency runs `latency <dist> <mode> <procs> <loads> <requests> <seed>`.
+// latency runs `latency <dist> <mode> <procs> <loads> <requests> <seed> [scale]`.
 func latency(args []string) {
-	if len(args) != 6 {
-		fmt.Fprintln(os.Stderr, "usage: latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed>")
+	scale := 1.0
+	if len(args) == 7 {
+		s, err := strconv.ParseFloat(args[6], 64)
+		if err != nil || s <= 0 {
+			fmt.Fprintf(os.Stderr, "bad scale %q\n", args[6])
+			os.Exit(2)
+		}
+		scale = s
+	} else if len(args) != 6 {
+		fmt.Fprintln(os.Stderr, "usage: latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed> [scale]")
 		os.Exit(2)
 	}
 	procs, _ := strconv.Atoi(args[2])
@@ -251,7 +261,7 @@ func latency(args []string) {
 			fmt.Fprintf(os.Stderr, "bad load %q\n", l)
 			os.Exit(2)
 		}
-		latencyPoint(args[0], args[1], procs, load, requests, seed)
+		latencyPoint(args[0], scale, args[1], procs, load, requests, seed)
 		runtime.GC()
 	}
 }

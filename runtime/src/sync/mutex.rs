@@ -121,8 +121,9 @@ impl RawMutex {
         let w = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             let Some(w) = q.pop_front() else {
-                // Unreachable in practice (waiters are counted before they
-                // queue), but never leave the lock held.
+                // Nobody queued: a woken waiter that lost the lock to a
+                // newcomer marked it STARVING and has yet to queue again
+                // (it will find the lock free). Release it.
                 self.state.fetch_and(!(LOCKED | STARVING), Ordering::Release);
                 return;
             };
@@ -261,5 +262,48 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
 impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlocking_a_starving_mutex_nobody_queues_for_frees_it() {
+        // What a holder finds when the woken waiter that marked the mutex
+        // starving has not queued again yet: LOCKED | STARVING, no waiter.
+        let m = RawMutex::new();
+        m.state.store(LOCKED | STARVING, Ordering::Relaxed);
+        m.unlock();
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
+        assert!(m.try_lock());
+    }
+
+    #[test]
+    fn the_state_counts_waiters_above_the_flags() {
+        // Two waiters queued behind a holder (as `lock_slow` counts them):
+        // each unlock hands the lock on and takes one off the count.
+        let m = RawMutex::new();
+        assert!(m.try_lock());
+        let ws: Vec<_> = (0..2).map(|_| Waiter::new(1)).collect();
+        for w in &ws {
+            m.state.fetch_add(WAITER, Ordering::Relaxed);
+            m.queue.lock().unwrap().push_back(w.clone());
+        }
+        m.unlock();
+        assert!(ws[0].is_granted() && !ws[1].is_granted());
+        // Normal mode: the lock was released for the woken one to race for.
+        assert_eq!(m.state.load(Ordering::Relaxed), WAITER);
+        assert!(!m.is_locked());
+        // Taken again and starving: the next unlock hands the lock over
+        // (LOCKED stays set, now the waiter's), and the mode ends with the
+        // queue.
+        m.state.store(WAITER | LOCKED | STARVING, Ordering::Relaxed);
+        m.unlock();
+        assert!(ws[1].is_granted() && ws[1].handed_off());
+        assert_eq!(m.state.load(Ordering::Relaxed), LOCKED);
+        m.unlock();
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
     }
 }

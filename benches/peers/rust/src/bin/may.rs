@@ -346,7 +346,7 @@ fn echo() {
     std::process::exit(0);
 }
 
-/// `latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed>`:
+/// `latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed> [scale]`:
 /// goro's open-loop workload (workloads/src/latency.rs) on may: the same
 /// requests from the same schedule, issued by a plain thread at
 /// `SCHED_FIFO` 1 (`go!` per request, or an unbounded `mpmc` channel to

@@ -453,7 +453,7 @@ async fn echo() {
     report("echo", (ECHO_CLIENTS * ECHO_MSGS) as f64 / t.elapsed().as_secs_f64(), "msgs/s");
 }
 
-/// `latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed>`:
+/// `latency <dist> <spawn|pool> <procs> <load,...> <requests> <seed> [scale]`:
 /// goro's open-loop workload (workloads/src/latency.rs) on Tokio, the same
 /// requests from the same schedule; a plain thread issues them, as goro's
 /// lab does (`Handle::spawn`, or an unbounded channel to `procs × 4`
