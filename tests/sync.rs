@@ -527,9 +527,12 @@ fn try_lock_get_mut_and_into_inner() {
         rt(2).block_on(|| {
             let mut m = Mutex::new(5);
             {
+                assert!(!m.is_locked());
                 let g = m.try_lock().expect("an unlocked mutex");
+                assert!(m.is_locked());
                 assert!(m.try_lock().is_none(), "try_lock of a locked mutex");
                 drop(g);
+                assert!(!m.is_locked());
             }
             *m.get_mut() += 1;
             assert_eq!(*m.try_lock().unwrap(), 6);

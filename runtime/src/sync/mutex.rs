@@ -306,4 +306,33 @@ mod tests {
         m.unlock();
         assert_eq!(m.state.load(Ordering::Relaxed), 0);
     }
+
+    #[test]
+    fn starvation_ends_when_a_waiter_got_the_lock_quickly_or_none_is_left() {
+        // Queued: one that waited past the threshold, a fresh one, and
+        // another old one; the mutex held and starving.
+        let hour = Duration::from_secs(3600);
+        let old = || Waiter::queued_at(std::time::Instant::now() - hour);
+        let (old1, old2) = (old(), old());
+        // (Its wait ends in the future: under the threshold however slow the test.)
+        let fresh = Waiter::queued_at(std::time::Instant::now() + hour);
+        let m = RawMutex::new();
+        for w in [&old1, &fresh, &old2] {
+            m.queue.lock().unwrap().push_back(w.clone());
+        }
+        m.state.store(LOCKED | STARVING | 3 * WAITER, Ordering::Relaxed);
+        // The old waiter is handed the lock; others wait: still starving.
+        m.unlock();
+        assert!(old1.is_granted() && old1.handed_off());
+        assert_eq!(m.state.load(Ordering::Relaxed), LOCKED | STARVING | 2 * WAITER);
+        // The fresh one got it in under the threshold: the mode ends,
+        // though a waiter is left.
+        m.unlock();
+        assert!(fresh.is_granted() && fresh.handed_off());
+        assert_eq!(m.state.load(Ordering::Relaxed), LOCKED | WAITER);
+        // Normal mode again: the lock is released for the last one to race for.
+        m.unlock();
+        assert!(old2.is_granted() && !old2.handed_off());
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
+    }
 }

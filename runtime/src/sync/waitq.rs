@@ -32,6 +32,13 @@ impl Waiter {
         })
     }
 
+    /// A waiter that has waited since `since` (a state for unit tests).
+    #[cfg(test)]
+    pub fn queued_at(since: Instant) -> Arc<Waiter> {
+        let w = Waiter::new(1);
+        Arc::new(Waiter { since, ..Arc::into_inner(w).expect("just made") })
+    }
+
     /// Marks the waiter granted and wakes it. Call after releasing the lock
     /// that protects the queue, or under it (unpark never blocks).
     pub fn grant(&self) {
