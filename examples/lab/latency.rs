@@ -18,9 +18,11 @@ use crate::{median, progress, Options, Size, Variant};
 /// Loads swept, as fractions of capacity (procs / mean service time).
 pub const LOADS: [f64; 10] = [0.1, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
 
-/// The p99 slowdown a load must keep to count as sustained, unless
-/// `--slowdown` says otherwise (Shinjuku's target).
-pub const SLOWDOWN_TARGET: f64 = 10.0;
+/// The p99 slowdowns a load must keep to count as sustained (one row of
+/// the table each), unless `--slowdown` says otherwise: Shinjuku's 10, and
+/// looser ones, which a machine whose thread wake-up alone is a sizeable
+/// part of a short request may be able to tell apart.
+pub const SLOWDOWN_TARGETS: [f64; 3] = [10.0, 50.0, 100.0];
 
 /// One line of the chart: a goro policy or a peer.
 enum Series<'a> {
@@ -228,7 +230,7 @@ pub fn run(o: &Options, vs: &[Variant]) {
     progress(done, total, started, "done");
     eprintln!();
     let names: Vec<String> = series.iter().map(Series::name).collect();
-    let table = table(&names, &loads, &cells, o.slowdown);
+    let table = table(&names, &loads, &cells, &o.slowdown);
     println!("\n{table}");
     for n in &notes {
         println!("note: {n}");
@@ -240,7 +242,7 @@ pub fn run(o: &Options, vs: &[Variant]) {
          Poisson arrivals, {} requests per point (the first tenth a warm-up), median of {runs} runs \
          (min–max in the CSV), {:.0} s. \
          Latency is completion minus scheduled arrival. Sustained: the highest load whose p99 slowdown \
-         (latency / service time) stays at most {}.\n\n{}\n",
+         (latency / service time) stays at most the target, at every load up to it.\n\n{}\n",
         dist_name(dist, o.scale),
         dist.mean_us() * o.scale,
         if o.scale == 1.0 { dist.about().to_string() } else { format!("{}, every time × {}", dist.about(), o.scale) },
@@ -248,7 +250,6 @@ pub fn run(o: &Options, vs: &[Variant]) {
         o.procs,
         requests(o.size),
         started.elapsed().as_secs_f64(),
-        o.slowdown,
         crate::machine_note()
     );
     let md = format!("{out}/latency.md");
@@ -269,7 +270,7 @@ fn dist_name(dist: Dist, scale: f64) -> String {
     }
 }
 
-fn table(names: &[String], loads: &[f64], cells: &[Vec<Cell>], target: f64) -> String {
+fn table(names: &[String], loads: &[f64], cells: &[Vec<Cell>], targets: &[f64]) -> String {
     let mut s = String::from("p99 latency (µs) against offered load; in brackets the p99 slowdown\n\n| load |");
     for n in names {
         let _ = write!(s, " {n} |");
@@ -294,11 +295,13 @@ fn table(names: &[String], loads: &[f64], cells: &[Vec<Cell>], target: f64) -> S
         }
         s.push('\n');
     }
-    s.push_str(&format!("| **sustained at p99 slowdown ≤ {target}** |"));
-    for row in cells {
-        let _ = write!(s, " **{:.0}%** |", sustained(row, loads, target) * 100.0);
+    for &target in targets {
+        s.push_str(&format!("| **sustained at p99 slowdown ≤ {target}** |"));
+        for row in cells {
+            let _ = write!(s, " **{:.0}%** |", sustained(row, loads, target) * 100.0);
+        }
+        s.push('\n');
     }
-    s.push('\n');
     s
 }
 

@@ -219,14 +219,14 @@ struct Options {
     mode: Mode,
     loads: Option<Vec<f64>>,
     peers: Vec<String>,
-    slowdown: f64,
+    slowdown: Vec<f64>,
 }
 
 fn usage(err: &str) -> ! {
     let names = |v: Vec<&str>| v.join(", ");
     eprintln!(
         "{err}\nusage: lab [--quick | --full] [--runs N] [--workloads a,b] [--policies x,y] [--sweep knob=a,b] [--procs N] [--out DIR]\n       \
-         lab --latency [--dist fixed|exp|bimodal|slice] [--scale N] [--mode spawn|pool] [--loads 0.1,0.5] [--peers go,tokio,may] [--slowdown 10] [--policies x,y] ...\n  \
+         lab --latency [--dist fixed|exp|bimodal|slice] [--scale N] [--mode spawn|pool] [--loads 0.1,0.5] [--peers go,tokio,may] [--slowdown 10,50,100] [--policies x,y] ...\n  \
          workloads: {}\n  policies: {}\n  sweep knobs: time_slice, hog_threshold (durations: 100us, 1ms), global_queue_interval, local_queue, max_spinning",
         names(workloads().iter().map(|w| w.name).collect()),
         names(variants().iter().map(|v| v.name.as_str()).collect()),
@@ -249,7 +249,7 @@ fn options() -> Options {
         mode: Mode::Spawn,
         loads: None,
         peers: vec!["go".into(), "tokio".into(), "may".into()],
-        slowdown: latency::SLOWDOWN_TARGET,
+        slowdown: latency::SLOWDOWN_TARGETS.to_vec(),
     };
     // `--flag value` and `--flag=value` alike.
     let mut args = std::env::args().skip(1).flat_map(|a| match a.split_once('=') {
@@ -295,9 +295,13 @@ fn options() -> Options {
             }
             "--peers" => o.peers = list(value()),
             "--slowdown" => {
-                o.slowdown =
-                    value().parse().ok().filter(|s: &f64| *s >= 1.0).unwrap_or_else(|| {
-                        usage("--slowdown takes the p99 slowdown a sustained load keeps (at least 1)")
+                o.slowdown = list(value())
+                    .iter()
+                    .map(|s| s.parse().ok().filter(|s: &f64| *s >= 1.0))
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| {
+                        usage("--slowdown takes the p99 slowdowns a sustained load keeps (at least 1), like 10,50")
                     })
             }
             "-h" | "--help" => usage("the goro policy lab"),
