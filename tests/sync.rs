@@ -670,3 +670,35 @@ fn an_unlock_between_a_lockers_look_and_its_queueing_is_not_lost() {
         assert_eq!(*m.lock(), rounds);
     });
 }
+
+#[test]
+fn semaphore_try_acquire_takes_exactly_what_it_asks_for() {
+    bounded(30, || {
+        rt(1).block_on(|| {
+            let s = Arc::new(Semaphore::new(5));
+            assert!(s.try_acquire());
+            assert_eq!(s.available(), 4);
+            assert!(s.try_acquire_n(3));
+            assert_eq!(s.available(), 1);
+            assert!(!s.try_acquire_n(2), "2 permits with 1 free");
+            assert_eq!(s.available(), 1);
+            assert!(s.try_acquire_n(1));
+            assert!(!s.try_acquire(), "none free");
+            s.release_n(5);
+            assert_eq!(s.available(), 5);
+            // With a waiter queued, try_acquire does not jump the queue
+            // even though a permit is free (FIFO, as acquire).
+            s.acquire_n(4);
+            let big = {
+                let s = s.clone();
+                goro::go(move || s.acquire_n(2))
+            };
+            common::wait_until("the request for 2 waits", || goro::stats().waiting_goroutines >= 1);
+            assert_eq!(s.available(), 1);
+            assert!(!s.try_acquire(), "took a permit ahead of a queued waiter");
+            s.release_n(4);
+            big.join().unwrap();
+            assert_eq!(s.available(), 3);
+        });
+    });
+}

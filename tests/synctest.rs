@@ -742,6 +742,16 @@ fn a_waitgroup_is_tied_to_one_side_while_its_count_is_above_zero() {
             w2.add(1);
             w2.done();
         });
+        // Only a positive add ties the group: with an outside add pending,
+        // the bubble may add zero and count one down.
+        wg.add(2);
+        let w2 = wg.clone();
+        synctest::run(move || {
+            w2.add(0);
+            w2.done();
+        });
+        wg.done();
+        assert_eq!(wg.count(), 0);
         // Added inside and left above zero: an add from outside panics.
         let w2 = wg.clone();
         synctest::run(move || w2.add(1));
