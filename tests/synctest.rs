@@ -760,6 +760,39 @@ fn a_waitgroup_is_tied_to_one_side_while_its_count_is_above_zero() {
     });
 }
 
+/// A wait on a group tied to another bubble is not durable in the
+/// waiter's bubble (only the other bubble's Gs can end it): that bubble
+/// waits for real, with no deadlock report, until the group is done.
+#[test]
+fn a_wait_on_another_bubbles_waitgroup_is_not_durable() {
+    on(2, || {
+        let wg = Arc::new(goro::sync::WaitGroup::new());
+        // Parked Gs before B starts, plus B's three (its caller, its root
+        // and main joining): how A knows B's root waits.
+        let b_parked = Arc::new(AtomicUsize::new(usize::MAX));
+        let a = {
+            let (wg, b_parked) = (wg.clone(), b_parked.clone());
+            goro::go(move || {
+                synctest::run(move || {
+                    wg.add(1);
+                    // Yields (a sleep would park this G and skew the count).
+                    let t = Instant::now();
+                    while common::parked_goroutines() < b_parked.load(Ordering::Acquire) {
+                        assert!(t.elapsed() < 20 * SEC, "B's root never waited on the group");
+                        goro::yield_now();
+                    }
+                    wg.done();
+                })
+            })
+        };
+        common::wait_until("A tied the group", || wg.count() == 1);
+        b_parked.store(common::parked_goroutines() + 3, Ordering::Release);
+        let b = goro::go(move || synctest::run(move || wg.wait()));
+        a.join().unwrap();
+        b.join().expect("the waiting bubble was reported deadlocked");
+    });
+}
+
 /// What outside the bubble can end keeps real time: a context made outside
 /// (and one derived from it inside), a timer made outside and reset inside,
 /// a semaphore acquired under an outside context.

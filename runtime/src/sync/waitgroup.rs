@@ -77,22 +77,24 @@ impl WaitGroup {
     #[track_caller]
     fn note_bubble(&self) {
         let me = crate::synctest::current_bubble_id();
-        let tied = self.bubble.load(Ordering::Relaxed);
-        if tied == me {
-            return;
-        }
-        // A first add from bubble `me`: only if no add from outside is
-        // pending. A racing add of the same bubble that won the tie counts
-        // (its tie is visible once its add is: Acquire on the count).
-        let ok = me != 0
-            && tied == 0
-            && (self.count.load(Ordering::Acquire) <= 0 || self.bubble.load(Ordering::Relaxed) == me)
-            && match self.bubble.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => true,
-                Err(now) => now == me,
-            };
-        if !ok {
-            panic!("sync: WaitGroup.add called from inside and outside a synctest bubble");
+        loop {
+            let tied = self.bubble.load(Ordering::Relaxed);
+            if tied == me {
+                return;
+            }
+            // A first add from bubble `me`: only if no add from outside is
+            // pending. A racing add of the same bubble that won the tie
+            // counts (its tie is visible once its add is: Acquire on the
+            // count), and so does one that ties first: look again.
+            let free = me != 0
+                && tied == 0
+                && (self.count.load(Ordering::Acquire) <= 0 || self.bubble.load(Ordering::Relaxed) == me);
+            if !free {
+                panic!("sync: WaitGroup.add called from inside and outside a synctest bubble");
+            }
+            if self.bubble.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                return;
+            }
         }
     }
 
