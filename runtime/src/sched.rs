@@ -346,7 +346,7 @@ impl Sched {
         self.runq_size.store(l.runq.len(), Ordering::SeqCst);
     }
 
-    /// Go's `globrunqget`: takes `min(len/procs+1, max, room)` Gs, returns
+    /// Go's `globrunqget`: takes a batch of Gs ([`global_batch`]), returns
     /// one and puts the rest on P `p`'s local queue.
     fn globrunqget(&self, l: &mut Locked, p: usize, max: usize) -> Option<Arc<G>> {
         let size = l.runq.len();
@@ -354,12 +354,7 @@ impl Sched {
             return None;
         }
         let pp = &self.ps[p];
-        let room = pp.runq.limit() - pp.runq.len();
-        let mut n = (size / self.procs + 1).min(size).min(pp.runq.limit() / 2);
-        if max > 0 {
-            n = n.min(max);
-        }
-        n = n.min(room + 1).max(1);
+        let n = global_batch(size, self.procs, pp.runq.limit(), pp.runq.len(), max);
         let first = l.runq.pop_front();
         for _ in 1..n {
             let Some(g) = l.runq.pop_front() else { break };
@@ -939,5 +934,41 @@ impl Sched {
             out.extend(p.registry.lock().unwrap().iter().cloned());
         }
         out
+    }
+}
+
+/// How many Gs a P takes from a global queue of `size` (Go's
+/// `globrunqget`): a fair share, `size / procs + 1`, at most half its
+/// local queue's capacity `limit` (and `max` when not 0), no more than it
+/// has room for besides the one it runs (`len` Gs queued already), and at
+/// least that one.
+fn global_batch(size: usize, procs: usize, limit: usize, len: usize, max: usize) -> usize {
+    let mut n = (size / procs + 1).min(size).min(limit / 2);
+    if max > 0 {
+        n = n.min(max);
+    }
+    n.min(limit - len + 1).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::global_batch;
+
+    #[test]
+    fn a_p_takes_its_share_of_the_global_queue_within_its_room() {
+        // A fair share: a procs-th of the queue, plus one.
+        assert_eq!(global_batch(100, 4, 256, 0, 0), 26);
+        assert_eq!(global_batch(100, 1, 256, 0, 0), 100);
+        assert_eq!(global_batch(7, 2, 256, 0, 0), 4);
+        // Never more than the queue holds, and at least one.
+        assert_eq!(global_batch(1, 4, 256, 0, 0), 1);
+        assert_eq!(global_batch(3, 1, 256, 0, 0), 3);
+        // At most half the local capacity, and `max` when given.
+        assert_eq!(global_batch(1000, 1, 256, 0, 0), 128);
+        assert_eq!(global_batch(100, 2, 256, 0, 10), 10);
+        assert_eq!(global_batch(100, 2, 256, 0, 1), 1);
+        // Room: what fits besides the queued Gs, plus the one it runs.
+        assert_eq!(global_batch(100, 1, 256, 250, 0), 7);
+        assert_eq!(global_batch(100, 1, 256, 256, 0), 1);
     }
 }
