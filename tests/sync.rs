@@ -626,7 +626,7 @@ fn spin_until(cell: &std::sync::atomic::AtomicU64, want: u64) {
     let mut n = 0u32;
     while cell.load(Ordering::Acquire) != want {
         n += 1;
-        if n % 256 == 0 {
+        if n.is_multiple_of(256) {
             std::thread::yield_now();
         }
         std::hint::spin_loop();

@@ -320,11 +320,11 @@ mod tests {
         for w in [&old1, &fresh, &old2] {
             m.queue.lock().unwrap().push_back(w.clone());
         }
-        m.state.store(LOCKED | STARVING | 3 * WAITER, Ordering::Relaxed);
+        m.state.store(LOCKED | STARVING | (3 * WAITER), Ordering::Relaxed);
         // The old waiter is handed the lock; others wait: still starving.
         m.unlock();
         assert!(old1.is_granted() && old1.handed_off());
-        assert_eq!(m.state.load(Ordering::Relaxed), LOCKED | STARVING | 2 * WAITER);
+        assert_eq!(m.state.load(Ordering::Relaxed), LOCKED | STARVING | (2 * WAITER));
         // The fresh one got it in under the threshold: the mode ends,
         // though a waiter is left.
         m.unlock();
