@@ -323,3 +323,28 @@ fn parking_and_nesting_inside_a_syscall_keep_the_scheduler_consistent() {
         assert_eq!(rt.block_on(|| goro::go(|| 1).join().unwrap()), 1);
     });
 }
+
+/// Go's retake rule: a P sitting in a system call with nothing to run is
+/// left alone while another M or idle P can take new work (unless the call
+/// lasts over 10 ms): taking it would only wake a thread to find nothing.
+/// Two Ps, one G making 40 calls of 300 µs each, the other P idle.
+#[test]
+fn a_p_in_a_syscall_with_nothing_to_run_is_not_retaken_while_a_p_is_idle() {
+    bounded(30, || {
+        let rt = rt(2, Policy::default());
+        rt.block_on(|| {
+            goro::go(|| {
+                for _ in 0..40 {
+                    goro::syscall(|| usleep(300));
+                }
+            })
+            .join()
+            .unwrap()
+        });
+        let st = rt.stats();
+        assert_eq!(st.total.syscalls, 40);
+        // A call stretched past 10 ms by a loaded machine may be retaken;
+        // most must not be.
+        assert!(st.retakes <= 10, "{} of 40 calls retaken with a P idle", st.retakes);
+    });
+}
