@@ -460,14 +460,7 @@ impl Sched {
 
     /// Whether one more M may start spinning (`Policy::max_spinning`).
     fn may_spin(&self) -> bool {
-        let spinning = self.idle.nmspinning();
-        match self.policy.max_spinning {
-            Spinning::HalfBusy => {
-                let busy = self.procs - self.idle.npidle().min(self.procs);
-                2 * spinning < busy
-            }
-            Spinning::Limit(n) => spinning < n,
-        }
+        spin_allowed(self.policy.max_spinning, self.idle.nmspinning(), self.procs, self.idle.npidle())
     }
 
     fn steals_at_all(&self) -> bool {
@@ -950,9 +943,44 @@ fn global_batch(size: usize, procs: usize, limit: usize, len: usize, max: usize)
     n.min(limit - len + 1).max(1)
 }
 
+/// Whether one more M may spin with `spinning` spinning already and
+/// `idle` of `procs` Ps idle: under Go's rule (`HalfBusy`) while spinning
+/// Ms are fewer than half the busy Ps, so an idle runtime does not burn
+/// CPUs looking for work; else under the policy's fixed limit.
+fn spin_allowed(rule: Spinning, spinning: usize, procs: usize, idle: usize) -> bool {
+    match rule {
+        Spinning::HalfBusy => {
+            let busy = procs - idle.min(procs);
+            2 * spinning < busy
+        }
+        Spinning::Limit(n) => spinning < n,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::global_batch;
+    use super::{global_batch, spin_allowed};
+    use crate::Spinning;
+
+    #[test]
+    fn spinning_ms_stay_under_half_the_busy_ps() {
+        let half = Spinning::HalfBusy;
+        // 4 busy Ps: a first and a second spinning M, not a third.
+        assert!(spin_allowed(half, 0, 4, 0));
+        assert!(spin_allowed(half, 1, 4, 0));
+        assert!(!spin_allowed(half, 2, 4, 0));
+        // 3 of 4 idle: one busy P, and no M spins for it at all
+        // (2 × 0 < 1 lets the first one).
+        assert!(spin_allowed(half, 0, 4, 3));
+        assert!(!spin_allowed(half, 1, 4, 3));
+        // All idle (and a count above procs, read racily): none.
+        assert!(!spin_allowed(half, 0, 4, 4));
+        assert!(!spin_allowed(half, 0, 4, 9));
+        // A fixed limit ignores the busy Ps.
+        assert!(spin_allowed(Spinning::Limit(3), 2, 4, 4));
+        assert!(!spin_allowed(Spinning::Limit(3), 3, 4, 0));
+        assert!(!spin_allowed(Spinning::Limit(0), 0, 4, 0));
+    }
 
     #[test]
     fn a_p_takes_its_share_of_the_global_queue_within_its_room() {
