@@ -348,3 +348,32 @@ fn a_p_in_a_syscall_with_nothing_to_run_is_not_retaken_while_a_p_is_idle() {
         assert!(st.retakes <= 10, "{} of 40 calls retaken with a P idle", st.retakes);
     });
 }
+
+/// A G back from a system call whose P was retaken takes an idle P itself
+/// (its old one first), on its own thread: it does not queue for another
+/// M to pick it up. One P, retaken at once by sysmon; 10 calls.
+#[test]
+fn a_g_back_from_a_syscall_takes_an_idle_p_itself() {
+    bounded(30, || {
+        let policy = Policy { syscall_retake: Retake::Immediate, ..Policy::default() };
+        let rt = rt(1, policy);
+        let (takes, retakes) = rt.block_on(|| {
+            goro::go(|| {
+                let before = goro::stats();
+                for _ in 0..10 {
+                    goro::syscall(|| usleep(2_000));
+                }
+                let after = goro::stats();
+                (after.total.global_takes - before.total.global_takes, after.retakes - before.retakes)
+            })
+            .join()
+            .unwrap()
+        });
+        assert!(retakes >= 1, "sysmon retook no P");
+        // Usually none is queued; on a loaded machine the M that sysmon
+        // started for the retaken P may still hold it, spinning, when the
+        // G comes back (then it queues, as in Go). Queueing every time is
+        // the bug.
+        assert!(takes < retakes, "a G back from a syscall was queued globally {takes} times in {retakes} retakes");
+    });
+}
