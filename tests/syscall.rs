@@ -377,3 +377,28 @@ fn a_g_back_from_a_syscall_takes_an_idle_p_itself() {
         assert!(takes < retakes, "a G back from a syscall was queued globally {takes} times in {retakes} retakes");
     });
 }
+
+/// `blocking` hands its P off at once; with nothing to run and another P
+/// idle the P goes idle too: no M is started (or spins) for it. 20 calls;
+/// a bug that starts an M for every handoff shows about one spin per call.
+#[test]
+fn a_p_handed_off_with_nothing_to_run_goes_idle_without_waking_an_m() {
+    bounded(30, || {
+        let policy = Policy { syscall_retake: Retake::Never, ..Policy::default() };
+        let rt = rt(2, policy);
+        let (spins, handoffs) = rt.block_on(|| {
+            goro::go(|| {
+                let before = goro::stats();
+                for _ in 0..20 {
+                    goro::blocking(|| usleep(300));
+                }
+                let after = goro::stats();
+                (after.total.spins - before.total.spins, after.handoffs - before.handoffs)
+            })
+            .join()
+            .unwrap()
+        });
+        assert_eq!(handoffs, 20);
+        assert!(spins <= 5, "{spins} spinning Ms for 20 handoffs of a P with nothing to run");
+    });
+}
