@@ -402,3 +402,30 @@ fn a_p_handed_off_with_nothing_to_run_goes_idle_without_waking_an_m() {
         assert!(spins <= 5, "{spins} spinning Ms for 20 handoffs of a P with nothing to run");
     });
 }
+
+/// Ms left idle by a burst of blocking calls exit after 5 s idle, down to
+/// one idle M per P (Go keeps its Ms; goro gives the threads back but
+/// keeps enough to run every P at once).
+#[test]
+fn surplus_idle_ms_exit_down_to_one_per_p() {
+    bounded(30, || {
+        let rt = rt(2, Policy::default());
+        let st = rt.block_on(|| {
+            let hs: Vec<_> = (0..8).map(|_| goro::go(|| goro::blocking(|| usleep(50_000)))).collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            let busy = goro::stats();
+            assert!(busy.threads_created >= 6, "{} threads for 8 blocking calls", busy.threads_created);
+            // Every idle M looks again 5 s after it parked.
+            std::thread::sleep(Duration::from_millis(7_000));
+            goro::stats()
+        });
+        assert_eq!(
+            st.idle_threads, 2,
+            "idle Ms after 7 s ({} created, {} exited)",
+            st.threads_created, st.threads_exited
+        );
+        assert!(st.threads_exited >= 4);
+    });
+}
