@@ -30,7 +30,7 @@ MODULES=(
     "select|chan/src/select.rs|select chan deadlock synctest shutdown lib|"
     "sync|runtime/src/sync/*.rs|sync context deadlock synctest lib|"
     "time|chan/src/time.rs runtime/src/timer.rs|chan sched synctest select context deadlock scaling shutdown lib|"
-    "idle|runtime/src/sched.rs|sched syscall lock_os_thread runq_rules lib|wakep|spinning|may_spin|pidle|startm|stopm|steal|runq|globrunq|global_batch|spin_allowed"
+    "idle|runtime/src/sched.rs|sched syscall lock_os_thread runq_rules lib|wakep|spinning|may_spin|pidle|startm|stopm|steal|runq|globrunq|global_batch|spin_allowed|takes_runnext"
     "lock_os_thread|runtime/src/lock_os_thread.rs|lock_os_thread shutdown|"
     "takeover|runtime/src/takeover.rs|loom_hog hog|"
     "hog|runtime/src/hog.rs|loom_hog hog syscall|"

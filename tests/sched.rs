@@ -846,3 +846,18 @@ fn join_timeout_gives_the_handle_back_while_the_g_runs() {
         assert_eq!(h.join_timeout(Duration::from_secs(10)).ok().map(|r| r.unwrap()), Some(7));
     });
 }
+
+/// The runtime's stats count idle Ps: with 4 Ps and one G running, 3 are
+/// idle once the spinning Ms started for the caller's wake-ups gave up.
+#[test]
+fn stats_count_the_idle_ps() {
+    bounded(30, || {
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(4).build() }.unwrap();
+        rt.block_on(|| {
+            common::wait_until("3 of 4 Ps idle", || goro::stats().idle_procs == 3);
+            let st = goro::stats();
+            assert!(st.spinning_threads <= 1, "{} Ms spinning", st.spinning_threads);
+        });
+    });
+}

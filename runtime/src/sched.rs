@@ -855,7 +855,7 @@ impl Sched {
         let me = c.p.get();
         const ROUNDS: usize = 4;
         for round in 0..ROUNDS {
-            let steal_next = round == ROUNDS - 1 && self.policy.steal_runnext;
+            let steal_next = self.policy.steal_runnext && takes_runnext(round, ROUNDS);
             for v in self.steal_order.walk(c.rand() as usize) {
                 if v == me {
                     continue;
@@ -943,6 +943,14 @@ fn global_batch(size: usize, procs: usize, limit: usize, len: usize, max: usize)
     n.min(limit - len + 1).max(1)
 }
 
+/// Whether a thief takes its victims' `runnext` Gs in stealing round
+/// `round` of `rounds`: only in the last (Go's `stealWork`), so that a G
+/// just readied by a running G stays with it for a while (the ping-pong
+/// case) and moves only when nothing else is left to take.
+fn takes_runnext(round: usize, rounds: usize) -> bool {
+    round + 1 == rounds
+}
+
 /// Whether one more M may spin with `spinning` spinning already and
 /// `idle` of `procs` Ps idle: under Go's rule (`HalfBusy`) while spinning
 /// Ms are fewer than half the busy Ps, so an idle runtime does not burn
@@ -959,8 +967,15 @@ fn spin_allowed(rule: Spinning, spinning: usize, procs: usize, idle: usize) -> b
 
 #[cfg(test)]
 mod tests {
-    use super::{global_batch, spin_allowed};
+    use super::{global_batch, spin_allowed, takes_runnext};
     use crate::Spinning;
+
+    #[test]
+    fn thieves_take_runnext_only_in_the_last_round() {
+        let rounds: Vec<bool> = (0..4).map(|r| takes_runnext(r, 4)).collect();
+        assert_eq!(rounds, [false, false, false, true]);
+        assert!(takes_runnext(0, 1));
+    }
 
     #[test]
     fn spinning_ms_stay_under_half_the_busy_ps() {
