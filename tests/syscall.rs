@@ -349,6 +349,22 @@ fn a_p_in_a_syscall_with_nothing_to_run_is_not_retaken_while_a_p_is_idle() {
     });
 }
 
+/// The runtime's stats before and after a G of `rt` calls `call` `n`
+/// times (the G alone in the runtime).
+fn stats_around(rt: Runtime, n: usize, call: fn()) -> (goro::Stats, goro::Stats) {
+    rt.block_on(move || {
+        goro::go(move || {
+            let before = goro::stats();
+            for _ in 0..n {
+                call();
+            }
+            (before, goro::stats())
+        })
+        .join()
+        .unwrap()
+    })
+}
+
 /// A G back from a system call whose P was retaken takes an idle P itself
 /// (its old one first), on its own thread: it does not queue for another
 /// M to pick it up. One P, retaken at once by sysmon; 10 calls.
@@ -356,19 +372,8 @@ fn a_p_in_a_syscall_with_nothing_to_run_is_not_retaken_while_a_p_is_idle() {
 fn a_g_back_from_a_syscall_takes_an_idle_p_itself() {
     bounded(30, || {
         let policy = Policy { syscall_retake: Retake::Immediate, ..Policy::default() };
-        let rt = rt(1, policy);
-        let (takes, retakes) = rt.block_on(|| {
-            goro::go(|| {
-                let before = goro::stats();
-                for _ in 0..10 {
-                    goro::syscall(|| usleep(2_000));
-                }
-                let after = goro::stats();
-                (after.total.global_takes - before.total.global_takes, after.retakes - before.retakes)
-            })
-            .join()
-            .unwrap()
-        });
+        let (before, after) = stats_around(rt(1, policy), 10, || goro::syscall(|| usleep(2_000)));
+        let (takes, retakes) = (after.total.global_takes - before.total.global_takes, after.retakes - before.retakes);
         assert!(retakes >= 1, "sysmon retook no P");
         // Usually none is queued; on a loaded machine the M that sysmon
         // started for the retaken P may still hold it, spinning, when the
@@ -385,19 +390,8 @@ fn a_g_back_from_a_syscall_takes_an_idle_p_itself() {
 fn a_p_handed_off_with_nothing_to_run_goes_idle_without_waking_an_m() {
     bounded(30, || {
         let policy = Policy { syscall_retake: Retake::Never, ..Policy::default() };
-        let rt = rt(2, policy);
-        let (spins, handoffs) = rt.block_on(|| {
-            goro::go(|| {
-                let before = goro::stats();
-                for _ in 0..20 {
-                    goro::blocking(|| usleep(300));
-                }
-                let after = goro::stats();
-                (after.total.spins - before.total.spins, after.handoffs - before.handoffs)
-            })
-            .join()
-            .unwrap()
-        });
+        let (before, after) = stats_around(rt(2, policy), 20, || goro::blocking(|| usleep(300)));
+        let (spins, handoffs) = (after.total.spins - before.total.spins, after.handoffs - before.handoffs);
         assert_eq!(handoffs, 20);
         assert!(spins <= 5, "{spins} spinning Ms for 20 handoffs of a P with nothing to run");
     });
