@@ -311,11 +311,10 @@ mod tests {
     fn starvation_ends_when_a_waiter_got_the_lock_quickly_or_none_is_left() {
         // Queued: one that waited past the threshold, a fresh one, and
         // another old one; the mutex held and starving.
-        let hour = Duration::from_secs(3600);
-        let old = || Waiter::queued_at(std::time::Instant::now() - hour);
+        let old = || Waiter::queued_at(std::time::Instant::now() - 10 * STARVATION_THRESHOLD);
         let (old1, old2) = (old(), old());
         // (Its wait ends in the future: under the threshold however slow the test.)
-        let fresh = Waiter::queued_at(std::time::Instant::now() + hour);
+        let fresh = Waiter::queued_at(std::time::Instant::now() + Duration::from_secs(3600));
         let m = RawMutex::new();
         for w in [&old1, &fresh, &old2] {
             m.queue.lock().unwrap().push_back(w.clone());
