@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 # Each module runs its crate's model checks and the facade's integration
 # tests that exercise it (not the doc tests, not trybuild).
 MODULES=(
-    "runq|runtime/src/runq.rs|runq_rules loom_runq sched syscall|"
+    "runq|runtime/src/runq.rs|runq_rules loom_runq sched syscall shutdown|"
     "park_token|runtime/src/park_token.rs|loom_park sched chan|"
     "opstate|chan/src/opstate.rs|loom_opstate chan select|"
     "chan|chan/src/chan.rs chan/src/sudog.rs chan/src/lock.rs|chan select deadlock synctest lib shutdown|"

@@ -861,3 +861,37 @@ fn stats_count_the_idle_ps() {
         });
     });
 }
+
+/// An unpark that comes before the park is used up by that park: the G
+/// returns at once, and its next park waits for the next unpark (a token
+/// left set would make every later park return at once: a G spinning
+/// where it should sleep).
+#[test]
+fn an_early_unpark_is_used_up_by_one_park() {
+    bounded(30, || {
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
+        rt.block_on(|| {
+            let me = goro::current_unparker();
+            me.unpark();
+            goro::park(goro::WaitReason::Park); // returns at once
+            let woken = Arc::new(AtomicBool::new(false));
+            let waker = {
+                let (me, woken) = (me.clone(), woken.clone());
+                goro::go(move || {
+                    goro::sleep(Duration::from_millis(20));
+                    woken.store(true, Ordering::Release);
+                    me.unpark();
+                })
+            };
+            // Spurious wake-ups are allowed (callers loop), but only a few.
+            let mut parks = 0;
+            while !woken.load(Ordering::Acquire) {
+                goro::park(goro::WaitReason::Park);
+                parks += 1;
+            }
+            waker.join().unwrap();
+            assert!(parks <= 5, "{parks} parks returned before the unpark");
+        });
+    });
+}

@@ -94,3 +94,14 @@ fn a_full_queue_moves_half_of_itself_and_the_new_g_to_the_overflow_batch() {
         assert_eq!(rest(&q), (limit / 2..limit).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn drain_empties_the_queue_in_order_and_debug_shows_its_length() {
+    let q = filled(8, 5);
+    assert_eq!(format!("{q:?}"), "RunQueue { len: 5 }");
+    assert!(!q.is_empty());
+    let all: Vec<usize> = q.drain().into_iter().map(take).collect();
+    assert_eq!(all, [0, 1, 2, 3, 4]);
+    assert!(q.is_empty());
+    assert_eq!(format!("{q:?}"), "RunQueue { len: 0 }");
+}
