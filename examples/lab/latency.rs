@@ -39,7 +39,7 @@ impl Series<'_> {
     }
 
     /// One point at `load` (a fresh runtime, or a peer process).
-    fn point(&self, o: &Options, dist: Dist, mode: Mode, load: f64) -> Result<Point, String> {
+    fn point(&self, o: &Options, load: f64) -> Result<Point, String> {
         let n = requests(o.size);
         match self {
             Series::Goro(v) => {
@@ -48,15 +48,15 @@ impl Series<'_> {
                 // SAFETY: the lab's Gs keep no thread-local state across switch points.
                 let rt = unsafe { Runtime::builder().procs(o.procs).policy(policy).build() }
                     .map_err(|e| format!("runtime: {e}"))?;
-                let s = Schedule::scaled(dist, o.scale, o.procs, load, n, SEED);
-                Ok(run_goro(&rt, o.procs, mode, &s))
+                let s = Schedule::scaled(o.dist, o.scale, o.procs, load, n, SEED);
+                Ok(run_goro(&rt, o.procs, o.mode, &s))
             }
             Series::Peer { name, cmd } => {
                 let out = Command::new(cmd)
                     .args([
                         "latency",
-                        dist.name(),
-                        mode.name(),
+                        o.dist.name(),
+                        o.mode.name(),
                         &o.procs.to_string(),
                         &format!("{load}"),
                         &n.to_string(),
@@ -219,7 +219,7 @@ pub fn run(o: &Options, vs: &[Variant]) {
                     started,
                     &format!("run {}/{runs} load {:.0}% {}", run + 1, load * 100.0, s.name()),
                 );
-                match s.point(o, dist, mode, load) {
+                match s.point(o, load) {
                     Ok(p) => cells[si][li].points.push(p),
                     Err(e) => notes.push(e),
                 }
@@ -257,7 +257,7 @@ pub fn run(o: &Options, vs: &[Variant]) {
     let csv_path = format!("{out}/latency.csv");
     std::fs::write(&csv_path, csv(&names, &loads, &cells)).unwrap_or_else(|e| panic!("cannot write {csv_path}: {e}"));
     let svg = format!("{out}/latency.svg");
-    chart(&svg, &names, &loads, &cells, o, mode).unwrap_or_else(|e| panic!("cannot draw {svg}: {e}"));
+    chart(&svg, &names, &loads, &cells, o).unwrap_or_else(|e| panic!("cannot draw {svg}: {e}"));
     println!("wrote {md}, {csv_path} and {svg}");
 }
 
@@ -341,7 +341,6 @@ fn chart(
     loads: &[f64],
     cells: &[Vec<Cell>],
     o: &Options,
-    mode: Mode,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let procs = o.procs;
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
@@ -353,7 +352,7 @@ fn chart(
         "p99 latency against load — {} service times (mean {:.0} µs), {}, procs = {procs}",
         dist_name(o.dist, o.scale),
         o.dist.mean_us() * o.scale,
-        if mode == Mode::Spawn { "a G per request" } else { "worker pool" }
+        if o.mode == Mode::Spawn { "a G per request" } else { "worker pool" }
     );
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, ("sans-serif", 18))
