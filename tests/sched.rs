@@ -69,16 +69,31 @@ fn hundred_thousand_parked_goroutines_are_released() {
 #[test]
 fn idle_ps_steal_from_a_busy_one() {
     fn run(steal: Steal) -> goro::Stats {
-        let policy = Policy { steal, ..Policy::default() };
+        // Hog handoff off: no G leaves the spawning P except by theft.
+        let policy = Policy { steal, hog_handoff: false, ..Policy::default() };
         // SAFETY: the test's Gs keep no thread-local state across switch points.
         let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
         let threads = rt.block_on(|| {
-            // All these land on the spawning P; the other P must steal.
+            // All these land on the spawning P; the other P must steal. The
+            // Gs on the spawner's thread wait (up to 5 s) until one ran
+            // elsewhere, so that a thief whose thread starts late on a
+            // loaded machine still finds work to take.
+            let spawner = std::thread::current().name().unwrap().to_string();
+            let stolen = Arc::new(AtomicBool::new(false));
+            let start = Instant::now();
             let hs: Vec<_> = (0..200)
                 .map(|_| {
-                    goro::go(|| {
+                    let (spawner, stolen) = (spawner.clone(), stolen.clone());
+                    goro::go(move || {
                         busy(200);
-                        std::thread::current().name().unwrap().to_string()
+                        let me = std::thread::current().name().unwrap().to_string();
+                        if me != spawner {
+                            stolen.store(true, Ordering::Relaxed);
+                        }
+                        while !stolen.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(5) {
+                            std::hint::spin_loop();
+                        }
+                        me
                     })
                 })
                 .collect();
@@ -98,6 +113,45 @@ fn idle_ps_steal_from_a_busy_one() {
         let st = run(Steal::One);
         assert_eq!(st.total.stolen, st.total.steals, "{st:?}");
     });
+}
+
+#[test]
+fn a_preempted_g_wakes_an_idle_p_for_the_work_it_leaves() {
+    // Go's `goschedImpl` calls `wakep` after putting the preempted G on
+    // the global queue. Without it (goro before 2026-12-03) an idle P could
+    // stay idle beside queued work: a hog relocking a mutex is preempted
+    // to the global queue, its P takes a batch of that queue (the hog to
+    // run, the waiter into its local queue) and runs the hog, which makes
+    // no further runtime call; nobody was woken to steal the waiter. A short
+    // time slice makes preemptions frequent; hog handoff, which would
+    // bound the stall, is off. About 1 round in 10 hung before the fix.
+    for _ in 0..40 {
+        bounded(30, || {
+            let policy = Policy { hog_handoff: false, time_slice: Duration::from_micros(200), ..Policy::default() };
+            // SAFETY: the test's Gs keep no thread-local state across switch points.
+            let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
+            rt.block_on(|| {
+                let m = Arc::new(goro::sync::Mutex::new(()));
+                let hog_locks = Arc::new(AtomicUsize::new(0));
+                let stop = Arc::new(AtomicBool::new(false));
+                let (m2, s2, n2) = (m.clone(), stop.clone(), hog_locks.clone());
+                let hog = goro::go(move || {
+                    while !s2.load(Ordering::Relaxed) {
+                        let _g = m2.lock();
+                        n2.fetch_add(1, Ordering::Relaxed);
+                        busy(100);
+                    }
+                });
+                for _ in 0..10 {
+                    let before = hog_locks.load(Ordering::Relaxed);
+                    common::wait_until("the hog relocks", || hog_locks.load(Ordering::Relaxed) > before + 2);
+                    drop(m.lock());
+                }
+                stop.store(true, Ordering::Relaxed);
+                hog.join().unwrap();
+            });
+        });
+    }
 }
 
 fn policy_variants() -> Vec<(String, Policy)> {

@@ -82,9 +82,9 @@ fn starving_waiter_gets_the_mutex() {
     // 10 at 100 µs each; without starvation mode, hundreds: the woken waiter
     // loses almost every race to the running hog).
     bounded(60, || {
-        // The default policy: with hog handoff off, this test hangs in
-        // about 3.5% of runs (docs/testing.md, the liveness bug); hog
-        // handoff bounds that stall to about a millisecond.
+        // The default policy. With hog handoff off this test found the
+        // missing wake-up after a preemption (docs/testing.md, the liveness
+        // bug; its regression test is in tests/sched.rs).
         // SAFETY: the test's Gs keep no thread-local state across switch points.
         let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
         rt.block_on(|| {

@@ -165,13 +165,18 @@ fn goyield_m(s: &Sched, c: &MCtx, g: Arc<G>) {
 }
 
 /// Go's `gopreempt_m`: time slice used up (or the G needs a P it lost),
-/// to the global queue, behind everything already waiting.
+/// to the global queue, behind everything already waiting. Work put on
+/// the global queue is submitted work (`idle.rs`, rule 1): an idle P must
+/// be woken for it, or for what this P's M now leaves in its local queue
+/// when it takes a batch of the global queue and runs on (Go's
+/// `goschedImpl` calls `wakep` for the same reason).
 fn gopreempt_m(s: &Sched, c: &MCtx, g: Arc<G>) {
     if c.p.get() == NO_P {
         return requeue_without_p(s, c, g);
     }
     g.set_status(GStatus::Runnable);
     s.globrunqput(g);
+    c.sched.wakep();
 }
 
 /// A G switched out runnable on an M that lost its P (syscall or hog

@@ -10,9 +10,10 @@
 //! Every M can then sleep without a timeout: nothing is stranded. It holds
 //! because of three rules, each a transition of [`Idle`]:
 //!
-//! 1. Whoever submits work (`ready`, `newproc`, a handoff) calls `wakep`
-//!    after the work is visible, which starts an M spinning on an idle P
-//!    unless one already spins ([`Idle::claim_spinning`]). One spinning M is
+//! 1. Whoever submits work (`ready`, `newproc`, a handoff, a preempted G
+//!    put on the global queue) calls `wakep` after the work is visible,
+//!    which starts an M spinning on an idle P unless one already spins
+//!    ([`Idle::claim_spinning`]). One spinning M is
 //!    enough: it either finds the work or, being the last spinning M to give
 //!    up, looks again (rule 3).
 //! 2. A spinning M that finds work stops spinning; if it was the last one
