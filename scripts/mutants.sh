@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 # tests that exercise it (not the doc tests, not trybuild).
 MODULES=(
     "runq|runtime/src/runq.rs|runq_rules loom_runq sched syscall shutdown|"
-    "park_token|runtime/src/park_token.rs|loom_park sched chan shutdown lock_os_thread|"
+    "park_token|runtime/src/park_token.rs|loom_park sched chan shutdown lock_os_thread exit|"
     "opstate|chan/src/opstate.rs|loom_opstate chan select|"
     "chan|chan/src/chan.rs chan/src/sudog.rs chan/src/lock.rs|chan select deadlock synctest lib shutdown|"
     "select|chan/src/select.rs|select chan deadlock synctest shutdown lib|"

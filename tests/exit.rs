@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -119,6 +120,49 @@ fn exit_child() {
             drop(rt);
             drop(parked);
         }
+        // Dropping a runtime while a G is in a long `blocking` call: its M
+        // is detached after the grace period. A parked G is still unwound
+        // (its locals dropped); the G in the call is not touched (its M may
+        // run it on), and once the call returns it runs to its end.
+        "detached" => {
+            struct Flag(Arc<AtomicBool>);
+            impl Drop for Flag {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::SeqCst);
+                }
+            }
+            let rt = runtime("detach");
+            let (in_call_dropped, parked_dropped) =
+                (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+            let returned = Arc::new(AtomicBool::new(false));
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let started = Chan::new(2);
+            let (s1, s2) = (started.clone(), started.clone());
+            let (f1, r1) = (in_call_dropped.clone(), returned.clone());
+            rt.spawn(move || {
+                let _f = Flag(f1);
+                s1.send(()).unwrap();
+                goro::blocking(|| wait.recv().unwrap());
+                r1.store(true, Ordering::SeqCst);
+            });
+            let never = Chan::<u8>::new(0);
+            let (f2, n2) = (parked_dropped.clone(), never.clone());
+            rt.spawn(move || {
+                let _f = Flag(f2);
+                s2.send(()).unwrap();
+                n2.recv();
+            });
+            started.recv().unwrap();
+            started.recv().unwrap();
+            common::wait_until("the G parked", || rt.stats().waiting_goroutines >= 1);
+            drop(rt);
+            assert!(parked_dropped.load(Ordering::SeqCst), "the parked G was not unwound");
+            assert!(!in_call_dropped.load(Ordering::SeqCst), "the G in a blocking call was unwound under its M");
+            release.send(()).unwrap();
+            common::wait_until("the G back from its call ran to its end", || in_call_dropped.load(Ordering::SeqCst));
+            assert!(returned.load(Ordering::SeqCst));
+            drop(never);
+        }
         // The last handle of a runtime dropped inside one of its own Gs.
         "drop_inside" => {
             let slot = Arc::new(Mutex::new(Some(runtime("dropme"))));
@@ -176,4 +220,9 @@ fn a_destructor_that_blocks_does_not_hang_shutdown() {
 #[test]
 fn the_last_runtime_handle_dropped_in_its_own_g_shuts_it_down() {
     check("drop_inside");
+}
+
+#[test]
+fn a_runtime_drops_while_a_g_is_in_a_long_blocking_call() {
+    check("detached");
 }
