@@ -916,6 +916,58 @@ fn stats_count_the_idle_ps() {
     });
 }
 
+/// Gs that exit on another P than the one that spawned them (stolen Gs)
+/// leave the spawner's registry in batches, one lock of it per 32
+/// (`execute.rs`, `goexit0`). Dead and waiting for their batch, they are
+/// neither listed nor counted as live.
+#[test]
+fn gs_that_exit_on_another_p_leave_its_registry_in_batches() {
+    bounded(60, || {
+        // Hog handoff off: a G reaches the other P only by theft.
+        let policy = Policy { hog_handoff: false, ..Policy::default() };
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
+        let (foreign, locks) = rt.block_on(|| {
+            let spawner = std::thread::current().name().unwrap().to_string();
+            let before = goro::stats().shared_locks.other_registry;
+            let mut foreign = 0;
+            for _ in 0..20 {
+                // As in `idle_ps_steal_from_a_busy_one`: the Gs on the
+                // spawner's thread wait until one ran on the other P.
+                let stolen = Arc::new(AtomicBool::new(false));
+                let start = Instant::now();
+                let hs: Vec<_> = (0..100)
+                    .map(|_| {
+                        let (spawner, stolen) = (spawner.clone(), stolen.clone());
+                        goro::go(move || {
+                            busy(20);
+                            let elsewhere = std::thread::current().name().unwrap() != spawner;
+                            if elsewhere {
+                                stolen.store(true, Ordering::Relaxed);
+                            }
+                            while !stolen.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(5) {
+                                std::hint::spin_loop();
+                            }
+                            elsewhere
+                        })
+                    })
+                    .collect();
+                foreign += hs.into_iter().map(|h| h.join().unwrap()).filter(|&e| e).count();
+                assert_eq!(goro::stats().live_goroutines, 1, "dead Gs counted as live");
+                let listed = goro::dump().lines().filter(|l| l.starts_with("goroutine ")).count();
+                assert_eq!(listed, 1, "dead Gs listed:\n{}", goro::dump());
+            }
+            (foreign, goro::stats().shared_locks.other_registry - before)
+        });
+        assert!(foreign >= 64, "only {foreign} Gs ran on the other P");
+        let most = foreign as u64 / 16 + 2;
+        assert!(
+            (1..=most).contains(&locks),
+            "{locks} locks of the spawner's registry for {foreign} Gs exiting elsewhere"
+        );
+    });
+}
+
 /// An unpark that comes before the park is used up by that park: the G
 /// returns at once, and its next park waits for the next unpark (a token
 /// left set would make every later park return at once: a G spinning

@@ -12,6 +12,7 @@ use corosensei::CoroutineResult;
 
 use crate::g::{GStatus, Switch, G};
 use crate::m::MCtx;
+use crate::p::PLocal;
 use crate::sched::{Sched, NO_P, SAMPLE_MASK};
 use crate::stats::{Counters, SchedCounters};
 
@@ -191,29 +192,81 @@ fn requeue_without_p(s: &Sched, c: &MCtx, g: Arc<G>) {
 /// goes back to the P's cache (the shared pool without a P), the G
 /// leaves the registry and, unless shutting down, waits on the P's
 /// free list for the next spawn.
+///
+/// A G registered in another P's registry (it was stolen, or readied
+/// elsewhere) leaves it in a batch of `UNREG_BATCH`: taking that lock for
+/// each G made the spawner's registry lock bounce between the Ps of a
+/// spawn-and-steal workload. Meanwhile it is dead and registered, which
+/// `Sched::all_gs` skips, and its stack is back in the cache already.
 fn goexit0(s: &Sched, c: &MCtx, g: Arc<G>) {
     g.set_status(GStatus::Dead);
-    unregister(s, c, &g);
     if let Some(b) = &g.bubble {
         b.g_exited();
     }
     let p = c.p.get();
     if p == NO_P {
         SchedCounters::bump(&s.counters.exits_without_p);
-        s.gpool.gdestroy(None, g, false);
+        s.gpool.gdestroy(None, &g);
+        unregister(s, c, &g);
         return;
     }
     let pp = &s.ps[p];
     Counters::bump(&pp.counters.completed);
     // SAFETY: we hold P `p`.
-    s.gpool.gdestroy(Some(unsafe { pp.local() }), g, !s.shutdown.started());
+    let local = unsafe { pp.local() };
+    s.gpool.gdestroy(Some(local), &g);
+    if s.shutdown.started() {
+        unregister(s, c, &g);
+        return;
+    }
+    if shard_of(&g) == p {
+        unregister(s, c, &g);
+        s.gpool.gfput(local, g);
+        return;
+    }
+    local.unreg.push(g);
+    if local.unreg.len() >= UNREG_BATCH {
+        unregister_batch(s, local);
+    }
+}
+
+/// How many dead Gs of other Ps' registries a P collects before it takes
+/// them out (one lock per registry and batch).
+const UNREG_BATCH: usize = 32;
+
+/// The P whose registry holds G `g`, and its index there.
+fn slot_of(g: &G) -> (usize, u32) {
+    let slot = g.slot.load(Ordering::Relaxed);
+    ((slot >> 32) as usize, slot as u32)
+}
+
+fn shard_of(g: &G) -> usize {
+    slot_of(g).0
 }
 
 fn unregister(s: &Sched, c: &MCtx, g: &G) {
-    let slot = g.slot.load(Ordering::Relaxed);
-    let (shard, idx) = ((slot >> 32) as usize, slot as u32);
+    let (shard, idx) = slot_of(g);
     if c.p.get() != shard {
         SchedCounters::bump(&s.counters.lock_other_registry);
     }
     drop(s.ps[shard].registry.lock().unwrap().remove(idx));
+}
+
+/// Takes the Gs of `local.unreg` out of their registries, one lock per
+/// registry, and puts them on the free list.
+fn unregister_batch(s: &Sched, local: &mut PLocal) {
+    let mut gs = std::mem::take(&mut local.unreg);
+    gs.sort_unstable_by_key(|g| shard_of(g));
+    for batch in gs.chunk_by(|a, b| shard_of(a) == shard_of(b)) {
+        SchedCounters::bump(&s.counters.lock_other_registry);
+        let mut reg = s.ps[shard_of(&batch[0])].registry.lock().unwrap();
+        for g in batch {
+            drop(reg.remove(slot_of(g).1));
+        }
+    }
+    for g in gs.drain(..) {
+        s.gpool.gfput(local, g);
+    }
+    // Keep the buffer's allocation for the next batch.
+    local.unreg = gs;
 }

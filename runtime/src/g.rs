@@ -12,7 +12,8 @@
 //! dead one from the free lists ([`GPool::gfget`], Go's `gfget`); either
 //! way [`G::begin_life`] sets everything one life may change. A G gets its
 //! stack when it first runs ([`GPool::gstart`]) and gives it back when it
-//! exits ([`GPool::gdestroy`]), which also keeps the G for the next spawn
+//! exits ([`GPool::gdestroy`]); out of the registry, the G is kept for the
+//! next spawn ([`GPool::gfput`])
 //! when nothing else holds it (Go's `gfput`).
 
 use std::cell::{Cell, UnsafeCell};
@@ -508,37 +509,42 @@ impl GPool {
         Ok(())
     }
 
-    /// Go's `gdestroy` + `gfput`: the G has exited (or never started);
-    /// its stack goes to the P's cache (`local`; to the shared pool for an
-    /// M without a P), and the G itself to the P's free list if `recycle`
-    /// and nothing else holds it (an `Unparker` or a timer may: then it is
-    /// simply freed when they let go). The caller unregisters it.
-    pub(crate) fn gdestroy(&self, local: Option<&mut PLocal>, g: Arc<G>, recycle: bool) {
+    /// Go's `gdestroy`: the G has exited (or never started); its stack
+    /// goes to the P's cache (`local`; to the shared pool for an M without
+    /// a P). The G itself is the caller's: [`GPool::gfput`] once it is out
+    /// of the registry, or dropped.
+    pub(crate) fn gdestroy(&self, local: Option<&mut PLocal>, g: &G) {
         g.set_status(GStatus::Dead);
         // SAFETY: the G has returned (or never ran); only this M touches
         // its coroutine.
-        let co = unsafe { (*g.co.get()).take() };
-        let Some(local) = local else {
-            if let Some(co) = co {
-                self.stacks.put_many([co.into_stack()]);
-            }
+        let Some(co) = (unsafe { (*g.co.get()).take() }) else {
             return;
         };
-        if let Some(co) = co {
-            stack::put(&mut local.stacks, &self.stacks, co.into_stack());
-            self.stack_exhausted.store(false, Ordering::Relaxed);
-        }
-        if recycle && Arc::strong_count(&g) == 1 {
-            if local.gfree.len() >= GFREE_LOCAL {
-                let at = local.gfree.len() - GFREE_BATCH;
-                let spill: Vec<Arc<G>> = local.gfree.drain(at..).collect();
-                self.gfree_locks.fetch_add(1, Ordering::Relaxed);
-                let mut global = self.gfree.lock().unwrap();
-                global.extend(spill);
-                self.gfree_len.store(global.len(), Ordering::Relaxed);
+        match local {
+            Some(local) => {
+                stack::put(&mut local.stacks, &self.stacks, co.into_stack());
+                self.stack_exhausted.store(false, Ordering::Relaxed);
             }
-            local.gfree.push(g);
+            None => self.stacks.put_many([co.into_stack()]),
         }
+    }
+
+    /// Go's `gfput`: a dead G, out of the registry, goes to the P's free
+    /// list if nothing else holds it (an `Unparker` or a timer may: then
+    /// it is simply freed when they let go).
+    pub(crate) fn gfput(&self, local: &mut PLocal, g: Arc<G>) {
+        if Arc::strong_count(&g) != 1 {
+            return;
+        }
+        if local.gfree.len() >= GFREE_LOCAL {
+            let at = local.gfree.len() - GFREE_BATCH;
+            let spill: Vec<Arc<G>> = local.gfree.drain(at..).collect();
+            self.gfree_locks.fetch_add(1, Ordering::Relaxed);
+            let mut global = self.gfree.lock().unwrap();
+            global.extend(spill);
+            self.gfree_len.store(global.len(), Ordering::Relaxed);
+        }
+        local.gfree.push(g);
     }
 
     /// Gives back the memory of up to `max` pooled stacks that went unused

@@ -129,6 +129,10 @@ pub(crate) struct PLocal {
     pub overflow: Vec<*mut G>,
     /// Dead Gs for reuse (Go's `p.gFree`); each is the only reference.
     pub gfree: Vec<Arc<G>>,
+    /// Dead Gs that exited here but are registered in another P's
+    /// registry, waiting to leave it in one batch (`execute.rs`,
+    /// `goexit0`): one lock of that registry per batch instead of per G.
+    pub unreg: Vec<Arc<G>>,
 }
 
 // SAFETY: `local` is accessed only through `P::local`, whose contract is that
@@ -163,6 +167,7 @@ impl P {
                 goid_end: 0,
                 overflow: Vec::new(),
                 gfree: Vec::new(),
+                unreg: Vec::new(),
             }),
         }
     }

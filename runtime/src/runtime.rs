@@ -600,6 +600,7 @@ fn stop_sched(sched: &Sched) {
                 p.local().stacks.clear();
                 // Free Gs hold the Sched: break the cycle.
                 p.local().gfree.clear();
+                p.local().unreg.clear();
             }
         }
     }

@@ -920,11 +920,13 @@ impl Sched {
         &self.name
     }
 
-    /// Live Gs of this runtime (for dumps and tests).
+    /// Live Gs of this runtime (for dumps and tests). The registries also
+    /// hold Gs that exited and wait to leave them in a batch
+    /// (`execute.rs`, `goexit0`): those are dead and left out.
     pub fn all_gs(&self) -> Vec<Arc<G>> {
         let mut out = Vec::new();
         for p in self.ps.iter() {
-            out.extend(p.registry.lock().unwrap().iter().cloned());
+            out.extend(p.registry.lock().unwrap().iter().filter(|g| g.status() != GStatus::Dead).cloned());
         }
         out
     }
