@@ -10,11 +10,11 @@
 //!
 //! Also here: a G's lives. `newproc` makes a G with [`G::new`] or reuses a
 //! dead one from the free lists ([`GPool::gfget`], Go's `gfget`); either
-//! way [`G::begin_life`] sets everything one life may change. A G gets its
-//! stack when it first runs ([`GPool::gstart`]) and gives it back when it
-//! exits ([`GPool::gdestroy`]); out of the registry, the G is kept for the
-//! next spawn ([`GPool::gfput`])
-//! when nothing else holds it (Go's `gfput`).
+//! way [`G::begin_life`] sets what a new life needs. A G gets its stack
+//! when it first runs ([`GPool::gstart`]) and gives it back when it exits
+//! ([`GPool::gdestroy`]); out of the registry, and if nothing else holds
+//! it, the G is put back as it was made ([`G::end_life`]) and kept for the
+//! next spawn ([`GPool::gfput`], Go's `gfput`).
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
@@ -277,17 +277,36 @@ impl G {
     /// and `newproc1`): every field that a life may change is set here,
     /// and only here. The registry slot is set by `newproc` after.
     pub(crate) fn begin_life(&mut self, life: Life) {
+        // What a life may have changed was put back when the last one
+        // ended (`end_life`, on the P where the G exited, whose cache holds
+        // it): a spawn on another P writes only these fields, so that it
+        // waits on as few of the G's cache lines as it can.
+        debug_assert!(self.is_reset(), "a recycled G went through end_life");
         self.id = life.id;
-        self.name = life.name;
+        if life.name.is_some() {
+            self.name = life.name;
+        }
         *self.status.get_mut() = GStatus::Runnable as u8;
+        self.spawn_site = life.site;
+        self.stack_size = life.stack_size;
+        *self.start.get_mut() = Some(life.body);
+        if life.bubble.is_some() {
+            self.bubble = life.bubble;
+        }
+    }
+
+    /// Ends a life: puts back what `begin_life` does not set, and drops
+    /// the name and the bubble (a dead G keeps nothing alive).
+    pub(crate) fn end_life(&mut self) {
+        self.name = None;
         *self.wait_reason.get_mut() = 0;
         *self.wait_since.get_mut() = 0;
         self.park.reset();
-        self.spawn_site = life.site;
-        self.stack_size = life.stack_size;
         self.guard.set((0, 0));
-        *self.start.get_mut() = Some(life.body);
-        debug_assert!(self.co.get_mut().is_none(), "a dead G has no coroutine");
+        debug_assert!(
+            self.start.get_mut().is_none() && self.co.get_mut().is_none(),
+            "a dead G has no body or coroutine"
+        );
         self.yielder.set(std::ptr::null());
         *self.ready_at.get_mut() = 0;
         *self.flow_id.get_mut() = 0;
@@ -295,8 +314,28 @@ impl G {
         debug_assert!(self.lockedm.get_mut().is_null(), "a dead G is wired to no M");
         self.locked_ext.set(0);
         self.locked_int.set(0);
-        self.bubble = life.bubble;
+        self.bubble = None;
         *self.durable.get_mut() = false;
+    }
+
+    /// Whether every field `end_life` puts back is as it left it.
+    fn is_reset(&mut self) -> bool {
+        self.name.is_none()
+            && *self.wait_reason.get_mut() == 0
+            && *self.wait_since.get_mut() == 0
+            && self.park.is_empty()
+            && self.guard.get() == (0, 0)
+            && self.start.get_mut().is_none()
+            && self.co.get_mut().is_none()
+            && self.yielder.get().is_null()
+            && *self.ready_at.get_mut() == 0
+            && *self.flow_id.get_mut() == 0
+            && *self.wait_external.get_mut()
+            && self.lockedm.get_mut().is_null()
+            && self.locked_ext.get() == 0
+            && self.locked_int.get() == 0
+            && self.bubble.is_none()
+            && !*self.durable.get_mut()
     }
 
     pub fn name(&self) -> Option<&str> {
@@ -523,7 +562,10 @@ impl GPool {
         match local {
             Some(local) => {
                 stack::put(&mut local.stacks, &self.stacks, co.into_stack());
-                self.stack_exhausted.store(false, Ordering::Relaxed);
+                // Written only when set: every spawn reads it.
+                if self.stack_exhausted.load(Ordering::Relaxed) {
+                    self.stack_exhausted.store(false, Ordering::Relaxed);
+                }
             }
             None => self.stacks.put_many([co.into_stack()]),
         }
@@ -532,10 +574,11 @@ impl GPool {
     /// Go's `gfput`: a dead G, out of the registry, goes to the P's free
     /// list if nothing else holds it (an `Unparker` or a timer may: then
     /// it is simply freed when they let go).
-    pub(crate) fn gfput(&self, local: &mut PLocal, g: Arc<G>) {
-        if Arc::strong_count(&g) != 1 {
+    pub(crate) fn gfput(&self, local: &mut PLocal, mut g: Arc<G>) {
+        let Some(dead) = Arc::get_mut(&mut g) else {
             return;
-        }
+        };
+        dead.end_life();
         if local.gfree.len() >= GFREE_LOCAL {
             let at = local.gfree.len() - GFREE_BATCH;
             let spill: Vec<Arc<G>> = local.gfree.drain(at..).collect();

@@ -88,4 +88,9 @@ impl ParkToken {
     pub fn reset(&mut self) {
         self.0.store(EMPTY, Ordering::Relaxed);
     }
+
+    /// Whether the token is `EMPTY` (a G between lives: checks only).
+    pub fn is_empty(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == EMPTY
+    }
 }
