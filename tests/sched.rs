@@ -154,6 +154,60 @@ fn a_preempted_g_wakes_an_idle_p_for_the_work_it_leaves() {
     }
 }
 
+#[test]
+fn a_due_timer_of_a_busy_p_is_run_by_another_busy_p() {
+    // A G sleeps on a P that then runs a hog (no runtime call, hog
+    // handoff off): that P runs none of its timers until the hog ends.
+    // The other P is busy too (yielding Gs), so it never idles into the
+    // look at other Ps' timers that an idle P makes. Busy Ps look at the
+    // others' due timers every 64 schedules: the sleeper wakes, on the
+    // other P, while the hog still runs. Before that rule it woke only
+    // after the hog gave up (5 s here).
+    bounded(60, || {
+        let policy = Policy { hog_handoff: false, ..Policy::default() };
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
+        rt.block_on(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let yielders: Vec<_> = (0..4)
+                .map(|_| {
+                    let stop = stop.clone();
+                    goro::go(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            busy(10);
+                            goro::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            let hog = goro::go(|| {
+                let woke = Arc::new(AtomicBool::new(false));
+                let w = woke.clone();
+                // Into this P's runnext: it runs at the yield below and
+                // puts its timer on this P's heap.
+                let sleeper = goro::go(move || {
+                    goro::sleep(Duration::from_millis(1));
+                    w.store(true, Ordering::Release);
+                });
+                goro::yield_now();
+                let t = Instant::now();
+                while !woke.load(Ordering::Acquire) && t.elapsed() < Duration::from_secs(5) {
+                    std::hint::spin_loop();
+                }
+                let woke_while_hogging = woke.load(Ordering::Acquire);
+                sleeper.join().unwrap();
+                woke_while_hogging
+            });
+            let woke_while_hogging = hog.join().unwrap();
+            stop.store(true, Ordering::Relaxed);
+            for y in yielders {
+                y.join().unwrap();
+            }
+            assert!(woke_while_hogging, "the sleeper woke only after its P's hog gave up");
+        });
+    });
+}
+
 fn policy_variants() -> Vec<(String, Policy)> {
     let mut v = Vec::new();
     for runnext in [true, false] {

@@ -701,6 +701,14 @@ impl Sched {
             if pp.timer_next.load(Ordering::Relaxed) != u64::MAX {
                 crate::timer::run_timers(pp, self.now_nanos(), &pp.counters);
             }
+            // A P whose G runs without switching runs none of its timers
+            // until it does (up to a time slice, or for ever under a hog
+            // with hog handoff off): busy Ps look at the others' timers
+            // too, every `OTHER_TIMERS_INTERVAL` schedules, and run those
+            // that are due (the Gs they wake come to this P).
+            if self.procs > 1 && pp.schedtick.load(Ordering::Relaxed) & (OTHER_TIMERS_INTERVAL - 1) == 0 {
+                self.run_other_timers(p, pp);
+            }
 
             // Fairness: every `global_queue_interval` ticks, the global queue first.
             if self.policy.global_queue_interval > 0
@@ -739,19 +747,8 @@ impl Sched {
             }
 
             // Timers of other Ps that are due (their Gs come to this P).
-            // The clock is read only if some P has a timer at all.
-            if crate::timer::next_timer(&self.ps) != u64::MAX {
-                let now = self.now_nanos();
-                let mut fired = 0;
-                for (q, qp) in self.ps.iter().enumerate() {
-                    if q != p && qp.timer_next.load(Ordering::SeqCst) <= now {
-                        SchedCounters::bump(&self.counters.lock_other_timers);
-                        fired += crate::timer::run_timers(qp, now, &pp.counters);
-                    }
-                }
-                if fired > 0 {
-                    continue;
-                }
+            if self.run_other_timers(p, pp) > 0 {
+                continue;
             }
 
             // Nothing: give up the P.
@@ -789,6 +786,24 @@ impl Sched {
                 return None;
             }
         }
+    }
+
+    /// Runs the due timers of every P but `p`, the caller's: the Gs they
+    /// wake come to `p`. The clock is read only if
+    /// some P has a timer at all. Returns how many fired.
+    fn run_other_timers(&self, p: usize, pp: &P) -> usize {
+        if crate::timer::next_timer(&self.ps) == u64::MAX {
+            return 0;
+        }
+        let now = self.now_nanos();
+        let mut fired = 0;
+        for (q, qp) in self.ps.iter().enumerate() {
+            if q != p && qp.timer_next.load(Ordering::SeqCst) <= now {
+                SchedCounters::bump(&self.counters.lock_other_timers);
+                fired += crate::timer::run_timers(qp, now, &pp.counters);
+            }
+        }
+        fired
     }
 
     /// An M with no P and no work sleeps: in the poller until the next timer
@@ -931,6 +946,10 @@ impl Sched {
         out
     }
 }
+
+/// How often, in schedules, a P with work of its own runs other Ps' due
+/// timers (a power of two: a mask, not a division, on every schedule).
+const OTHER_TIMERS_INTERVAL: u32 = 64;
 
 /// How many Gs a P takes from a global queue of `size` (Go's
 /// `globrunqget`): a fair share, `size / procs + 1`, at most half its
