@@ -208,6 +208,56 @@ fn a_due_timer_of_a_busy_p_is_run_by_another_busy_p() {
     });
 }
 
+#[test]
+fn a_burst_of_due_timers_wakes_its_gs_ahead_of_the_global_queue() {
+    // 1,000 sleepers due at once, on one P whose local queue is full and
+    // whose global queue holds thousands of Gs that never ran. A P fires
+    // at most as many timers as its local queue has room for and keeps
+    // the rest due in the heap: so the woken Gs wait behind at most a
+    // local queue, and every one runs before the last queued G does.
+    // Firing them all at once overflowed the local queue and sent woken
+    // Gs to the global queue's tail (the `timers` workload's 100 ms p99).
+    bounded(60, || {
+        // Hog handoff off: the main G's busy wait keeps the P.
+        let policy = Policy { hog_handoff: false, ..Policy::default() };
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).policy(policy).build() }.unwrap();
+        rt.block_on(|| {
+            const SLEEPERS: usize = 1000;
+            const QUEUED: usize = 5000;
+            let seq = Arc::new(AtomicUsize::new(0));
+            let due = Instant::now() + Duration::from_millis(200);
+            let sleepers: Vec<_> = (0..SLEEPERS)
+                .map(|i| {
+                    let seq = seq.clone();
+                    goro::go(move || {
+                        goro::sleep_until(due + Duration::from_micros(i as u64));
+                        seq.fetch_add(1, Ordering::Relaxed)
+                    })
+                })
+                .collect();
+            common::wait_until("the sleepers parked", || goro::stats().waiting_goroutines >= SLEEPERS);
+            assert!(Instant::now() < due, "the sleepers took too long to park for this test to mean anything");
+            let queued: Vec<_> = (0..QUEUED)
+                .map(|_| {
+                    let seq = seq.clone();
+                    goro::go(move || seq.fetch_add(1, Ordering::Relaxed))
+                })
+                .collect();
+            // Every timer falls due while this G keeps the P.
+            while Instant::now() < due + Duration::from_millis(5) {
+                std::hint::spin_loop();
+            }
+            let last_woken = sleepers.into_iter().map(|h| h.join().unwrap()).max().unwrap();
+            let last_queued = queued.into_iter().map(|h| h.join().unwrap()).max().unwrap();
+            assert!(
+                last_woken < last_queued,
+                "a woken G ran as number {last_woken}, after the last of the queued Gs ({last_queued})"
+            );
+        });
+    });
+}
+
 fn policy_variants() -> Vec<(String, Policy)> {
     let mut v = Vec::new();
     for runnext in [true, false] {

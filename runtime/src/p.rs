@@ -250,6 +250,12 @@ impl P {
         !self.runnext.load(Ordering::Acquire).is_null() || !self.runq.is_empty()
     }
 
+    /// Free slots in the local queue (racy, as `len`: thieves only make
+    /// more).
+    pub fn runq_room(&self) -> usize {
+        self.runq.limit().saturating_sub(self.runq.len())
+    }
+
     pub fn queue_len(&self) -> usize {
         self.runq.len() + usize::from(!self.runnext.load(Ordering::Relaxed).is_null())
     }

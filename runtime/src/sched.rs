@@ -699,7 +699,7 @@ impl Sched {
             let pp = &self.ps[p];
 
             if pp.timer_next.load(Ordering::Relaxed) != u64::MAX {
-                crate::timer::run_timers(pp, self.now_nanos(), &pp.counters);
+                crate::timer::run_timers(pp, self.now_nanos(), &pp.counters, pp.runq_room());
             }
             // A P whose G runs without switching runs none of its timers
             // until it does (up to a time slice, or for ever under a hog
@@ -800,7 +800,7 @@ impl Sched {
         for (q, qp) in self.ps.iter().enumerate() {
             if q != p && qp.timer_next.load(Ordering::SeqCst) <= now {
                 SchedCounters::bump(&self.counters.lock_other_timers);
-                fired += crate::timer::run_timers(qp, now, &pp.counters);
+                fired += crate::timer::run_timers(qp, now, &pp.counters, pp.runq_room());
             }
         }
         fired
