@@ -66,6 +66,33 @@ fn hundred_thousand_parked_goroutines_are_released() {
     });
 }
 
+/// Spawns `n` Gs onto the caller's P, each spinning for `micros` and
+/// returning the name of the thread it ran on. Those on the spawner's
+/// thread then wait (up to 5 s) until one ran on another: so that with
+/// hog handoff off, where only theft moves a G, a thief whose thread
+/// starts late on a loaded machine still finds work to take.
+fn spawn_until_one_is_stolen(n: usize, micros: u64) -> Vec<goro::JoinHandle<String>> {
+    let spawner = std::thread::current().name().unwrap().to_string();
+    let stolen = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    (0..n)
+        .map(|_| {
+            let (spawner, stolen) = (spawner.clone(), stolen.clone());
+            goro::go(move || {
+                busy(micros);
+                let me = std::thread::current().name().unwrap().to_string();
+                if me != spawner {
+                    stolen.store(true, Ordering::Relaxed);
+                }
+                while !stolen.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(5) {
+                    std::hint::spin_loop();
+                }
+                me
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn idle_ps_steal_from_a_busy_one() {
     fn run(steal: Steal) -> goro::Stats {
@@ -74,29 +101,8 @@ fn idle_ps_steal_from_a_busy_one() {
         // SAFETY: the test's Gs keep no thread-local state across switch points.
         let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
         let threads = rt.block_on(|| {
-            // All these land on the spawning P; the other P must steal. The
-            // Gs on the spawner's thread wait (up to 5 s) until one ran
-            // elsewhere, so that a thief whose thread starts late on a
-            // loaded machine still finds work to take.
-            let spawner = std::thread::current().name().unwrap().to_string();
-            let stolen = Arc::new(AtomicBool::new(false));
-            let start = Instant::now();
-            let hs: Vec<_> = (0..200)
-                .map(|_| {
-                    let (spawner, stolen) = (spawner.clone(), stolen.clone());
-                    goro::go(move || {
-                        busy(200);
-                        let me = std::thread::current().name().unwrap().to_string();
-                        if me != spawner {
-                            stolen.store(true, Ordering::Relaxed);
-                        }
-                        while !stolen.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(5) {
-                            std::hint::spin_loop();
-                        }
-                        me
-                    })
-                })
-                .collect();
+            // All these land on the spawning P; the other P must steal.
+            let hs = spawn_until_one_is_stolen(200, 200);
             hs.into_iter().map(|h| h.join().unwrap()).collect::<HashSet<_>>()
         });
         let st = rt.stats();
@@ -132,16 +138,7 @@ fn a_preempted_g_wakes_an_idle_p_for_the_work_it_leaves() {
             let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
             rt.block_on(|| {
                 let m = Arc::new(goro::sync::Mutex::new(()));
-                let hog_locks = Arc::new(AtomicUsize::new(0));
-                let stop = Arc::new(AtomicBool::new(false));
-                let (m2, s2, n2) = (m.clone(), stop.clone(), hog_locks.clone());
-                let hog = goro::go(move || {
-                    while !s2.load(Ordering::Relaxed) {
-                        let _g = m2.lock();
-                        n2.fetch_add(1, Ordering::Relaxed);
-                        busy(100);
-                    }
-                });
+                let (hog, stop, hog_locks) = common::mutex_hog(&m);
                 for _ in 0..10 {
                     let before = hog_locks.load(Ordering::Relaxed);
                     common::wait_until("the hog relocks", || hog_locks.load(Ordering::Relaxed) > before + 2);
@@ -1036,27 +1033,8 @@ fn gs_that_exit_on_another_p_leave_its_registry_in_batches() {
             let before = goro::stats().shared_locks.other_registry;
             let mut foreign = 0;
             for _ in 0..20 {
-                // As in `idle_ps_steal_from_a_busy_one`: the Gs on the
-                // spawner's thread wait until one ran on the other P.
-                let stolen = Arc::new(AtomicBool::new(false));
-                let start = Instant::now();
-                let hs: Vec<_> = (0..100)
-                    .map(|_| {
-                        let (spawner, stolen) = (spawner.clone(), stolen.clone());
-                        goro::go(move || {
-                            busy(20);
-                            let elsewhere = std::thread::current().name().unwrap() != spawner;
-                            if elsewhere {
-                                stolen.store(true, Ordering::Relaxed);
-                            }
-                            while !stolen.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(5) {
-                                std::hint::spin_loop();
-                            }
-                            elsewhere
-                        })
-                    })
-                    .collect();
-                foreign += hs.into_iter().map(|h| h.join().unwrap()).filter(|&e| e).count();
+                let hs = spawn_until_one_is_stolen(100, 20);
+                foreign += hs.into_iter().map(|h| h.join().unwrap()).filter(|t| *t != spawner).count();
                 assert_eq!(goro::stats().live_goroutines, 1, "dead Gs counted as live");
                 let listed = goro::dump().lines().filter(|l| l.starts_with("goroutine ")).count();
                 assert_eq!(listed, 1, "dead Gs listed:\n{}", goro::dump());

@@ -89,16 +89,7 @@ fn starving_waiter_gets_the_mutex() {
         let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
         rt.block_on(|| {
             let m = Arc::new(Mutex::new(()));
-            let hog_locks = Arc::new(AtomicUsize::new(0));
-            let stop = Arc::new(AtomicBool::new(false));
-            let (m2, s2, n2) = (m.clone(), stop.clone(), hog_locks.clone());
-            let hog = goro::go(move || {
-                while !s2.load(Ordering::Relaxed) {
-                    let _g = m2.lock();
-                    n2.fetch_add(1, Ordering::Relaxed);
-                    busy(100);
-                }
-            });
+            let (hog, stop, hog_locks) = common::mutex_hog(&m);
             common::wait_until("the hog runs", || hog_locks.load(Ordering::Relaxed) > 10);
             let waits: Vec<usize> = (0..10)
                 .map(|_| {

@@ -196,3 +196,24 @@ pub fn quiet_panics(expected: fn(&str) -> bool) {
         }));
     });
 }
+
+/// A G that locks `m`, counts the acquisition and holds the lock for
+/// 100 µs, over and over until the returned flag is set; the counter is
+/// the third value.
+pub fn mutex_hog(
+    m: &std::sync::Arc<goro::sync::Mutex<()>>,
+) -> (goro::JoinHandle<()>, std::sync::Arc<std::sync::atomic::AtomicBool>, std::sync::Arc<std::sync::atomic::AtomicUsize>)
+{
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (stop, locks) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let (m, s, n) = (m.clone(), stop.clone(), locks.clone());
+    let hog = goro::go(move || {
+        while !s.load(Ordering::Relaxed) {
+            let _g = m.lock();
+            n.fetch_add(1, Ordering::Relaxed);
+            busy(100);
+        }
+    });
+    (hog, stop, locks)
+}
