@@ -223,7 +223,7 @@ fn a_burst_of_due_timers_wakes_its_gs_ahead_of_the_global_queue() {
             const SLEEPERS: usize = 1000;
             const QUEUED: usize = 5000;
             let seq = Arc::new(AtomicUsize::new(0));
-            let due = Instant::now() + Duration::from_millis(200);
+            let due = Instant::now() + Duration::from_millis(1000);
             let sleepers: Vec<_> = (0..SLEEPERS)
                 .map(|i| {
                     let seq = seq.clone();
@@ -1028,24 +1028,31 @@ fn gs_that_exit_on_another_p_leave_its_registry_in_batches() {
         let policy = Policy { hog_handoff: false, ..Policy::default() };
         // SAFETY: the test's Gs keep no thread-local state across switch points.
         let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
-        let (foreign, locks) = rt.block_on(|| {
-            let spawner = std::thread::current().name().unwrap().to_string();
-            let before = goro::stats().shared_locks.other_registry;
-            let mut foreign = 0;
-            for _ in 0..20 {
-                let hs = spawn_until_one_is_stolen(100, 20);
-                foreign += hs.into_iter().map(|h| h.join().unwrap()).filter(|t| *t != spawner).count();
-                assert_eq!(goro::stats().live_goroutines, 1, "dead Gs counted as live");
+        let (spawned, locks) = rt.block_on(|| {
+            let before = goro::stats();
+            let mut spawned = 0;
+            // A stolen G exits on another P than the one whose registry
+            // holds it (the one it was spawned on): until 64 were stolen,
+            // one of the two Ps has collected a batch.
+            while goro::stats().total.stolen < before.total.stolen + 64 {
+                assert!(spawned < 20_000, "too few steals: {:?}", goro::stats());
+                for h in spawn_until_one_is_stolen(100, 20) {
+                    h.join().unwrap();
+                }
+                spawned += 100;
+                // A joined G may still be on its way out (its result is
+                // delivered before it exits); then it is dead, and not
+                // listed or counted.
+                common::wait_until("only the main G is live", || goro::stats().live_goroutines == 1);
                 let listed = goro::dump().lines().filter(|l| l.starts_with("goroutine ")).count();
                 assert_eq!(listed, 1, "dead Gs listed:\n{}", goro::dump());
             }
-            (foreign, goro::stats().shared_locks.other_registry - before)
+            (spawned, goro::stats().shared_locks.other_registry - before.shared_locks.other_registry)
         });
-        assert!(foreign >= 64, "only {foreign} Gs ran on the other P");
-        let most = foreign as u64 / 16 + 2;
+        let most = spawned as u64 / 16 + 2;
         assert!(
             (1..=most).contains(&locks),
-            "{locks} locks of the spawner's registry for {foreign} Gs exiting elsewhere"
+            "{locks} locks of another P's registry for {spawned} Gs (about half of them stolen)"
         );
     });
 }

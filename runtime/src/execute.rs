@@ -197,7 +197,9 @@ fn requeue_without_p(s: &Sched, c: &MCtx, g: Arc<G>) {
 /// elsewhere) leaves it in a batch of `UNREG_BATCH`: taking that lock for
 /// each G made the spawner's registry lock bounce between the Ps of a
 /// spawn-and-steal workload. Meanwhile it is dead and registered, which
-/// `Sched::all_gs` skips, and its stack is back in the cache already.
+/// `Sched::all_gs` skips, and its stack is back in the cache already; a P
+/// that collects fewer than a batch keeps those few (memory only: they
+/// are not reused until the batch is taken out, or freed at shutdown).
 fn goexit0(s: &Sched, c: &MCtx, g: Arc<G>) {
     g.set_status(GStatus::Dead);
     if let Some(b) = &g.bubble {

@@ -3,7 +3,9 @@
 //!
 //! A G is shared as `Arc<G>`: run queues hold it as a raw `Arc` pointer,
 //! waiters hold an `Unparker` (a clone), and the runtime's registry holds one
-//! reference until the G exits, so that shutdown can find parked Gs.
+//! reference until the G has exited (for a G that exits on another P than
+//! its registry's, until that P's next batch: `execute.rs`, `goexit0`), so
+//! that shutdown can find parked Gs.
 //!
 //! The coroutine itself (`co`) is touched only by the M that runs the G, or
 //! by the thread that shuts the runtime down once every M has exited.
@@ -274,13 +276,14 @@ impl G {
     }
 
     /// Starts a life of the G, new or dead (then recycled: Go's `gfget`
-    /// and `newproc1`): every field that a life may change is set here,
-    /// and only here. The registry slot is set by `newproc` after.
+    /// and `newproc1`): sets what a new life needs; everything else a life
+    /// may change was put back when the last one ended (`end_life`). The
+    /// registry slot is set by `newproc` after.
     pub(crate) fn begin_life(&mut self, life: Life) {
-        // What a life may have changed was put back when the last one
-        // ended (`end_life`, on the P where the G exited, whose cache holds
-        // it): a spawn on another P writes only these fields, so that it
-        // waits on as few of the G's cache lines as it can.
+        // `end_life` ran on the P where the G exited, whose cache usually
+        // still holds it; the spawning P, often another (through the shared
+        // free list), writes only these fields, so that it waits on as few
+        // of the G's cache lines as it can.
         debug_assert!(self.is_reset(), "a recycled G went through end_life");
         self.id = life.id;
         if life.name.is_some() {

@@ -227,6 +227,10 @@ pub(crate) struct MCtx {
     /// the second, the wake-up is due. Counted here, not on the P, so
     /// that counting writes no shared memory.
     pub wake_calls: Cell<u8>,
+    /// `find_runnable` calls of this M, for the look at other Ps' timers
+    /// every `OTHER_TIMERS_INTERVAL` of them (`schedtick` stands still
+    /// while Gs pass through `runnext`, so it cannot pace that look).
+    pub timer_look: Cell<u32>,
     /// The M is the poller M handing out what its blocking poll found: Gs
     /// it readies are queued without waking other Ms, because this M takes
     /// an idle P itself right after (Go's `findrunnable` after `netpoll`).
@@ -253,6 +257,7 @@ impl MCtx {
             p_word: Cell::new(0),
             pp: Cell::new(std::ptr::null()),
             wake_calls: Cell::new(0),
+            timer_look: Cell::new(0),
             poll_dispatch: Cell::new(false),
             lockedg: Cell::new(std::ptr::null()),
             exit_thread: Cell::new(false),

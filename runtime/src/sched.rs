@@ -706,7 +706,9 @@ impl Sched {
             // with hog handoff off): busy Ps look at the others' timers
             // too, every `OTHER_TIMERS_INTERVAL` schedules, and run those
             // that are due (the Gs they wake come to this P).
-            if self.procs > 1 && pp.schedtick.load(Ordering::Relaxed) & (OTHER_TIMERS_INTERVAL - 1) == 0 {
+            let look = c.timer_look.get().wrapping_add(1);
+            c.timer_look.set(look);
+            if self.procs > 1 && look & (OTHER_TIMERS_INTERVAL - 1) == 0 {
                 self.run_other_timers(p, pp);
             }
 
@@ -947,8 +949,9 @@ impl Sched {
     }
 }
 
-/// How often, in schedules, a P with work of its own runs other Ps' due
-/// timers (a power of two: a mask, not a division, on every schedule).
+/// How often, in `find_runnable` calls of an M, a P with work of its own
+/// runs other Ps' due timers (a power of two: a mask, not a division, on
+/// every schedule).
 const OTHER_TIMERS_INTERVAL: u32 = 64;
 
 /// How many Gs a P takes from a global queue of `size` (Go's

@@ -259,8 +259,9 @@ pub(crate) fn add_timer_on(s: &Arc<Sched>, p: usize, own: bool, when: Instant, a
 /// wake go there, and a burst of due timers that overflowed it would send
 /// woken Gs to the tail of the global queue, behind every G queued there
 /// (100,000 fresh Gs in the `timers` workload: 100 ms and more). Timers
-/// left due stay in the heap, in due order, for the caller's next
-/// schedule, which frees a slot.
+/// left due stay in the heap, in due order, with `timer_next` still due:
+/// the owner P runs them at its next schedule, which frees a slot (or
+/// another P does, idle or at its periodic look at the others' timers).
 pub(crate) fn run_timers(pp: &P, now: u64, counters: &Counters, max: usize) -> usize {
     if pp.timer_next.load(Ordering::SeqCst) > now || max == 0 {
         return 0;
