@@ -791,8 +791,8 @@ impl Sched {
     }
 
     /// Runs the due timers of every P but `p`, the caller's: the Gs they
-    /// wake come to `p`. The clock is read only if
-    /// some P has a timer at all. Returns how many fired.
+    /// wake come to `p`. The clock is read only if some P has a timer at
+    /// all. Returns how many fired.
     fn run_other_timers(&self, p: usize, pp: &P) -> usize {
         if crate::timer::next_timer(&self.ps) == u64::MAX {
             return 0;
