@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{bounded, busy, Rng};
+use goro::chan::Chan;
 use goro::{Policy, RunnextWake, Runtime, Spinning, Steal};
 use goro_workloads::schedload;
 
@@ -151,57 +152,118 @@ fn a_preempted_g_wakes_an_idle_p_for_the_work_it_leaves() {
     }
 }
 
+/// A G sleeps 1 ms on a P that then runs a hog (no runtime call, hog
+/// handoff off): that P runs none of its timers until the hog ends (5 s
+/// here). Returns whether the sleeper woke while the hog ran, i.e. whether
+/// another P ran the timer. `yielders` Gs keep the other P busy.
+fn sleeper_wakes_beside_a_hog(policy: Policy, yielders: usize) -> bool {
+    // SAFETY: the test's Gs keep no thread-local state across switch points.
+    let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
+    rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let yielders: Vec<_> = (0..yielders)
+            .map(|_| {
+                let stop = stop.clone();
+                goro::go(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        busy(10);
+                        goro::yield_now();
+                    }
+                })
+            })
+            .collect();
+        let hog = goro::go(|| {
+            let woke = Arc::new(AtomicBool::new(false));
+            let w = woke.clone();
+            // Into this P's runnext: it runs at the yield below and puts
+            // its timer on this P's heap.
+            let sleeper = goro::go(move || {
+                goro::sleep(Duration::from_millis(1));
+                w.store(true, Ordering::Release);
+            });
+            goro::yield_now();
+            let t = Instant::now();
+            while !woke.load(Ordering::Acquire) && t.elapsed() < Duration::from_secs(5) {
+                std::hint::spin_loop();
+            }
+            let woke_while_hogging = woke.load(Ordering::Acquire);
+            sleeper.join().unwrap();
+            woke_while_hogging
+        });
+        let woke_while_hogging = hog.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        for y in yielders {
+            y.join().unwrap();
+        }
+        woke_while_hogging
+    })
+}
+
 #[test]
 fn a_due_timer_of_a_busy_p_is_run_by_another_busy_p() {
-    // A G sleeps on a P that then runs a hog (no runtime call, hog
-    // handoff off): that P runs none of its timers until the hog ends.
-    // The other P is busy too (yielding Gs), so it never idles into the
-    // look at other Ps' timers that an idle P makes. Busy Ps look at the
+    // The other P is busy (yielding Gs), so it never idles into the look
+    // at other Ps' timers that an idle P makes. Busy Ps look at the
     // others' due timers every 64 schedules: the sleeper wakes, on the
     // other P, while the hog still runs. Before that rule it woke only
-    // after the hog gave up (5 s here).
+    // after the hog gave up.
     bounded(60, || {
         let policy = Policy { hog_handoff: false, ..Policy::default() };
+        assert!(sleeper_wakes_beside_a_hog(policy, 4), "the sleeper woke only after its P's hog gave up");
+    });
+}
+
+#[test]
+fn an_idle_p_that_runs_another_ps_timer_runs_the_g_it_woke() {
+    // The other P is idle; its M wakes for the timer, runs it, and the
+    // woken G lands on its P. With stealing off that M does not spin, so
+    // nothing would look at its P again if it went idle now: it must run
+    // what the timer woke before giving the P up.
+    bounded(60, || {
+        let policy = Policy { hog_handoff: false, steal: Steal::Off, ..Policy::default() };
+        assert!(sleeper_wakes_beside_a_hog(policy, 0), "the woken G was left on an idle P");
+    });
+}
+
+#[test]
+fn a_timer_not_yet_due_costs_no_lock_of_another_p() {
+    // Busy Ps look at the other Ps' timers, but take another P's timer
+    // lock only for timers that are due (`Stats::shared_locks`).
+    bounded(60, || {
         // SAFETY: the test's Gs keep no thread-local state across switch points.
-        let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
-        rt.block_on(|| {
-            let stop = Arc::new(AtomicBool::new(false));
-            let yielders: Vec<_> = (0..4)
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
+        let (locks, yields) = rt.block_on(|| {
+            let far = Chan::<()>::new(0);
+            let f = far.clone();
+            let sleeper = goro::go(move || {
+                goro::select! {
+                    recv(f) -> _ => {},
+                    default(Duration::from_secs(3600)) => {},
+                }
+            });
+            common::wait_until("the sleeper parked", || goro::stats().waiting_goroutines >= 1);
+            let before = goro::stats();
+            let hs: Vec<_> = (0..2)
                 .map(|_| {
-                    let stop = stop.clone();
-                    goro::go(move || {
-                        while !stop.load(Ordering::Relaxed) {
-                            busy(10);
+                    goro::go(|| {
+                        for _ in 0..20_000 {
                             goro::yield_now();
                         }
                     })
                 })
                 .collect();
-            let hog = goro::go(|| {
-                let woke = Arc::new(AtomicBool::new(false));
-                let w = woke.clone();
-                // Into this P's runnext: it runs at the yield below and
-                // puts its timer on this P's heap.
-                let sleeper = goro::go(move || {
-                    goro::sleep(Duration::from_millis(1));
-                    w.store(true, Ordering::Release);
-                });
-                goro::yield_now();
-                let t = Instant::now();
-                while !woke.load(Ordering::Acquire) && t.elapsed() < Duration::from_secs(5) {
-                    std::hint::spin_loop();
-                }
-                let woke_while_hogging = woke.load(Ordering::Acquire);
-                sleeper.join().unwrap();
-                woke_while_hogging
-            });
-            let woke_while_hogging = hog.join().unwrap();
-            stop.store(true, Ordering::Relaxed);
-            for y in yielders {
-                y.join().unwrap();
+            for h in hs {
+                h.join().unwrap();
             }
-            assert!(woke_while_hogging, "the sleeper woke only after its P's hog gave up");
+            let after = goro::stats();
+            far.close();
+            sleeper.join().unwrap();
+            (
+                after.shared_locks.other_timers - before.shared_locks.other_timers,
+                after.total.yields - before.total.yields,
+            )
         });
+        assert!(yields >= 40_000);
+        assert!(locks < 10, "{locks} locks of another P's timers in {yields} yields, with no timer due");
     });
 }
 
