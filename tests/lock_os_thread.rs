@@ -9,11 +9,11 @@
 mod common;
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use common::{bounded, busy, Rng};
+use common::{bounded, busy, with_busy, Rng};
 use goro::chan::Chan;
 use goro::Runtime;
 
@@ -28,29 +28,6 @@ fn runtime(procs: usize) -> Runtime {
     // SAFETY: these tests keep thread-local state across switch points only
     // in Gs locked to their thread.
     unsafe { Runtime::builder().procs(procs).build() }.unwrap()
-}
-
-/// Runs `f` with `n` busy Gs beside it (they compute and yield, so every
-/// P has work and an unwired G moves), stopped and joined afterwards.
-fn with_busy<T>(n: usize, f: impl FnOnce() -> T) -> T {
-    let stop = Arc::new(AtomicBool::new(false));
-    let hs: Vec<_> = (0..n)
-        .map(|_| {
-            let stop = stop.clone();
-            goro::go(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    busy(20);
-                    goro::yield_now();
-                }
-            })
-        })
-        .collect();
-    let r = f();
-    stop.store(true, Ordering::Relaxed);
-    for h in hs {
-        h.join().unwrap();
-    }
-    r
 }
 
 /// 1,000 rounds of yields, channel round trips with a partner G, and

@@ -160,42 +160,28 @@ fn sleeper_wakes_beside_a_hog(policy: Policy, yielders: usize) -> bool {
     // SAFETY: the test's Gs keep no thread-local state across switch points.
     let rt = unsafe { Runtime::builder().procs(2).policy(policy).build() }.unwrap();
     rt.block_on(move || {
-        let stop = Arc::new(AtomicBool::new(false));
-        let yielders: Vec<_> = (0..yielders)
-            .map(|_| {
-                let stop = stop.clone();
-                goro::go(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        busy(10);
-                        goro::yield_now();
-                    }
-                })
+        common::with_busy(yielders, || {
+            goro::go(|| {
+                let woke = Arc::new(AtomicBool::new(false));
+                let w = woke.clone();
+                // Into this P's runnext: it runs at the yield below and
+                // puts its timer on this P's heap.
+                let sleeper = goro::go(move || {
+                    goro::sleep(Duration::from_millis(1));
+                    w.store(true, Ordering::Release);
+                });
+                goro::yield_now();
+                let t = Instant::now();
+                while !woke.load(Ordering::Acquire) && t.elapsed() < Duration::from_secs(5) {
+                    std::hint::spin_loop();
+                }
+                let woke_while_hogging = woke.load(Ordering::Acquire);
+                sleeper.join().unwrap();
+                woke_while_hogging
             })
-            .collect();
-        let hog = goro::go(|| {
-            let woke = Arc::new(AtomicBool::new(false));
-            let w = woke.clone();
-            // Into this P's runnext: it runs at the yield below and puts
-            // its timer on this P's heap.
-            let sleeper = goro::go(move || {
-                goro::sleep(Duration::from_millis(1));
-                w.store(true, Ordering::Release);
-            });
-            goro::yield_now();
-            let t = Instant::now();
-            while !woke.load(Ordering::Acquire) && t.elapsed() < Duration::from_secs(5) {
-                std::hint::spin_loop();
-            }
-            let woke_while_hogging = woke.load(Ordering::Acquire);
-            sleeper.join().unwrap();
-            woke_while_hogging
-        });
-        let woke_while_hogging = hog.join().unwrap();
-        stop.store(true, Ordering::Relaxed);
-        for y in yielders {
-            y.join().unwrap();
-        }
-        woke_while_hogging
+            .join()
+            .unwrap()
+        })
     })
 }
 

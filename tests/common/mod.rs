@@ -217,3 +217,28 @@ pub fn mutex_hog(
     });
     (hog, stop, locks)
 }
+
+/// Runs `f` with `n` busy Gs beside it (they compute and yield, so every
+/// P has work), stopped and joined afterwards.
+pub fn with_busy<T>(n: usize, f: impl FnOnce() -> T) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let hs: Vec<_> = (0..n)
+        .map(|_| {
+            let stop = stop.clone();
+            goro::go(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    busy(20);
+                    goro::yield_now();
+                }
+            })
+        })
+        .collect();
+    let r = f();
+    stop.store(true, Ordering::Relaxed);
+    for h in hs {
+        h.join().unwrap();
+    }
+    r
+}
