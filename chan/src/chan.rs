@@ -15,13 +15,20 @@
 //! - `close` wakes every blocked receiver (`None`) and sender (their value
 //!   comes back in `SendError`). Closing twice panics, as in Go.
 //!
-//! All queue and buffer state is touched with `lock` held. `closed` and
-//! `len` are mirrored in atomics so `is_closed`/`len` need no lock.
+//! All queue state is touched with the lock held. A buffered channel's
+//! buffer is a lock-free ring (`ring.rs`): a send or receive that finds
+//! nobody waiting and no lock holder pushes or pops it without the lock
+//! (crossbeam-channel's `array` flavor). Before a G waits, the locked
+//! operation closes the ring's gate on the side the G waits for (pushes
+//! for a receiver, pops for a sender), and it stays closed while one
+//! waits, so everything that parks, wakes or hands a value over runs under
+//! the lock as in Go. `closed` is mirrored in an atomic so `is_closed`
+//! needs no lock.
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,29 +37,43 @@ use goro_runtime::{preempt_point, Unparker, WaitReason};
 
 use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::lock::RawLock;
+use crate::ring::{End, PushError, Ring, Who};
 use crate::sudog::{Sudog, Waiting};
 
+/// Laid out so the fast path reads only lines nobody writes (the ring's
+/// settings, `cap`, `bubble`) besides the ring's own: the lock word and
+/// the queues, written by every locked operation, come last, on lines of
+/// their own.
+#[repr(C)]
 pub(crate) struct HChan<T> {
-    pub lock: RawLock,
-    state: UnsafeCell<State<T>>,
+    /// The buffer (unused when `cap` is 0).
+    ring: Ring<T>,
     cap: usize,
-    closed: AtomicBool,
-    len: AtomicUsize,
     /// The synctest bubble of the creator (0: none): only its Gs may use
     /// the channel, and a wait on it is durable.
     pub(crate) bubble: u64,
+    closed: AtomicBool,
+    /// Taken through `lock`/`unlock` (`unlock` opens the ring's gates
+    /// nobody needs shut any more).
+    mutex: RawLock,
+    state: UnsafeCell<State<T>>,
 }
 
 pub(crate) struct State<T> {
-    buf: VecDeque<T>,
     closed: bool,
+    /// Whether the ring's gate of pops is closed (buffered channels only):
+    /// from a sender's decision to wait until no sender waits.
+    head_gated: bool,
+    /// Whether the ring's gate of pushes is closed: from a receiver's
+    /// decision to wait until no receiver waits.
+    tail_gated: bool,
     pub recvq: VecDeque<*const Sudog<T>>,
     pub sendq: VecDeque<*const Sudog<T>>,
 }
 
-// SAFETY: `state` is only accessed with `lock` held; sudog pointers in the
-// queues follow the protocol in sudog.rs. Values of T move between threads,
-// hence T: Send.
+// SAFETY: `state` is only accessed with the lock held; sudog pointers in
+// the queues follow the protocol in sudog.rs; the ring's slots follow
+// ring.rs. Values of T move between threads, hence T: Send.
 unsafe impl<T: Send> Send for HChan<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for HChan<T> {}
@@ -80,30 +101,91 @@ pub(crate) enum RecvNow<T> {
 impl<T> HChan<T> {
     fn new(cap: usize) -> Self {
         HChan {
-            lock: RawLock::new(),
+            mutex: RawLock::new(),
             state: UnsafeCell::new(State {
-                buf: VecDeque::with_capacity(cap),
                 closed: false,
+                head_gated: false,
+                tail_gated: false,
                 recvq: VecDeque::new(),
                 sendq: VecDeque::new(),
             }),
+            ring: Ring::new(cap),
             cap,
             closed: AtomicBool::new(false),
-            len: AtomicUsize::new(0),
             bubble: current_bubble_id(),
         }
+    }
+
+    /// Takes the channel lock.
+    pub fn lock(&self) {
+        self.mutex.lock();
+    }
+
+    /// Releases the lock, opening each gate of the ring whose waiters are
+    /// all gone (a waiter must be woken by whoever makes its operation
+    /// possible, and only lock holders do that).
+    pub fn unlock(&self) {
+        if self.cap > 0 {
+            // SAFETY: the lock is held; the borrow ends here.
+            let st = unsafe { self.st() };
+            if st.head_gated && st.sendq.is_empty() {
+                self.ring.open_gate(End::Head);
+                st.head_gated = false;
+            }
+            if st.tail_gated && st.recvq.is_empty() {
+                self.ring.open_gate(End::Tail);
+                st.tail_gated = false;
+            }
+        }
+        self.mutex.unlock();
+    }
+
+    /// Closes the ring's gate at `end` unless `shut` says it is. Lock held
+    /// (`shut` is the state's record of that gate).
+    fn shut(&self, shut: &mut bool, end: End) {
+        if !*shut {
+            self.ring.close_gate(end);
+            *shut = true;
+        }
+    }
+
+    /// The lock-free send: `Err` gives `v` back when it must take the lock
+    /// (unbuffered, full, closed, or the gate is closed).
+    #[inline]
+    pub fn send_fast(&self, v: T) -> Result<(), T> {
+        if self.cap == 0 {
+            return Err(v);
+        }
+        self.ring.push(v, Who::Fast).map_err(|e| match e {
+            PushError::Full(v) | PushError::Closed(v) | PushError::Gated(v) => v,
+        })
+    }
+
+    /// The lock-free receive: `None` when it must take the lock
+    /// (unbuffered, empty, closed, or the gate is closed).
+    #[inline]
+    pub fn recv_fast(&self) -> Option<T> {
+        if self.cap == 0 {
+            return None;
+        }
+        self.ring.pop(Who::Fast).ok()
+    }
+
+    /// Values in the buffer.
+    pub fn len(&self) -> usize {
+        self.ring.len()
     }
 
     /// A lock-free guess that a receive would not block (buffered value, or
     /// closed); may be stale either way.
     pub fn recv_hint(&self) -> bool {
-        self.len.load(Ordering::Relaxed) > 0 || self.closed.load(Ordering::Relaxed)
+        self.len() > 0 || self.closed.load(Ordering::Relaxed)
     }
 
     /// A lock-free guess that a send would not block (room in the buffer,
     /// or closed); may be stale either way.
     pub fn send_hint(&self) -> bool {
-        self.len.load(Ordering::Relaxed) < self.cap || self.closed.load(Ordering::Relaxed)
+        self.len() < self.cap || self.closed.load(Ordering::Relaxed)
     }
 
     /// Who may end a wait on this channel: the bubble's Gs for a channel
@@ -129,7 +211,7 @@ impl<T> HChan<T> {
     }
 
     /// # Safety
-    /// The caller holds `lock`, and keeps only one such borrow at a time.
+    /// The caller holds the lock, and keeps only one such borrow at a time.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn st(&self) -> &mut State<T> {
         // SAFETY: the lock is held and this is the only borrow (contract).
@@ -174,12 +256,19 @@ impl<T> HChan<T> {
                 return SendNow::Sent(Some(sg.waiting().finish(sg.case, true)));
             }
         }
-        if st.buf.len() < self.cap {
-            st.buf.push_back(v);
-            self.len.store(st.buf.len(), Ordering::Relaxed);
-            return SendNow::Sent(None);
+        if self.cap == 0 {
+            return SendNow::WouldBlock(v);
         }
-        SendNow::WouldBlock(v)
+        // Callers come here when the lock-free push failed: the ring is
+        // probably full. A fast pop may free a slot at any moment, so shut
+        // pops out before looking: a ring full now then stays full while
+        // we queue (a receiver moves our value in under the lock, as in
+        // Go).
+        self.shut(&mut st.head_gated, End::Head);
+        match self.ring.push(v, Who::Holder) {
+            Ok(()) => SendNow::Sent(None),
+            Err(PushError::Full(v) | PushError::Closed(v) | PushError::Gated(v)) => SendNow::WouldBlock(v),
+        }
     }
 
     /// Go's `chanrecv` minus blocking.
@@ -197,18 +286,31 @@ impl<T> HChan<T> {
             let v = if self.cap == 0 {
                 theirs
             } else {
-                // The buffer is full: take its head, the sender's value goes
-                // to the tail.
-                let head = st.buf.pop_front().expect("full buffer");
-                st.buf.push_back(theirs);
+                // The buffer is full (a sender waits, so pops are shut
+                // out): take its head, the sender's value goes to the
+                // tail. Shut pushes out too, so the freed slot is the
+                // sender's.
+                self.shut(&mut st.tail_gated, End::Tail);
+                let head = self.ring.pop(Who::Holder).expect("a sender waits on a full buffer");
+                if self.ring.push(theirs, Who::Holder).is_err() {
+                    unreachable!("a pop under the lock left no room");
+                }
                 head
             };
             // SAFETY: still queued-and-claimed by us, lock held.
             return RecvNow::Got(v, Some(unsafe { sg.waiting() }.finish(sg.case, true)));
         }
-        if let Some(v) = st.buf.pop_front() {
-            self.len.store(st.buf.len(), Ordering::Relaxed);
-            return RecvNow::Got(v, None);
+        if self.cap > 0 {
+            if !st.closed {
+                // As in `send_locked`: the ring is probably empty, and a
+                // fast push may fill it at any moment; shut pushes out
+                // before looking, so an empty ring stays empty while we
+                // queue (a sender hands its value to us under the lock).
+                self.shut(&mut st.tail_gated, End::Tail);
+            }
+            if let Ok(v) = self.ring.pop(Who::Holder) {
+                return RecvNow::Got(v, None);
+            }
         }
         if st.closed {
             return RecvNow::Closed;
@@ -227,10 +329,10 @@ impl<T> HChan<T> {
 
     /// Takes the lock and removes `sg` from the queue `q` picks, if there.
     fn unlink_locked(&self, q: impl FnOnce(&mut State<T>) -> &mut VecDeque<*const Sudog<T>>, sg: &Sudog<T>) {
-        self.lock.lock();
+        self.lock();
         // SAFETY: lock held.
         unsafe { Self::unlink(q(self.st()), sg) };
-        self.lock.unlock();
+        self.unlock();
     }
 
     /// Removes `sg` from a queue if it is still there.
@@ -245,15 +347,16 @@ impl<T> HChan<T> {
 
     fn close(&self) {
         let mut wake = Vec::new();
-        self.lock.lock();
+        self.lock();
         // SAFETY: lock held.
         let st = unsafe { self.st() };
         if st.closed {
-            self.lock.unlock();
+            self.unlock();
             panic!("close of closed channel");
         }
         st.closed = true;
         self.closed.store(true, Ordering::Release);
+        self.ring.close();
         // SAFETY: lock held; queued sudogs are alive (sudog.rs).
         unsafe {
             while let Some(sg) = Self::dequeue(&mut st.recvq) {
@@ -263,7 +366,7 @@ impl<T> HChan<T> {
                 wake.push(sg.waiting().finish(sg.case, false));
             }
         }
-        self.lock.unlock();
+        self.unlock();
         for u in wake {
             u.unpark_owned();
         }
@@ -381,10 +484,14 @@ impl<T> Chan<T> {
         let Some(h) = &self.inner else { return Err(TrySendError::Full(v)) };
         h.check_bubble();
         preempt_point();
-        h.lock.lock();
+        let v = match h.send_fast(v) {
+            Ok(()) => return Ok(()),
+            Err(v) => v,
+        };
+        h.lock();
         // SAFETY: lock held.
         let r = unsafe { h.send_locked(v) };
-        h.lock.unlock();
+        h.unlock();
         match r {
             SendNow::Sent(u) => {
                 wake(u);
@@ -400,10 +507,13 @@ impl<T> Chan<T> {
         let Some(h) = &self.inner else { return Err(TryRecvError::Empty) };
         h.check_bubble();
         preempt_point();
-        h.lock.lock();
+        if let Some(v) = h.recv_fast() {
+            return Ok(v);
+        }
+        h.lock();
         // SAFETY: lock held.
         let r = unsafe { h.recv_locked() };
-        h.lock.unlock();
+        h.unlock();
         match r {
             RecvNow::Got(v, u) => {
                 wake(u);
@@ -455,16 +565,20 @@ impl<T> Chan<T> {
         };
         h.check_bubble();
         preempt_point();
-        h.lock.lock();
+        let v = match h.send_fast(v) {
+            Ok(()) => return Done::Ok(()),
+            Err(v) => v,
+        };
+        h.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
             SendNow::Sent(u) => {
-                h.lock.unlock();
+                h.unlock();
                 wake(u);
                 return Done::Ok(());
             }
             SendNow::Closed(v) => {
-                h.lock.unlock();
+                h.unlock();
                 return Done::Closed(v);
             }
             SendNow::WouldBlock(v) => v,
@@ -474,7 +588,7 @@ impl<T> Chan<T> {
         // SAFETY: lock held; `sg` outlives its time in the queue: we return
         // only once it is DONE (dequeued by a waker) or unlinked below.
         unsafe { h.st().sendq.push_back(&sg) };
-        h.lock.unlock();
+        h.unlock();
         let take = || {
             // SAFETY: no waker touches `sg` any more (DONE, or cancelled and unlinked).
             unsafe { (*sg.slot.get()).take() }.expect("value not sent")
@@ -502,16 +616,19 @@ impl<T> Chan<T> {
         };
         h.check_bubble();
         preempt_point();
-        h.lock.lock();
+        if let Some(v) = h.recv_fast() {
+            return Done::Ok(v);
+        }
+        h.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {
             RecvNow::Got(v, u) => {
-                h.lock.unlock();
+                h.unlock();
                 wake(u);
                 return Done::Ok(v);
             }
             RecvNow::Closed => {
-                h.lock.unlock();
+                h.unlock();
                 return Done::Closed(());
             }
             RecvNow::WouldBlock => {}
@@ -520,7 +637,7 @@ impl<T> Chan<T> {
         let sg = Sudog::new(&w, 0, None);
         // SAFETY: as in `send_until`.
         unsafe { h.st().recvq.push_back(&sg) };
-        h.lock.unlock();
+        h.unlock();
         match h.wait(&w, WaitReason::ChanReceive, deadline) {
             // SAFETY: DONE: the sender wrote the slot before its Release.
             Some(true) => Done::Ok(unsafe { (*sg.slot.get()).take() }.expect("value delivered")),
@@ -571,7 +688,7 @@ impl<T> Chan<T> {
 
     /// Values in the buffer.
     pub fn len(&self) -> usize {
-        self.inner.as_ref().map_or(0, |h| h.len.load(Ordering::Relaxed))
+        self.inner.as_ref().map_or(0, |h| h.len())
     }
 
     /// Whether the buffer holds no value (always true for unbuffered and nil channels).

@@ -54,16 +54,19 @@ impl<T> Future for RecvFuture<'_, T> {
             // SAFETY: DONE: the sender wrote the slot before its Release.
             return Poll::Ready(if ok { unsafe { (*b.1.slot.get()).take() } } else { None });
         }
-        h.lock.lock();
+        if let Some(v) = h.recv_fast() {
+            return Poll::Ready(Some(v));
+        }
+        h.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {
             RecvNow::Got(v, u) => {
-                h.lock.unlock();
+                h.unlock();
                 wake(u);
                 Poll::Ready(Some(v))
             }
             RecvNow::Closed => {
-                h.lock.unlock();
+                h.unlock();
                 Poll::Ready(None)
             }
             RecvNow::WouldBlock => {
@@ -74,7 +77,7 @@ impl<T> Future for RecvFuture<'_, T> {
                 // (Drop unlinks it).
                 unsafe { h.st().recvq.push_back(&b.1) };
                 self.pending = Some(b);
-                h.lock.unlock();
+                h.unlock();
                 Poll::Pending
             }
         }
@@ -97,14 +100,14 @@ fn poll_queued<T>(
     cx: &Context<'_>,
     reason: goro_runtime::WaitReason,
 ) -> Poll<bool> {
-    h.lock.lock();
+    h.lock();
     if !b.0.done() {
         // SAFETY: lock held; the op is queued on this channel only.
         unsafe { b.0.set_unparker(Unparker::from_waker(cx.waker().clone())) };
-        h.lock.unlock();
+        h.unlock();
         return Poll::Pending;
     }
-    h.lock.unlock();
+    h.unlock();
     let (_, ok) = b.0.wait(reason, goro_runtime::internals::WokenBy::AnyThread);
     Poll::Ready(ok)
 }
@@ -116,12 +119,12 @@ fn withdraw<T>(
     b: &(Waiting, Sudog<T>),
     queue: impl FnOnce(&mut State<T>) -> &mut std::collections::VecDeque<*const Sudog<T>>,
 ) {
-    h.lock.lock();
+    h.lock();
     if b.0.cancel() {
         // SAFETY: lock held; `st` is the only borrow of the state here.
         unsafe { HChan::unlink(queue(h.st()), &b.1) };
     }
-    h.lock.unlock();
+    h.unlock();
 }
 
 /// The future returned by [`Chan::send_async`].
@@ -176,16 +179,20 @@ impl<T> Future for SendFuture<'_, T> {
             return Poll::Ready(Err(SendError(v)));
         }
         let v = self.value.take().expect("SendFuture polled after it completed");
-        h.lock.lock();
+        let v = match h.send_fast(v) {
+            Ok(()) => return Poll::Ready(Ok(())),
+            Err(v) => v,
+        };
+        h.lock();
         // SAFETY: lock held.
         match unsafe { h.send_locked(v) } {
             SendNow::Sent(u) => {
-                h.lock.unlock();
+                h.unlock();
                 wake(u);
                 Poll::Ready(Ok(()))
             }
             SendNow::Closed(v) => {
-                h.lock.unlock();
+                h.unlock();
                 Poll::Ready(Err(SendError(v)))
             }
             SendNow::WouldBlock(v) => {
@@ -197,7 +204,7 @@ impl<T> Future for SendFuture<'_, T> {
                 // (Drop unlinks it).
                 unsafe { h.st().sendq.push_back(&b.1) };
                 self.pending = Some(b);
-                h.lock.unlock();
+                h.unlock();
                 Poll::Pending
             }
         }

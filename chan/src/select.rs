@@ -4,9 +4,10 @@
 //! 1. Arms are polled in a uniformly random order (Fisher–Yates), so no arm
 //!    starves another; channels are locked in address order (each once, even
 //!    if it appears in several arms), so two selects cannot deadlock.
-//! 2. Pass 0 (goro's shortcut, not in Go): arms whose channel looks ready
-//!    from its lock-free length and closed flag are tried in poll order,
-//!    each with only its own channel locked. Pass 1, all locks held: the
+//! 2. Pass 0 (goro's shortcut, not in Go): in poll order, each arm tries
+//!    its channel's lock-free ring (buffered channels nobody waits on),
+//!    then, if the channel looks ready from its length and closed flag,
+//!    with only its own channel locked. Pass 1, all locks held: the
 //!    first arm in poll order that can proceed completes, and select
 //!    returns it.
 //! 3. Otherwise (and without `default`): a sudog per arm is queued on its
@@ -124,23 +125,26 @@ macro_rules! arm_channel_methods {
         }
         fn lock(&self) {
             if let Some(h) = self.chan {
-                h.lock.lock();
+                h.lock();
             }
         }
         fn unlock(&self) {
             if let Some(h) = self.chan {
-                h.lock.unlock();
+                h.unlock();
             }
         }
         fn try_alone(&mut self) -> Option<Option<Unparker>> {
             let h = self.chan?;
+            if self.fast() {
+                return Some(None);
+            }
             if !self.hint() {
                 return None;
             }
-            h.lock.lock();
+            h.lock();
             // SAFETY: the arm's channel is locked.
             let done = unsafe { self.try_now() };
-            h.lock.unlock();
+            h.unlock();
             done
         }
     };
@@ -154,6 +158,17 @@ impl<T> RecvArm<'_, T> {
     /// A lock-free guess that the arm could complete now.
     fn hint(&self) -> bool {
         self.chan.is_some_and(|h| h.recv_hint())
+    }
+
+    /// Completes the arm on the buffer's lock-free path, if it can.
+    fn fast(&mut self) -> bool {
+        match self.chan.and_then(|h| h.recv_fast()) {
+            Some(v) => {
+                self.result = Some(Some(v));
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -199,6 +214,21 @@ impl<T> SendArm<'_, T> {
     /// A lock-free guess that the arm could complete now.
     fn hint(&self) -> bool {
         self.chan.is_some_and(|h| h.send_hint())
+    }
+
+    /// Completes the arm on the buffer's lock-free path, if it can.
+    fn fast(&mut self) -> bool {
+        let (Some(h), Some(v)) = (self.chan, self.value.take()) else { return false };
+        match h.send_fast(v) {
+            Ok(()) => {
+                self.result = Some(Ok(()));
+                true
+            }
+            Err(v) => {
+                self.value = Some(v);
+                false
+            }
+        }
     }
 }
 
