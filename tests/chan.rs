@@ -736,3 +736,191 @@ fn a_stopped_timer_never_fires_after_racing_resets() {
         });
     });
 }
+
+// A buffered channel's buffer is a lock-free ring that sends and receives
+// use without the lock while nobody waits (chan/src/ring.rs). The tests
+// below check that Go's rules hold across the two paths: waiting senders
+// and receivers are served first and in order, and close drains.
+
+#[test]
+fn waiting_senders_are_served_in_order_before_any_later_send() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let ch = Chan::new(2);
+            ch.send(0).unwrap();
+            ch.send(1).unwrap();
+            // Three senders wait, one after another, on the full buffer.
+            let hs: Vec<_> = (2..5)
+                .map(|v| {
+                    let c = ch.clone();
+                    let h = goro::go(move || c.send(v).unwrap());
+                    common::wait_until("the sender waits", || common::parked_goroutines() >= (v - 1) as usize);
+                    h
+                })
+                .collect();
+            for want in 0..5 {
+                // The buffer stays full while a sender waits: a later send
+                // cannot slip into a slot a receive frees.
+                if want < 3 {
+                    assert!(matches!(ch.try_send(99), Err(TrySendError::Full(99))), "before receiving {want}");
+                    assert_eq!(ch.len(), 2);
+                }
+                assert_eq!(ch.recv(), Some(want));
+            }
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(ch.try_recv(), Err(TryRecvError::Empty));
+        });
+    });
+}
+
+#[test]
+fn a_waiting_receiver_gets_the_next_send_before_a_later_receive() {
+    bounded(30, || {
+        rt(2).block_on(|| {
+            let ch = Chan::new(4);
+            let c = ch.clone();
+            let r = goro::go(move || c.recv());
+            common::wait_until("the receiver waits", || common::parked_goroutines() >= 1);
+            // The send hands its value to the waiting receiver (as Go's
+            // does): it never sits in the buffer for a later receive.
+            ch.send(7).unwrap();
+            assert_eq!(ch.try_recv(), Err(TryRecvError::Empty));
+            assert_eq!(r.join().unwrap(), Some(7));
+            // With nobody waiting any more, sends buffer again.
+            ch.send(8).unwrap();
+            assert_eq!(ch.len(), 1);
+            assert_eq!(ch.try_recv(), Ok(8));
+        });
+    });
+}
+
+#[test]
+fn values_sent_before_close_drain_then_receives_see_the_close() {
+    bounded(30, || {
+        for procs in [1, 2] {
+            rt(procs).block_on(|| {
+                let ch = Chan::new(8);
+                for i in 0..5 {
+                    ch.try_send(i).unwrap();
+                }
+                ch.close();
+                assert!(matches!(ch.try_send(9), Err(TrySendError::Closed(9))));
+                assert!(matches!(ch.send(9), Err(SendError(9))));
+                assert_eq!(ch.len(), 5);
+                let c = ch.clone();
+                let drained = goro::go(move || c.iter().collect::<Vec<_>>()).join().unwrap();
+                assert_eq!(drained, vec![0, 1, 2, 3, 4]);
+                assert_eq!(ch.try_recv(), Err(TryRecvError::Closed));
+                assert_eq!(ch.recv(), None);
+            });
+        }
+    });
+}
+
+/// Producers and consumers mix every kind of send and receive (blocking,
+/// non-blocking, select, timed) on one buffered channel, with random
+/// delays: every value arrives once, and each consumer sees each
+/// producer's values in the order they were sent (the channel is FIFO).
+#[test]
+fn mixed_operations_on_a_buffered_channel_keep_fifo_per_producer() {
+    bounded(120, || {
+        for seed in 0..8u64 {
+            let procs = 1 + seed as usize % 4;
+            let cap = [1usize, 2, 7, 64][seed as usize % 4];
+            let got: Vec<Vec<u64>> = rt(procs).block_on(move || {
+                let ch = Chan::new(cap);
+                let producers: Vec<_> = (0..6u64)
+                    .map(|p| {
+                        let c = ch.clone();
+                        goro::go(move || {
+                            let mut rng = Rng(seed * 131 + p);
+                            for i in 0..400 {
+                                let mut v = p * 10_000 + i;
+                                if rng.below(50) == 0 {
+                                    goro::sleep(Duration::from_micros(rng.below(100)));
+                                }
+                                loop {
+                                    match rng.below(4) {
+                                        0 => match c.try_send(v) {
+                                            Ok(()) => break,
+                                            Err(TrySendError::Full(x)) => {
+                                                v = x;
+                                                goro::yield_now();
+                                            }
+                                            Err(e) => panic!("{e:?}"),
+                                        },
+                                        1 => {
+                                            goro::select! { send(c, v) -> r => r.unwrap() }
+                                            break;
+                                        }
+                                        2 => match c.send_timeout(v, Duration::from_micros(rng.below(50))) {
+                                            Ok(()) => break,
+                                            Err(SendTimeoutError::Timeout(x)) => v = x,
+                                            Err(e) => panic!("{e:?}"),
+                                        },
+                                        _ => {
+                                            c.send(v).unwrap();
+                                            break;
+                                        }
+                                    }
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                let consumers: Vec<_> = (0..4u64)
+                    .map(|k| {
+                        let c = ch.clone();
+                        goro::go(move || {
+                            let mut rng = Rng(seed * 17 + k);
+                            let mut got = Vec::new();
+                            loop {
+                                let v = match rng.below(4) {
+                                    0 => match c.try_recv() {
+                                        Ok(v) => Some(v),
+                                        Err(TryRecvError::Empty) => {
+                                            goro::yield_now();
+                                            continue;
+                                        }
+                                        Err(TryRecvError::Closed) => None,
+                                    },
+                                    1 => goro::select! { recv(c) -> v => v },
+                                    2 => match c.recv_timeout(Duration::from_micros(rng.below(50))) {
+                                        Ok(v) => Some(v),
+                                        Err(RecvTimeoutError::Timeout) => continue,
+                                        Err(RecvTimeoutError::Closed) => None,
+                                    },
+                                    _ => c.recv(),
+                                };
+                                match v {
+                                    Some(v) => got.push(v),
+                                    None => return got,
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for p in producers {
+                    p.join().unwrap();
+                }
+                ch.close();
+                consumers.into_iter().map(|c| c.join().unwrap()).collect()
+            });
+            let mut all: Vec<u64> = got.iter().flatten().copied().collect();
+            all.sort_unstable();
+            let want: Vec<u64> = (0..6u64).flat_map(|p| (0..400).map(move |i| p * 10_000 + i)).collect();
+            assert_eq!(all, want, "seed {seed}: every value once");
+            for (k, mine) in got.iter().enumerate() {
+                for p in 0..6 {
+                    let from_p: Vec<u64> = mine.iter().copied().filter(|v| v / 10_000 == p).collect();
+                    assert!(
+                        from_p.windows(2).all(|w| w[0] < w[1]),
+                        "seed {seed}: consumer {k} saw producer {p} out of order"
+                    );
+                }
+            }
+        }
+    });
+}

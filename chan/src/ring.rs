@@ -133,7 +133,7 @@ impl<T> Ring<T> {
     /// closed.
     pub fn push(&self, v: T, who: Who) -> Result<(), PushError<T>> {
         let mut step = 0;
-        let mut tail = self.tail.0.load(Ordering::Relaxed);
+        let mut tail = self.tail.0.load(Ordering::SeqCst);
         loop {
             if tail & self.mark != 0 {
                 return Err(PushError::Closed(v));
@@ -169,17 +169,17 @@ impl<T> Ring<T> {
                 // ring that no longer is; the caller then takes the lock,
                 // and a holder, after shutting pops out with a
                 // read-modify-write of `head`, reads the latest one.)
-                let head = self.head.0.load(Ordering::Relaxed) & !self.gate;
+                let head = self.head.0.load(Ordering::SeqCst) & !self.gate;
                 if head.wrapping_add(self.one_lap) == pos {
                     return Err(PushError::Full(v));
                 }
                 spin(&mut step);
-                tail = self.tail.0.load(Ordering::Relaxed);
+                tail = self.tail.0.load(Ordering::SeqCst);
             } else {
                 // Another push claimed `pos` and is writing it, or `tail`
                 // is stale.
                 spin(&mut step);
-                tail = self.tail.0.load(Ordering::Relaxed);
+                tail = self.tail.0.load(Ordering::SeqCst);
             }
         }
     }
@@ -189,7 +189,7 @@ impl<T> Ring<T> {
     /// empty.
     pub fn pop(&self, who: Who) -> Result<T, PopError> {
         let mut step = 0;
-        let mut head = self.head.0.load(Ordering::Relaxed);
+        let mut head = self.head.0.load(Ordering::SeqCst);
         loop {
             if head & self.gate != 0 && who == Who::Fast {
                 return Err(PopError::Gated);
@@ -218,15 +218,15 @@ impl<T> Ring<T> {
                 // Not written this lap: empty, unless a push has claimed it
                 // and is writing it (a stale `tail` errs towards empty, as
                 // `head` towards full in `push`).
-                let tail = self.tail.0.load(Ordering::Relaxed);
+                let tail = self.tail.0.load(Ordering::SeqCst);
                 if tail & !self.flags() == pos {
                     return Err(if tail & self.mark != 0 { PopError::Closed } else { PopError::Empty });
                 }
                 spin(&mut step);
-                head = self.head.0.load(Ordering::Relaxed);
+                head = self.head.0.load(Ordering::SeqCst);
             } else {
                 spin(&mut step);
-                head = self.head.0.load(Ordering::Relaxed);
+                head = self.head.0.load(Ordering::SeqCst);
             }
         }
     }
