@@ -26,6 +26,7 @@ MODULES=(
     "runq|runtime/src/runq.rs|runq_rules loom_runq sched syscall shutdown|"
     "park_token|runtime/src/park_token.rs|loom_park sched chan shutdown lock_os_thread exit|"
     "opstate|chan/src/opstate.rs|loom_opstate chan select|"
+    "ring|chan/src/ring.rs|loom_ring chan select lib|"
     "chan|chan/src/chan.rs chan/src/sudog.rs chan/src/lock.rs|chan select deadlock synctest lib shutdown|"
     "select|chan/src/select.rs|select chan deadlock synctest shutdown lib|"
     "sync|runtime/src/sync/*.rs|sync context deadlock synctest lib|"

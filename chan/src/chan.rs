@@ -40,19 +40,19 @@ use crate::lock::RawLock;
 use crate::ring::{End, PushError, Ring, Who};
 use crate::sudog::{Sudog, Waiting};
 
-/// Laid out so the fast path reads only lines nobody writes (the ring's
-/// settings, `cap`, `bubble`) besides the ring's own: the lock word and
-/// the queues, written by every locked operation, come last, on lines of
+/// Laid out so the fast path reads one line nobody writes (`bubble`)
+/// besides the ring's own (an end's line, a slot's): the lock word and the
+/// queues, written by every locked operation, come last, on lines of
 /// their own.
 #[repr(C)]
 pub(crate) struct HChan<T> {
-    /// The buffer (unused when `cap` is 0).
-    ring: Ring<T>,
-    cap: usize,
     /// The synctest bubble of the creator (0: none): only its Gs may use
     /// the channel, and a wait on it is durable.
     pub(crate) bubble: u64,
     closed: AtomicBool,
+    /// The buffer, of the channel's capacity (0: unbuffered, the ring is
+    /// never used).
+    ring: Ring<T>,
     /// Taken through `lock`/`unlock` (`unlock` opens the ring's gates
     /// nobody needs shut any more).
     mutex: RawLock,
@@ -110,7 +110,6 @@ impl<T> HChan<T> {
                 sendq: VecDeque::new(),
             }),
             ring: Ring::new(cap),
-            cap,
             closed: AtomicBool::new(false),
             bubble: current_bubble_id(),
         }
@@ -125,7 +124,7 @@ impl<T> HChan<T> {
     /// all gone (a waiter must be woken by whoever makes its operation
     /// possible, and only lock holders do that).
     pub fn unlock(&self) {
-        if self.cap > 0 {
+        if self.cap() > 0 {
             // SAFETY: the lock is held; the borrow ends here.
             let st = unsafe { self.st() };
             if st.head_gated && st.sendq.is_empty() {
@@ -153,9 +152,6 @@ impl<T> HChan<T> {
     /// (unbuffered, full, closed, or the gate is closed).
     #[inline]
     pub fn send_fast(&self, v: T) -> Result<(), T> {
-        if self.cap == 0 {
-            return Err(v);
-        }
         self.ring.push(v, Who::Fast).map_err(|e| match e {
             PushError::Full(v) | PushError::Closed(v) | PushError::Gated(v) => v,
         })
@@ -165,15 +161,17 @@ impl<T> HChan<T> {
     /// (unbuffered, empty, closed, or the gate is closed).
     #[inline]
     pub fn recv_fast(&self) -> Option<T> {
-        if self.cap == 0 {
-            return None;
-        }
         self.ring.pop(Who::Fast).ok()
     }
 
     /// Values in the buffer.
     pub fn len(&self) -> usize {
         self.ring.len()
+    }
+
+    /// The buffer's capacity.
+    pub fn cap(&self) -> usize {
+        self.ring.cap()
     }
 
     /// A lock-free guess that a receive would not block (buffered value, or
@@ -185,7 +183,7 @@ impl<T> HChan<T> {
     /// A lock-free guess that a send would not block (room in the buffer,
     /// or closed); may be stale either way.
     pub fn send_hint(&self) -> bool {
-        self.len() < self.cap || self.closed.load(Ordering::Relaxed)
+        self.len() < self.cap() || self.closed.load(Ordering::Relaxed)
     }
 
     /// Who may end a wait on this channel: the bubble's Gs for a channel
@@ -256,7 +254,7 @@ impl<T> HChan<T> {
                 return SendNow::Sent(Some(sg.waiting().finish(sg.case, true)));
             }
         }
-        if self.cap == 0 {
+        if self.cap() == 0 {
             return SendNow::WouldBlock(v);
         }
         // Callers come here when the lock-free push failed: the ring is
@@ -283,7 +281,7 @@ impl<T> HChan<T> {
             // SAFETY: we claimed the sender's operation: its slot is ours
             // to take until `finish`; the lock is held.
             let theirs = unsafe { (*sg.slot.get()).take() }.expect("a blocked sender has a value");
-            let v = if self.cap == 0 {
+            let v = if self.cap() == 0 {
                 theirs
             } else {
                 // The buffer is full (a sender waits, so pops are shut
@@ -300,7 +298,7 @@ impl<T> HChan<T> {
             // SAFETY: still queued-and-claimed by us, lock held.
             return RecvNow::Got(v, Some(unsafe { sg.waiting() }.finish(sg.case, true)));
         }
-        if self.cap > 0 {
+        if self.cap() > 0 {
             if !st.closed {
                 // As in `send_locked`: the ring is probably empty, and a
                 // fast push may fill it at any moment; shut pushes out
@@ -420,7 +418,7 @@ impl<T> fmt::Debug for Chan<T> {
             Some(h) => f
                 .debug_struct("Chan")
                 .field("len", &self.len())
-                .field("cap", &h.cap)
+                .field("cap", &h.cap())
                 .field("closed", &self.is_closed())
                 .finish(),
         }
@@ -698,7 +696,7 @@ impl<T> Chan<T> {
 
     /// Buffer capacity (0 for unbuffered and nil channels).
     pub fn cap(&self) -> usize {
-        self.inner.as_ref().map_or(0, |h| h.cap)
+        self.inner.as_ref().map_or(0, |h| h.cap())
     }
 
     /// Whether `close` has been called (a nil channel is never closed).

@@ -22,6 +22,7 @@
 //! loom model `tests/loom_ring.rs` checks this very code.
 
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 
 use crate::atomic::{spin, AtomicUsize, Ordering, UnsafeCell};
 
@@ -32,11 +33,56 @@ struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
-/// Keeps `head` and `tail` on cache lines of their own. (One line each,
-/// not the pair x86 prefetches together: channels are made by the million
-/// (skynet), and 128 bytes each made a channel half again as large.)
-#[repr(align(64))]
-struct Padded<T>(T);
+/// One end: its position word and a copy of the ring's shape, on a cache
+/// line of its own, so a push or pop reads and writes one line besides its
+/// slot's (a separate line of settings was one more line to fetch from the
+/// other core per operation on a fresh channel: skynet 1.11×). One line,
+/// not the pair x86 prefetches together: channels are made by the million.
+#[repr(C, align(64))]
+struct Side<T> {
+    pos: AtomicUsize,
+    shape: Shape<T>,
+}
+
+/// What a ring looks like: where its slots are and how positions encode.
+struct Shape<T> {
+    /// The ring's `buf`, which outlives every use of this pointer.
+    slots: NonNull<Slot<T>>,
+    cap: usize,
+    /// `tail`'s closed bit; also one above the largest index.
+    mark: usize,
+    /// One lap: added to a position when its index wraps. The gate bit is
+    /// `mark * 2`, between the two.
+    one_lap: usize,
+}
+
+impl<T> Shape<T> {
+    fn gate(&self) -> usize {
+        self.mark * 2
+    }
+
+    fn flags(&self) -> usize {
+        self.mark * 3
+    }
+
+    /// The position after `pos` (index + 1, or the next lap's index 0).
+    fn next(&self, pos: usize) -> usize {
+        if (pos & (self.mark - 1)) + 1 < self.cap {
+            pos + 1
+        } else {
+            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+        }
+    }
+
+    /// The slot of position `pos`.
+    fn slot(&self, pos: usize) -> &Slot<T> {
+        let i = pos & (self.mark - 1);
+        assert!(i < self.cap, "ring index {i} out of {}", self.cap);
+        // SAFETY: `slots` points at the ring's `buf` of `cap` slots, alive
+        // as long as the ring (and `&self` borrows the ring), and `i < cap`.
+        unsafe { &*self.slots.as_ptr().add(i) }
+    }
+}
 
 /// Why a push failed; the value comes back.
 #[derive(Debug)]
@@ -74,21 +120,19 @@ pub(crate) enum End {
     Tail,
 }
 
-/// `head` and `tail` on lines of their own, the settings after them on a
-/// line only read.
-#[repr(C)]
 pub(crate) struct Ring<T> {
-    head: Padded<AtomicUsize>,
-    tail: Padded<AtomicUsize>,
-    slots: Box<[Slot<T>]>,
-    cap: usize,
-    /// `tail`'s closed bit; also one above the largest index.
-    mark: usize,
-    /// The gate bit of `head` and `tail`.
-    gate: usize,
-    /// One lap: added to a position when its index wraps.
-    one_lap: usize,
+    head: Side<T>,
+    tail: Side<T>,
+    /// The slots both sides point at.
+    buf: Box<[Slot<T>]>,
 }
+
+// SAFETY: the raw slot pointers only point into `buf`, which the ring
+// owns; values of T move between threads through the slots (T: Send), and
+// every shared access to a slot follows the stamp protocol above.
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Ring<T> {}
 
 impl<T> Ring<T> {
     /// A ring of `cap` slots (0 is allowed: an unbuffered channel never
@@ -102,53 +146,43 @@ impl<T> Ring<T> {
             .and_then(usize::checked_next_power_of_two)
             .filter(|m| m.checked_mul(16).is_some())
             .expect("makechan: size out of range");
-        let slots = (0..cap)
+        let mut buf: Box<[Slot<T>]> = (0..cap)
             .map(|i| Slot { stamp: AtomicUsize::new(i), value: UnsafeCell::new(MaybeUninit::uninit()) })
             .collect();
-        Ring {
-            head: Padded(AtomicUsize::new(0)),
-            tail: Padded(AtomicUsize::new(0)),
-            slots,
-            cap,
-            mark,
-            gate: mark * 2,
-            one_lap: mark * 4,
-        }
+        let slots = NonNull::new(buf.as_mut_ptr()).expect("a box is never null");
+        let side = || Side { pos: AtomicUsize::new(0), shape: Shape { slots, cap, mark, one_lap: mark * 4 } };
+        Ring { head: side(), tail: side(), buf }
     }
 
-    fn flags(&self) -> usize {
-        self.mark | self.gate
-    }
-
-    /// The position after `pos` (index + 1, or the next lap's index 0).
-    fn next(&self, pos: usize) -> usize {
-        if (pos & (self.mark - 1)) + 1 < self.cap {
-            pos + 1
-        } else {
-            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
-        }
+    /// The number of slots.
+    pub fn cap(&self) -> usize {
+        self.head.shape.cap
     }
 
     /// Appends `v`. `Who::Fast` fails with `Gated` while the tail's gate is
     /// closed.
     pub fn push(&self, v: T, who: Who) -> Result<(), PushError<T>> {
+        let sh = &self.tail.shape;
+        if sh.cap == 0 {
+            return Err(PushError::Full(v));
+        }
         let mut step = 0;
-        let mut tail = self.tail.0.load(Ordering::SeqCst);
+        let mut tail = self.tail.pos.load(Ordering::SeqCst);
         loop {
-            if tail & self.mark != 0 {
+            if tail & sh.mark != 0 {
                 return Err(PushError::Closed(v));
             }
-            if tail & self.gate != 0 && who == Who::Fast {
+            if tail & sh.gate() != 0 && who == Who::Fast {
                 return Err(PushError::Gated(v));
             }
-            let pos = tail & !self.flags();
-            let slot = &self.slots[pos & (self.mark - 1)];
+            let pos = tail & !sh.flags();
+            let slot = sh.slot(pos);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == pos {
                 // The slot is free for this lap: claim the position (the
                 // gate bit, if set, stays).
-                let new = self.next(pos) | (tail & self.gate);
-                match self.tail.0.compare_exchange_weak(tail, new, Ordering::SeqCst, Ordering::Relaxed) {
+                let new = sh.next(pos) | (tail & sh.gate());
+                match self.tail.pos.compare_exchange_weak(tail, new, Ordering::SeqCst, Ordering::Relaxed) {
                     Ok(_) => {
                         // SAFETY: the CAS made position `pos` ours alone:
                         // no other push writes it this lap, and no pop
@@ -162,24 +196,24 @@ impl<T> Ring<T> {
                         tail = t;
                     }
                 }
-            } else if stamp.wrapping_add(self.one_lap) == pos + 1 {
+            } else if stamp.wrapping_add(sh.one_lap) == pos + 1 {
                 // The slot still holds the previous lap's value: full,
                 // unless a pop has claimed it and is reading it. (No fence
                 // before looking: a stale `head` can only report a full
                 // ring that no longer is; the caller then takes the lock,
                 // and a holder, after shutting pops out with a
                 // read-modify-write of `head`, reads the latest one.)
-                let head = self.head.0.load(Ordering::SeqCst) & !self.gate;
-                if head.wrapping_add(self.one_lap) == pos {
+                let head = self.head.pos.load(Ordering::SeqCst) & !sh.gate();
+                if head.wrapping_add(sh.one_lap) == pos {
                     return Err(PushError::Full(v));
                 }
                 spin(&mut step);
-                tail = self.tail.0.load(Ordering::SeqCst);
+                tail = self.tail.pos.load(Ordering::SeqCst);
             } else {
                 // Another push claimed `pos` and is writing it, or `tail`
                 // is stale.
                 spin(&mut step);
-                tail = self.tail.0.load(Ordering::SeqCst);
+                tail = self.tail.pos.load(Ordering::SeqCst);
             }
         }
     }
@@ -188,25 +222,29 @@ impl<T> Ring<T> {
     /// head's gate is closed; `Closed` only once the ring is closed and
     /// empty.
     pub fn pop(&self, who: Who) -> Result<T, PopError> {
+        let sh = &self.head.shape;
+        if sh.cap == 0 {
+            return Err(PopError::Empty);
+        }
         let mut step = 0;
-        let mut head = self.head.0.load(Ordering::SeqCst);
+        let mut head = self.head.pos.load(Ordering::SeqCst);
         loop {
-            if head & self.gate != 0 && who == Who::Fast {
+            if head & sh.gate() != 0 && who == Who::Fast {
                 return Err(PopError::Gated);
             }
-            let pos = head & !self.gate;
-            let slot = &self.slots[pos & (self.mark - 1)];
+            let pos = head & !sh.gate();
+            let slot = sh.slot(pos);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == pos + 1 {
-                let new = self.next(pos) | (head & self.gate);
-                match self.head.0.compare_exchange_weak(head, new, Ordering::SeqCst, Ordering::Relaxed) {
+                let new = sh.next(pos) | (head & sh.gate());
+                match self.head.pos.compare_exchange_weak(head, new, Ordering::SeqCst, Ordering::Relaxed) {
                     Ok(_) => {
                         // SAFETY: the CAS made position `pos` ours alone,
                         // and its stamp (Acquire) says the push that wrote
                         // it is done; the push a lap later waits for the
                         // stamp below.
                         let v = slot.value.with_mut(|p| unsafe { (*p).assume_init_read() });
-                        slot.stamp.store(pos.wrapping_add(self.one_lap), Ordering::Release);
+                        slot.stamp.store(pos.wrapping_add(sh.one_lap), Ordering::Release);
                         return Ok(v);
                     }
                     Err(h) => {
@@ -218,23 +256,23 @@ impl<T> Ring<T> {
                 // Not written this lap: empty, unless a push has claimed it
                 // and is writing it (a stale `tail` errs towards empty, as
                 // `head` towards full in `push`).
-                let tail = self.tail.0.load(Ordering::SeqCst);
-                if tail & !self.flags() == pos {
-                    return Err(if tail & self.mark != 0 { PopError::Closed } else { PopError::Empty });
+                let tail = self.tail.pos.load(Ordering::SeqCst);
+                if tail & !sh.flags() == pos {
+                    return Err(if tail & sh.mark != 0 { PopError::Closed } else { PopError::Empty });
                 }
                 spin(&mut step);
-                head = self.head.0.load(Ordering::SeqCst);
+                head = self.head.pos.load(Ordering::SeqCst);
             } else {
                 spin(&mut step);
-                head = self.head.0.load(Ordering::SeqCst);
+                head = self.head.pos.load(Ordering::SeqCst);
             }
         }
     }
 
-    fn end(&self, end: End) -> &AtomicUsize {
+    fn side(&self, end: End) -> &Side<T> {
         match end {
-            End::Head => &self.head.0,
-            End::Tail => &self.tail.0,
+            End::Head => &self.head,
+            End::Tail => &self.tail,
         }
     }
 
@@ -244,36 +282,39 @@ impl<T> Ring<T> {
     /// succeeds after. Only the channel lock's holder calls this and
     /// `open_gate`.
     pub fn close_gate(&self, end: End) {
-        self.end(end).fetch_or(self.gate, Ordering::SeqCst);
+        let side = self.side(end);
+        side.pos.fetch_or(side.shape.gate(), Ordering::SeqCst);
     }
 
     /// Opens `end`'s gate again.
     pub fn open_gate(&self, end: End) {
-        self.end(end).fetch_and(!self.gate, Ordering::SeqCst);
+        let side = self.side(end);
+        side.pos.fetch_and(!side.shape.gate(), Ordering::SeqCst);
     }
 
     /// Marks the ring closed: pushes fail from now on; pops drain what is
     /// left, then fail with `Closed`.
     pub fn close(&self) {
-        self.tail.0.fetch_or(self.mark, Ordering::SeqCst);
+        self.tail.pos.fetch_or(self.tail.shape.mark, Ordering::SeqCst);
     }
 
     /// Values in the ring (a snapshot: both ends are read together).
     pub fn len(&self) -> usize {
+        let sh = &self.head.shape;
         loop {
-            let tail = self.tail.0.load(Ordering::SeqCst);
-            let head = self.head.0.load(Ordering::SeqCst);
-            if self.tail.0.load(Ordering::SeqCst) == tail {
-                let (t, h) = (tail & !self.flags(), head & !self.gate);
-                let (ti, hi) = (t & (self.mark - 1), h & (self.mark - 1));
+            let tail = self.tail.pos.load(Ordering::SeqCst);
+            let head = self.head.pos.load(Ordering::SeqCst);
+            if self.tail.pos.load(Ordering::SeqCst) == tail {
+                let (t, h) = (tail & !sh.flags(), head & !sh.gate());
+                let (ti, hi) = (t & (sh.mark - 1), h & (sh.mark - 1));
                 return if hi < ti {
                     ti - hi
                 } else if hi > ti {
-                    self.cap - hi + ti
+                    sh.cap - hi + ti
                 } else if t == h {
                     0
                 } else {
-                    self.cap
+                    sh.cap
                 };
             }
         }
@@ -285,12 +326,13 @@ impl<T> Drop for Ring<T> {
         // Every push and pop has finished (we own the ring): drop the
         // values between head and tail.
         let n = self.len();
-        let hi = self.head.0.load(Ordering::Relaxed) & (self.mark - 1);
+        let cap = self.cap();
+        let hi = self.head.pos.load(Ordering::Relaxed) & (self.head.shape.mark - 1);
         for i in 0..n {
-            let idx = if hi + i < self.cap { hi + i } else { hi + i - self.cap };
+            let idx = if hi + i < cap { hi + i } else { hi + i - cap };
             // SAFETY: positions from head (inclusive) for `len` slots hold
             // values written by finished pushes and not yet popped.
-            self.slots[idx].value.with_mut(|p| unsafe { (*p).assume_init_drop() });
+            self.buf[idx].value.with_mut(|p| unsafe { (*p).assume_init_drop() });
         }
     }
 }
