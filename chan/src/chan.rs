@@ -40,19 +40,21 @@ use crate::lock::RawLock;
 use crate::ring::{End, PushError, Ring, Who};
 use crate::sudog::{Sudog, Waiting};
 
-/// Laid out so the fast path reads one line nobody writes (`bubble`)
-/// besides the ring's own (an end's line, a slot's): the lock word and the
-/// queues, written by every locked operation, come last, on lines of
-/// their own.
-#[repr(C)]
+/// A channel is its ring (the buffer, of the channel's capacity; 0:
+/// unbuffered, the ring is never used) with the rest of the channel
+/// between the ring's two ends (`ring.rs`): a fast send or receive touches
+/// its end and its slot, nothing else.
 pub(crate) struct HChan<T> {
+    ring: Ring<T, Core<T>>,
+}
+
+/// Everything of a channel but its buffer.
+pub(crate) struct Core<T> {
     /// The synctest bubble of the creator (0: none): only its Gs may use
-    /// the channel, and a wait on it is durable.
-    pub(crate) bubble: u64,
+    /// the channel, and a wait on it is durable. (Also the ring's tag: the
+    /// fast path runs only for channels of no bubble.)
+    bubble: u64,
     closed: AtomicBool,
-    /// The buffer, of the channel's capacity (0: unbuffered, the ring is
-    /// never used).
-    ring: Ring<T>,
     /// Taken through `lock`/`unlock` (`unlock` opens the ring's gates
     /// nobody needs shut any more).
     mutex: RawLock,
@@ -99,8 +101,10 @@ pub(crate) enum RecvNow<T> {
 }
 
 impl<T> HChan<T> {
-    fn new(cap: usize) -> Self {
-        HChan {
+    fn new(cap: usize, bubble: u64) -> Self {
+        let core = Core {
+            bubble,
+            closed: AtomicBool::new(false),
             mutex: RawLock::new(),
             state: UnsafeCell::new(State {
                 closed: false,
@@ -109,15 +113,18 @@ impl<T> HChan<T> {
                 recvq: VecDeque::new(),
                 sendq: VecDeque::new(),
             }),
-            ring: Ring::new(cap),
-            closed: AtomicBool::new(false),
-            bubble: current_bubble_id(),
-        }
+        };
+        HChan { ring: Ring::new(cap, bubble, core) }
+    }
+
+    /// The synctest bubble of the creator (0: none).
+    pub fn bubble(&self) -> u64 {
+        self.ring.mid.bubble
     }
 
     /// Takes the channel lock.
     pub fn lock(&self) {
-        self.mutex.lock();
+        self.ring.mid.mutex.lock();
     }
 
     /// Releases the lock, opening each gate of the ring whose waiters are
@@ -136,7 +143,7 @@ impl<T> HChan<T> {
                 st.tail_gated = false;
             }
         }
-        self.mutex.unlock();
+        self.ring.mid.mutex.unlock();
     }
 
     /// Closes the ring's gate at `end` unless `shut` says it is. Lock held
@@ -152,6 +159,9 @@ impl<T> HChan<T> {
     /// (unbuffered, full, closed, or the gate is closed).
     #[inline]
     pub fn send_fast(&self, v: T) -> Result<(), T> {
+        if self.ring.tag(End::Tail) != 0 {
+            return Err(v);
+        }
         self.ring.push(v, Who::Fast).map_err(|e| match e {
             PushError::Full(v) | PushError::Closed(v) | PushError::Gated(v) => v,
         })
@@ -161,6 +171,9 @@ impl<T> HChan<T> {
     /// (unbuffered, empty, closed, or the gate is closed).
     #[inline]
     pub fn recv_fast(&self) -> Option<T> {
+        if self.ring.tag(End::Head) != 0 {
+            return None;
+        }
         self.ring.pop(Who::Fast).ok()
     }
 
@@ -177,13 +190,13 @@ impl<T> HChan<T> {
     /// A lock-free guess that a receive would not block (buffered value, or
     /// closed); may be stale either way.
     pub fn recv_hint(&self) -> bool {
-        self.len() > 0 || self.closed.load(Ordering::Relaxed)
+        self.len() > 0 || self.ring.mid.closed.load(Ordering::Relaxed)
     }
 
     /// A lock-free guess that a send would not block (room in the buffer,
     /// or closed); may be stale either way.
     pub fn send_hint(&self) -> bool {
-        self.len() < self.cap() || self.closed.load(Ordering::Relaxed)
+        self.len() < self.cap() || self.ring.mid.closed.load(Ordering::Relaxed)
     }
 
     /// Who may end a wait on this channel: the bubble's Gs for a channel
@@ -192,7 +205,7 @@ impl<T> HChan<T> {
     /// when no thread outside the runtime exists that could hold a handle
     /// (`dump.rs`, `no_thread_outside`).
     pub fn woken_by(&self) -> WokenBy {
-        if self.bubble != 0 {
+        if self.bubble() != 0 {
             WokenBy::Bubble
         } else {
             WokenBy::RuntimeOnly
@@ -203,8 +216,9 @@ impl<T> HChan<T> {
     #[inline]
     #[track_caller]
     pub fn check_bubble(&self) {
-        if self.bubble != 0 && self.bubble != current_bubble_id() {
-            bubble_mismatch(self.bubble, "channel");
+        let b = self.bubble();
+        if b != 0 && b != current_bubble_id() {
+            bubble_mismatch(b, "channel");
         }
     }
 
@@ -213,7 +227,7 @@ impl<T> HChan<T> {
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn st(&self) -> &mut State<T> {
         // SAFETY: the lock is held and this is the only borrow (contract).
-        unsafe { &mut *self.state.get() }
+        unsafe { &mut *self.ring.mid.state.get() }
     }
 
     /// Pops the first waiter whose operation can still be claimed (a select
@@ -353,7 +367,7 @@ impl<T> HChan<T> {
             panic!("close of closed channel");
         }
         st.closed = true;
-        self.closed.store(true, Ordering::Release);
+        self.ring.mid.closed.store(true, Ordering::Release);
         self.ring.close();
         // SAFETY: lock held; queued sudogs are alive (sudog.rs).
         unsafe {
@@ -451,7 +465,7 @@ impl<T> Chan<T> {
     /// A channel with a buffer of `cap` values; `cap == 0` is unbuffered
     /// (every send waits for a receiver).
     pub fn new(cap: usize) -> Self {
-        Chan { inner: Some(Arc::new(HChan::new(cap))) }
+        Chan { inner: Some(Arc::new(HChan::new(cap, current_bubble_id()))) }
     }
 
     /// Whether this is a nil channel.
@@ -480,12 +494,13 @@ impl<T> Chan<T> {
     /// Sends without blocking.
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         let Some(h) = &self.inner else { return Err(TrySendError::Full(v)) };
-        h.check_bubble();
         preempt_point();
+        // The fast path runs only for a channel of no bubble: no check due.
         let v = match h.send_fast(v) {
             Ok(()) => return Ok(()),
             Err(v) => v,
         };
+        h.check_bubble();
         h.lock();
         // SAFETY: lock held.
         let r = unsafe { h.send_locked(v) };
@@ -503,11 +518,12 @@ impl<T> Chan<T> {
     /// Receives without blocking.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let Some(h) = &self.inner else { return Err(TryRecvError::Empty) };
-        h.check_bubble();
         preempt_point();
+        // The fast path runs only for a channel of no bubble: no check due.
         if let Some(v) = h.recv_fast() {
             return Ok(v);
         }
+        h.check_bubble();
         h.lock();
         // SAFETY: lock held.
         let r = unsafe { h.recv_locked() };
@@ -561,12 +577,13 @@ impl<T> Chan<T> {
                 }
             }
         };
-        h.check_bubble();
         preempt_point();
+        // The fast path runs only for a channel of no bubble: no check due.
         let v = match h.send_fast(v) {
             Ok(()) => return Done::Ok(()),
             Err(v) => v,
         };
+        h.check_bubble();
         h.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
@@ -612,11 +629,12 @@ impl<T> Chan<T> {
                 }
             }
         };
-        h.check_bubble();
         preempt_point();
+        // The fast path runs only for a channel of no bubble: no check due.
         if let Some(v) = h.recv_fast() {
             return Done::Ok(v);
         }
+        h.check_bubble();
         h.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {
@@ -679,9 +697,7 @@ impl<T> Chan<T> {
 
     /// A channel that belongs to no synctest bubble even when made in one.
     pub(crate) fn new_outside_bubbles(cap: usize) -> Self {
-        let mut h = HChan::new(cap);
-        h.bubble = 0;
-        Chan { inner: Some(Arc::new(h)) }
+        Chan { inner: Some(Arc::new(HChan::new(cap, 0))) }
     }
 
     /// Values in the buffer.
@@ -701,7 +717,7 @@ impl<T> Chan<T> {
 
     /// Whether `close` has been called (a nil channel is never closed).
     pub fn is_closed(&self) -> bool {
-        self.inner.as_ref().is_some_and(|h| h.closed.load(Ordering::Acquire))
+        self.inner.as_ref().is_some_and(|h| h.ring.mid.closed.load(Ordering::Acquire))
     }
 
     /// Iterates over received values until the channel is closed and drained

@@ -10,9 +10,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// On its own cache line: waiters spinning on the lock word must not steal
-/// the line that holds the channel's buffer from the lock's holder.
-#[repr(align(64))]
+/// One word. (It had a cache line of its own while the buffer sat next to
+/// it; a buffered channel's buffer is now a ring elsewhere, and the line
+/// made every channel larger.)
 pub(crate) struct RawLock {
     state: AtomicU32,
 }

@@ -33,12 +33,10 @@ struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
-/// One end: its position word and a copy of the ring's shape, on a cache
-/// line of its own, so a push or pop reads and writes one line besides its
-/// slot's (a separate line of settings was one more line to fetch from the
-/// other core per operation on a fresh channel: skynet 1.11×). One line,
-/// not the pair x86 prefetches together: channels are made by the million.
-#[repr(C, align(64))]
+/// One end: its position word and a copy of the ring's shape, so a push
+/// or pop reads and writes its end and its slot and nothing else of the
+/// ring.
+#[repr(C)]
 struct Side<T> {
     pos: AtomicUsize,
     shape: Shape<T>,
@@ -54,6 +52,9 @@ struct Shape<T> {
     /// One lap: added to a position when its index wraps. The gate bit is
     /// `mark * 2`, between the two.
     one_lap: usize,
+    /// The owner's word, kept next to each end (the channel's synctest
+    /// bubble, which its fast path must check).
+    tag: u64,
 }
 
 impl<T> Shape<T> {
@@ -120,8 +121,15 @@ pub(crate) enum End {
     Tail,
 }
 
-pub(crate) struct Ring<T> {
+/// The ring, with its owner's `mid` between the two ends: pushes write
+/// `tail`, pops write `head`, and `mid` (the channel's lock and queues,
+/// more than a cache line) keeps the two on different lines without
+/// padding. (Each end on a 64-byte line of its own made a channel twice
+/// as large, and a fresh one slower to share: skynet 1.11×.)
+#[repr(C)]
+pub(crate) struct Ring<T, M = ()> {
     head: Side<T>,
+    pub mid: M,
     tail: Side<T>,
     /// The slots both sides point at.
     buf: Box<[Slot<T>]>,
@@ -130,17 +138,17 @@ pub(crate) struct Ring<T> {
 // SAFETY: the raw slot pointers only point into `buf`, which the ring
 // owns; values of T move between threads through the slots (T: Send), and
 // every shared access to a slot follows the stamp protocol above.
-unsafe impl<T: Send> Send for Ring<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for Ring<T> {}
+unsafe impl<T: Send, M: Send> Send for Ring<T, M> {}
+// SAFETY: as above; `mid` is shared as any field is.
+unsafe impl<T: Send, M: Sync> Sync for Ring<T, M> {}
 
-impl<T> Ring<T> {
+impl<T, M> Ring<T, M> {
     /// A ring of `cap` slots (0 is allowed: an unbuffered channel never
-    /// uses its ring).
+    /// uses its ring), with `tag` kept at each end and `mid` between them.
     ///
     /// # Panics
     /// `makechan: size out of range` when `cap` is too large to lay out.
-    pub fn new(cap: usize) -> Self {
+    pub fn new(cap: usize, tag: u64, mid: M) -> Self {
         let mark = cap
             .checked_add(1)
             .and_then(usize::checked_next_power_of_two)
@@ -150,8 +158,13 @@ impl<T> Ring<T> {
             .map(|i| Slot { stamp: AtomicUsize::new(i), value: UnsafeCell::new(MaybeUninit::uninit()) })
             .collect();
         let slots = NonNull::new(buf.as_mut_ptr()).expect("a box is never null");
-        let side = || Side { pos: AtomicUsize::new(0), shape: Shape { slots, cap, mark, one_lap: mark * 4 } };
-        Ring { head: side(), tail: side(), buf }
+        let side = || Side { pos: AtomicUsize::new(0), shape: Shape { slots, cap, mark, one_lap: mark * 4, tag } };
+        Ring { head: side(), mid, tail: side(), buf }
+    }
+
+    /// The owner's word, as kept at `end`.
+    pub fn tag(&self, end: End) -> u64 {
+        self.side(end).shape.tag
     }
 
     /// The number of slots.
@@ -321,7 +334,7 @@ impl<T> Ring<T> {
     }
 }
 
-impl<T> Drop for Ring<T> {
+impl<T, M> Drop for Ring<T, M> {
     fn drop(&mut self) {
         // Every push and pop has finished (we own the ring): drop the
         // values between head and tail.

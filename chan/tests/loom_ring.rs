@@ -58,7 +58,7 @@ fn loom_two_pushers_and_a_popper_pass_each_value_once() {
     // of the three attempts is explored): the pushers race for the one
     // slot, and the second push lands only if the pop freed it first.
     model(|| {
-        let r = Arc::new(Ring::new(1));
+        let r = Arc::new(Ring::new(1, 0, ()));
         let (ra, rb) = (r.clone(), r.clone());
         let a = thread::spawn(move || ra.push(1, Who::Fast).is_ok());
         let b = thread::spawn(move || rb.push(2, Who::Fast).is_ok());
@@ -82,7 +82,7 @@ fn loom_a_slot_is_reused_only_after_its_value_was_read() {
     // read (Go's "the k-th receive happens before the (k+C)-th send
     // completes"); loom's cell reports any overlap of the two.
     model(|| {
-        let r = Arc::new(Ring::new(1));
+        let r = Arc::new(Ring::new(1, 0, ()));
         let r2 = r.clone();
         let pusher = thread::spawn(move || {
             for v in 0..2 {
@@ -99,7 +99,7 @@ fn loom_a_slot_is_reused_only_after_its_value_was_read() {
 #[test]
 fn loom_a_shut_tail_sees_a_racing_push_land_or_makes_it_fail() {
     model(|| {
-        let r = Arc::new(Ring::new(1));
+        let r = Arc::new(Ring::new(1, 0, ()));
         let r2 = r.clone();
         let pusher = thread::spawn(move || r2.push(7, Who::Fast));
         // The lock's holder (a receiver about to wait) shuts pushes out,
@@ -121,7 +121,7 @@ fn loom_a_shut_tail_sees_a_racing_push_land_or_makes_it_fail() {
 #[test]
 fn loom_a_shut_head_sees_a_racing_pop_land_or_makes_it_fail() {
     model(|| {
-        let r = Arc::new(Ring::new(1));
+        let r = Arc::new(Ring::new(1, 0, ()));
         r.push(1, Who::Fast).unwrap();
         let r2 = r.clone();
         let popper = thread::spawn(move || r2.pop(Who::Fast));
@@ -141,7 +141,7 @@ fn loom_a_shut_head_sees_a_racing_pop_land_or_makes_it_fail() {
 #[test]
 fn loom_close_lets_pushes_that_landed_drain_and_fails_the_rest() {
     model(|| {
-        let r = Arc::new(Ring::new(2));
+        let r = Arc::new(Ring::new(2, 0, ()));
         let r2 = r.clone();
         let pusher = thread::spawn(move || (r2.push(1, Who::Fast).is_ok(), r2.push(2, Who::Fast).is_ok()));
         r.close();
@@ -164,7 +164,7 @@ fn loom_close_lets_pushes_that_landed_drain_and_fails_the_rest() {
 #[test]
 fn loom_values_left_in_a_dropped_ring_are_dropped_once() {
     model(|| {
-        let r = Arc::new(Ring::new(2));
+        let r = Arc::new(Ring::new(2, 0, ()));
         let v = Arc::new(());
         let (r2, v2) = (r.clone(), v.clone());
         let pusher = thread::spawn(move || {
