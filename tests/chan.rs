@@ -924,3 +924,33 @@ fn mixed_operations_on_a_buffered_channel_keep_fifo_per_producer() {
         }
     });
 }
+
+/// Values still in a buffered channel when its last handle goes are
+/// dropped once each, wherever the ring's head and tail stand (here after
+/// the ring wrapped around).
+#[test]
+fn values_left_in_a_dropped_channel_are_dropped_once() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let ch = Chan::new(4);
+    for _ in 0..3 {
+        ch.try_send(Counted(drops.clone())).unwrap();
+    }
+    drop(ch.try_recv().unwrap());
+    drop(ch.try_recv().unwrap());
+    for _ in 0..3 {
+        ch.try_send(Counted(drops.clone())).unwrap();
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    assert_eq!(ch.len(), 4);
+    let other = ch.clone();
+    drop(ch);
+    assert_eq!(drops.load(Ordering::SeqCst), 2, "a handle remains");
+    drop(other);
+    assert_eq!(drops.load(Ordering::SeqCst), 6);
+}

@@ -44,7 +44,8 @@ struct Side<T> {
 
 /// What a ring looks like: where its slots are and how positions encode.
 struct Shape<T> {
-    /// The ring's `buf`, which outlives every use of this pointer.
+    /// The ring's slots (`Ring::buf`), which outlive every use of this
+    /// pointer.
     slots: NonNull<Slot<T>>,
     cap: usize,
     /// `tail`'s closed bit; also one above the largest index.
@@ -131,8 +132,11 @@ pub(crate) struct Ring<T, M = ()> {
     head: Side<T>,
     pub mid: M,
     tail: Side<T>,
-    /// The slots both sides point at.
-    buf: Box<[Slot<T>]>,
+    /// The slots both sides point at: a boxed slice the ring owns, kept
+    /// as a raw pointer (a `Box` moved into the ring would claim unique
+    /// access and invalidate the sides' pointers under Rust's aliasing
+    /// rules); freed in `Drop`.
+    buf: NonNull<[Slot<T>]>,
 }
 
 // SAFETY: the raw slot pointers only point into `buf`, which the ring
@@ -154,10 +158,11 @@ impl<T, M> Ring<T, M> {
             .and_then(usize::checked_next_power_of_two)
             .filter(|m| m.checked_mul(16).is_some())
             .expect("makechan: size out of range");
-        let mut buf: Box<[Slot<T>]> = (0..cap)
+        let buf: Box<[Slot<T>]> = (0..cap)
             .map(|i| Slot { stamp: AtomicUsize::new(i), value: UnsafeCell::new(MaybeUninit::uninit()) })
             .collect();
-        let slots = NonNull::new(buf.as_mut_ptr()).expect("a box is never null");
+        let buf = NonNull::from(Box::leak(buf));
+        let slots = buf.cast::<Slot<T>>();
         let side = || Side { pos: AtomicUsize::new(0), shape: Shape { slots, cap, mark, one_lap: mark * 4, tag } };
         Ring { head: side(), mid, tail: side(), buf }
     }
@@ -345,7 +350,11 @@ impl<T, M> Drop for Ring<T, M> {
             let idx = if hi + i < cap { hi + i } else { hi + i - cap };
             // SAFETY: positions from head (inclusive) for `len` slots hold
             // values written by finished pushes and not yet popped.
-            self.buf[idx].value.with_mut(|p| unsafe { (*p).assume_init_drop() });
+            self.head.shape.slot(idx).value.with_mut(|p| unsafe { (*p).assume_init_drop() });
         }
+        // SAFETY: `buf` came from `Box::leak` in `new` and is freed only
+        // here; no slot reference outlives this point. The slots' values
+        // are `MaybeUninit` (the live ones were dropped above).
+        drop(unsafe { Box::from_raw(self.buf.as_ptr()) });
     }
 }
