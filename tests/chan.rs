@@ -954,3 +954,44 @@ fn values_left_in_a_dropped_channel_are_dropped_once() {
     drop(other);
     assert_eq!(drops.load(Ordering::SeqCst), 6);
 }
+
+/// A send racing with close either lands before it (and is received) or
+/// fails; and once a sender has seen `is_closed`, none of its sends lands.
+#[test]
+fn sends_racing_a_close_land_before_it_or_fail() {
+    bounded(60, || {
+        rt(2).block_on(|| {
+            let mut rng = Rng(7);
+            for round in 0..300u64 {
+                let ch = Chan::new(64);
+                let senders: Vec<_> = (0..2u64)
+                    .map(|k| {
+                        let c = ch.clone();
+                        goro::go(move || {
+                            let mut sent = 0u64;
+                            loop {
+                                let seen = c.is_closed();
+                                match c.try_send(k) {
+                                    Ok(()) => {
+                                        assert!(!seen, "round {round}: a send landed after its sender saw the close");
+                                        sent += 1;
+                                    }
+                                    Err(TrySendError::Closed(_)) => return sent,
+                                    Err(TrySendError::Full(_)) => goro::yield_now(),
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for _ in 0..rng.below(20) {
+                    goro::yield_now();
+                }
+                ch.close();
+                let sent: u64 = senders.into_iter().map(|s| s.join().unwrap()).sum();
+                let received = ch.iter().count() as u64;
+                assert_eq!(received, sent, "round {round}: every landed send is received once");
+                assert_eq!(ch.recv(), None);
+            }
+        });
+    });
+}

@@ -16,9 +16,9 @@
 //!   comes back in `SendError`). Closing twice panics, as in Go.
 //!
 //! All queue state is touched with the lock held. A buffered channel's
-//! buffer is a lock-free ring (`ring.rs`): a send or receive that finds
-//! nobody waiting and no lock holder pushes or pops it without the lock
-//! (crossbeam-channel's `array` flavor). Before a G waits, the locked
+//! buffer is a lock-free ring (`ring.rs`): a send or receive whose end of
+//! the ring has no G waiting on it (its gate open) pushes or pops without
+//! the lock (crossbeam-channel's `array` flavor). Before a G waits, the locked
 //! operation closes the ring's gate on the side the G waits for (pushes
 //! for a receiver, pops for a sender), and it stays closed while one
 //! waits, so everything that parks, wakes or hands a value over runs under
@@ -80,8 +80,9 @@ unsafe impl<T: Send> Send for HChan<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for HChan<T> {}
 
-// A panic never leaves a channel half-updated (the only panic under the
-// lock, double close, releases it first), so handles may cross
+// A panic never leaves a channel half-updated (the only user-caused panic
+// under the lock, double close, releases it first; the others are checks
+// of the ring's invariants, i.e. bugs of ours), so handles may cross
 // `catch_unwind`.
 impl<T> std::panic::RefUnwindSafe for HChan<T> {}
 impl<T> std::panic::UnwindSafe for HChan<T> {}
@@ -367,8 +368,10 @@ impl<T> HChan<T> {
             panic!("close of closed channel");
         }
         st.closed = true;
-        self.ring.mid.closed.store(true, Ordering::Release);
+        // The ring first: whoever sees `is_closed` (Acquire) then finds
+        // every push failing.
         self.ring.close();
+        self.ring.mid.closed.store(true, Ordering::Release);
         // SAFETY: lock held; queued sudogs are alive (sudog.rs).
         unsafe {
             while let Some(sg) = Self::dequeue(&mut st.recvq) {
@@ -795,5 +798,71 @@ impl<T> std::fmt::Debug for Iter<'_, T> {
 impl<T> std::fmt::Debug for IntoIter<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IntoIter").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Chan;
+    use crate::ring::End;
+
+    /// (pops shut, pushes shut)
+    fn gates(ch: &Chan<u32>) -> (bool, bool) {
+        let h = ch.inner.as_deref().expect("not nil");
+        (h.ring.gate_shut(End::Head), h.ring.gate_shut(End::Tail))
+    }
+
+    /// (receivers, senders) queued.
+    fn queued(ch: &Chan<u32>) -> (usize, usize) {
+        let h = ch.inner.as_deref().expect("not nil");
+        h.lock();
+        // SAFETY: lock held; the borrow ends here.
+        let n = unsafe { (h.st().recvq.len(), h.st().sendq.len()) };
+        h.unlock();
+        n
+    }
+
+    fn wait_queued(ch: &Chan<u32>, want: (usize, usize)) {
+        while queued(ch) != want {
+            std::thread::yield_now();
+        }
+    }
+
+    /// A gate is shut exactly while someone waits for its end, and opens
+    /// when the last one leaves (a gate left shut would lose the fast path
+    /// for good, unnoticed by every other test: each operation would still
+    /// be right, only slower).
+    #[test]
+    fn a_gate_is_shut_while_someone_waits_for_its_end_and_opens_after() {
+        let ch = Chan::new(1);
+        assert_eq!(gates(&ch), (false, false));
+        // A receiver waits on the empty channel: pushes are shut out.
+        let c = ch.clone();
+        let r = std::thread::spawn(move || c.recv());
+        wait_queued(&ch, (1, 0));
+        assert_eq!(gates(&ch), (false, true));
+        ch.send(1).unwrap();
+        assert_eq!(r.join().unwrap(), Some(1));
+        assert_eq!(gates(&ch), (false, false));
+        // A sender waits on the full channel: pops are shut out.
+        ch.send(2).unwrap();
+        let c = ch.clone();
+        let s = std::thread::spawn(move || c.send(3).unwrap());
+        wait_queued(&ch, (0, 1));
+        assert_eq!(gates(&ch), (true, false));
+        assert_eq!(ch.recv(), Some(2));
+        s.join().unwrap();
+        assert_eq!(gates(&ch), (false, false));
+        assert_eq!(ch.recv(), Some(3));
+        // Failed non-blocking operations leave them open.
+        assert!(ch.try_recv().is_err());
+        ch.try_send(4).unwrap();
+        assert!(ch.try_send(5).is_err());
+        assert_eq!(gates(&ch), (false, false));
+        // A receive that times out leaves with its gate opened behind it.
+        assert_eq!(ch.recv(), Some(4));
+        assert!(ch.recv_timeout(std::time::Duration::from_millis(5)).is_err());
+        assert_eq!(queued(&ch), (0, 0));
+        assert_eq!(gates(&ch), (false, false));
     }
 }

@@ -304,6 +304,13 @@ impl<T, M> Ring<T, M> {
         side.pos.fetch_or(side.shape.gate(), Ordering::SeqCst);
     }
 
+    /// Whether `end`'s gate is shut (for tests).
+    #[cfg(test)]
+    pub fn gate_shut(&self, end: End) -> bool {
+        let side = self.side(end);
+        side.pos.load(Ordering::SeqCst) & side.shape.gate() != 0
+    }
+
     /// Opens `end`'s gate again.
     pub fn open_gate(&self, end: End) {
         let side = self.side(end);
