@@ -183,3 +183,41 @@ fn loom_values_left_in_a_dropped_ring_are_dropped_once() {
         assert_eq!(Arc::strong_count(&v), 1, "the value left in the ring was dropped with it");
     });
 }
+
+#[test]
+fn loom_a_holder_push_and_a_racing_fast_push_share_the_room() {
+    // `send_locked` on a ring with one free slot, pops shut out: the
+    // holder's push and a fast push race for it; exactly one lands.
+    model(|| {
+        let r = Arc::new(Ring::new(1, 0, ()));
+        let r2 = r.clone();
+        let fast = thread::spawn(move || r2.push(1, Who::Fast).is_ok());
+        r.close_gate(End::Head);
+        let held = r.push(2, Who::Holder).is_ok();
+        let fast = fast.join().unwrap();
+        assert!(fast != held, "exactly one push takes the one slot (fast {fast}, holder {held})");
+        assert_eq!(r.pop(Who::Holder), Ok(if fast { 1 } else { 2 }));
+    });
+}
+
+#[test]
+fn loom_a_waiting_senders_value_takes_the_slot_its_receive_frees() {
+    // `recv_locked` with a sender waiting on a full ring (pops shut): it
+    // shuts pushes, pops the head and pushes the sender's value, while a
+    // fast push races for the freed slot and must not get it.
+    model(|| {
+        let r = Arc::new(Ring::new(1, 0, ()));
+        r.push(1, Who::Fast).unwrap();
+        r.close_gate(End::Head);
+        let r2 = r.clone();
+        let fast = thread::spawn(move || r2.push(9, Who::Fast));
+        r.close_gate(End::Tail);
+        assert_eq!(r.pop(Who::Holder), Ok(1));
+        assert!(r.push(2, Who::Holder).is_ok(), "the freed slot is the waiting sender's");
+        match fast.join().unwrap() {
+            Err(PushError::Full(9) | PushError::Gated(9)) => {}
+            other => panic!("a fast push got past the holder: {other:?}"),
+        }
+        assert_eq!(r.pop(Who::Holder), Ok(2));
+    });
+}
