@@ -828,6 +828,29 @@ mod tests {
         }
     }
 
+    /// While nobody waits, buffered sends and receives take no lock: they
+    /// complete while another thread holds the channel's lock.
+    #[test]
+    fn buffered_operations_need_no_lock_while_nobody_waits() {
+        let ch = Chan::new(4);
+        let h = ch.inner.as_deref().expect("not nil");
+        h.lock();
+        let c = ch.clone();
+        let t = std::thread::spawn(move || {
+            c.try_send(1).unwrap();
+            c.send(2).unwrap();
+            (c.try_recv(), c.recv())
+        });
+        let start = std::time::Instant::now();
+        while !t.is_finished() && start.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let done = t.is_finished();
+        h.unlock();
+        assert!(done, "a send or receive waited for the channel lock");
+        assert_eq!(t.join().unwrap(), (Ok(1), Some(2)));
+    }
+
     /// A gate is shut exactly while someone waits for its end, and opens
     /// when the last one leaves (a gate left shut would lose the fast path
     /// for good, unnoticed by every other test: each operation would still
