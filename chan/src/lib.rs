@@ -53,9 +53,9 @@ pub(crate) mod atomic {
     }
 
     /// One wait for another thread's few instructions (a ring slot being
-    /// written or read, a lost compare-and-swap): spins that double, up
-    /// to 64 pauses; past that, yields the thread (only a writer or reader
-    /// preempted mid-slot makes a wait that long).
+    /// written or read, a lost compare-and-swap): spins that double up to
+    /// 256 pauses; after 16 waits, yields the thread (only a writer or
+    /// reader preempted mid-slot makes a wait that long).
     pub fn spin(step: &mut u32) {
         if *step <= 8 {
             for _ in 0..1u32 << *step {
