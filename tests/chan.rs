@@ -995,3 +995,35 @@ fn sends_racing_a_close_land_before_it_or_fail() {
         });
     });
 }
+
+/// A G whose sends and receives all complete on a buffered channel's
+/// lock-free path still meets preemption points (one every few dozen
+/// operations), so with one P and no hog handoff another G gets to run.
+#[test]
+fn a_g_streaming_through_a_buffered_channel_is_still_preempted() {
+    bounded(60, || {
+        let policy = goro::Policy { hog_handoff: false, ..goro::Policy::default() };
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).policy(policy).build() }.unwrap();
+        let ops = rt.block_on(|| {
+            let stop = Arc::new(AtomicUsize::new(0));
+            let s2 = stop.clone();
+            let streamer = goro::go(move || {
+                let ch = Chan::new(128);
+                let mut ops = 0u64;
+                while s2.load(Ordering::Relaxed) == 0 {
+                    ch.try_send(ops).unwrap();
+                    assert_eq!(ch.try_recv(), Ok(ops));
+                    ops += 1;
+                }
+                ops
+            });
+            // The streamer runs first (runnext); this G runs again only
+            // when the streamer is preempted.
+            goro::yield_now();
+            stop.store(1, Ordering::Relaxed);
+            streamer.join().unwrap()
+        });
+        assert!(ops > 0);
+    });
+}

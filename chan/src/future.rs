@@ -54,7 +54,7 @@ impl<T> Future for RecvFuture<'_, T> {
             // SAFETY: DONE: the sender wrote the slot before its Release.
             return Poll::Ready(if ok { unsafe { (*b.1.slot.get()).take() } } else { None });
         }
-        if let Some(v) = h.recv_fast() {
+        if let Some((v, _)) = h.recv_fast() {
             return Poll::Ready(Some(v));
         }
         h.lock();
@@ -180,7 +180,7 @@ impl<T> Future for SendFuture<'_, T> {
         }
         let v = self.value.take().expect("SendFuture polled after it completed");
         let v = match h.send_fast(v) {
-            Ok(()) => return Poll::Ready(Ok(())),
+            Ok(_) => return Poll::Ready(Ok(())),
             Err(v) => v,
         };
         h.lock();

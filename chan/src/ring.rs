@@ -180,6 +180,11 @@ impl<T, M> Ring<T, M> {
     /// Appends `v`. `Who::Fast` fails with `Gated` while the tail's gate is
     /// closed.
     pub fn push(&self, v: T, who: Who) -> Result<(), PushError<T>> {
+        self.push_at(v, who).map(|_| ())
+    }
+
+    /// `push`, telling which slot (its index) took the value.
+    pub fn push_at(&self, v: T, who: Who) -> Result<usize, PushError<T>> {
         let sh = &self.tail.shape;
         if sh.cap == 0 {
             return Err(PushError::Full(v));
@@ -207,7 +212,7 @@ impl<T, M> Ring<T, M> {
                         // reads it before the stamp below says it is full.
                         slot.value.with_mut(|p| unsafe { (*p).write(v) });
                         slot.stamp.store(pos + 1, Ordering::Release);
-                        return Ok(());
+                        return Ok(pos & (sh.mark - 1));
                     }
                     Err(t) => {
                         spin(&mut step);
@@ -240,6 +245,11 @@ impl<T, M> Ring<T, M> {
     /// head's gate is closed; `Closed` only once the ring is closed and
     /// empty.
     pub fn pop(&self, who: Who) -> Result<T, PopError> {
+        self.pop_at(who).map(|(v, _)| v)
+    }
+
+    /// `pop`, telling which slot (its index) held the value.
+    pub fn pop_at(&self, who: Who) -> Result<(T, usize), PopError> {
         let sh = &self.head.shape;
         if sh.cap == 0 {
             return Err(PopError::Empty);
@@ -263,7 +273,7 @@ impl<T, M> Ring<T, M> {
                         // stamp below.
                         let v = slot.value.with_mut(|p| unsafe { (*p).assume_init_read() });
                         slot.stamp.store(pos.wrapping_add(sh.one_lap), Ordering::Release);
-                        return Ok(v);
+                        return Ok((v, pos & (sh.mark - 1)));
                     }
                     Err(h) => {
                         spin(&mut step);

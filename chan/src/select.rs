@@ -162,8 +162,9 @@ impl<T> RecvArm<'_, T> {
 
     /// Completes the arm on the buffer's lock-free path, if it can.
     fn fast(&mut self) -> bool {
+        // (select's own preemption point is at its start.)
         match self.chan.and_then(|h| h.recv_fast()) {
-            Some(v) => {
+            Some((v, _)) => {
                 self.result = Some(Some(v));
                 true
             }
@@ -220,7 +221,7 @@ impl<T> SendArm<'_, T> {
     fn fast(&mut self) -> bool {
         let (Some(h), Some(v)) = (self.chan, self.value.take()) else { return false };
         match h.send_fast(v) {
-            Ok(()) => {
+            Ok(_) => {
                 self.result = Some(Ok(()));
                 true
             }
