@@ -190,6 +190,44 @@ impl<T> HChan<T> {
         self.ring.pop_at(Who::Fast).ok().map(|(v, i)| (v, i % PREEMPT_EVERY == 0))
     }
 
+    /// How every blocking or non-blocking send of `Chan` begins: the
+    /// lock-free push (then a preemption point only if one is due), or,
+    /// when the send must take the lock, the preemption point and the
+    /// bubble check (the fast path runs only for channels of no bubble, so
+    /// it needs none). `Err` gives `v` back for the locked path.
+    fn begin_send(&self, v: T) -> Result<(), T> {
+        match self.send_fast(v) {
+            Ok(due) => {
+                if due {
+                    preempt_point();
+                }
+                Ok(())
+            }
+            Err(v) => {
+                preempt_point();
+                self.check_bubble();
+                Err(v)
+            }
+        }
+    }
+
+    /// `begin_send` for receives: `Some` is the value the ring gave.
+    fn begin_recv(&self) -> Option<T> {
+        match self.recv_fast() {
+            Some((v, due)) => {
+                if due {
+                    preempt_point();
+                }
+                Some(v)
+            }
+            None => {
+                preempt_point();
+                self.check_bubble();
+                None
+            }
+        }
+    }
+
     /// Values in the buffer.
     pub fn len(&self) -> usize {
         self.ring.len()
@@ -509,18 +547,10 @@ impl<T> Chan<T> {
     /// Sends without blocking.
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         let Some(h) = &self.inner else { return Err(TrySendError::Full(v)) };
-        // The fast path runs only for a channel of no bubble: no check due.
-        let v = match h.send_fast(v) {
-            Ok(due) => {
-                if due {
-                    preempt_point();
-                }
-                return Ok(());
-            }
+        let v = match h.begin_send(v) {
+            Ok(()) => return Ok(()),
             Err(v) => v,
         };
-        preempt_point();
-        h.check_bubble();
         h.lock();
         // SAFETY: lock held.
         let r = unsafe { h.send_locked(v) };
@@ -538,15 +568,9 @@ impl<T> Chan<T> {
     /// Receives without blocking.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let Some(h) = &self.inner else { return Err(TryRecvError::Empty) };
-        // The fast path runs only for a channel of no bubble: no check due.
-        if let Some((v, due)) = h.recv_fast() {
-            if due {
-                preempt_point();
-            }
+        if let Some(v) = h.begin_recv() {
             return Ok(v);
         }
-        preempt_point();
-        h.check_bubble();
         h.lock();
         // SAFETY: lock held.
         let r = unsafe { h.recv_locked() };
@@ -600,18 +624,10 @@ impl<T> Chan<T> {
                 }
             }
         };
-        // The fast path runs only for a channel of no bubble: no check due.
-        let v = match h.send_fast(v) {
-            Ok(due) => {
-                if due {
-                    preempt_point();
-                }
-                return Done::Ok(());
-            }
+        let v = match h.begin_send(v) {
+            Ok(()) => return Done::Ok(()),
             Err(v) => v,
         };
-        preempt_point();
-        h.check_bubble();
         h.lock();
         // SAFETY: lock held.
         let v = match unsafe { h.send_locked(v) } {
@@ -657,15 +673,9 @@ impl<T> Chan<T> {
                 }
             }
         };
-        // The fast path runs only for a channel of no bubble: no check due.
-        if let Some((v, due)) = h.recv_fast() {
-            if due {
-                preempt_point();
-            }
+        if let Some(v) = h.begin_recv() {
             return Done::Ok(v);
         }
-        preempt_point();
-        h.check_bubble();
         h.lock();
         // SAFETY: lock held.
         match unsafe { h.recv_locked() } {
@@ -851,7 +861,9 @@ mod tests {
     }
 
     fn wait_queued(ch: &Chan<u32>, want: (usize, usize)) {
+        let start = std::time::Instant::now();
         while queued(ch) != want {
+            assert!(start.elapsed() < std::time::Duration::from_secs(20), "never queued {want:?}");
             std::thread::yield_now();
         }
     }
