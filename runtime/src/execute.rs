@@ -29,7 +29,7 @@ use crate::stats::{Counters, SchedCounters};
 #[inline]
 pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
     let p = c.p.get();
-    let pp = &s.ps[p];
+    let pp = c.held_p();
     if !inherit {
         pp.schedtick.store(pp.schedtick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         let f = pp.fair_tick.load(Ordering::Relaxed) + 1;
@@ -155,14 +155,16 @@ fn park_m(s: &Sched, c: &MCtx, g: Arc<G>) -> Option<Arc<G>> {
 }
 
 /// Go's `goyield_m`: `yield_now`, to the tail of the P's local queue.
+#[inline]
 fn goyield_m(s: &Sched, c: &MCtx, g: Arc<G>) {
     let p = c.p.get();
     if p == NO_P {
         return requeue_without_p(s, c, g);
     }
-    Counters::bump(&s.ps[p].counters.yields);
+    let pp = c.held_p();
+    Counters::bump(&pp.counters.yields);
     g.set_status(GStatus::Runnable);
-    s.runqput(p, g, false);
+    s.runqput(pp, g, false);
 }
 
 /// Go's `gopreempt_m`: time slice used up (or the G needs a P it lost),

@@ -264,7 +264,7 @@ where
             Counters::bump(&s.ps[p].counters.spawned);
             // Into `runnext`: woken for as a readied G is (a spawner that
             // blocks at once, as in spawn-and-join, wakes nobody).
-            let behind = s.runqput(p, g.clone(), true);
+            let behind = s.runqput(&s.ps[p], g.clone(), true);
             s.wake_for_queued(c, p, behind);
         }
         None => {

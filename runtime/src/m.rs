@@ -244,8 +244,20 @@ pub(crate) struct MCtx {
 }
 
 impl MCtx {
+    /// The P this M holds; meaningful only while `p` is not `NO_P` (it is
+    /// then the P `p` names). Always a live P of this runtime: `pp` starts
+    /// at P 0 and is set only to Ps, which live as long as the runtime
+    /// (`sched` keeps it alive).
+    #[inline]
+    pub(crate) fn held_p(&self) -> &crate::p::P {
+        debug_assert!(self.p.get() != NO_P, "held_p on an M without a P");
+        // SAFETY: see above: never null, never dangling.
+        unsafe { &*self.pp.get() }
+    }
+
     /// The context of M `m` of runtime `sched`, holding no P yet.
     pub(crate) fn new(sched: Arc<Sched>, m: Arc<M>, spinning: bool) -> MCtx {
+        let first_p: *const crate::p::P = &sched.ps[0];
         MCtx {
             sched,
             m,
@@ -255,7 +267,7 @@ impl MCtx {
             rng: Cell::new(seed()),
             in_user: Cell::new(false),
             p_word: Cell::new(0),
-            pp: Cell::new(std::ptr::null()),
+            pp: Cell::new(first_p),
             wake_calls: Cell::new(0),
             timer_look: Cell::new(0),
             poll_dispatch: Cell::new(false),
@@ -453,6 +465,13 @@ pub(crate) unsafe fn switch_out_of(g: *const G, why: Switch) {
     // SAFETY: the running G is alive; its yielder was set when it started and
     // lives on its own stack, which we are running on.
     unsafe {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let sp: usize;
+            // SAFETY: reads the stack pointer register, nothing else.
+            std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
+            (*g).stack_hint.set(sp);
+        }
         let y = (*g).yielder.get();
         (*y).suspend(why);
     }

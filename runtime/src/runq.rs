@@ -74,8 +74,22 @@ impl<T> RunQueue<T> {
         self.len() == 0
     }
 
+    #[inline]
     fn slot(&self, i: u32) -> &AtomicPtr<T> {
-        &self.slots[(i & self.mask) as usize]
+        let k = (i & self.mask) as usize;
+        debug_assert!(k < self.slots.len());
+        // SAFETY: `slots.len()` is `mask + 1` (`new`), so `i & mask` is in
+        // bounds.
+        unsafe { self.slots.get_unchecked(k) }
+    }
+
+    /// The item at the head of the queue, for a prefetch hint only: it may be
+    /// stale or taken by a thief by the time it is used, and must never be
+    /// dereferenced. Owner only, to be meaningful.
+    #[inline]
+    pub fn peek_hint(&self, ahead: u32) -> *mut T {
+        let h = self.head.load(Ordering::Relaxed);
+        self.slot(h.wrapping_add(ahead)).load(Ordering::Relaxed)
     }
 
     /// Go's `runqput` fast path. Owner only. When the queue is full, the item
@@ -84,7 +98,27 @@ impl<T> RunQueue<T> {
     ///
     /// # Safety
     /// Must be called only by the owner of the queue.
+    #[inline]
     pub unsafe fn push(&self, item: *mut T, overflow: &mut Vec<*mut T>) -> bool {
+        let h = self.head.load(Ordering::Acquire);
+        let t = self.tail.load(Ordering::Relaxed);
+        if t.wrapping_sub(h) < self.limit {
+            self.slot(t).store(item, Ordering::Relaxed);
+            self.tail.store(t.wrapping_add(1), Ordering::Release);
+            return false;
+        }
+        // SAFETY: the caller's contract.
+        unsafe { self.push_slow(item, overflow) }
+    }
+
+    /// `push` on a queue that looked full: spills half of it (or finds room
+    /// a thief made meanwhile).
+    ///
+    /// # Safety
+    /// Must be called only by the owner of the queue.
+    #[cold]
+    #[inline(never)]
+    unsafe fn push_slow(&self, item: *mut T, overflow: &mut Vec<*mut T>) -> bool {
         loop {
             let h = self.head.load(Ordering::Acquire);
             let t = self.tail.load(Ordering::Relaxed);

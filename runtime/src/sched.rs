@@ -235,7 +235,7 @@ impl Sched {
             g.ready_at.store(self.now_nanos().max(1), Ordering::Relaxed);
         }
         Counters::bump(&pp.counters.unparks);
-        let behind = self.runqput(p, g, next);
+        let behind = self.runqput(pp, g, next);
         self.wake_for_queued(c, p, behind);
     }
 
@@ -282,11 +282,11 @@ impl Sched {
         !c.is_null() && unsafe { std::ptr::eq(&*(*c).sched, self) && (*c).poll_dispatch.get() }
     }
 
-    /// Go's `runqput`. Must be called by the M holding P `p`.
+    /// Go's `runqput`. Must be called by the M holding P `pp`.
     /// Returns false if the G went into an empty `runnext` (nothing was
     /// queued behind the running G).
-    pub(crate) fn runqput(&self, p: usize, g: Arc<G>, next: bool) -> bool {
-        let pp = &self.ps[p];
+    #[inline]
+    pub(crate) fn runqput(&self, pp: &P, g: Arc<G>, next: bool) -> bool {
         let mut gp = Arc::into_raw(g) as *mut G;
         if next && self.policy.runnext {
             let old = pp.runnext.swap(gp, Ordering::AcqRel);
@@ -295,28 +295,36 @@ impl Sched {
             }
             gp = old;
         }
-        // SAFETY: we hold P `p`, so we own its local part and its queue's
+        // SAFETY: we hold P `pp`, so we own its local part and its queue's
         // producer side.
         let local = unsafe { pp.local() };
         // SAFETY: as above.
         if unsafe { pp.runq.push(gp, &mut local.overflow) } {
-            Counters::bump(&pp.counters.local_overflows);
-            let batch: Vec<Arc<G>> = local
-                .overflow
-                .drain(..)
-                // SAFETY: each pointer came from Arc::into_raw and was removed
-                // from the queue by the successful CAS in push.
-                .map(|x| unsafe { Arc::from_raw(x) })
-                .collect();
-            self.globrunqputbatch(batch);
+            self.runq_overflowed(pp, local);
         }
         true
     }
 
+    /// The local queue of `pp` was full: half of it went to `overflow`,
+    /// which goes to the global queue (Go's `runqputslow`).
+    #[cold]
+    #[inline(never)]
+    fn runq_overflowed(&self, pp: &P, local: &mut crate::p::PLocal) {
+        Counters::bump(&pp.counters.local_overflows);
+        let batch: Vec<Arc<G>> = local
+            .overflow
+            .drain(..)
+            // SAFETY: each pointer came from Arc::into_raw and was removed
+            // from the queue by the successful CAS in push.
+            .map(|x| unsafe { Arc::from_raw(x) })
+            .collect();
+        self.globrunqputbatch(batch);
+    }
+
     /// Go's `runqget`: `runnext` first (inheriting the time slice), then the
-    /// local queue. Must be called by the M holding P `p`.
-    fn runqget(&self, p: usize) -> Option<(Arc<G>, bool)> {
-        let pp = &self.ps[p];
+    /// local queue. Must be called by the M holding P `pp`.
+    #[inline]
+    fn runqget(&self, pp: &P) -> Option<(Arc<G>, bool)> {
         if !pp.runnext.load(Ordering::Relaxed).is_null() {
             let g = pp.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
             if !g.is_null() {
@@ -327,11 +335,17 @@ impl Sched {
                 return Some((unsafe { Arc::from_raw(g) }, true));
             }
         }
-        // SAFETY: we hold P `p`.
+        // SAFETY: we hold P `pp`.
         let g = unsafe { pp.runq.pop() }?;
+        // The G after it runs next unless something comes first: start
+        // fetching the parts of it that a switch touches (with hundreds of
+        // runnable Gs they are not in this CPU's L1).
+        crate::g::prefetch(pp.runq.peek_hint(0));
         // SAFETY: queue slots hold pointers from Arc::into_raw; the pop's CAS
         // made us their only owner.
-        Some((unsafe { Arc::from_raw(g) }, false))
+        let g = unsafe { Arc::from_raw(g) };
+        crate::g::prefetch_stack(&g);
+        Some((g, false))
     }
 
     pub fn globrunqput(&self, g: Arc<G>) {
@@ -358,7 +372,7 @@ impl Sched {
         let first = l.runq.pop_front();
         for _ in 1..n {
             let Some(g) = l.runq.pop_front() else { break };
-            self.runqput(p, g, false);
+            self.runqput(pp, g, false);
         }
         self.runq_size.store(l.runq.len(), Ordering::SeqCst);
         Counters::bump(&pp.counters.global_takes);
@@ -696,7 +710,7 @@ impl Sched {
             }
             let p = c.p.get();
             debug_assert!(p != NO_P);
-            let pp = &self.ps[p];
+            let pp = c.held_p();
 
             if pp.timer_next.load(Ordering::Relaxed) != u64::MAX {
                 crate::timer::run_timers(pp, self.now_nanos(), &pp.counters, pp.runq_room());
@@ -723,7 +737,7 @@ impl Sched {
                 }
             }
 
-            if let Some(x) = self.runqget(p) {
+            if let Some(x) = self.runqget(pp) {
                 return Some(x);
             }
 
