@@ -96,7 +96,7 @@ pub(crate) fn prefetch_stack(g: &G) {
             // SAFETY: as in `prefetch`: a prefetch never faults.
             unsafe {
                 _mm_prefetch::<_MM_HINT_T0>((sp & !63) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(((sp - 64) & !63) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>((sp.wrapping_sub(64) & !63) as *const i8);
             }
         }
     }
@@ -283,10 +283,14 @@ pub struct G {
     pub(crate) start: UnsafeCell<Option<Body>>,
 }
 
-// SAFETY: `co` and `yielder` are touched only by the single M running the G
-// (a G runs on one M at a time; handing it over goes through run queues with
-// Release/Acquire), or by the shutdown thread after every M has exited.
-// Every other field is immutable or atomic.
+// SAFETY: `co`, `yielder` and `stack_hint` are touched only by the single M
+// running the G or, for `stack_hint`, about to run it (a G runs on one M at a
+// time; handing it over goes through run queues with Release/Acquire), or by
+// the shutdown thread after every M has exited. The other `Cell`s follow
+// the same rule: `locked_ext` and `locked_int` are the running G's own,
+// `guard` is set by the M that starts the G or resets it where it exited,
+// and read by the overflow handler on the thread running it. Every other
+// field is immutable or atomic.
 unsafe impl Send for G {}
 // SAFETY: as above.
 unsafe impl Sync for G {}

@@ -87,9 +87,9 @@ impl<T> RunQueue<T> {
     /// stale or taken by a thief by the time it is used, and must never be
     /// dereferenced. Owner only, to be meaningful.
     #[inline]
-    pub fn peek_hint(&self, ahead: u32) -> *mut T {
+    pub fn peek_hint(&self) -> *mut T {
         let h = self.head.load(Ordering::Relaxed);
-        self.slot(h.wrapping_add(ahead)).load(Ordering::Relaxed)
+        self.slot(h).load(Ordering::Relaxed)
     }
 
     /// Go's `runqput` fast path. Owner only. When the queue is full, the item
@@ -100,15 +100,25 @@ impl<T> RunQueue<T> {
     /// Must be called only by the owner of the queue.
     #[inline]
     pub unsafe fn push(&self, item: *mut T, overflow: &mut Vec<*mut T>) -> bool {
+        // SAFETY: the caller's contract.
+        unsafe { self.try_put(item).is_err() && self.push_slow(item, overflow) }
+    }
+
+    /// Puts `item` at the tail if the queue has room; else the `head` and
+    /// `tail` it saw.
+    ///
+    /// # Safety
+    /// Must be called only by the owner of the queue.
+    #[inline]
+    unsafe fn try_put(&self, item: *mut T) -> Result<(), (u32, u32)> {
         let h = self.head.load(Ordering::Acquire);
         let t = self.tail.load(Ordering::Relaxed);
         if t.wrapping_sub(h) < self.limit {
             self.slot(t).store(item, Ordering::Relaxed);
             self.tail.store(t.wrapping_add(1), Ordering::Release);
-            return false;
+            return Ok(());
         }
-        // SAFETY: the caller's contract.
-        unsafe { self.push_slow(item, overflow) }
+        Err((h, t))
     }
 
     /// `push` on a queue that looked full: spills half of it (or finds room
@@ -120,13 +130,11 @@ impl<T> RunQueue<T> {
     #[inline(never)]
     unsafe fn push_slow(&self, item: *mut T, overflow: &mut Vec<*mut T>) -> bool {
         loop {
-            let h = self.head.load(Ordering::Acquire);
-            let t = self.tail.load(Ordering::Relaxed);
-            if t.wrapping_sub(h) < self.limit {
-                self.slot(t).store(item, Ordering::Relaxed);
-                self.tail.store(t.wrapping_add(1), Ordering::Release);
-                return false;
-            }
+            // SAFETY: the caller's contract.
+            let (h, t) = match unsafe { self.try_put(item) } {
+                Ok(()) => return false,
+                Err(seen) => seen,
+            };
             // Full: move half of it, then the item, to `overflow`.
             let n = t.wrapping_sub(h) / 2;
             overflow.clear();

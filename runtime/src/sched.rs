@@ -340,7 +340,7 @@ impl Sched {
         // The G after it runs next unless something comes first: start
         // fetching the parts of it that a switch touches (with hundreds of
         // runnable Gs they are not in this CPU's L1).
-        crate::g::prefetch(pp.runq.peek_hint(0));
+        crate::g::prefetch(pp.runq.peek_hint());
         // SAFETY: queue slots hold pointers from Arc::into_raw; the pop's CAS
         // made us their only owner.
         let g = unsafe { Arc::from_raw(g) };
