@@ -37,7 +37,7 @@ use goro_runtime::{preempt_point, Unparker, WaitReason};
 
 use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::lock::RawLock;
-use crate::ring::{End, PushError, Ring, Who};
+use crate::ring::{End, Ring, Who};
 use crate::sudog::{Sudog, Waiting};
 
 /// A channel is its ring (the buffer, of the channel's capacity; 0:
@@ -175,7 +175,7 @@ impl<T> HChan<T> {
         }
         match self.ring.push_at(v, Who::Fast) {
             Ok(i) => Ok(i % PREEMPT_EVERY == 0),
-            Err(PushError::Full(v) | PushError::Closed(v) | PushError::Gated(v)) => Err(v),
+            Err(e) => Err(e.into_value()),
         }
     }
 
@@ -330,7 +330,7 @@ impl<T> HChan<T> {
         self.shut(&mut st.head_gated, End::Head);
         match self.ring.push(v, Who::Holder) {
             Ok(()) => SendNow::Sent(None),
-            Err(PushError::Full(v) | PushError::Closed(v) | PushError::Gated(v)) => SendNow::WouldBlock(v),
+            Err(e) => SendNow::WouldBlock(e.into_value()),
         }
     }
 

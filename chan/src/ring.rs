@@ -95,6 +95,15 @@ pub(crate) enum PushError<T> {
     Gated(T),
 }
 
+impl<T> PushError<T> {
+    /// The value that was not pushed, whatever the reason.
+    pub(crate) fn into_value(self) -> T {
+        match self {
+            PushError::Full(v) | PushError::Closed(v) | PushError::Gated(v) => v,
+        }
+    }
+}
+
 /// Why a pop failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum PopError {

@@ -59,24 +59,28 @@ pub(crate) enum Switch {
 pub(crate) type Co = Coroutine<(), Switch, (), Stack>;
 pub(crate) type GYielder = Yielder<(), Switch>;
 
+/// Hints the CPU to fetch the cache line holding `addr` (x86_64; nothing
+/// elsewhere). Any address will do: a prefetch never faults and reads
+/// nothing the program sees.
+#[inline]
+fn prefetch_line(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` needs SSE (baseline on x86_64) and never
+    // faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
 /// Hints the CPU to fetch the two cache lines of `g` that running it
 /// touches (`G`'s layout). `g` is only a hint: it may be null, stale or
-/// freed (a prefetch never faults and nothing is read).
+/// freed (its address is used, never dereferenced).
 #[inline]
 pub(crate) fn prefetch(g: *const G) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let base = g.cast::<i8>();
-        // SAFETY: `_mm_prefetch` needs SSE (baseline on x86_64) and never
-        // faults; the addresses are computed without dereferencing.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(base);
-            _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(64));
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = g;
+    prefetch_line(g as usize);
+    prefetch_line((g as usize).wrapping_add(64));
 }
 
 // The layout `G`'s doc describes: what only the running M writes fills the
@@ -84,24 +88,16 @@ pub(crate) fn prefetch(g: *const G) {
 const _: () = assert!(std::mem::offset_of!(G, status) == 64);
 const _: () = assert!(std::mem::offset_of!(G, bubble) + 8 <= 128);
 
-/// Hints the CPU to fetch the top of `g`'s stack, where resuming it lands.
-/// `g` must be a G this M owns (dequeued, not yet running).
+/// Hints the CPU to fetch the top of `g`'s stack, where resuming it lands
+/// (the line of its last stack pointer and the one below). `g` must be a
+/// G this M owns (dequeued, not yet running).
 #[inline]
 pub(crate) fn prefetch_stack(g: &G) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let sp = g.stack_hint.get();
-        if sp != 0 {
-            // SAFETY: as in `prefetch`: a prefetch never faults.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>((sp & !63) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>((sp.wrapping_sub(64) & !63) as *const i8);
-            }
-        }
+    let sp = g.stack_hint.get();
+    if sp != 0 {
+        prefetch_line(sp);
+        prefetch_line(sp.wrapping_sub(64));
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = g;
 }
 
 /// The state of a G, as Go's `_Grunnable`, `_Grunning`, ...

@@ -261,10 +261,11 @@ where
 
     match here {
         Some((c, p)) => {
-            Counters::bump(&s.ps[p].counters.spawned);
+            let pp = &s.ps[p];
+            Counters::bump(&pp.counters.spawned);
             // Into `runnext`: woken for as a readied G is (a spawner that
             // blocks at once, as in spawn-and-join, wakes nobody).
-            let behind = s.runqput(&s.ps[p], g.clone(), true);
+            let behind = s.runqput(pp, g.clone(), true);
             s.wake_for_queued(c, p, behind);
         }
         None => {
