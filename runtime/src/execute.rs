@@ -8,8 +8,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use corosensei::CoroutineResult;
-
+use crate::context::Resumed;
 use crate::g::{GStatus, Switch, G};
 use crate::m::MCtx;
 use crate::p::PLocal;
@@ -69,7 +68,7 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
         });
         // SAFETY: a runnable G's coroutine is touched only by the M that
         // dequeued it (us); a G that never ran gets one now.
-        let co = match unsafe { &mut *g.co.get() } {
+        let co = match unsafe { &*g.co.get() } {
             Some(co) => co,
             None => {
                 // SAFETY: we hold P `p`.
@@ -80,7 +79,7 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
                     return;
                 }
                 // SAFETY: as above; gstart just stored it.
-                unsafe { (*g.co.get()).as_mut().expect("coroutine") }
+                unsafe { (*g.co.get()).as_ref().expect("coroutine") }
             }
         };
         if s.policy.hog_handoff {
@@ -89,7 +88,7 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
         }
         #[cfg(feature = "tracing")]
         let span = tracing::trace_span!("goroutine", id = g.id, name = g.name()).entered();
-        let r = co.resume(());
+        let r = co.resume();
         #[cfg(feature = "tracing")]
         drop(span);
         c.curg.set(std::ptr::null());
@@ -102,7 +101,7 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
         let ran = run_start.take().map(|start| s.now_nanos().saturating_sub(start));
         if let (Some(t), Some(start)) = (&s.tracer, trace_start) {
             t.run(&c.trace, c.m.id, c.m.cur_p.load(Ordering::Relaxed), g.id, g.name(), start);
-            if let CoroutineResult::Yield(Switch::Park) = r {
+            if let Resumed::Yield(Switch::Park) = r {
                 t.park(&c.trace, c.m.id, g.id, g.wait_reason().as_str());
             }
         }
@@ -119,13 +118,13 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
             }
         }
         g = match r {
-            CoroutineResult::Yield(Switch::Park) => match park_m(s, c, g) {
+            Resumed::Yield(Switch::Park) => match park_m(s, c, g) {
                 Some(g) => g,
                 None => return,
             },
-            CoroutineResult::Yield(Switch::Yield) => return goyield_m(s, c, g),
-            CoroutineResult::Yield(Switch::Preempt | Switch::NeedP) => return gopreempt_m(s, c, g),
-            CoroutineResult::Return(()) => {
+            Resumed::Yield(Switch::Yield) => return goyield_m(s, c, g),
+            Resumed::Yield(Switch::Preempt | Switch::NeedP) => return gopreempt_m(s, c, g),
+            Resumed::Return => {
                 crate::lock_os_thread::exited(c, &g);
                 return goexit0(s, c, g);
             }

@@ -1,4 +1,4 @@
-//! G: a goroutine. A stackful coroutine (corosensei) with its identity,
+//! G: a goroutine. A stackful coroutine (`context.rs`) with its identity,
 //! status, wait reason and park token.
 //!
 //! A G is shared as `Arc<G>`: run queues hold it as a raw `Arc` pointer,
@@ -25,11 +25,9 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use corosensei::{Coroutine, Yielder};
-
 use crate::p::PLocal;
 use crate::sched::Sched;
-use crate::stack::{self, SharedPool, Stack};
+use crate::stack::{self, SharedPool};
 
 /// G objects alive in this process (all runtimes), for leak checks.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -56,8 +54,7 @@ pub(crate) enum Switch {
     NeedP,
 }
 
-pub(crate) type Co = Coroutine<(), Switch, (), Stack>;
-pub(crate) type GYielder = Yielder<(), Switch>;
+pub(crate) type Co = crate::context::Context;
 
 /// Hints the CPU to fetch the cache line holding `addr` (x86_64; nothing
 /// elsewhere). Any address will do: a prefetch never faults and reads
@@ -93,7 +90,9 @@ const _: () = assert!(std::mem::offset_of!(G, bubble) + 8 <= 128);
 /// G this M owns (dequeued, not yet running).
 #[inline]
 pub(crate) fn prefetch_stack(g: &G) {
-    let sp = g.stack_hint.get();
+    // SAFETY: the caller owns `g` (it is not running), so nothing writes
+    // its context now.
+    let sp = unsafe { (*g.co.get()).as_ref() }.map_or(0, Co::sp_hint);
     if sp != 0 {
         prefetch_line(sp);
         prefetch_line(sp.wrapping_sub(64));
@@ -219,7 +218,7 @@ impl fmt::Display for WaitReason {
 
 /// A goroutine. `repr(C, align(64))`, hot fields first, in two cache
 /// lines by who writes them: the first only the M running the G writes
-/// (its coroutine, `yielder`, `stack_hint`); the second other Ms write too
+/// (its context: stack and saved stack pointer); the second other Ms write too
 /// (status and park token, set by whoever readies the G; `ready_at`), or
 /// read when they take the G from a queue (`lockedm`, `bubble`). The
 /// scheduler prefetches both for the G it will run next (`prefetch`): with
@@ -229,11 +228,14 @@ impl fmt::Display for WaitReason {
 /// 1.15x slower.
 #[repr(C, align(64))]
 pub struct G {
+    /// Its stack and saved stack pointer (`context.rs`), from its first
+    /// run until it exits.
     pub(crate) co: UnsafeCell<Option<Co>>,
-    pub(crate) yielder: Cell<*const GYielder>,
-    /// Where the G's stack pointer was when it last switched out (x86_64;
-    /// 0 elsewhere): the scheduler prefetches that line before resuming it.
-    pub(crate) stack_hint: Cell<usize>,
+    /// Nesting depth of `lock_os_thread` calls (Go's `lockedExt`), and
+    /// switches made while unwinding (Go's `lockedInt` has this role for
+    /// the runtime's own reasons). Touched only by the G while it runs.
+    pub(crate) locked_ext: Cell<u32>,
+    pub(crate) locked_int: Cell<u32>,
     pub(crate) status: AtomicU8,
     pub(crate) wait_reason: AtomicU8,
     pub(crate) park: crate::park_token::ParkToken,
@@ -254,11 +256,6 @@ pub struct G {
     /// (`synctest.rs`).
     pub(crate) bubble: Option<Arc<crate::synctest::Bubble>>,
     pub(crate) id: u64,
-    /// Nesting depth of `lock_os_thread` calls (Go's `lockedExt`), and
-    /// switches made while unwinding (Go's `lockedInt` has this role for
-    /// the runtime's own reasons). Touched only by the G while it runs.
-    pub(crate) locked_ext: Cell<u32>,
-    pub(crate) locked_int: Cell<u32>,
     /// Nanoseconds since the runtime's epoch when the G last parked.
     pub(crate) wait_since: AtomicU64,
     /// Registry slot: `shard << 32 | index`.
@@ -279,8 +276,8 @@ pub struct G {
     pub(crate) start: UnsafeCell<Option<Body>>,
 }
 
-// SAFETY: `co`, `yielder` and `stack_hint` are touched only by the single M
-// running the G or, for `stack_hint`, about to run it (a G runs on one M at a
+// SAFETY: `co` is touched only by the single M running the G or, for the
+// saved stack pointer's prefetch, about to run it (a G runs on one M at a
 // time; handing it over goes through run queues with Release/Acquire), or by
 // the shutdown thread after every M has exited. The other `Cell`s follow
 // the same rule: `locked_ext` and `locked_int` are the running G's own,
@@ -319,8 +316,6 @@ impl G {
             guard: Default::default(),
             start: UnsafeCell::new(None),
             co: Default::default(),
-            yielder: Default::default(),
-            stack_hint: Cell::new(0),
             ready_at: AtomicU64::new(0),
             flow_id: AtomicU64::new(0),
             wait_external: AtomicBool::new(true),
@@ -358,6 +353,24 @@ impl G {
         }
     }
 
+    /// Unwinds the G's suspended stack where it is (its destructors run on
+    /// this thread, `context.rs`), then frees its context and any body it
+    /// never ran. Shutdown's end of a G.
+    ///
+    /// # Safety
+    /// The caller is the G's only runner (`ParkToken::kill` made it so),
+    /// and no M resumes it after this.
+    pub(crate) unsafe fn unwind_and_free(&self) {
+        // SAFETY: the contract: nobody else touches the context or body.
+        unsafe {
+            if let Some(co) = (*self.co.get()).as_ref() {
+                co.unwind();
+            }
+            drop((*self.co.get()).take());
+            drop((*self.start.get()).take());
+        }
+    }
+
     /// Ends a life: puts back what `begin_life` does not set, and drops
     /// the name and the bubble (a dead G keeps nothing alive).
     pub(crate) fn end_life(&mut self) {
@@ -370,7 +383,6 @@ impl G {
             self.start.get_mut().is_none() && self.co.get_mut().is_none(),
             "a dead G has no body or coroutine"
         );
-        self.yielder.set(std::ptr::null());
         *self.ready_at.get_mut() = 0;
         *self.flow_id.get_mut() = 0;
         *self.wait_external.get_mut() = true;
@@ -390,7 +402,6 @@ impl G {
             && self.guard.get() == (0, 0)
             && self.start.get_mut().is_none()
             && self.co.get_mut().is_none()
-            && self.yielder.get().is_null()
             && *self.ready_at.get_mut() == 0
             && *self.flow_id.get_mut() == 0
             && *self.wait_external.get_mut()
@@ -587,25 +598,21 @@ impl GPool {
     /// `Err` if no stack could be mapped: the G's body is dropped, which
     /// reports the failure to its joiner.
     pub(crate) fn gstart(&self, local: &mut PLocal, g: &Arc<G>) -> io::Result<()> {
-        // SAFETY: the caller's M dequeued the G (the `gstart` contract of
-        // `execute`): it is the only one touching its body and coroutine.
-        let body = unsafe { (*g.start.get()).take() }.expect("a new G has a body");
         let stk = match stack::get(&mut local.stacks, &self.stacks, g.stack_size) {
             Ok(s) => s,
             Err(e) => {
                 self.stack_exhausted.store(true, Ordering::Relaxed);
-                drop(body);
+                // SAFETY: the caller's M dequeued the G (the `gstart`
+                // contract of `execute`): it alone touches its body.
+                drop(unsafe { (*g.start.get()).take() });
                 return Err(e);
             }
         };
         g.guard.set(stk.guard_range());
-        let gp = SendPtr(Arc::as_ptr(g));
-        let co: Coroutine<(), Switch, (), Stack> = Coroutine::with_stack(stk, move |y: &GYielder, ()| {
-            let gp = gp;
-            // SAFETY: the G outlives its coroutine (the G owns it).
-            unsafe { (*gp.0).yielder.set(y) };
-            body.run();
-        });
+        // SAFETY: `run_body` takes the G's body and runs it, on whichever
+        // M first resumes the context; the G outlives its context (it
+        // owns it).
+        let co = unsafe { Co::new(stk, run_body, Arc::as_ptr(g).cast()) };
         // SAFETY: as above: only this M touches the G's coroutine.
         unsafe { *g.co.get() = Some(co) };
         Ok(())
@@ -667,7 +674,13 @@ impl GPool {
     }
 }
 
-struct SendPtr(*const G);
-// SAFETY: the pointer is only dereferenced by the G's own coroutine, which
-// the G owns.
-unsafe impl Send for SendPtr {}
+/// The entry function of a G's context: runs the G's body.
+///
+/// # Safety
+/// `g` points to the live G whose context calls this, once, when it first
+/// runs (the G owns the context, so it outlives the call).
+unsafe fn run_body(g: *const ()) {
+    // SAFETY: the contract; the M running the G alone touches its body.
+    let body = unsafe { (*(*g.cast::<G>()).start.get()).take() };
+    body.expect("a new G has a body").run();
+}

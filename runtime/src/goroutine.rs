@@ -177,7 +177,7 @@ where
         if let Err(e) = r {
             if m::force_unwinding() {
                 // The runtime is unwinding this parked G at shutdown: let
-                // corosensei's unwind reach the coroutine root.
+                // the unwind reach the context's root (`context.rs`).
                 resume_unwind(e);
             }
             completer.complete(Err(e));

@@ -23,6 +23,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod clock;
+mod context;
 mod dump;
 mod execute;
 mod future;

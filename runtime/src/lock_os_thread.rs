@@ -207,10 +207,9 @@ fn drop_locked_g(c: &MCtx) {
     // G from a queue late still hands it here (and the handoff is
     // dropped) instead of running it.
     if g.park.kill() {
-        // SAFETY: `kill` made us the G's only runner.
-        let co = unsafe { (*g.co.get()).take() };
         m::set_force_unwinding(true);
-        drop(co);
+        // SAFETY: `kill` made us the G's only runner.
+        unsafe { g.unwind_and_free() };
         m::set_force_unwinding(false);
         g.set_status(GStatus::Dead);
     }

@@ -462,18 +462,13 @@ pub(crate) unsafe fn switch_out_of(g: *const G, why: Switch) {
     if unwinding {
         crate::lock_os_thread::wire_internal();
     }
-    // SAFETY: the running G is alive; its yielder was set when it started and
-    // lives on its own stack, which we are running on.
+    // SAFETY: the running G is alive and has its context (it runs on it:
+    // the caller's contract), which nothing else touches while it runs.
     unsafe {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let sp: usize;
-            // SAFETY: reads the stack pointer register, nothing else.
-            std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
-            (*g).stack_hint.set(sp);
+        match &*(*g).co.get() {
+            Some(co) => co.suspend(why),
+            None => unreachable!("a running G has a context"),
         }
-        let y = (*g).yielder.get();
-        (*y).suspend(why);
     }
     if unwinding {
         crate::lock_os_thread::unwire_internal();
@@ -595,7 +590,7 @@ pub(crate) fn back_to_user_in(c: &MCtx) {
 }
 
 /// Set while the shutdown thread unwinds parked Gs: their panic boundary
-/// must let corosensei's forced unwind through.
+/// must let the forced unwind (`context::ForcedUnwind`) through.
 #[inline(never)]
 pub(crate) fn force_unwinding() -> bool {
     FORCE_UNWIND.with(|f| f.get())

@@ -574,10 +574,7 @@ fn stop_sched(sched: &Sched) {
         for g in victims {
             // SAFETY: `kill` made us the G's only runner: no M resumes it
             // and no unpark readies it; its coroutine is ours to drop.
-            unsafe {
-                drop((*g.co.get()).take());
-                drop((*g.start.get()).take());
-            }
+            unsafe { g.unwind_and_free() };
             g.set_status(GStatus::Dead);
         }
         crate::m::set_force_unwinding(false);

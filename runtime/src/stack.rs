@@ -17,10 +17,15 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+#[cfg(any(not(target_arch = "x86_64"), goro_corosensei))]
 use corosensei::stack::{Stack as CoroStack, StackPointer};
 
 /// Linux 6.13's `MADV_GUARD_INSTALL` (not yet in the libc crate).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// The smallest usable stack: room for the first frames and the
+/// overflow handler's view of them (corosensei's minimum too).
+const MIN_STACK_SIZE: usize = 4096;
 
 /// Hot stacks kept per P.
 pub const P_CACHE: usize = 64;
@@ -73,7 +78,7 @@ impl Stack {
                 format!("goro: {n} G stack(s) of {size} bytes overflow the address space"),
             )
         };
-        let size = size.max(corosensei::stack::MIN_STACK_SIZE).checked_next_multiple_of(page).ok_or_else(too_big)?;
+        let size = size.max(MIN_STACK_SIZE).checked_next_multiple_of(page).ok_or_else(too_big)?;
         let len = size.checked_add(page).ok_or_else(too_big)?;
         let total = len.checked_mul(n).ok_or_else(too_big)?;
         // SAFETY: an anonymous mapping at an address of the kernel's choosing
@@ -137,6 +142,12 @@ impl Stack {
         self.len - self.guard
     }
 
+    /// One past the highest address: where the stack starts (it grows
+    /// down). Page-aligned.
+    pub fn top(&self) -> usize {
+        self.base + self.len
+    }
+
     /// The guard page's range `[lo, hi)`.
     pub fn guard_range(&self) -> (usize, usize) {
         (self.base, self.base + self.guard)
@@ -164,6 +175,8 @@ impl Drop for Stack {
     }
 }
 
+// (corosensei is the context switch only off x86_64: `context.rs`.)
+#[cfg(any(not(target_arch = "x86_64"), goro_corosensei))]
 // SAFETY: `base` is the top of the mapping and `limit` its bottom (guard
 // included), both page-aligned, hence aligned to STACK_ALIGNMENT; the guard
 // page catches overflows; the usable size is at least MIN_STACK_SIZE.

@@ -1,0 +1,383 @@
+//! A G's execution context: its stack, where its stack pointer was when it
+//! last switched out, and the switch between the G's stack and its M's.
+//!
+//! On x86_64 the switch is our own. It saves what the ABI says a call
+//! preserves (`rbx`, `rbp` pushed; `r12`–`r15` declared clobbered, so the
+//! compiler saves them only where they are live), pushes the address to
+//! resume at, swaps stack pointers, and jumps to the other side's resume
+//! address. Neither direction is a call or a return. A switch shaped like
+//! a call (corosensei's: `call` into the G, `ret` out of it) pairs each
+//! `ret` with the wrong `call` in the CPU's return-address predictor, and
+//! every return after the switch on both sides is then mispredicted: with
+//! three frames on each side, one switch there and back cost 23 ns with
+//! corosensei and 15 ns with this one on the EPYC VM (docs/experiments.md).
+//!
+//! Elsewhere (and on x86_64 built with `--cfg goro_corosensei`, which is
+//! how the fallback is tested) the same API is a thin layer over
+//! corosensei.
+//!
+//! The contract of both: the M resumes the context ([`Context::resume`]),
+//! the G gives the M back ([`Context::suspend`]) or returns from its entry
+//! function. A suspended G's stack is unwound in place
+//! ([`Context::unwind`], at shutdown: its destructors run on the calling
+//! thread); a context dropped while its G still has frames leaks its stack
+//! instead of freeing memory those frames point into.
+
+#[cfg(all(target_arch = "x86_64", not(goro_corosensei)))]
+pub(crate) use own::Context;
+
+#[cfg(any(not(target_arch = "x86_64"), goro_corosensei))]
+pub(crate) use corosensei_based::Context;
+
+use crate::g::Switch;
+
+/// What [`Context::resume`] came back with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resumed {
+    /// The G switched out, for this reason.
+    Yield(Switch),
+    /// The G's entry function returned: the context is done.
+    Return,
+}
+
+/// The payload that unwinds a suspended G's stack when its context is
+/// dropped (shutdown). Code in the G that catches panics must let it
+/// through (`goroutine.rs` does).
+pub(crate) struct ForcedUnwind;
+
+#[cfg(all(target_arch = "x86_64", not(goro_corosensei)))]
+mod own {
+    use std::any::Any;
+    use std::arch::asm;
+    use std::cell::Cell;
+    use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
+    use super::{ForcedUnwind, Resumed};
+    use crate::g::Switch;
+    use crate::stack::Stack;
+
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    enum State {
+        /// Made, never resumed: the stack holds only the entry frame.
+        Fresh,
+        /// On the CPU (its M is inside `resume`).
+        Running,
+        /// Switched out; `sp` is where to resume it.
+        Suspended,
+        /// Resumed by `Drop` to unwind its stack.
+        Unwinding,
+        /// The entry function returned (or unwound): nothing lives on
+        /// the stack any more.
+        Done,
+    }
+
+    /// A G's stack and saved registers (see the module docs).
+    ///
+    /// The entry function and its argument sit at the top of the stack,
+    /// above the first frame, which starts with a zero return address (the
+    /// unwinder and debuggers stop there):
+    ///
+    /// ```text
+    /// top - 8   argument
+    /// top - 16  entry function
+    /// top - 24  0 (return address of `trampoline`)
+    /// top - 32  address of `trampoline`     <- sp of a fresh context
+    /// ```
+    pub(crate) struct Context {
+        /// Dropped by hand: leaked if a G's frames outlive an unwind.
+        stack: std::mem::ManuallyDrop<Stack>,
+        /// The G's stack pointer while it is switched out.
+        sp: Cell<usize>,
+        /// The resuming M's stack pointer while the G runs.
+        parent: Cell<usize>,
+        state: Cell<State>,
+        why: Cell<Switch>,
+    }
+
+    thread_local! {
+        /// A panic that escaped a G's entry function (which catches its
+        /// own): `resume` raises it again on the resuming M's stack.
+        static ESCAPED: Cell<Option<Box<dyn Any + Send>>> = const { Cell::new(None) };
+    }
+
+    /// Switches stacks: saves the resume state of this side on its stack,
+    /// stores its stack pointer in `*save`, and resumes the side whose
+    /// stack pointer is `to`. `arg` reaches a fresh context's trampoline
+    /// (in `rdx`, its third argument).
+    ///
+    /// # Safety
+    /// `to` is the stack pointer a switch saved (or a fresh context's), of
+    /// a stack nobody runs on, and `save` is valid for a write.
+    #[inline(always)]
+    unsafe fn switch(save: *mut usize, to: usize, arg: usize) {
+        // SAFETY: the caller's contract. The block leaves every register
+        // the ABI preserves as it found it when this side is resumed: rbx
+        // and rbp are pushed and popped, r12-r15 and everything
+        // caller-saved are declared clobbered. The stack pointer is back
+        // where it was on resumption (the other side jumped to label 2
+        // with our saved pointer), and the pushes are allowed because the
+        // block is not `nostack` (no red zone is live across it).
+        unsafe {
+            asm!(
+                "push rbp",
+                "push rbx",
+                "lea rax, [rip + 2f]",
+                "push rax",
+                "mov [rdi], rsp",
+                "mov rsp, rsi",
+                "pop rax",
+                "jmp rax",
+                "2:",
+                "pop rbx",
+                "pop rbp",
+                in("rdi") save,
+                in("rsi") to,
+                in("rdx") arg,
+                out("rax") _,
+                out("r12") _,
+                out("r13") _,
+                out("r14") _,
+                out("r15") _,
+                clobber_abi("sysv64"),
+            );
+        }
+    }
+
+    /// The first frame on a G's stack: runs the entry function and, when
+    /// it is done, switches to the resuming M for good.
+    ///
+    /// # Safety
+    /// Entered only by the first `switch` into a fresh context, `ctx`
+    /// being that context.
+    unsafe extern "sysv64" fn trampoline(_save: usize, _sp: usize, ctx: *const Context) -> ! {
+        // SAFETY: `resume` passed its own address, and the context stays
+        // in place while its G runs (it is borrowed by `resume`).
+        let ctx = unsafe { &*ctx };
+        let top = ctx.stack.top();
+        // SAFETY: `new` wrote the entry function and its argument there;
+        // nothing else writes above the trampoline's frame.
+        let (entry, arg) = unsafe {
+            let entry: unsafe fn(*const ()) = std::mem::transmute(*((top - 16) as *const usize));
+            (entry, *((top - 8) as *const *const ()))
+        };
+        // SAFETY: `new`'s contract: `entry(arg)` may run on this stack.
+        let r = catch_unwind(AssertUnwindSafe(|| unsafe { entry(arg) }));
+        if let Err(p) = r {
+            if !p.is::<ForcedUnwind>() {
+                ESCAPED.set(Some(p));
+            }
+        }
+        ctx.state.set(State::Done);
+        let to = ctx.parent.get();
+        // SAFETY: `to` is the resuming M's stack pointer, saved by the
+        // switch in `resume`, which this jump returns to (its label pops
+        // the rest). Nothing on this stack is used again.
+        unsafe { asm!("mov rsp, {to}", "pop rax", "jmp rax", to = in(reg) to, options(noreturn)) }
+    }
+
+    impl Context {
+        /// A context that runs `entry(arg)` on `stack` when first resumed.
+        ///
+        /// # Safety
+        /// Calling `entry(arg)` on another thread, at the first `resume`,
+        /// must be sound.
+        pub(crate) unsafe fn new(stack: Stack, entry: unsafe fn(*const ()), arg: *const ()) -> Context {
+            let top = stack.top();
+            debug_assert!(top.is_multiple_of(16));
+            // SAFETY: the four words are the top of the stack's usable
+            // part, which we own and nothing runs on.
+            unsafe {
+                *((top - 8) as *mut usize) = arg as usize;
+                *((top - 16) as *mut usize) = entry as usize;
+                *((top - 24) as *mut usize) = 0;
+                *((top - 32) as *mut usize) = trampoline as *const () as usize;
+            }
+            Context {
+                stack: std::mem::ManuallyDrop::new(stack),
+                sp: Cell::new(top - 32),
+                parent: Cell::new(0),
+                state: Cell::new(State::Fresh),
+                why: Cell::new(Switch::Yield),
+            }
+        }
+
+        /// Runs the G until it switches out or returns. Called by an M,
+        /// on its own stack, for a context that is not running.
+        #[inline(always)]
+        pub(crate) fn resume(&self) -> Resumed {
+            let state = self.state.get();
+            assert!(matches!(state, State::Fresh | State::Suspended), "goro: resuming a G that is {state:?}");
+            self.state.set(State::Running);
+            self.switch_in();
+            self.returned()
+        }
+
+        #[inline(always)]
+        fn switch_in(&self) {
+            // SAFETY: the G is fresh or suspended (checked by the callers),
+            // so `sp` is a stack pointer its last switch saved (or `new`
+            // set) and nothing runs on its stack.
+            unsafe { switch(self.parent.as_ptr(), self.sp.get(), self as *const Context as usize) };
+        }
+
+        #[inline(always)]
+        fn returned(&self) -> Resumed {
+            match self.state.get() {
+                State::Suspended => Resumed::Yield(self.why.get()),
+                _ => {
+                    if let Some(p) = ESCAPED.take() {
+                        resume_unwind(p);
+                    }
+                    Resumed::Return
+                }
+            }
+        }
+
+        /// Gives the M back to whoever resumed the G.
+        ///
+        /// # Safety
+        /// Called on this context's stack, by the G running on it.
+        #[inline(always)]
+        pub(crate) unsafe fn suspend(&self, why: Switch) {
+            self.why.set(why);
+            self.state.set(State::Suspended);
+            // SAFETY: we run on this context's stack, so `parent` is the
+            // stack pointer the resuming M saved, and it waits there.
+            unsafe { switch(self.sp.as_ptr(), self.parent.get(), 0) };
+            if self.state.get() == State::Unwinding {
+                // Resumed by `Drop`: unwind the stack.
+                resume_unwind(Box::new(ForcedUnwind));
+            }
+        }
+
+        /// Where the G's stack pointer was when it switched out (0 if it
+        /// runs or is done): the line to prefetch before resuming it.
+        #[inline]
+        pub(crate) fn sp_hint(&self) -> usize {
+            self.sp.get()
+        }
+
+        /// The stack of a G that is done (or never ran).
+        pub(crate) fn into_stack(self) -> Stack {
+            assert!(matches!(self.state.get(), State::Fresh | State::Done), "goro: taking the stack of a live G");
+            let mut this = std::mem::ManuallyDrop::new(self);
+            // SAFETY: taken once, from a context that is never dropped.
+            unsafe { std::mem::ManuallyDrop::take(&mut this.stack) }
+        }
+
+        /// Unwinds a suspended G's stack, running its destructors on this
+        /// thread. Must be called where the context will stay until it
+        /// is dropped: the G's frames point into it. False if the G
+        /// switched out again while unwinding (a destructor parked): its
+        /// frames can never finish then, and dropping the context leaks
+        /// the stack.
+        pub(crate) fn unwind(&self) -> bool {
+            if self.state.get() != State::Suspended {
+                return self.state.get() != State::Unwinding;
+            }
+            self.state.set(State::Unwinding);
+            self.switch_in();
+            // A panic other than ours out of a destructor: dropped, as a
+            // forced unwind has no one to report it to.
+            drop(ESCAPED.take());
+            if self.state.get() == State::Suspended {
+                // Parked while unwinding: never to be resumed.
+                self.state.set(State::Unwinding);
+            }
+            self.state.get() == State::Done
+        }
+    }
+
+    impl Drop for Context {
+        fn drop(&mut self) {
+            // A context whose G still has frames (suspended, or stuck
+            // while unwinding) keeps its stack mapped for ever: the frames
+            // hold pointers into it and into the context's old place, so
+            // it cannot be unwound from here (it may have moved). Callers
+            // that want the G's destructors run call `unwind` first, in
+            // place.
+            if matches!(self.state.get(), State::Fresh | State::Done) {
+                // SAFETY: dropped once, here; nothing runs on it any more.
+                unsafe { std::mem::ManuallyDrop::drop(&mut self.stack) };
+            }
+        }
+    }
+}
+
+#[cfg(any(not(target_arch = "x86_64"), goro_corosensei))]
+mod corosensei_based {
+    use std::cell::{Cell, UnsafeCell};
+
+    use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+    use super::Resumed;
+    use crate::g::Switch;
+    use crate::stack::Stack;
+
+    /// corosensei's coroutine, with the yielder its body was given.
+    pub(crate) struct Context {
+        co: UnsafeCell<Coroutine<(), Switch, (), Stack>>,
+        /// Set by the body when it starts; boxed so that its address does
+        /// not move with the context.
+        yielder: Box<Cell<*const Yielder<(), Switch>>>,
+    }
+
+    struct SendPtr<T>(*const T);
+    // SAFETY: `new`'s contract makes the argument sendable, and the yielder
+    // cell is touched only by the thread running the G.
+    unsafe impl<T> Send for SendPtr<T> {}
+
+    impl Context {
+        /// # Safety
+        /// As the x86_64 `Context::new`.
+        pub(crate) unsafe fn new(stack: Stack, entry: unsafe fn(*const ()), arg: *const ()) -> Context {
+            let yielder = Box::new(Cell::new(std::ptr::null()));
+            let (arg, cell) = (SendPtr(arg), SendPtr(&*yielder as *const Cell<*const Yielder<(), Switch>>));
+            let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Switch>, ()| {
+                let (arg, cell) = (arg, cell);
+                // SAFETY: the box outlives the coroutine (both are the
+                // context's), and the caller's contract covers `entry`.
+                unsafe {
+                    (*cell.0).set(y);
+                    entry(arg.0);
+                }
+            });
+            Context { co: UnsafeCell::new(co), yielder }
+        }
+
+        pub(crate) fn resume(&self) -> Resumed {
+            // SAFETY: only the resuming M touches the coroutine, and the G
+            // only through its yielder.
+            match unsafe { (*self.co.get()).resume(()) } {
+                CoroutineResult::Yield(w) => Resumed::Yield(w),
+                CoroutineResult::Return(()) => Resumed::Return,
+            }
+        }
+
+        /// # Safety
+        /// As the x86_64 `Context::suspend`.
+        pub(crate) unsafe fn suspend(&self, why: Switch) {
+            // SAFETY: the yielder lives on this stack, which we run on.
+            unsafe { (*self.yielder.get()).suspend(why) };
+        }
+
+        pub(crate) fn sp_hint(&self) -> usize {
+            0
+        }
+
+        pub(crate) fn into_stack(self) -> Stack {
+            self.co.into_inner().into_stack()
+        }
+
+        /// Unwinds a suspended G's stack in place (corosensei's forced
+        /// unwind); false if it did not finish.
+        pub(crate) fn unwind(&self) -> bool {
+            // SAFETY: as `resume`: the caller is the G's only runner.
+            let co = unsafe { &mut *self.co.get() };
+            if co.started() && !co.done() {
+                co.force_unwind();
+            }
+            co.done() || !co.started()
+        }
+    }
+}
