@@ -22,6 +22,12 @@
 //! ([`Context::unwind`], at shutdown: its destructors run on the calling
 //! thread); a context dropped while its G still has frames leaks its stack
 //! instead of freeing memory those frames point into.
+//!
+//! Where the corosensei fallback differs: dropping a suspended context
+//! unwinds it (corosensei's forced unwind) instead of leaking its stack, a
+//! panic out of a destructor during that unwind propagates instead of
+//! being dropped, and there is no stack pointer to prefetch (`sp_hint` is
+//! 0).
 
 #[cfg(all(target_arch = "x86_64", not(goro_corosensei)))]
 pub(crate) use own::Context;
@@ -40,11 +46,6 @@ pub(crate) enum Resumed {
     Return,
 }
 
-/// The payload that unwinds a suspended G's stack when its context is
-/// dropped (shutdown). Code in the G that catches panics must let it
-/// through (`goroutine.rs` does).
-pub(crate) struct ForcedUnwind;
-
 #[cfg(all(target_arch = "x86_64", not(goro_corosensei)))]
 mod own {
     use std::any::Any;
@@ -52,9 +53,14 @@ mod own {
     use std::cell::Cell;
     use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-    use super::{ForcedUnwind, Resumed};
+    use super::Resumed;
     use crate::g::Switch;
     use crate::stack::Stack;
+
+    /// The payload that unwinds a suspended G's stack (`Context::unwind`,
+    /// at shutdown). Code in the G that catches panics must let it through
+    /// (`goroutine.rs` does).
+    struct ForcedUnwind;
 
     #[derive(Clone, Copy, PartialEq, Eq, Debug)]
     enum State {
@@ -81,7 +87,7 @@ mod own {
     /// top - 8   argument
     /// top - 16  entry function
     /// top - 24  0 (return address of `trampoline`)
-    /// top - 32  address of `trampoline`     <- sp of a fresh context
+    /// top - 32  address of `start`          <- sp of a fresh context
     /// ```
     pub(crate) struct Context {
         /// Dropped by hand: leaked if a G's frames outlive an unwind.
@@ -98,6 +104,19 @@ mod own {
         /// A panic that escaped a G's entry function (which catches its
         /// own): `resume` raises it again on the resuming M's stack.
         static ESCAPED: Cell<Option<Box<dyn Any + Send>>> = const { Cell::new(None) };
+    }
+
+    // A G may change threads at any switch, and the compiler may keep a
+    // thread-local's address across a call: G-side code reads them only
+    // through functions that are never inlined (as `m.rs` does).
+    #[inline(never)]
+    fn escaped_set(p: Box<dyn Any + Send>) {
+        ESCAPED.set(Some(p));
+    }
+
+    #[inline(never)]
+    fn escaped_take() -> Option<Box<dyn Any + Send>> {
+        ESCAPED.take()
     }
 
     /// Switches stacks: saves the resume state of this side on its stack,
@@ -143,12 +162,22 @@ mod own {
         }
     }
 
+    /// Where a fresh context starts: clears the frame pointer, so that
+    /// frame-pointer walks (profilers) end at the G's first frame instead
+    /// of running into the stale frames of the M that resumed it, and
+    /// enters `trampoline` as if called (its return address, 0, is on the
+    /// stack already).
+    #[unsafe(naked)]
+    unsafe extern "sysv64" fn start() -> ! {
+        std::arch::naked_asm!("xor ebp, ebp", "jmp {t}", t = sym trampoline)
+    }
+
     /// The first frame on a G's stack: runs the entry function and, when
     /// it is done, switches to the resuming M for good.
     ///
     /// # Safety
-    /// Entered only by the first `switch` into a fresh context, `ctx`
-    /// being that context.
+    /// Entered only from `start`, by the first `switch` into a fresh
+    /// context, `ctx` being that context.
     unsafe extern "sysv64" fn trampoline(_save: usize, _sp: usize, ctx: *const Context) -> ! {
         // SAFETY: `resume` passed its own address, and the context stays
         // in place while its G runs (it is borrowed by `resume`).
@@ -164,7 +193,7 @@ mod own {
         let r = catch_unwind(AssertUnwindSafe(|| unsafe { entry(arg) }));
         if let Err(p) = r {
             if !p.is::<ForcedUnwind>() {
-                ESCAPED.set(Some(p));
+                escaped_set(p);
             }
         }
         ctx.state.set(State::Done);
@@ -190,7 +219,7 @@ mod own {
                 *((top - 8) as *mut usize) = arg as usize;
                 *((top - 16) as *mut usize) = entry as usize;
                 *((top - 24) as *mut usize) = 0;
-                *((top - 32) as *mut usize) = trampoline as *const () as usize;
+                *((top - 32) as *mut usize) = start as *const () as usize;
             }
             Context {
                 stack: std::mem::ManuallyDrop::new(stack),
@@ -203,8 +232,13 @@ mod own {
 
         /// Runs the G until it switches out or returns. Called by an M,
         /// on its own stack, for a context that is not running.
+        ///
+        /// # Safety
+        /// The context has not moved since it was first resumed, and will
+        /// not while its G has frames (it lives in its `G`, which is never
+        /// moved): the G's frames hold its address.
         #[inline(always)]
-        pub(crate) fn resume(&self) -> Resumed {
+        pub(crate) unsafe fn resume(&self) -> Resumed {
             let state = self.state.get();
             assert!(matches!(state, State::Fresh | State::Suspended), "goro: resuming a G that is {state:?}");
             self.state.set(State::Running);
@@ -225,7 +259,7 @@ mod own {
             match self.state.get() {
                 State::Suspended => Resumed::Yield(self.why.get()),
                 _ => {
-                    if let Some(p) = ESCAPED.take() {
+                    if let Some(p) = escaped_take() {
                         resume_unwind(p);
                     }
                     Resumed::Return
@@ -250,8 +284,9 @@ mod own {
             }
         }
 
-        /// Where the G's stack pointer was when it switched out (0 if it
-        /// runs or is done): the line to prefetch before resuming it.
+        /// Where the G's stack pointer was when it last switched out (the
+        /// top of the stack if it never ran): the line to prefetch before
+        /// resuming it. Only a hint: stale while the G runs.
         #[inline]
         pub(crate) fn sp_hint(&self) -> usize {
             self.sp.get()
@@ -271,7 +306,10 @@ mod own {
         /// switched out again while unwinding (a destructor parked): its
         /// frames can never finish then, and dropping the context leaks
         /// the stack.
-        pub(crate) fn unwind(&self) -> bool {
+        ///
+        /// # Safety
+        /// As `resume`.
+        pub(crate) unsafe fn unwind(&self) -> bool {
             if self.state.get() != State::Suspended {
                 return self.state.get() != State::Unwinding;
             }
@@ -279,7 +317,7 @@ mod own {
             self.switch_in();
             // A panic other than ours out of a destructor: dropped, as a
             // forced unwind has no one to report it to.
-            drop(ESCAPED.take());
+            drop(escaped_take());
             if self.state.get() == State::Suspended {
                 // Parked while unwinding: never to be resumed.
                 self.state.set(State::Unwinding);
@@ -345,7 +383,9 @@ mod corosensei_based {
             Context { co: UnsafeCell::new(co), yielder }
         }
 
-        pub(crate) fn resume(&self) -> Resumed {
+        /// # Safety
+        /// As the x86_64 `Context::resume` (corosensei needs less).
+        pub(crate) unsafe fn resume(&self) -> Resumed {
             // SAFETY: only the resuming M touches the coroutine, and the G
             // only through its yielder.
             match unsafe { (*self.co.get()).resume(()) } {
@@ -371,7 +411,10 @@ mod corosensei_based {
 
         /// Unwinds a suspended G's stack in place (corosensei's forced
         /// unwind); false if it did not finish.
-        pub(crate) fn unwind(&self) -> bool {
+        ///
+        /// # Safety
+        /// As `resume`.
+        pub(crate) unsafe fn unwind(&self) -> bool {
             // SAFETY: as `resume`: the caller is the G's only runner.
             let co = unsafe { &mut *self.co.get() };
             if co.started() && !co.done() {

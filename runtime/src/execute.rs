@@ -88,7 +88,9 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
         }
         #[cfg(feature = "tracing")]
         let span = tracing::trace_span!("goroutine", id = g.id, name = g.name()).entered();
-        let r = co.resume();
+        // SAFETY: the context lives in the G (behind its `Arc`, never
+        // moved) from its first run until the G is done.
+        let r = unsafe { co.resume() };
         #[cfg(feature = "tracing")]
         drop(span);
         c.curg.set(std::ptr::null());

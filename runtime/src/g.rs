@@ -360,11 +360,18 @@ impl G {
     /// # Safety
     /// The caller is the G's only runner (`ParkToken::kill` made it so),
     /// and no M resumes it after this.
-    pub(crate) unsafe fn unwind_and_free(&self) {
-        // SAFETY: the contract: nobody else touches the context or body.
+    pub(crate) unsafe fn unwind_and_free(self: &Arc<G>) {
+        // SAFETY: the contract: nobody else touches the context or body;
+        // the context is in its G, where it has always been.
         unsafe {
             if let Some(co) = (*self.co.get()).as_ref() {
-                co.unwind();
+                if !co.unwind() {
+                    // A destructor parked during the unwind: its frames
+                    // still point into the context. Keep the G (and so the
+                    // context and its stack) for ever.
+                    std::mem::forget(self.clone());
+                    return;
+                }
             }
             drop((*self.co.get()).take());
             drop((*self.start.get()).take());

@@ -144,6 +144,7 @@ impl Stack {
 
     /// One past the highest address: where the stack starts (it grows
     /// down). Page-aligned.
+    #[cfg(all(target_arch = "x86_64", not(goro_corosensei)))]
     pub fn top(&self) -> usize {
         self.base + self.len
     }
