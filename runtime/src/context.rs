@@ -424,3 +424,157 @@ mod corosensei_based {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::{Context, Resumed};
+    use crate::g::Switch;
+    use crate::stack::Stack;
+
+    /// What a test's entry function runs: a closure behind a pointer.
+    type Body = Box<dyn FnOnce(&Context)>;
+
+    /// The test's context and the body its entry runs; the body gets the
+    /// context to suspend on.
+    struct Fixture {
+        ctx: Option<Context>,
+        body: Option<Body>,
+    }
+
+    unsafe fn entry(arg: *const ()) {
+        // SAFETY: `fixture` passes its own (boxed, never moved) address.
+        let f = unsafe { &mut *(arg as *mut Fixture) };
+        let body = f.body.take().unwrap();
+        body(f.ctx.as_ref().unwrap());
+    }
+
+    fn fixture(body: impl FnOnce(&Context) + 'static) -> Box<Fixture> {
+        let mut f = Box::new(Fixture { ctx: None, body: Some(Box::new(body)) });
+        let arg = &mut *f as *mut Fixture as *const ();
+        // SAFETY: `entry` runs the body on the context's stack, in the test's
+        // thread; the fixture is boxed and outlives the context.
+        f.ctx = Some(unsafe { Context::new(Stack::new(64 * 1024).unwrap(), entry, arg) });
+        f
+    }
+
+    fn resume(f: &Fixture) -> Resumed {
+        // SAFETY: the context stays in its boxed fixture.
+        unsafe { f.ctx.as_ref().unwrap().resume() }
+    }
+
+    #[test]
+    fn switches_carry_their_reason_and_return_ends_it() {
+        let seen = Rc::new(Cell::new(0));
+        let s = seen.clone();
+        let f = fixture(move |ctx| {
+            for (i, why) in [Switch::Yield, Switch::Park, Switch::Preempt, Switch::NeedP].into_iter().enumerate() {
+                s.set(i + 1);
+                // SAFETY: we run on this context's stack.
+                unsafe { ctx.suspend(why) };
+            }
+        });
+        for (i, why) in [Switch::Yield, Switch::Park, Switch::Preempt, Switch::NeedP].into_iter().enumerate() {
+            assert_eq!(resume(&f), Resumed::Yield(why));
+            assert_eq!(seen.get(), i + 1);
+        }
+        assert_eq!(resume(&f), Resumed::Return);
+        let mut f = f;
+        let stack = f.ctx.take().unwrap().into_stack();
+        assert!(stack.size() >= 64 * 1024);
+    }
+
+    #[test]
+    fn registers_and_locals_survive_many_switches() {
+        // Enough live values that the compiler keeps some in the registers
+        // a call preserves (rbx, rbp, r12-r15) across each switch.
+        let out = Rc::new(Cell::new(0u64));
+        let o = out.clone();
+        let f = fixture(move |ctx| {
+            let (mut a, mut b, mut c, mut d, mut e, mut g) = (1u64, 2u64, 3u64, 4u64, 5u64, 6u64);
+            for i in 0..1000u64 {
+                a = a.wrapping_mul(31).wrapping_add(i);
+                b ^= a.rotate_left(7);
+                c = c.wrapping_add(b);
+                d = d.wrapping_mul(c | 1);
+                e ^= d >> 3;
+                g = g.wrapping_add(e);
+                // SAFETY: we run on this context's stack.
+                unsafe { ctx.suspend(Switch::Yield) };
+            }
+            o.set(a ^ b ^ c ^ d ^ e ^ g);
+        });
+        // The same arithmetic without switches.
+        let (mut a, mut b, mut c, mut d, mut e, mut g) = (1u64, 2u64, 3u64, 4u64, 5u64, 6u64);
+        for i in 0..1000u64 {
+            a = a.wrapping_mul(31).wrapping_add(i);
+            b ^= a.rotate_left(7);
+            c = c.wrapping_add(b);
+            d = d.wrapping_mul(c | 1);
+            e ^= d >> 3;
+            g = g.wrapping_add(e);
+        }
+        let mut x = 0x9e37_79b9_u64;
+        while resume(&f) != Resumed::Return {
+            // Busy the resumer's registers too.
+            x = x.rotate_left(5).wrapping_mul(0x100_0000_01b3);
+        }
+        assert_ne!(x, 0);
+        assert_eq!(out.get(), a ^ b ^ c ^ d ^ e ^ g);
+    }
+
+    #[test]
+    fn a_panic_out_of_the_entry_function_reaches_the_resumer() {
+        let f = fixture(|_| panic!("out of the G"));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| resume(&f)));
+        let msg = r.expect_err("the panic came through");
+        assert_eq!(msg.downcast_ref::<&str>(), Some(&"out of the G"));
+    }
+
+    #[test]
+    fn unwinding_a_suspended_context_runs_its_destructors() {
+        struct Flag(Rc<Cell<bool>>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let dropped = Rc::new(Cell::new(false));
+        let d = dropped.clone();
+        let f = fixture(move |ctx| {
+            let _flag = Flag(d);
+            loop {
+                // SAFETY: we run on this context's stack.
+                unsafe { ctx.suspend(Switch::Park) };
+            }
+        });
+        assert_eq!(resume(&f), Resumed::Yield(Switch::Park));
+        assert!(!dropped.get());
+        // SAFETY: the context stays in its boxed fixture.
+        assert!(unsafe { f.ctx.as_ref().unwrap().unwind() });
+        assert!(dropped.get(), "the G's locals were dropped");
+    }
+
+    #[test]
+    fn a_backtrace_taken_in_a_g_ends_at_its_first_frame() {
+        let bt = Rc::new(Cell::new(String::new()));
+        let b = bt.clone();
+        let f = fixture(move |ctx| {
+            b.set(std::backtrace::Backtrace::force_capture().to_string());
+            // SAFETY: we run on this context's stack.
+            unsafe { ctx.suspend(Switch::Yield) };
+        });
+        assert_eq!(resume(&f), Resumed::Yield(Switch::Yield));
+        assert_eq!(resume(&f), Resumed::Return);
+        let bt = bt.take();
+        // The walk went through the G's frames. Ours stops at the zero
+        // return address above the trampoline: none of the resuming
+        // thread's frames (the test harness's) are in it (corosensei links
+        // the G's frames to the resumer's instead).
+        assert!(bt.contains("a_backtrace_taken_in_a_g_ends_at_its_first_frame"), "{bt}");
+        #[cfg(all(target_arch = "x86_64", not(goro_corosensei)))]
+        assert!(bt.contains("trampoline") && !bt.contains("run_test"), "{bt}");
+    }
+}
