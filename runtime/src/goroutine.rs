@@ -186,12 +186,13 @@ where
         }
     };
     let bubble_id = bubble.as_ref().map_or(0, |b| b.id);
-    let g = newproc(sched, body, name, stack_size, site, bubble)?;
-    Ok(JoinHandle { inner, id: g.id, runtime: Some(m::RuntimeId::of(sched)), bubble: bubble_id, _t: PhantomData })
+    let id = newproc(sched, body, name, stack_size, site, bubble)?;
+    Ok(JoinHandle { inner, id, runtime: Some(m::RuntimeId::of(sched)), bubble: bubble_id, _t: PhantomData })
 }
 
 /// Go's `newproc`: creates a G running `body` and queues it (in
 /// `runnext` of the current P, or on the global queue from outside).
+/// Returns its id.
 pub(crate) fn newproc<F>(
     s: &Arc<Sched>,
     body: F,
@@ -199,7 +200,7 @@ pub(crate) fn newproc<F>(
     stack_size: Option<usize>,
     site: &'static Location<'static>,
     bubble: Option<Arc<crate::synctest::Bubble>>,
-) -> io::Result<Arc<G>>
+) -> io::Result<u64>
 where
     F: FnOnce() + Send + 'static,
 {
@@ -265,17 +266,17 @@ where
             Counters::bump(&pp.counters.spawned);
             // Into `runnext`: woken for as a readied G is (a spawner that
             // blocks at once, as in spawn-and-join, wakes nobody).
-            let behind = s.runqput(pp, g.clone(), true);
+            let behind = s.runqput(pp, g, true);
             s.wake_for_queued(c, p, behind);
         }
         None => {
             SchedCounters::bump(&s.counters.external_spawns);
-            s.globrunqput(g.clone());
+            s.globrunqput(g);
             s.wakep();
         }
     }
     m::back_to_user();
-    Ok(g)
+    Ok(id)
 }
 
 /// Ids of Gs; each P takes them in batches (Go's `goidcache`).
