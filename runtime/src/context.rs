@@ -8,9 +8,10 @@
 //! address. Neither direction is a call or a return. A switch shaped like
 //! a call (corosensei's: `call` into the G, `ret` out of it) pairs each
 //! `ret` with the wrong `call` in the CPU's return-address predictor, and
-//! every return after the switch on both sides is then mispredicted: with
-//! three frames on each side, one switch there and back cost 23 ns with
-//! corosensei and 15 ns with this one on the EPYC VM (docs/experiments.md).
+//! the returns after the switch, on both sides, are predicted from the
+//! other stack's calls. Two Gs resumed in turn from a loop, each switching
+//! three frames down: 22–25 ns a round trip with corosensei, 15–17 ns with
+//! this one, on the EPYC VM (docs/experiments.md, sixth session).
 //!
 //! Elsewhere (and on x86_64 built with `--cfg goro_corosensei`, which is
 //! how the fallback is tested) the same API is a thin layer over
