@@ -487,6 +487,20 @@ mod tests {
         assert!(stack.size() >= 64 * 1024);
     }
 
+    /// Six values, one step of a mix that needs all of them live: the
+    /// values stay in registers in the caller (`inline(always)`).
+    #[inline(always)]
+    fn mix(v: (u64, u64, u64, u64, u64, u64), i: u64) -> (u64, u64, u64, u64, u64, u64) {
+        let (mut a, mut b, mut c, mut d, mut e, mut g) = v;
+        a = a.wrapping_mul(31).wrapping_add(i);
+        b ^= a.rotate_left(7);
+        c = c.wrapping_add(b);
+        d = d.wrapping_mul(c | 1);
+        e ^= d >> 3;
+        g = g.wrapping_add(e);
+        (a, b, c, d, e, g)
+    }
+
     #[test]
     fn registers_and_locals_survive_many_switches() {
         // Enough live values that the compiler keeps some in the registers
@@ -494,36 +508,23 @@ mod tests {
         let out = Rc::new(Cell::new(0u64));
         let o = out.clone();
         let f = fixture(move |ctx| {
-            let (mut a, mut b, mut c, mut d, mut e, mut g) = (1u64, 2u64, 3u64, 4u64, 5u64, 6u64);
+            let mut v = (1, 2, 3, 4, 5, 6);
             for i in 0..1000u64 {
-                a = a.wrapping_mul(31).wrapping_add(i);
-                b ^= a.rotate_left(7);
-                c = c.wrapping_add(b);
-                d = d.wrapping_mul(c | 1);
-                e ^= d >> 3;
-                g = g.wrapping_add(e);
+                v = mix(v, i);
                 // SAFETY: we run on this context's stack.
                 unsafe { ctx.suspend(Switch::Yield) };
             }
-            o.set(a ^ b ^ c ^ d ^ e ^ g);
+            o.set(v.0 ^ v.1 ^ v.2 ^ v.3 ^ v.4 ^ v.5);
         });
         // The same arithmetic without switches.
-        let (mut a, mut b, mut c, mut d, mut e, mut g) = (1u64, 2u64, 3u64, 4u64, 5u64, 6u64);
-        for i in 0..1000u64 {
-            a = a.wrapping_mul(31).wrapping_add(i);
-            b ^= a.rotate_left(7);
-            c = c.wrapping_add(b);
-            d = d.wrapping_mul(c | 1);
-            e ^= d >> 3;
-            g = g.wrapping_add(e);
-        }
+        let v = (0..1000u64).fold((1, 2, 3, 4, 5, 6), mix);
         let mut x = 0x9e37_79b9_u64;
         while resume(&f) != Resumed::Return {
             // Busy the resumer's registers too.
             x = x.rotate_left(5).wrapping_mul(0x100_0000_01b3);
         }
         assert_ne!(x, 0);
-        assert_eq!(out.get(), a ^ b ^ c ^ d ^ e ^ g);
+        assert_eq!(out.get(), v.0 ^ v.1 ^ v.2 ^ v.3 ^ v.4 ^ v.5);
     }
 
     #[test]
