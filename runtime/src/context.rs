@@ -361,24 +361,18 @@ mod corosensei_based {
         yielder: Box<Cell<*const Yielder<(), Switch>>>,
     }
 
-    struct SendPtr<T>(*const T);
-    // SAFETY: `new`'s contract makes the argument sendable, and the yielder
-    // cell is touched only by the thread running the G.
-    unsafe impl<T> Send for SendPtr<T> {}
-
     impl Context {
         /// # Safety
         /// As the x86_64 `Context::new`.
         pub(crate) unsafe fn new(stack: Stack, entry: unsafe fn(*const ()), arg: *const ()) -> Context {
             let yielder = Box::new(Cell::new(std::ptr::null()));
-            let (arg, cell) = (SendPtr(arg), SendPtr(&*yielder as *const Cell<*const Yielder<(), Switch>>));
+            let cell: *const Cell<*const Yielder<(), Switch>> = &*yielder;
             let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Switch>, ()| {
-                let (arg, cell) = (arg, cell);
                 // SAFETY: the box outlives the coroutine (both are the
                 // context's), and the caller's contract covers `entry`.
                 unsafe {
-                    (*cell.0).set(y);
-                    entry(arg.0);
+                    (*cell).set(y);
+                    entry(arg);
                 }
             });
             Context { co: UnsafeCell::new(co), yielder }
