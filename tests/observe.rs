@@ -40,6 +40,102 @@ fn stats_count_what_the_program_did() {
     });
 }
 
+/// Listings race with spawns and exits that recycle Gs on two Ps (dead Gs
+/// stay registered, and a spawn rewrites a dead G's name and id without
+/// any lock a listing takes): every G listed shows the name and id of one
+/// and the same life, never a dead G's or one half rewritten.
+#[test]
+fn listings_racing_with_recycled_gs_show_whole_lives() {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    bounded(60, || {
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(2).build() }.unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        // Each G's id, as the G itself saw it, by the number in its name.
+        let lives = Arc::new(Mutex::new(HashMap::new()));
+        let (stop2, lives2) = (stop.clone(), lives.clone());
+        let spawner = rt.spawn(move || {
+            let mut spawned = 0u64;
+            let mut rng = common::Rng(7);
+            while !stop2.load(Ordering::Relaxed) {
+                let hs: Vec<_> = (0..64)
+                    .map(|_| {
+                        let (k, spin, lives) = (spawned, rng.below(50), lives2.clone());
+                        spawned += 1;
+                        goro::Builder::new()
+                            .name(format!("n{k}"))
+                            .spawn(move || {
+                                for _ in 0..spin {
+                                    std::hint::spin_loop();
+                                }
+                                let me = goro::current();
+                                assert_eq!(me.name(), Some(format!("n{k}").as_str()), "another life's name");
+                                lives.lock().unwrap().insert(k, me.id());
+                            })
+                            .unwrap()
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+            }
+            spawned
+        });
+        let mut listed = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(300) {
+            let gs = rt.goroutines();
+            for g in gs.iter().filter(|g| g.id != spawner.id()) {
+                let name = g.name.as_deref().unwrap_or_else(|| panic!("a G listed without its name: {g:?}"));
+                let k: u64 = name.strip_prefix('n').and_then(|k| k.parse().ok()).unwrap_or_else(|| panic!("{g:?}"));
+                if listed.len() < 100_000 {
+                    listed.push((k, g.id));
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let spawned = spawner.join().unwrap();
+        let lives = lives.lock().unwrap();
+        assert_eq!(lives.len() as u64, spawned);
+        for (k, id) in &listed {
+            assert_eq!(lives[k], *id, "G n{k} was listed with another life's id");
+        }
+        assert!(spawned > 64 && !listed.is_empty(), "{spawned} spawned, {} listed", listed.len());
+        // The Gs were recycled: far fewer objects than Gs.
+        let objects = rt.stats().g_objects as u64;
+        assert!(objects < 1000 && objects < spawned, "{objects} G objects for {spawned} Gs");
+    });
+}
+
+/// A G that something still holds when it exits (here its own
+/// `Unparker`, kept by another G) is not recycled: it leaves the registry
+/// and its object is freed when the holder lets go.
+#[test]
+fn a_g_held_when_it_exits_leaves_the_registry_and_is_freed_later() {
+    bounded(30, || {
+        // SAFETY: the test's Gs keep no thread-local state across switch points.
+        let rt = unsafe { Runtime::builder().procs(1).build() }.unwrap();
+        rt.block_on(|| {
+            // Warm up: a dead G to recycle, so that the count below is steady.
+            goro::go(|| ()).join().unwrap();
+            let before = goro::stats().g_objects;
+            let held = goro::go(goro::current_unparker).join().unwrap();
+            // The G exited while `held` kept it: out of the registry.
+            common::wait_until("the held G left the registry", || goro::stats().g_objects == before - 1);
+            let listed = goro::dump().lines().filter(|l| l.starts_with("goroutine ")).count();
+            assert_eq!(listed, 1, "{}", goro::dump());
+            // Unparking a G that exited is harmless.
+            held.unpark();
+            drop(held);
+            // No free G to reuse now: the next spawn makes an object.
+            goro::go(|| ()).join().unwrap();
+            assert_eq!(goro::stats().g_objects, before);
+        });
+    });
+}
+
 #[test]
 fn dump_lists_a_parked_goroutine_with_its_wait_reason_and_spawn_site() {
     bounded(30, || {

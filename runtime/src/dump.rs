@@ -60,14 +60,14 @@ pub(crate) fn goroutines_where(s: &Sched, keep: impl Fn(&G) -> bool) -> String {
     let now = s.clock.coarse_now().max(s.now_nanos());
     let mut gs = s.all_gs();
     gs.retain(|g| keep(g));
-    gs.sort_by_key(|g| g.id);
+    gs.sort_by_key(|g| g.id());
     let mut out = String::new();
     for g in gs {
-        let _ = writeln!(out, "goroutine {} [{}]:", g.id, describe(&g, now));
+        let _ = writeln!(out, "goroutine {} [{}]:", g.id(), describe(&g, now));
         if let Some(n) = g.name() {
             let _ = writeln!(out, "\tname: {n}");
         }
-        let _ = writeln!(out, "\tcreated by {}\n", g.spawn_site);
+        let _ = writeln!(out, "\tcreated by {}\n", g.spawn_site());
     }
     out
 }
@@ -120,10 +120,10 @@ pub(crate) fn schedtrace(s: &Sched, detail: bool) -> String {
     }
     let now = s.now_nanos();
     let mut gs = s.all_gs();
-    gs.sort_by_key(|g| g.id);
+    gs.sort_by_key(|g| g.id());
     for g in gs {
-        let m = ms.iter().find(|m| m.cur_g.load(Ordering::Relaxed) == g.id).map_or(-1, |m| m.id as i64);
-        let _ = writeln!(out, "  G{}: status={}({}) m={m}", g.id, g.status() as u8, describe(&g, now));
+        let m = ms.iter().find(|m| m.cur_g.load(Ordering::Relaxed) == g.id()).map_or(-1, |m| m.id as i64);
+        let _ = writeln!(out, "  G{}: status={}({}) m={m}", g.id(), g.status() as u8, describe(&g, now));
     }
     out
 }

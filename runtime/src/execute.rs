@@ -11,7 +11,6 @@ use std::sync::Arc;
 use crate::context::Resumed;
 use crate::g::{GStatus, Switch, G};
 use crate::m::MCtx;
-use crate::p::PLocal;
 use crate::sched::{Sched, NO_P, SAMPLE_MASK};
 use crate::stats::{Counters, SchedCounters};
 
@@ -52,7 +51,7 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
         }
     }
     if s.publish_m_state {
-        c.m.cur_g.store(g.id, Ordering::Relaxed);
+        c.m.cur_g.store(g.id(), Ordering::Relaxed);
     }
     let mut g = g;
     loop {
@@ -73,7 +72,7 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
             None => {
                 // SAFETY: we hold P `p`.
                 if let Err(e) = s.gpool.gstart(unsafe { pp.local() }, &g) {
-                    eprintln!("goro: goroutine {} cannot start: {e}", g.id);
+                    eprintln!("goro: goroutine {} cannot start: {e}", g.id());
                     c.curg.set(std::ptr::null());
                     goexit0(s, c, g);
                     return;
@@ -87,7 +86,7 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
             crate::hog::enter_user(c);
         }
         #[cfg(feature = "tracing")]
-        let span = tracing::trace_span!("goroutine", id = g.id, name = g.name()).entered();
+        let span = tracing::trace_span!("goroutine", id = g.id(), name = g.name()).entered();
         // SAFETY: the context lives in the G (behind its `Arc`, never
         // moved) from its first run until the G is done.
         let r = unsafe { co.resume() };
@@ -102,9 +101,9 @@ pub(crate) fn execute(s: &Sched, c: &MCtx, g: Arc<G>, inherit: bool) {
         }
         let ran = run_start.take().map(|start| s.now_nanos().saturating_sub(start));
         if let (Some(t), Some(start)) = (&s.tracer, trace_start) {
-            t.run(&c.trace, c.m.id, c.m.cur_p.load(Ordering::Relaxed), g.id, g.name(), start);
+            t.run(&c.trace, c.m.id, c.m.cur_p.load(Ordering::Relaxed), g.id(), g.name(), start);
             if let Resumed::Yield(Switch::Park) = r {
-                t.park(&c.trace, c.m.id, g.id, g.wait_reason().as_str());
+                t.park(&c.trace, c.m.id, g.id(), g.wait_reason().as_str());
             }
         }
         if c.in_user.get() {
@@ -143,7 +142,7 @@ fn park_m(s: &Sched, c: &MCtx, g: Arc<G>) -> Option<Arc<G>> {
     if p != NO_P {
         Counters::bump(&s.ps[p].counters.parks);
     }
-    let parked = match &g.bubble {
+    let parked = match g.bubble() {
         None => g.park.commit_park(),
         // Under the bubble's lock, which counts durable parks and may
         // advance its clock (synctest.rs).
@@ -192,27 +191,20 @@ fn requeue_without_p(s: &Sched, c: &MCtx, g: Arc<G>) {
 }
 
 /// Go's `goexit0`: the G has exited (or could not start). Its stack
-/// goes back to the P's cache (the shared pool without a P), the G
-/// leaves the registry and, unless shutting down, waits on the P's
-/// free list for the next spawn.
-///
-/// A G registered in another P's registry (it was stolen, or readied
-/// elsewhere) leaves it in a batch of `UNREG_BATCH`: taking that lock for
-/// each G made the spawner's registry lock bounce between the Ps of a
-/// spawn-and-steal workload. Meanwhile it is dead and registered, which
-/// `Sched::all_gs` skips, and its stack is back in the cache already; a P
-/// that collects fewer than a batch keeps those few (memory only: they
-/// are not reused until the batch is taken out, or freed at shutdown).
+/// goes back to the P's cache (the shared pool without a P) and, unless
+/// shutting down, the G waits on the P's free list for the next spawn. It
+/// stays in its registry (`p.rs`) all the while: an exit takes no lock
+/// (unless the G cannot be recycled).
 fn goexit0(s: &Sched, c: &MCtx, g: Arc<G>) {
     g.set_status(GStatus::Dead);
-    if let Some(b) = &g.bubble {
+    if let Some(b) = g.bubble() {
         b.g_exited();
     }
     let p = c.p.get();
     if p == NO_P {
         SchedCounters::bump(&s.counters.exits_without_p);
         s.gpool.gdestroy(None, &g);
-        unregister(s, c, &g);
+        drop(g.leave_registry());
         return;
     }
     let pp = &s.ps[p];
@@ -221,57 +213,9 @@ fn goexit0(s: &Sched, c: &MCtx, g: Arc<G>) {
     let local = unsafe { pp.local() };
     s.gpool.gdestroy(Some(local), &g);
     if s.shutdown.started() {
-        unregister(s, c, &g);
+        // Freed, not kept: free lists hold the runtime alive.
+        drop(g.leave_registry());
         return;
     }
-    if shard_of(&g) == p {
-        unregister(s, c, &g);
-        s.gpool.gfput(local, g);
-        return;
-    }
-    local.unreg.push(g);
-    if local.unreg.len() >= UNREG_BATCH {
-        unregister_batch(s, local);
-    }
-}
-
-/// How many dead Gs of other Ps' registries a P collects before it takes
-/// them out (one lock per registry and batch).
-const UNREG_BATCH: usize = 32;
-
-/// The P whose registry holds G `g`, and its index there.
-fn slot_of(g: &G) -> (usize, u32) {
-    let slot = g.slot.load(Ordering::Relaxed);
-    ((slot >> 32) as usize, slot as u32)
-}
-
-fn shard_of(g: &G) -> usize {
-    slot_of(g).0
-}
-
-fn unregister(s: &Sched, c: &MCtx, g: &G) {
-    let (shard, idx) = slot_of(g);
-    if c.p.get() != shard {
-        SchedCounters::bump(&s.counters.lock_other_registry);
-    }
-    drop(s.ps[shard].registry.lock().unwrap().remove(idx));
-}
-
-/// Takes the Gs of `local.unreg` out of their registries, one lock per
-/// registry, and puts them on the free list.
-fn unregister_batch(s: &Sched, local: &mut PLocal) {
-    let mut gs = std::mem::take(&mut local.unreg);
-    gs.sort_unstable_by_key(|g| shard_of(g));
-    for batch in gs.chunk_by(|a, b| shard_of(a) == shard_of(b)) {
-        SchedCounters::bump(&s.counters.lock_other_registry);
-        let mut reg = s.ps[shard_of(&batch[0])].registry.lock().unwrap();
-        for g in batch {
-            drop(reg.remove(slot_of(g).1));
-        }
-    }
-    for g in gs.drain(..) {
-        s.gpool.gfput(local, g);
-    }
-    // Keep the buffer's allocation for the next batch.
-    local.unreg = gs;
+    s.gpool.gfput(local, g);
 }

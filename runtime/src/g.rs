@@ -2,10 +2,13 @@
 //! status, wait reason and park token.
 //!
 //! A G is shared as `Arc<G>`: run queues hold it as a raw `Arc` pointer,
-//! waiters hold an `Unparker` (a clone), and the runtime's registry holds one
-//! reference until the G has exited (for a G that exits on another P than
-//! its registry's, until that P's next batch: `execute.rs`, `goexit0`), so
-//! that shutdown can find parked Gs.
+//! waiters hold an `Unparker` (a clone), free lists hold dead Gs, and the
+//! runtime's registry (`p.rs`) holds one reference to every G object from
+//! its creation on, dead ones included (Go's `allgs`): so that shutdown
+//! and dumps can find parked Gs, a parked G nobody will wake stays alive,
+//! and a spawn or an exit of a recycled G never touches the registry. A G
+//! leaves it only when it cannot be recycled (something else still held it
+//! when it exited) or at shutdown.
 //!
 //! The coroutine itself (`co`) is touched only by the M that runs the G, or
 //! by the thread that shuts the runtime down once every M has exited.
@@ -14,20 +17,34 @@
 //! dead one from the free lists ([`GPool::gfget`], Go's `gfget`); either
 //! way [`G::begin_life`] sets what a new life needs. A G gets its stack
 //! when it first runs ([`GPool::gstart`]) and gives it back when it exits
-//! ([`GPool::gdestroy`]); out of the registry, and if nothing else holds
-//! it, the G is put back as it was made ([`G::end_life`]) and kept for the
-//! next spawn ([`GPool::gfput`], Go's `gfput`).
+//! ([`GPool::gdestroy`]); if nothing else holds it then, the G is put back
+//! as it was made ([`G::end_life`]) and kept for the next spawn
+//! ([`GPool::gfput`], Go's `gfput`).
+//!
+//! **Who may write a life's fields** (`goid`, `name`, `spawn_site`,
+//! `stack_size`, `bubble`, and the ones `end_life` puts back): only the
+//! holder of a dead G that no one else holds besides the registry, in
+//! `gfput` and `begin_life`. Everybody else reads them through a reference
+//! taken while the G was alive, which keeps `gfput` from recycling it. A
+//! registry reader that clones a G races with that check; the two sides
+//! order themselves with `SeqCst` fences ([`G::clone_if_live`],
+//! [`GPool::gfput`]): either `gfput` counts the reader's reference and
+//! frees the G instead of recycling it, or the reader sees the G dead and
+//! reads nothing else.
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::io;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::p::PLocal;
 use crate::sched::Sched;
 use crate::stack::{self, SharedPool};
+
+/// `G::slot` of a G not in a registry.
+pub(crate) const UNREGISTERED: u64 = u64::MAX;
 
 /// G objects alive in this process (all runtimes), for leak checks.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -253,19 +270,23 @@ pub struct G {
     /// When the G was made runnable (ns since epoch; sampled, 0 if not).
     pub(crate) ready_at: AtomicU64,
     /// The synctest bubble the G belongs to, fixed for its life
-    /// (`synctest.rs`).
-    pub(crate) bubble: Option<Arc<crate::synctest::Bubble>>,
-    pub(crate) id: u64,
+    /// (`synctest.rs`). A life's field: see the module docs.
+    bubble: UnsafeCell<Option<Arc<crate::synctest::Bubble>>>,
+    /// The G's id (a life's field).
+    goid: Cell<u64>,
     /// Nanoseconds since the runtime's epoch when the G last parked.
     pub(crate) wait_since: AtomicU64,
-    /// Registry slot: `shard << 32 | index`.
+    /// Registry slot: `shard << 32 | index`, set when the G is registered
+    /// (`UNREGISTERED` before and after).
     pub(crate) slot: AtomicU64,
     /// Trace flow id of the unpark that readied it (0 if none).
     pub(crate) flow_id: AtomicU64,
-    pub(crate) name: Option<Box<str>>,
+    /// Life's fields (module docs): the name given at spawn, where the
+    /// spawn was, and the stack size asked for.
+    name: UnsafeCell<Option<Box<str>>>,
     pub(crate) sched: Arc<Sched>,
-    pub(crate) spawn_site: &'static Location<'static>,
-    pub(crate) stack_size: usize,
+    spawn_site: Cell<&'static Location<'static>>,
+    stack_size: Cell<usize>,
     /// The guard page `[lo, hi)` of the G's stack once it has one, for the
     /// stack-overflow handler.
     pub(crate) guard: Cell<(usize, usize)>,
@@ -282,8 +303,11 @@ pub struct G {
 // the shutdown thread after every M has exited. The other `Cell`s follow
 // the same rule: `locked_ext` and `locked_int` are the running G's own,
 // `guard` is set by the M that starts the G or resets it where it exited,
-// and read by the overflow handler on the thread running it. Every other
-// field is immutable or atomic.
+// and read by the overflow handler on the thread running it. A life's
+// fields (`goid`, `name`, `spawn_site`, `stack_size`, `bubble`) are written
+// only by the sole holder of a dead G and read only through references
+// that keep it from being recycled (the module docs). Every other field is
+// immutable or atomic.
 unsafe impl Send for G {}
 // SAFETY: as above.
 unsafe impl Sync for G {}
@@ -300,19 +324,20 @@ pub(crate) struct Life {
 }
 
 impl G {
-    /// A new G of runtime `sched` that starts life `life`.
+    /// A new G of runtime `sched` that starts life `life` (not yet
+    /// registered: `newproc` does that).
     pub(crate) fn new(sched: Arc<Sched>, life: Life) -> Arc<G> {
-        let mut g = G {
-            id: 0,
-            name: None,
+        let g = G {
+            goid: Cell::new(0),
+            name: UnsafeCell::new(None),
             sched,
             status: AtomicU8::new(GStatus::Dead as u8),
             wait_reason: AtomicU8::new(0),
             wait_since: AtomicU64::new(0),
             park: Default::default(),
-            slot: AtomicU64::new(0),
-            spawn_site: life.site,
-            stack_size: 0,
+            slot: AtomicU64::new(UNREGISTERED),
+            spawn_site: Cell::new(life.site),
+            stack_size: Cell::new(0),
             guard: Default::default(),
             start: UnsafeCell::new(None),
             co: Default::default(),
@@ -322,35 +347,76 @@ impl G {
             lockedm: Default::default(),
             locked_ext: Cell::new(0),
             locked_int: Cell::new(0),
-            bubble: None,
+            bubble: UnsafeCell::new(None),
             durable: AtomicBool::new(false),
         };
         LIVE.fetch_add(1, Ordering::Relaxed);
-        g.begin_life(life);
+        // SAFETY: nobody else can see `g` yet.
+        unsafe { g.begin_life(life) };
         Arc::new(g)
     }
 
     /// Starts a life of the G, new or dead (then recycled: Go's `gfget`
     /// and `newproc1`): sets what a new life needs; everything else a life
-    /// may change was put back when the last one ended (`end_life`). The
-    /// registry slot is set by `newproc` after.
-    pub(crate) fn begin_life(&mut self, life: Life) {
+    /// may change was put back when the last one ended (`end_life`).
+    ///
+    /// # Safety
+    /// The caller is the G's only holder besides its registry (a new G, or
+    /// one `gfput` put on a free list and `gfget` took off it): no one else
+    /// reads a life's fields meanwhile (module docs).
+    pub(crate) unsafe fn begin_life(&self, life: Life) {
         // `end_life` ran on the P where the G exited, whose cache usually
         // still holds it; the spawning P, often another (through the shared
         // free list), writes only these fields, so that it waits on as few
         // of the G's cache lines as it can.
         debug_assert!(self.is_reset(), "a recycled G went through end_life");
-        self.id = life.id;
+        self.goid.set(life.id);
         if life.name.is_some() {
-            self.name = life.name;
+            // SAFETY: the contract.
+            unsafe { *self.name.get() = life.name };
         }
-        *self.status.get_mut() = GStatus::Runnable as u8;
-        self.spawn_site = life.site;
-        self.stack_size = life.stack_size;
-        *self.start.get_mut() = Some(life.body);
+        self.spawn_site.set(life.site);
+        self.stack_size.set(life.stack_size);
+        // SAFETY: the contract (the body is, besides, the runner's only).
+        unsafe { *self.start.get() = Some(life.body) };
         if life.bubble.is_some() {
-            self.bubble = life.bubble;
+            // SAFETY: the contract.
+            unsafe { *self.bubble.get() = life.bubble };
         }
+        // Release: a registry reader that sees the G alive sees its life's
+        // fields (`upgrade_live`).
+        self.status.store(GStatus::Runnable as u8, Ordering::Release);
+    }
+
+    /// A reference to registered G `g` if it is alive (not dead: free, or
+    /// being recycled). Its life's fields may be read through it: holding
+    /// it keeps `gfput` from recycling the G. The caller holds the
+    /// registry's lock, so the registry's own reference outlives the call
+    /// and a clone dropped here is never the last.
+    pub(crate) fn clone_if_live(g: &Arc<G>) -> Option<Arc<G>> {
+        let g = g.clone();
+        // Pairs with the fence in `gfput`, which stores `Dead` before it
+        // and counts references after: either it counts ours, or we see
+        // `Dead` (or a later life's status, stored with Release after that
+        // life's fields were written).
+        fence(Ordering::SeqCst);
+        (GStatus::from_u8(g.status.load(Ordering::Acquire)) != GStatus::Dead).then_some(g)
+    }
+
+    /// Takes the G out of its registry (it will not be recycled, or the
+    /// runtime shuts down). Returns the registry's reference, for the
+    /// caller to drop: outside the lock, as it may be the last.
+    pub(crate) fn leave_registry(&self) -> Option<Arc<G>> {
+        let slot = self.slot.swap(UNREGISTERED, Ordering::Relaxed);
+        if slot == UNREGISTERED {
+            return None;
+        }
+        let (shard, idx) = ((slot >> 32) as usize, slot as u32);
+        if !crate::m::holds_p_of(&self.sched, shard) {
+            crate::stats::SchedCounters::bump(&self.sched.counters.lock_other_registry);
+        }
+        let mut reg = self.sched.ps[shard].registry.lock().unwrap_or_else(|e| e.into_inner());
+        reg.remove(idx, self)
     }
 
     /// Unwinds the G's suspended stack where it is (its destructors run on
@@ -380,47 +446,86 @@ impl G {
 
     /// Ends a life: puts back what `begin_life` does not set, and drops
     /// the name and the bubble (a dead G keeps nothing alive).
-    pub(crate) fn end_life(&mut self) {
-        self.name = None;
-        *self.wait_reason.get_mut() = 0;
-        *self.wait_since.get_mut() = 0;
+    ///
+    /// # Safety
+    /// The G is dead and the caller its only holder besides its registry
+    /// (`gfput` checked).
+    unsafe fn end_life(&self) {
+        // SAFETY: the contract.
+        unsafe { *self.name.get() = None };
+        self.wait_reason.store(0, Ordering::Relaxed);
+        self.wait_since.store(0, Ordering::Relaxed);
         self.park.reset();
         self.guard.set((0, 0));
         debug_assert!(
-            self.start.get_mut().is_none() && self.co.get_mut().is_none(),
+            // SAFETY: the contract: nobody runs the G.
+            unsafe { (*self.start.get()).is_none() && (*self.co.get()).is_none() },
             "a dead G has no body or coroutine"
         );
-        *self.ready_at.get_mut() = 0;
-        *self.flow_id.get_mut() = 0;
-        *self.wait_external.get_mut() = true;
-        debug_assert!(self.lockedm.get_mut().is_null(), "a dead G is wired to no M");
+        self.ready_at.store(0, Ordering::Relaxed);
+        self.flow_id.store(0, Ordering::Relaxed);
+        self.wait_external.store(true, Ordering::Relaxed);
+        debug_assert!(self.lockedm.load(Ordering::Relaxed).is_null(), "a dead G is wired to no M");
         self.locked_ext.set(0);
         self.locked_int.set(0);
-        self.bubble = None;
-        *self.durable.get_mut() = false;
+        // SAFETY: the contract.
+        unsafe { *self.bubble.get() = None };
+        self.durable.store(false, Ordering::Relaxed);
     }
 
-    /// Whether every field `end_life` puts back is as it left it.
-    fn is_reset(&mut self) -> bool {
-        self.name.is_none()
-            && *self.wait_reason.get_mut() == 0
-            && *self.wait_since.get_mut() == 0
+    /// Whether every field `end_life` puts back is as it left it (checks
+    /// only; the caller holds the G alone).
+    fn is_reset(&self) -> bool {
+        // SAFETY: `begin_life`'s contract: nobody else touches the G.
+        let (name, start, co, bubble) = unsafe {
+            (
+                (*self.name.get()).is_none(),
+                (*self.start.get()).is_none(),
+                (*self.co.get()).is_none(),
+                (*self.bubble.get()).is_none(),
+            )
+        };
+        name && start
+            && co
+            && bubble
+            && self.wait_reason.load(Ordering::Relaxed) == 0
+            && self.wait_since.load(Ordering::Relaxed) == 0
             && self.park.is_empty()
             && self.guard.get() == (0, 0)
-            && self.start.get_mut().is_none()
-            && self.co.get_mut().is_none()
-            && *self.ready_at.get_mut() == 0
-            && *self.flow_id.get_mut() == 0
-            && *self.wait_external.get_mut()
-            && self.lockedm.get_mut().is_null()
+            && self.ready_at.load(Ordering::Relaxed) == 0
+            && self.flow_id.load(Ordering::Relaxed) == 0
+            && self.wait_external.load(Ordering::Relaxed)
+            && self.lockedm.load(Ordering::Relaxed).is_null()
             && self.locked_ext.get() == 0
             && self.locked_int.get() == 0
-            && self.bubble.is_none()
-            && !*self.durable.get_mut()
+            && !self.durable.load(Ordering::Relaxed)
+    }
+
+    /// The G's id, unique in the process (Go's `goid`).
+    pub fn id(&self) -> u64 {
+        self.goid.get()
+    }
+
+    /// Where the G was spawned.
+    pub(crate) fn spawn_site(&self) -> &'static Location<'static> {
+        self.spawn_site.get()
+    }
+
+    /// The stack size the G asked for.
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_size.get()
+    }
+
+    /// The synctest bubble the G belongs to.
+    pub(crate) fn bubble(&self) -> Option<&Arc<crate::synctest::Bubble>> {
+        // SAFETY: a life's field, read through a reference that keeps the
+        // G's life from ending (module docs).
+        unsafe { (*self.bubble.get()).as_ref() }
     }
 
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        // SAFETY: a life's field, read as `bubble` is.
+        unsafe { (*self.name.get()).as_deref() }
     }
 
     pub fn status(&self) -> GStatus {
@@ -433,7 +538,7 @@ impl G {
 
     /// Whether the G belongs to bubble `b`.
     pub(crate) fn bubble_is(&self, b: &crate::synctest::Bubble) -> bool {
-        self.bubble.as_ref().is_some_and(|x| std::ptr::eq(Arc::as_ptr(x), b))
+        self.bubble().is_some_and(|x| std::ptr::eq(Arc::as_ptr(x), b))
     }
 
     pub fn wait_reason(&self) -> WaitReason {
@@ -450,7 +555,7 @@ pub struct GoroutineInfo {
 
 impl GoroutineInfo {
     pub(crate) fn of(g: &G) -> Self {
-        GoroutineInfo { id: g.id, name: g.name.as_ref().map(|s| s.to_string()) }
+        GoroutineInfo { id: g.id(), name: g.name().map(str::to_string) }
     }
 
     /// The G's id, unique in the process (Go's `goid`).
@@ -557,7 +662,7 @@ pub(crate) struct GPool {
     /// Set when mapping a stack failed, cleared when one is freed: spawn
     /// fails fast meanwhile.
     stack_exhausted: AtomicBool,
-    /// Dead Gs, each the only reference to itself.
+    /// Dead Gs, each held only here and by its registry.
     gfree: Mutex<Vec<Arc<G>>>,
     /// Acquisitions of `gfree`'s lock (`Stats::shared_locks`).
     pub(crate) gfree_locks: AtomicU64,
@@ -605,7 +710,7 @@ impl GPool {
     /// `Err` if no stack could be mapped: the G's body is dropped, which
     /// reports the failure to its joiner.
     pub(crate) fn gstart(&self, local: &mut PLocal, g: &Arc<G>) -> io::Result<()> {
-        let stk = match stack::get(&mut local.stacks, &self.stacks, g.stack_size) {
+        let stk = match stack::get(&mut local.stacks, &self.stacks, g.stack_size()) {
             Ok(s) => s,
             Err(e) => {
                 self.stack_exhausted.store(true, Ordering::Relaxed);
@@ -627,8 +732,7 @@ impl GPool {
 
     /// Go's `gdestroy`: the G has exited (or never started); its stack
     /// goes to the P's cache (`local`; to the shared pool for an M without
-    /// a P). The G itself is the caller's: [`GPool::gfput`] once it is out
-    /// of the registry, or dropped.
+    /// a P). The G itself is the caller's: [`GPool::gfput`], or dropped.
     pub(crate) fn gdestroy(&self, local: Option<&mut PLocal>, g: &G) {
         g.set_status(GStatus::Dead);
         // SAFETY: the G has returned (or never ran); only this M touches
@@ -648,14 +752,22 @@ impl GPool {
         }
     }
 
-    /// Go's `gfput`: a dead G, out of the registry, goes to the P's free
-    /// list if nothing else holds it (an `Unparker` or a timer may: then
-    /// it is simply freed when they let go).
-    pub(crate) fn gfput(&self, local: &mut PLocal, mut g: Arc<G>) {
-        let Some(dead) = Arc::get_mut(&mut g) else {
+    /// Go's `gfput`: a dead G goes to the P's free list if nothing but the
+    /// registry holds it. If something else does (an `Unparker`, a timer,
+    /// a dump), it leaves the registry and is freed when they let go.
+    pub(crate) fn gfput(&self, local: &mut PLocal, g: Arc<G>) {
+        debug_assert_eq!(g.status(), GStatus::Dead);
+        // Pairs with the fence in `G::clone_if_live` (the module docs): the
+        // status is `Dead` already, so a registry reader that clones the G
+        // after this count sees it dead and reads nothing else.
+        fence(Ordering::SeqCst);
+        if Arc::strong_count(&g) != 2 {
+            drop(g.leave_registry());
             return;
-        };
-        dead.end_life();
+        }
+        // SAFETY: the G is dead and ours alone besides the registry, whose
+        // readers from now on see it dead.
+        unsafe { g.end_life() };
         if local.gfree.len() >= GFREE_LOCAL {
             let at = local.gfree.len() - GFREE_BATCH;
             let spill: Vec<Arc<G>> = local.gfree.drain(at..).collect();

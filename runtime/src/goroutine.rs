@@ -36,6 +36,30 @@ where
     T: Send + 'static,
 {
     let site = Location::caller();
+    let g = m::current_g_ptr();
+    if g.is_null() {
+        return go_off_g(f, site);
+    }
+    // SAFETY: `g` is the running G: it (and the runtime it holds) lives
+    // at least until it returns from this call, whichever M it is on then.
+    let g = unsafe { &*g };
+    let sched = &g.sched;
+    let bubble = crate::synctest::inherited_from(g, sched);
+    match spawn_in(sched, f, None, None, site, bubble) {
+        Ok(h) => h,
+        Err(_) if m::force_unwinding() => JoinHandle::dropped(),
+        Err(e) => panic!("goro::go: {e}"),
+    }
+}
+
+/// `go` called outside any G: on the scheduler stack of an M, or on a
+/// plain thread.
+#[cold]
+fn go_off_g<F, T>(f: F, site: &'static Location<'static>) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     if m::force_unwinding() {
         // A destructor of a G that shutdown is dropping: a panic here would
         // abort the process. The new G is refused the way shutdown refuses
@@ -246,19 +270,24 @@ where
     // SAFETY: we hold P `p`.
     let recycled = here.and_then(|(_, p)| s.gpool.gfget(unsafe { s.ps[p].local() }));
     let g = match recycled {
-        Some(mut g) => {
-            Arc::get_mut(&mut g).expect("a free G has no other reference").begin_life(life);
+        Some(g) => {
+            // SAFETY: `gfput` put the G on the free list as its only
+            // holder, and `gfget` gave it to us.
+            unsafe { g.begin_life(life) };
             g
         }
-        None => G::new(s.clone(), life),
+        None => {
+            // A new G enters the registry for good (`g.rs`).
+            let g = G::new(s.clone(), life);
+            let shard = here.map_or((id as usize) % s.procs, |(_, p)| p);
+            if here.is_none() {
+                SchedCounters::bump(&s.counters.lock_other_registry);
+            }
+            let idx = s.ps[shard].registry.lock().unwrap().insert(g.clone());
+            g.slot.store(((shard as u64) << 32) | idx as u64, Ordering::Relaxed);
+            g
+        }
     };
-
-    let shard = here.map_or((id as usize) % s.procs, |(_, p)| p);
-    if here.is_none() {
-        SchedCounters::bump(&s.counters.lock_other_registry);
-    }
-    let idx = s.ps[shard].registry.lock().unwrap().insert(g.clone());
-    g.slot.store(((shard as u64) << 32) | idx as u64, Ordering::Relaxed);
 
     match here {
         Some((c, p)) => {
@@ -275,7 +304,10 @@ where
             s.wakep();
         }
     }
-    m::back_to_user();
+    match here {
+        Some((c, _)) => m::back_to_user_in(c),
+        None => m::back_to_user(),
+    }
     Ok(id)
 }
 

@@ -127,12 +127,9 @@ pub(crate) struct PLocal {
     pub goid_next: u64,
     pub goid_end: u64,
     pub overflow: Vec<*mut G>,
-    /// Dead Gs for reuse (Go's `p.gFree`); each is the only reference.
+    /// Dead Gs for reuse (Go's `p.gFree`), each held only here and by
+    /// its registry.
     pub gfree: Vec<Arc<G>>,
-    /// Dead Gs that exited here but are registered in another P's
-    /// registry, waiting to leave it in one batch (`execute.rs`,
-    /// `goexit0`): one lock of that registry per batch instead of per G.
-    pub unreg: Vec<Arc<G>>,
 }
 
 // SAFETY: `local` is accessed only through `P::local`, whose contract is that
@@ -167,7 +164,6 @@ impl P {
                 goid_end: 0,
                 overflow: Vec::new(),
                 gfree: Vec::new(),
-                unreg: Vec::new(),
             }),
         }
     }
@@ -261,18 +257,20 @@ impl P {
     }
 }
 
-/// A slab of the Gs created on one P, so that shutdown and dumps can find
-/// every live G.
+/// A slab of the G objects created on one P, dead ones included (Go's
+/// `allgs`), so that shutdown and dumps can find every live G and a parked
+/// G nobody will wake stays alive. A G enters when it is made (`newproc`)
+/// and leaves when it cannot be recycled or at shutdown (`g.rs`): spawns
+/// and exits of recycled Gs never touch it. Readers clone a G with
+/// `G::clone_if_live`.
 #[derive(Default)]
 pub(crate) struct Registry {
     slots: Vec<Option<Arc<G>>>,
     free: Vec<u32>,
-    live: usize,
 }
 
 impl Registry {
     pub fn insert(&mut self, g: Arc<G>) -> u32 {
-        self.live += 1;
         if let Some(i) = self.free.pop() {
             self.slots[i as usize] = Some(g);
             i
@@ -282,13 +280,19 @@ impl Registry {
         }
     }
 
-    pub fn remove(&mut self, i: u32) -> Option<Arc<G>> {
-        let g = self.slots.get_mut(i as usize)?.take();
-        if g.is_some() {
-            self.live -= 1;
-            self.free.push(i);
+    /// Takes out entry `i` if it is G `g`'s.
+    pub fn remove(&mut self, i: u32, g: *const G) -> Option<Arc<G>> {
+        let slot = self.slots.get_mut(i as usize)?;
+        if !slot.as_ref().is_some_and(|x| std::ptr::eq(Arc::as_ptr(x), g)) {
+            return None;
         }
-        g
+        self.free.push(i);
+        slot.take()
+    }
+
+    /// How many Gs it holds.
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<G>> {
@@ -297,7 +301,6 @@ impl Registry {
 
     pub fn drain(&mut self) -> Vec<Arc<G>> {
         self.free.clear();
-        self.live = 0;
         self.slots.drain(..).flatten().collect()
     }
 }

@@ -82,7 +82,7 @@ impl Unparker {
     /// The G behind this handle if it belongs to a synctest bubble.
     pub(crate) fn bubble_g(&self) -> Option<&Arc<G>> {
         match &self.inner {
-            Inner::G(g) if g.bubble.is_some() => Some(g),
+            Inner::G(g) if g.bubble().is_some() => Some(g),
             _ => None,
         }
     }
@@ -90,7 +90,7 @@ impl Unparker {
     /// The G id behind this handle, `None` for a plain thread.
     pub fn goroutine_id(&self) -> Option<u64> {
         match &self.inner {
-            Inner::G(g) => Some(g.id),
+            Inner::G(g) => Some(g.id()),
             Inner::Thread(_) | Inner::Waker(_) => None,
         }
     }
@@ -110,7 +110,7 @@ impl Unparker {
 /// bubble (which counts its durably blocked Gs). `true`: ready the G.
 #[inline]
 fn unpark_g(g: &G) -> bool {
-    match &g.bubble {
+    match g.bubble() {
         None => g.park.unpark(),
         Some(b) => b.unpark(g),
     }
@@ -167,7 +167,7 @@ pub fn park_woken_by(reason: WaitReason, by: WokenBy) {
     }
     g.wait_reason.store(reason as u8, Ordering::Relaxed);
     g.wait_external.store(external, Ordering::Release);
-    if g.bubble.is_some() {
+    if g.bubble().is_some() {
         g.durable.store(durable, Ordering::Relaxed);
     }
     g.wait_since.store(g.sched.clock.coarse_now(), Ordering::Relaxed);

@@ -85,7 +85,7 @@ impl ParkToken {
     }
 
     /// Back to `EMPTY` (a recycled G; no other reference exists).
-    pub fn reset(&mut self) {
+    pub fn reset(&self) {
         self.0.store(EMPTY, Ordering::Relaxed);
     }
 

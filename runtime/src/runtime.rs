@@ -424,14 +424,14 @@ impl Runtime {
             .all_gs()
             .iter()
             .map(|g| GoroutineState {
-                id: g.id,
+                id: g.id(),
                 name: g.name().map(str::to_string),
                 status: g.status(),
                 wait_reason: g.wait_reason(),
                 waiting_for: std::time::Duration::from_nanos(
                     now.saturating_sub(g.wait_since.load(std::sync::atomic::Ordering::Relaxed)),
                 ),
-                spawn_site: g.spawn_site,
+                spawn_site: g.spawn_site(),
             })
             .collect();
         v.sort_by_key(|g| g.id);
@@ -557,7 +557,13 @@ fn stop_sched(sched: &Sched) {
     victims.retain(|g| !wired(g) && g.park.kill());
     for p in sched.ps.iter() {
         p.timers.lock().unwrap().clear();
-        for g in p.registry.lock().unwrap().drain() {
+        let registered = p.registry.lock().unwrap().drain();
+        for g in registered {
+            // Dead Gs (free ones) have nothing to unwind.
+            if g.status() == GStatus::Dead {
+                continue;
+            }
+            g.slot.store(crate::g::UNREGISTERED, Ordering::Relaxed);
             // With every M gone, any G is ours; a detached M may still
             // run its own G, so then only parked ones are.
             let claimed = !wired(&g) && if detached { g.park.kill_parked() } else { g.park.kill() };
@@ -597,7 +603,6 @@ fn stop_sched(sched: &Sched) {
                 p.local().stacks.clear();
                 // Free Gs hold the Sched: break the cycle.
                 p.local().gfree.clear();
-                p.local().unreg.clear();
             }
         }
     }

@@ -228,7 +228,7 @@ impl Sched {
     fn ready_local(self: &Arc<Self>, c: &MCtx, p: usize, g: Arc<G>, next: bool) {
         g.set_status(GStatus::Runnable);
         if let Some(t) = &self.tracer {
-            g.flow_id.store(t.flow_start(Some(&c.trace), Some(c.m.id), g.id), Ordering::Relaxed);
+            g.flow_id.store(t.flow_start(Some(&c.trace), Some(c.m.id), g.id()), Ordering::Relaxed);
         }
         let pp = &self.ps[p];
         if pp.counters.unparks.load(Ordering::Relaxed) & SAMPLE_MASK == 0 {
@@ -263,7 +263,7 @@ impl Sched {
     fn ready_external(self: &Arc<Self>, g: Arc<G>) {
         g.set_status(GStatus::Runnable);
         if let Some(t) = &self.tracer {
-            g.flow_id.store(t.flow_start(None, None, g.id), Ordering::Relaxed);
+            g.flow_id.store(t.flow_start(None, None, g.id()), Ordering::Relaxed);
         }
         if self.shutdown.started() {
             return;
@@ -952,12 +952,11 @@ impl Sched {
     }
 
     /// Live Gs of this runtime (for dumps and tests). The registries also
-    /// hold Gs that exited and wait to leave them in a batch
-    /// (`execute.rs`, `goexit0`): those are dead and left out.
+    /// hold dead Gs (free ones): those are left out.
     pub fn all_gs(&self) -> Vec<Arc<G>> {
         let mut out = Vec::new();
         for p in self.ps.iter() {
-            out.extend(p.registry.lock().unwrap().iter().filter(|g| g.status() != GStatus::Dead).cloned());
+            out.extend(p.registry.lock().unwrap().iter().filter_map(G::clone_if_live));
         }
         out
     }

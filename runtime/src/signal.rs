@@ -113,7 +113,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         let g = unsafe { &*g };
         let (lo, hi) = g.guard.get();
         if addr >= lo && addr < hi {
-            report_overflow(g.id, g.name.as_deref(), g.stack_size);
+            report_overflow(g.id(), g.name(), g.stack_size());
         }
     }
     // Not ours: hand it on.

@@ -108,6 +108,10 @@ pub struct Stats {
     pub global_queue: usize,
     /// Gs that exist (created and not yet exited).
     pub live_goroutines: usize,
+    /// G objects the runtime holds: the live Gs and the dead ones kept for
+    /// reuse (Go's `allglen`). Dead Gs are reused by later spawns, so this
+    /// follows the most Gs alive at once, not the number spawned.
+    pub g_objects: usize,
     /// Gs readied by plain OS threads (they go to the global queue).
     pub external_readies: u64,
     /// Ps handed to another M because their G blocked in a syscall
@@ -243,6 +247,7 @@ pub(crate) fn collect(s: &crate::sched::Sched) -> Stats {
         spinning_threads,
         global_queue,
         live_goroutines: live,
+        g_objects: s.ps.iter().map(|p| p.registry.lock().unwrap().len()).sum(),
         runnable_goroutines: by_state[GStatus::Runnable as usize],
         running_goroutines: by_state[GStatus::Running as usize],
         waiting_goroutines: by_state[GStatus::Waiting as usize],

@@ -376,7 +376,7 @@ fn current_ptr() -> *const Bubble {
     }
     // SAFETY: the running G is alive while it runs; its bubble is fixed
     // for its life.
-    unsafe { (*g).bubble.as_ref().map_or(std::ptr::null(), Arc::as_ptr) }
+    unsafe { (*g).bubble().map_or(std::ptr::null(), Arc::as_ptr) }
 }
 
 /// The bubble of the running G, or of the timer action this thread runs.
@@ -408,7 +408,13 @@ pub(crate) fn inherited(s: &Sched) -> Option<Arc<Bubble>> {
         return None;
     }
     // SAFETY: as in `current`.
-    let b = unsafe { (*g).bubble.as_ref() }?;
+    inherited_from(unsafe { &*g }, s)
+}
+
+/// [`inherited`] with the spawning G `g` in hand.
+#[inline]
+pub(crate) fn inherited_from(g: &crate::g::G, s: &Sched) -> Option<Arc<Bubble>> {
+    let b = g.bubble()?;
     std::ptr::eq(b.sched, s).then(|| b.clone())
 }
 
@@ -513,7 +519,7 @@ where
         End::Deadlock => {
             let main_returned = lock(&b.st).main_returned;
             let gs = crate::dump::goroutines_where(&sched, |g| {
-                g.status() != GStatus::Dead && g.bubble.as_ref().is_some_and(|x| Arc::ptr_eq(x, &b))
+                g.status() != GStatus::Dead && g.bubble().is_some_and(|x| Arc::ptr_eq(x, &b))
             });
             if main_returned {
                 panic!(

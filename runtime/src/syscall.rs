@@ -100,7 +100,7 @@ fn entersyscall(block: bool) -> Option<usize> {
         crate::trace::instant(
             &sched.tracer,
             "syscall enter",
-            format_args!(r#""g":{},"p":{p},"blocking":{block}"#, g.id),
+            format_args!(r#""g":{},"p":{p},"blocking":{block}"#, g.id()),
         );
         if block {
             if pp.cas_status(PStatus::Syscall, PStatus::Idle) {
@@ -122,7 +122,7 @@ fn exitsyscall(p: usize) {
         // SAFETY: the current G is alive while it runs.
         let g: &G = unsafe { &*c.curg.get() };
         let pp = &sched.ps[p];
-        crate::trace::instant(&sched.tracer, "syscall exit", format_args!(r#""g":{},"p":{p}"#, g.id));
+        crate::trace::instant(&sched.tracer, "syscall exit", format_args!(r#""g":{},"p":{p}"#, g.id()));
         if c.p.get() != NO_P {
             // The G parked inside `f` and came back on an M with a P: it
             // keeps that one; give up the syscall P if nobody retook it.
