@@ -368,23 +368,26 @@ impl G {
         // `end_life` ran on the P where the G exited, whose cache usually
         // still holds it; the spawning P, often another (through the shared
         // free list), writes only these fields, so that it waits on as few
-        // of the G's cache lines as it can.
+        // of the G's cache lines as it can. It only writes them: the fields
+        // a life takes (`name`, `start`, `bubble`) are `None` between
+        // lives, so there is no old value to load and drop, and a store
+        // to a line not in this P's cache does not stall as a load would.
         debug_assert!(self.is_reset(), "a recycled G went through end_life");
         self.goid.set(life.id);
         if life.name.is_some() {
-            // SAFETY: the contract.
-            unsafe { *self.name.get() = life.name };
+            // SAFETY: the contract; the old value is `None` (nothing to drop).
+            unsafe { self.name.get().write(life.name) };
         }
         self.spawn_site.set(life.site);
         self.stack_size.set(life.stack_size);
-        // SAFETY: the contract (the body is, besides, the runner's only).
-        unsafe { *self.start.get() = Some(life.body) };
+        // SAFETY: as for `name` (the body is, besides, the runner's only).
+        unsafe { self.start.get().write(Some(life.body)) };
         if life.bubble.is_some() {
-            // SAFETY: the contract.
-            unsafe { *self.bubble.get() = life.bubble };
+            // SAFETY: as for `name`.
+            unsafe { self.bubble.get().write(life.bubble) };
         }
         // Release: a registry reader that sees the G alive sees its life's
-        // fields (`upgrade_live`).
+        // fields (`clone_if_live`).
         self.status.store(GStatus::Runnable as u8, Ordering::Release);
     }
 
