@@ -27,16 +27,15 @@
 //! `gfput` and `begin_life`. Everybody else reads them through a reference
 //! taken while the G was alive, which keeps `gfput` from recycling it. A
 //! registry reader that clones a G races with that check; the two sides
-//! order themselves with `SeqCst` fences ([`G::clone_if_live`],
-//! [`GPool::gfput`]): either `gfput` counts the reader's reference and
-//! frees the G instead of recycling it, or the reader sees the G dead and
-//! reads nothing else.
+//! order themselves with `SeqCst` fences (`recycle.rs`, loom-checked):
+//! either `gfput` counts the reader's reference and frees the G instead of
+//! recycling it, or the reader sees the G dead and reads nothing else.
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::io;
 use std::panic::Location;
-use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::p::PLocal;
@@ -398,12 +397,9 @@ impl G {
     /// and a clone dropped here is never the last.
     pub(crate) fn clone_if_live(g: &Arc<G>) -> Option<Arc<G>> {
         let g = g.clone();
-        // Pairs with the fence in `gfput`, which stores `Dead` before it
-        // and counts references after: either it counts ours, or we see
-        // `Dead` (or a later life's status, stored with Release after that
-        // life's fields were written).
-        fence(Ordering::SeqCst);
-        (GStatus::from_u8(g.status.load(Ordering::Acquire)) != GStatus::Dead).then_some(g)
+        // Either `gfput` counts this reference, or we see the G dead
+        // (`recycle.rs`).
+        crate::recycle::reader_sees_live(&g.status, GStatus::Dead as u8).then_some(g)
     }
 
     /// Takes the G out of its registry (it will not be recycled, or the
@@ -760,11 +756,10 @@ impl GPool {
     /// a dump), it leaves the registry and is freed when they let go.
     pub(crate) fn gfput(&self, local: &mut PLocal, g: Arc<G>) {
         debug_assert_eq!(g.status(), GStatus::Dead);
-        // Pairs with the fence in `G::clone_if_live` (the module docs): the
-        // status is `Dead` already, so a registry reader that clones the G
-        // after this count sees it dead and reads nothing else.
-        fence(Ordering::SeqCst);
-        if Arc::strong_count(&g) != 2 {
+        // The status is `Dead` already: a registry reader that clones the
+        // G after this count sees it dead and reads nothing else
+        // (`recycle.rs`).
+        if !crate::recycle::may_recycle(|| Arc::strong_count(&g), 2) {
             drop(g.leave_registry());
             return;
         }

@@ -38,6 +38,7 @@ mod park;
 mod park_token;
 mod policy;
 mod poller;
+mod recycle;
 #[doc(hidden)]
 pub mod runq;
 mod runtime;
@@ -58,7 +59,7 @@ mod trace;
 /// Atomics of the parts that loom models (the run queue, the park token,
 /// the idle counts, the takeover): the models swap in loom's.
 pub(crate) mod atomic {
-    pub use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+    pub use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
     /// The light side of an asymmetric barrier: only a compiler fence;
     /// `hog::process_barrier` makes it a full one when it matters.
