@@ -7,11 +7,13 @@
 use std::io;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 
 use crate::g::{Body, GoroutineInfo, Life, Switch, WaitReason, G};
+use crate::join_cell::JoinCell;
 use crate::m;
 use crate::park::{self, Unparker};
 use crate::sched::{Sched, MAX_STACK_SIZE};
@@ -193,8 +195,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let inner = Arc::new(JoinInner { state: Mutex::new(JoinState { result: None, waiter: None }) });
-    let completer = Completer(Some(inner.clone()));
+    let cell = new_cell();
+    let completer = Completer(Some(cell));
     let body = move || {
         let completer = completer;
         let r = catch_unwind(AssertUnwindSafe(f));
@@ -211,7 +213,7 @@ where
     };
     let bubble_id = bubble.as_ref().map_or(0, |b| b.id);
     let id = newproc(sched, body, name, stack_size, site, bubble)?;
-    Ok(JoinHandle { inner, id, runtime: Some(m::RuntimeId::of(sched)), bubble: bubble_id, _t: PhantomData })
+    Ok(JoinHandle { cell, id, runtime: Some(m::RuntimeId::of(sched)), bubble: bubble_id, _t: PhantomData })
 }
 
 /// Go's `newproc`: creates a G running `body` and queues it (in
@@ -314,42 +316,57 @@ where
 /// Ids of Gs; each P takes them in batches (Go's `goidcache`).
 static NEXT_GOID: AtomicU64 = AtomicU64::new(1);
 
-struct JoinState<T> {
-    result: Option<thread::Result<T>>,
-    waiter: Option<Unparker>,
+/// A G's result on its way to the handle (`join_cell.rs`).
+type Cell<T> = JoinCell<thread::Result<T>, Unparker>;
+
+/// A cell on the heap, for its two owners (a completer and a handle).
+fn new_cell<T>() -> NonNull<Cell<T>> {
+    NonNull::from(Box::leak(Box::new(JoinCell::new())))
 }
 
-struct JoinInner<T> {
-    state: Mutex<JoinState<T>>,
+/// An owner lets go of `cell`; the last frees it.
+///
+/// # Safety
+/// The caller is one of the two owners, and lets go once.
+unsafe fn let_go<T>(cell: NonNull<Cell<T>>) {
+    // SAFETY: the contract: the cell lives until its second release.
+    if unsafe { cell.as_ref() }.release() {
+        // SAFETY: the last owner: nobody else touches it any more.
+        drop(unsafe { Box::from_raw(cell.as_ptr()) });
+    }
 }
 
-/// Delivers a G's result; if dropped unused (the G was dropped at runtime
-/// shutdown before finishing), delivers an error instead.
-struct Completer<T>(Option<Arc<JoinInner<T>>>);
+/// The G's owner of its cell: delivers the G's result; if dropped unused
+/// (the G was dropped at runtime shutdown before finishing), delivers an
+/// error instead.
+struct Completer<T>(Option<NonNull<Cell<T>>>);
+
+// SAFETY: the completer moves into the G's body, and the cell hands the
+// result over to the handle's thread: what crosses threads is a `T`.
+unsafe impl<T: Send> Send for Completer<T> {}
 
 impl<T> Completer<T> {
     fn complete(mut self, r: thread::Result<T>) {
-        if let Some(inner) = self.0.take() {
-            deliver(&inner, r);
+        if let Some(cell) = self.0.take() {
+            deliver(cell, r);
         }
     }
 }
 
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
-        if let Some(inner) = self.0.take() {
+        if let Some(cell) = self.0.take() {
             let msg: &'static str = "goroutine was dropped before it finished (its runtime shut down)";
-            deliver(&inner, Err(Box::new(msg)));
+            deliver(cell, Err(Box::new(msg)));
         }
     }
 }
 
-fn deliver<T>(inner: &JoinInner<T>, r: thread::Result<T>) {
-    let waiter = {
-        let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.result = Some(r);
-        st.waiter.take()
-    };
+fn deliver<T>(cell: NonNull<Cell<T>>, r: thread::Result<T>) {
+    // SAFETY: the completer owns the cell until its release below.
+    let waiter = unsafe { cell.as_ref() }.complete(r);
+    // SAFETY: the completer's one release.
+    unsafe { let_go(cell) };
     if let Some(w) = waiter {
         w.unpark_owned();
     }
@@ -370,7 +387,8 @@ fn deliver<T>(inner: &JoinInner<T>, r: thread::Result<T>) {
 /// assert_eq!(caught.as_deref(), Some("boom"));
 /// ```
 pub struct JoinHandle<T> {
-    inner: Arc<JoinInner<T>>,
+    /// The handle's share of the G's result cell.
+    cell: NonNull<Cell<T>>,
     id: u64,
     /// The runtime the G runs on (`None`: a handle to a G never run).
     runtime: Option<m::RuntimeId>,
@@ -379,24 +397,44 @@ pub struct JoinHandle<T> {
     _t: PhantomData<T>,
 }
 
+// SAFETY: a handle is the joiner's share of the cell: `join`,
+// `join_timeout` and `try_take` (the only ones that touch the cell's
+// joiner side) take it by value or `&mut`; through `&` only `is_finished`
+// (an atomic load) and `id` are reachable. What crosses threads is a `T`.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // SAFETY: the handle's one release (drop runs once).
+        unsafe { let_go(self.cell) };
+    }
+}
+
 impl<T> JoinHandle<T> {
     /// A handle to a G that was never run: its join reports the drop.
     fn dropped() -> JoinHandle<T> {
-        let inner = Arc::new(JoinInner { state: Mutex::new(JoinState { result: None, waiter: None }) });
-        drop(Completer(Some(inner.clone())));
-        JoinHandle { inner, id: 0, runtime: None, bubble: 0, _t: PhantomData }
+        let cell = new_cell();
+        drop(Completer(Some(cell)));
+        JoinHandle { cell, id: 0, runtime: None, bubble: 0, _t: PhantomData }
+    }
+
+    /// The cell's joiner side: the result, or `Err` after leaving the
+    /// waiter `waiter()` makes.
+    fn take_or_wait(&mut self, waiter: impl FnOnce() -> Unparker) -> Result<thread::Result<T>, ()> {
+        // SAFETY: `&mut self`: the one joiner. The handle is its cell's
+        // owner until dropped.
+        let r = unsafe { self.cell.as_ref().take_or_wait(waiter) }?;
+        Ok(r.expect("a G's result is taken once: join consumes the handle"))
     }
 
     /// Waits for the G to finish: parks the calling G, or blocks the calling
     /// thread outside a G. `Err` holds the G's panic payload.
-    pub fn join(self) -> thread::Result<T> {
+    pub fn join(mut self) -> thread::Result<T> {
         loop {
-            {
-                let mut st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(r) = st.result.take() {
-                    return r;
-                }
-                st.waiter = Some(park::current_unparker());
+            if let Ok(r) = self.take_or_wait(park::current_unparker) {
+                return r;
             }
             park::park_woken_by(WaitReason::Join, self.woken_by());
         }
@@ -416,22 +454,20 @@ impl<T> JoinHandle<T> {
     ///     })
     /// };
     /// ```
-    pub fn join_timeout(self, timeout: std::time::Duration) -> Result<thread::Result<T>, JoinHandle<T>> {
+    pub fn join_timeout(mut self, timeout: std::time::Duration) -> Result<thread::Result<T>, JoinHandle<T>> {
         let deadline = crate::timer::deadline_after(timeout);
         loop {
-            {
-                let mut st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(r) = st.result.take() {
+            if let Ok(r) = self.take_or_wait(park::current_unparker) {
+                return Ok(r);
+            }
+            if crate::timer::now() >= deadline {
+                // A wake-up already on its way is a spurious one for the
+                // caller's next park, which parks allow.
+                // SAFETY: `self` is the one joiner.
+                if let Some(r) = unsafe { self.cell.as_ref().cancel_wait() } {
                     return Ok(r);
                 }
-                if crate::timer::now() >= deadline {
-                    // A wake-up already on its way is a spurious one for
-                    // the caller's next park, which parks allow.
-                    st.waiter = None;
-                    drop(st);
-                    return Err(self);
-                }
-                st.waiter = Some(park::current_unparker());
+                return Err(self);
             }
             park::park_until_woken_by(WaitReason::Join, deadline, self.woken_by());
         }
@@ -449,18 +485,14 @@ impl<T> JoinHandle<T> {
 
     /// Takes the result if the G has finished; else registers `waiter` to
     /// be woken when it does.
-    pub(crate) fn try_take(&self, waiter: Unparker) -> Option<thread::Result<T>> {
-        let mut st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = st.result.take() {
-            return Some(r);
-        }
-        st.waiter = Some(waiter);
-        None
+    pub(crate) fn try_take(&mut self, waiter: Unparker) -> Option<thread::Result<T>> {
+        self.take_or_wait(|| waiter).ok()
     }
 
     /// Whether the G has finished (returned or panicked).
     pub fn is_finished(&self) -> bool {
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner()).result.is_some()
+        // SAFETY: the handle owns its share of the cell until dropped.
+        unsafe { self.cell.as_ref() }.is_done()
     }
 
     /// The id of the G.
@@ -496,4 +528,14 @@ pub fn current() -> GoroutineInfo {
 /// The running G's id and name, or `None` on a plain thread.
 pub fn try_current() -> Option<GoroutineInfo> {
     m::current_g().map(|g| GoroutineInfo::of(&g))
+}
+
+#[cfg(test)]
+mod tests {
+    /// A `JoinHandle<()>`'s cell fits a 64-byte heap chunk (56 bytes and
+    /// the allocator's 8-byte header): every spawn allocates one.
+    #[test]
+    fn a_unit_results_cell_is_56_bytes() {
+        assert_eq!(std::mem::size_of::<super::Cell<()>>(), 56);
+    }
 }

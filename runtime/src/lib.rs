@@ -31,6 +31,7 @@ mod g;
 mod goroutine;
 mod hog;
 mod idle;
+mod join_cell;
 mod lock_os_thread;
 mod m;
 mod p;
@@ -57,9 +58,25 @@ mod timer;
 mod trace;
 
 /// Atomics of the parts that loom models (the run queue, the park token,
-/// the idle counts, the takeover): the models swap in loom's.
+/// the idle counts, the takeover, the join cell, recycling): the models
+/// swap in loom's.
 pub(crate) mod atomic {
     pub use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+    /// `std`'s `UnsafeCell` with loom's closure API (`with_mut`), so that
+    /// a module loom models can use loom's.
+    pub struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub const fn new(v: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(v))
+        }
+
+        #[inline(always)]
+        pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
 
     /// The light side of an asymmetric barrier: only a compiler fence;
     /// `hog::process_barrier` makes it a full one when it matters.

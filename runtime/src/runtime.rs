@@ -373,7 +373,7 @@ impl Runtime {
             let _unwatch = unwatch;
             f()
         };
-        let h = spawn_on(&self.sched, body, Some("main".into()), None, site)
+        let mut h = spawn_on(&self.sched, body, Some("main".into()), None, site)
             .unwrap_or_else(|e| panic!("goro: block_on: {e}"));
         let _unwatch = Unwatch(self.sched.clone(), tid);
         let r = loop {
